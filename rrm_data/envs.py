@@ -1,0 +1,126 @@
+"""Meta-World adapter: make task environments, choose and restore task variations and physics state.
+
+The collector, the re-renderer and the RL bridge all go through here, so an episode is
+always rebuilt the same way: pick the task variation (``rand_vec``), reset, then step.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import difflib
+import os
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from rrm_data.errors import RrmError
+
+# MuJoCo picks its OpenGL backend when it is first imported. OSMesa renders on a CPU-only
+# machine; without Debian's libosmesa6 we leave it unset so that state-only work still runs.
+if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("OSMesa"):
+    os.environ["MUJOCO_GL"] = "osmesa"
+    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+
+import gymnasium as gym  # noqa: E402
+import metaworld  # noqa: E402,F401  (registers the Meta-World/* environments)
+import mujoco  # noqa: E402
+
+warnings.filterwarnings("ignore", module=r"gymnasium\..*")
+warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
+gym.logger.min_level = 40
+
+
+@cache
+def task_names() -> tuple[str, ...]:
+    """All Meta-World v3 task names."""
+    return tuple(sorted(metaworld.ALL_V3_ENVIRONMENTS))
+
+
+def check_task(name: str) -> str:
+    """Return ``name`` if it is a Meta-World v3 task, else fail listing close matches."""
+    if name in task_names():
+        return name
+    close = difflib.get_close_matches(name, task_names(), n=4, cutoff=0.5)
+    hint = f"; close matches: {', '.join(close)}" if close else "; run 'rrm-data collect --help'"
+    raise RrmError(f"unknown task '{name}'{hint}")
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """How frames are rendered: camera, square size, and whether to use the fast scene."""
+
+    camera: str
+    size: int
+    fast: bool = True
+
+
+def make_env(task: str, seed: int, render: RenderSpec | None = None) -> gym.Env:
+    """A Meta-World MT1 environment whose task variation is chosen by the caller, not on reset."""
+    check_task(task)
+    kwargs: dict[str, Any] = {}
+    if render is not None:
+        kwargs = dict(render_mode="rgb_array", camera_name=render.camera,
+                      width=render.size, height=render.size)
+    env = gym.make("Meta-World/MT1", env_name=task, seed=seed, **kwargs)
+    env.get_wrapper_attr("toggle_sample_tasks_on_reset")(False)
+    return env
+
+
+def num_variations(env: gym.Env) -> int:
+    return len(env.get_wrapper_attr("tasks"))
+
+
+def reset_to_variation(env: gym.Env, variation: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reset into the benchmark's task variation number ``variation``; return (obs, rand_vec)."""
+    env.unwrapped.set_task(env.get_wrapper_attr("tasks")[variation])
+    obs, _ = env.reset(seed=seed)
+    return obs, np.asarray(env.unwrapped._last_rand_vec, dtype=np.float64).copy()
+
+
+def reset_to_rand_vec(env: gym.Env, rand_vec: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Rebuild the scene of a stored episode from its ``rand_vec``."""
+    unwrapped = env.unwrapped
+    unwrapped._freeze_rand_vec = True
+    unwrapped._last_rand_vec = np.asarray(rand_vec, dtype=np.float64)
+    obs, _ = env.reset(seed=seed)
+    return obs
+
+
+@dataclass(frozen=True)
+class PhysicsState:
+    """Enough of MuJoCo's state to restore a step exactly (positions, velocities, mocap)."""
+
+    qpos: np.ndarray
+    qvel: np.ndarray
+    mocap_pos: np.ndarray
+    mocap_quat: np.ndarray
+
+
+def get_physics_state(env: gym.Env) -> PhysicsState:
+    data = env.unwrapped.data
+    return PhysicsState(data.qpos.copy(), data.qvel.copy(),
+                        data.mocap_pos.ravel().copy(), data.mocap_quat.ravel().copy())
+
+
+def set_physics_state(env: gym.Env, state: PhysicsState) -> None:
+    """Write a stored state into the simulator and recompute derived quantities."""
+    unwrapped = env.unwrapped
+    data = unwrapped.data
+    data.qpos[:] = state.qpos
+    data.qvel[:] = state.qvel
+    data.mocap_pos[:] = np.reshape(state.mocap_pos, data.mocap_pos.shape)
+    data.mocap_quat[:] = np.reshape(state.mocap_quat, data.mocap_quat.shape)
+    mujoco.mj_forward(unwrapped.model, data)
+
+
+def env_fps(env: gym.Env) -> float:
+    return float(env.metadata.get("render_fps") or 1.0 / env.unwrapped.dt)
+
+
+def suite_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {"suite": "metaworld", "version": version("metaworld"), "mujoco": mujoco.__version__}

@@ -1,0 +1,69 @@
+"""Names of the rrm-data/1 format: tables, columns, splits. One place, used by writer and reader."""
+
+from __future__ import annotations
+
+from rrm_data import FORMAT_VERSION
+
+STATE_DIM = 39
+ACTION_DIM = 4
+TABLES = ("steps", "episodes", "segments", "preferences")
+SPLITS = ("train", "test")
+PRIOR_NAMES = ("object_goal", "gripper_object", "complete")
+
+STATE = "observation.state"
+ACTION = "action"
+REWARD = "next.reward"
+SUCCESS = "next.success"
+DONE = "next.done"
+SIM_COLUMNS = ("sim.qpos", "sim.qvel", "sim.mocap_pos", "sim.mocap_quat")
+
+# Names of the 39 state entries (Meta-World v3, goal observable).
+STATE_NAMES = (
+    ["hand_x", "hand_y", "hand_z", "gripper"]
+    + [f"obj1_{c}" for c in ("x", "y", "z", "qx", "qy", "qz", "qw")]
+    + [f"obj2_{c}" for c in ("x", "y", "z", "qx", "qy", "qz", "qw")]
+    + [f"prev_{n}" for n in ["hand_x", "hand_y", "hand_z", "gripper"]]
+    + [f"prev_obj1_{c}" for c in ("x", "y", "z", "qx", "qy", "qz", "qw")]
+    + [f"prev_obj2_{c}" for c in ("x", "y", "z", "qx", "qy", "qz", "qw")]
+    + ["goal_x", "goal_y", "goal_z"]
+)
+ACTION_NAMES = ["dx", "dy", "dz", "grip"]
+
+
+def prior_column(name: str) -> str:
+    return f"prior.{name}"
+
+
+def segment_prior_column(name: str) -> str:
+    return f"return.prior.{name}"
+
+
+def image_column(camera: str) -> str:
+    return f"observation.images.{camera}"
+
+
+def table_files_glob(table: str, split: str | None = None) -> str:
+    """Glob (relative to the dataset root) of one table's Parquet files."""
+    return f"{table}/{split or 'train'}-*.parquet"
+
+
+__all__ = [
+    "ACTION",
+    "ACTION_DIM",
+    "ACTION_NAMES",
+    "DONE",
+    "FORMAT_VERSION",
+    "PRIOR_NAMES",
+    "REWARD",
+    "SIM_COLUMNS",
+    "SPLITS",
+    "STATE",
+    "STATE_DIM",
+    "STATE_NAMES",
+    "SUCCESS",
+    "TABLES",
+    "image_column",
+    "prior_column",
+    "segment_prior_column",
+    "table_files_glob",
+]

@@ -1,0 +1,45 @@
+"""meta/info.json: what a dataset is and how it was made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rrm_data import FORMAT_VERSION, __version__
+from rrm_data.builder import BuiltTables, label_counts
+from rrm_data.envs import suite_versions
+from rrm_data.priors import PRIOR_FORMULAS
+
+
+def make_info(name: str, built: BuiltTables, collection: dict[str, Any], fps: float,
+              cameras: list[str], shard: str | None = None) -> dict[str, Any]:
+    """Describe a freshly built dataset (features and splits are added by the writer)."""
+    tables = built.tables
+    episodes: pa.Table = tables["episodes"]["train"]
+    return {
+        "format": FORMAT_VERSION,
+        "name": name,
+        "rrm_data_version": __version__,
+        "env": suite_versions(),
+        "tasks": sorted(set(episodes.column("task").to_pylist())),
+        "fps": fps,
+        "cameras": cameras,
+        "priors": PRIOR_FORMULAS,
+        "teachers": built.labelling["teachers"],
+        "label_convention": "label = P(segment_a preferred over segment_b); 0.5 = equally good",
+        "counts": {
+            "episodes": episodes.num_rows,
+            "steps": tables["steps"]["train"].num_rows,
+            "segments": tables["segments"]["train"].num_rows,
+            "successes": int(pc.sum(episodes.column("success")).as_py() or 0),
+            "pairs": built.labelling["pairs"],
+            "labels": label_counts(tables["preferences"]),
+            "skipped": built.labelling["skipped"],
+        },
+        "labelling": {k: built.labelling[k] for k in ("mean_segment_return", "test_episodes")},
+        "collection": collection,
+        "seed": collection.get("seed"),
+        "shard": shard,
+    }

@@ -1,0 +1,64 @@
+"""Read a dataset directory of format rrm-data/1 (tables as Arrow, meta as dicts)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rrm_data import FORMAT_VERSION
+from rrm_data.errors import RrmError
+
+
+@dataclass(frozen=True)
+class DatasetDir:
+    """A dataset on local disk. Tables are read on demand, optionally only some columns."""
+
+    root: Path
+
+    @cached_property
+    def info(self) -> dict[str, Any]:
+        path = self.root / "meta" / "info.json"
+        try:
+            info = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RrmError(f"{self.root} is not an rrm-data dataset (no meta/info.json)") from None
+        except json.JSONDecodeError as exc:
+            raise RrmError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
+        if info.get("format") != FORMAT_VERSION:
+            raise RrmError(f"{path}: format {info.get('format')!r}, expected {FORMAT_VERSION!r}")
+        return info
+
+    def splits(self, table: str) -> list[str]:
+        return sorted({p.name.split("-")[0] for p in (self.root / table).glob("*.parquet")})
+
+    def files(self, table: str, split: str = "train") -> list[Path]:
+        return sorted((self.root / table).glob(f"{split}-*.parquet"))
+
+    def table(self, table: str, split: str = "train", columns: list[str] | None = None) -> pa.Table:
+        """One table split, read from its Parquet shards in order."""
+        files = self.files(table, split)
+        if not files:
+            raise RrmError(f"{self.root}: no '{table}' table for split '{split}'")
+        try:
+            return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RrmError(f"{files[0].parent}: unreadable Parquet ({exc})") from None
+
+    def preferences(self, split: str = "train", columns: list[str] | None = None) -> pa.Table:
+        return self.table("preferences", split, columns)
+
+
+def open_dataset(ref: str | Path) -> DatasetDir:
+    """Open a dataset from a local directory."""
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        raise RrmError(f"no dataset at '{ref}' (not a directory)")
+    dataset = DatasetDir(path)
+    _ = dataset.info
+    return dataset

@@ -1,0 +1,121 @@
+"""Roll out one planned episode and return it as columns of the steps table.
+
+Each episode is fully determined by its plan (task, policy, seed), so episodes can run
+in any order, in any process, on any machine, and still give the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import pyarrow as pa
+
+from rrm_data import format as fmt
+from rrm_data.envs import get_physics_state, num_variations, reset_to_variation
+from rrm_data.policies import PolicySpec, make_policy
+from rrm_data.priors import compute_priors
+
+
+@dataclass(frozen=True)
+class EpisodePlan:
+    """What one episode will be: which task, which policy, which seed."""
+
+    index: int
+    task: str
+    policy: PolicySpec
+    seed: int
+
+
+def plan_episodes(tasks: list[str], policies: list[PolicySpec], episodes: int,
+                  seed: int) -> list[EpisodePlan]:
+    """Cycle tasks fastest, then policies, so every (task, policy) pair gets its share."""
+    seeds = np.random.SeedSequence(seed).generate_state(episodes, dtype=np.uint32)
+    return [
+        EpisodePlan(i, tasks[i % len(tasks)], policies[(i // len(tasks)) % len(policies)],
+                    int(seeds[i]))
+        for i in range(episodes)
+    ]
+
+
+@dataclass
+class EpisodeRecord:
+    """One finished episode: its per-step columns and its row of the episodes table."""
+
+    steps: pa.Table
+    episode: dict
+
+
+def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int) -> EpisodeRecord:
+    """Run the plan's policy in a fresh variation of the task and record every step."""
+    rng = np.random.default_rng(plan.seed)
+    variation = int(rng.integers(num_variations(env)))
+    obs, rand_vec = reset_to_variation(env, variation, seed=plan.seed)
+    policy = make_policy(plan.task, plan.policy)
+
+    observations = np.empty((max_steps, fmt.STATE_DIM), np.float64)
+    actions = np.empty((max_steps, fmt.ACTION_DIM), np.float64)
+    rewards = np.empty(max_steps, np.float64)
+    success = np.zeros(max_steps, bool)
+    done = np.zeros(max_steps, bool)
+    physics = []
+    length = max_steps
+    for t in range(max_steps):
+        observations[t] = obs
+        physics.append(get_physics_state(env))
+        action = policy.act(obs, rng)
+        actions[t] = action
+        obs, rewards[t], terminated, truncated, info = env.step(action.astype(np.float32))
+        success[t] = bool(info["success"])
+        if terminated or truncated:
+            length = t + 1
+            break
+    done[length - 1] = True
+    steps = _steps_table(plan, observations[:length], actions[:length], rewards[:length],
+                         success[:length], done[:length], physics, env.unwrapped.dt)
+    reward32 = rewards[:length].astype(np.float32)
+    episode = {
+        "episode_index": plan.index,
+        "task": plan.task,
+        "rand_vec": rand_vec.tolist(),
+        "seed": plan.seed,
+        "policy": plan.policy.kind,
+        "policy_noise": plan.policy.noise,
+        "length": length,
+        "return": float(reward32.astype(np.float64).sum()),
+        "success": bool(success[:length].any()),
+    }
+    return EpisodeRecord(steps, episode)
+
+
+def _fixed(values: np.ndarray, dtype: pa.DataType) -> pa.FixedSizeListArray:
+    flat = pa.array(np.ascontiguousarray(values).ravel(), type=dtype)
+    return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+
+
+def _ragged(rows: list[np.ndarray]) -> pa.ListArray:
+    return pa.array([r.tolist() for r in rows], type=pa.list_(pa.float64()))
+
+
+def _steps_table(plan: EpisodePlan, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                 success: np.ndarray, done: np.ndarray, physics: list, dt: float) -> pa.Table:
+    n = len(rewards)
+    frame = np.arange(n, dtype=np.int64)
+    columns: dict[str, pa.Array] = {
+        "episode_index": pa.array(np.full(n, plan.index, np.int64)),
+        "frame_index": pa.array(frame),
+        "timestamp": pa.array((frame * dt).astype(np.float32)),
+        "task": pa.array([plan.task] * n, pa.string()),
+        fmt.STATE: _fixed(obs.astype(np.float32), pa.float32()),
+        fmt.ACTION: _fixed(actions.astype(np.float32), pa.float32()),
+        fmt.REWARD: pa.array(rewards.astype(np.float32)),
+        fmt.SUCCESS: pa.array(success),
+        fmt.DONE: pa.array(done),
+    }
+    for name, values in compute_priors(obs).items():
+        columns[fmt.prior_column(name)] = pa.array(values)
+    for column, attr in zip(fmt.SIM_COLUMNS, ("qpos", "qvel", "mocap_pos", "mocap_quat"),
+                            strict=True):
+        columns[column] = _ragged([getattr(p, attr) for p in physics])
+    return pa.table(columns)

@@ -1,0 +1,1 @@
+"""Workflows: one module per command, composing the library parts."""
