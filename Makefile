@@ -1,0 +1,41 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_DATA ?= data/demo
+DEMO_RUN  ?= runs/demo
+
+.PHONY: demo test lint install system-deps clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Debian packages: OSMesa for offscreen MuJoCo rendering, Chromium for the gallery test.
+system-deps:
+	@missing=""; for p in libosmesa6 chromium; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian packages:$$missing"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: system-deps install
+	$(BIN)/rrm-data collect out=$(DEMO_DATA) overwrite=true
+	$(BIN)/rrm-data info data=$(DEMO_DATA)
+
+test: system-deps install
+	$(BIN)/ruff check rrm_data tests benchmarks
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check rrm_data tests benchmarks
+
+clean:
+	rm -rf $(VENV) data/demo runs/demo
