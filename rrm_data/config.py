@@ -35,7 +35,9 @@ def build_config(defaults: Any, overrides: list[str] | DictConfig) -> DictConfig
     try:
         return OmegaConf.merge(base, extra)
     except OmegaConfBaseException as exc:
-        raise RrmError(f"invalid config value: {_first_line(exc)}") from None
+        key = getattr(exc, "full_key", None)
+        where = f" for '{key}'" if key else ""
+        raise RrmError(f"invalid config value{where}: {_first_line(exc)}") from None
 
 
 def _check_keys(base: DictConfig, extra: DictConfig, prefix: str) -> None:
