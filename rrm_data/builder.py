@@ -128,7 +128,8 @@ def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table
                  spec: LabelSpec) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     rng = np.random.default_rng([spec.seed, _PAIR_STREAM])
     episode_ids = episodes.column("episode_index").to_numpy()
-    test_episodes = episode_ids[split_episodes(episode_ids, spec.test_fraction, rng)]
+    test_episodes = episode_ids[split_episodes(episode_ids, spec.test_fraction, rng,
+                                               min_each=2 if spec.distinct_episodes else 1)]
     seg_episode = segments.column("episode_index").to_numpy()
     in_test = np.isin(seg_episode, test_episodes)
     n_test = int(round(spec.pairs * spec.test_fraction)) if in_test.any() else 0

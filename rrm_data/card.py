@@ -1,25 +1,42 @@
-"""The dataset card (README.md) of a dataset directory, rendered from meta/info.json."""
+"""The dataset card (README.md) of a dataset directory, rendered from meta/info.json.
+
+The same card is written by ``collect`` and re-rendered by ``publish`` (which knows the
+repository id and the tables actually uploaded). Its YAML front matter is what the Hub
+and ``datasets.load_dataset(folder, config)`` read: one config per table.
+"""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from rrm_data.resources import resource_dir
+from rrm_data.teachers import make_teacher
 
 TEMPLATE = "dataset_card.md.j2"
+DEFAULT_LICENSE = "mit"
+# The Hub's size buckets (datasets/utils/resources/size_categories.json), by upper bound.
+SIZE_CATEGORIES = [(1e3, "n<1K"), (1e4, "1K<n<10K"), (1e5, "10K<n<100K"), (1e6, "100K<n<1M"),
+                   (1e7, "1M<n<10M"), (1e8, "10M<n<100M"), (1e9, "100M<n<1B"),
+                   (1e10, "1B<n<10B"), (1e11, "10B<n<100B"), (1e12, "100B<n<1T")]
+
+
+def config_name(table: str) -> str:
+    """Config name of a table folder: ``embeddings/<encoder>`` becomes ``embeddings-<encoder>``."""
+    return table.replace("/", "-")
 
 
 def config_entries(info: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``configs:`` of the card's YAML front matter: one per table, preferences first."""
-    order = ["preferences"] + [t for t in info["splits"] if t != "preferences"]
+    order = ["preferences"] + sorted(t for t in info["splits"] if t != "preferences")
     entries = []
     for table in order:
         if table not in info["splits"]:
             continue
         entry: dict[str, Any] = {
-            "config_name": table,
+            "config_name": config_name(table),
             "data_files": [{"split": s, "path": f"{table}/{s}-*.parquet"}
                            for s in info["splits"][table]],
         }
@@ -29,7 +46,56 @@ def config_entries(info: dict[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
-def render_card(info: dict[str, Any]) -> str:
+def size_category(rows: int) -> str:
+    return next((name for bound, name in SIZE_CATEGORIES if rows < bound), "n>1T")
+
+
+def collect_command(info: dict[str, Any]) -> str:
+    """The ``rrm-data collect`` command line that reproduces this dataset's content."""
+    def value(v: Any) -> str:
+        if v is None:
+            return "null"
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, list | tuple):
+            return "[" + ",".join(value(x) for x in v) + "]"
+        return str(v)
+
+    def items(prefix: str, mapping: dict[str, Any]) -> list[str]:
+        out = []
+        for key, v in mapping.items():
+            if isinstance(v, dict):
+                out += items(f"{prefix}{key}.", v)
+            else:
+                out.append(shlex.quote(f"{prefix}{key}={value(v)}"))
+        return out
+
+    args = items("", info["collection"])
+    if info.get("shard"):
+        args.append(f"shard={info['shard']}")
+    return " ".join(["rrm-data collect", *args, f"out={shlex.quote(info['name'])}"])
+
+
+def teacher_rows(info: dict[str, Any]) -> list[dict[str, str]]:
+    """Name, parameters and one-line description (the teacher's docstring) of each teacher."""
+    rows = []
+    for name, params in info["teachers"].items():
+        doc = (type(make_teacher(name)).__doc__ or "").strip().splitlines()
+        rows.append({"name": name, "description": doc[0] if doc else "",
+                     "params": ", ".join(f"{k} = {v:g}" for k, v in params.items()) or "–"})
+    return rows
+
+
+def render_card(info: dict[str, Any], repo_id: str | None = None,
+                license: str | None = None) -> str:  # noqa: A002 - the Hub's metadata key
+    """The card's Markdown; ``repo_id`` fills the loading examples (else the local name)."""
     env = Environment(loader=FileSystemLoader(resource_dir("datacards")),
                       undefined=StrictUndefined, keep_trailing_newline=True)
-    return env.get_template(TEMPLATE).render(info=info, configs=config_entries(info))
+    counts = info["counts"]
+    rows = max([counts["steps"], *(sum(v.values()) for v in counts["labels"].values())])
+    return env.get_template(TEMPLATE).render(
+        info=info, configs=config_entries(info), repo=repo_id or info["name"],
+        license=license or info.get("license") or DEFAULT_LICENSE,
+        size_category=size_category(rows), collect_command=collect_command(info),
+        teachers=teacher_rows(info),
+    )

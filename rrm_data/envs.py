@@ -6,6 +6,7 @@ always rebuilt the same way: pick the task variation (``rand_vec``), reset, then
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import difflib
 import os
@@ -23,6 +24,11 @@ from rrm_data.errors import RrmError
 if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("OSMesa"):
     os.environ["MUJOCO_GL"] = "osmesa"
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+if os.environ.get("MUJOCO_GL") == "osmesa":
+    # OSMesa's LLVM and Triton's clash: importing Triton (which torch does lazily, e.g. when
+    # an optimizer is built) after MuJoCo has loaded OSMesa segfaults. Loading it first is safe.
+    with contextlib.suppress(ImportError):
+        import triton  # noqa: F401
 
 import gymnasium as gym  # noqa: E402
 import metaworld  # noqa: E402,F401  (registers the Meta-World/* environments)

@@ -29,6 +29,7 @@ def make_info(name: str, built: BuiltTables, collection: dict[str, Any], fps: fl
         "priors": PRIOR_FORMULAS,
         "teachers": built.labelling["teachers"],
         "label_convention": "label = P(segment_a preferred over segment_b); 0.5 = equally good",
+        "policies": policy_stats(episodes),
         "counts": {
             "episodes": episodes.num_rows,
             "steps": tables["steps"]["train"].num_rows,
@@ -43,3 +44,14 @@ def make_info(name: str, built: BuiltTables, collection: dict[str, Any], fps: fl
         "seed": collection.get("seed"),
         "shard": shard,
     }
+
+
+def policy_stats(episodes: pa.Table) -> list[dict[str, Any]]:
+    """Episodes, successes and mean return per (policy, noise), for the card."""
+    groups = episodes.group_by(["policy", "policy_noise"]).aggregate(
+        [("episode_index", "count"), ("success", "sum"), ("return", "mean")])
+    rows = sorted(groups.to_pylist(), key=lambda r: (r["policy"], r["policy_noise"]))
+    return [{"policy": r["policy"], "noise": round(float(r["policy_noise"]), 6),
+             "episodes": int(r["episode_index_count"]), "successes": int(r["success_sum"] or 0),
+             "success_rate": int(r["success_sum"] or 0) / int(r["episode_index_count"]),
+             "mean_return": float(r["return_mean"])} for r in rows]

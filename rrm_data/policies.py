@@ -1,7 +1,9 @@
 """Policies that produce trajectories of graded quality, named by a spec string.
 
 ``expert:0.3`` is the task's scripted expert with Gaussian action noise σ = 0.3;
-``random`` samples uniform actions. Adding a policy kind is one entry in ``POLICIES``.
+``random`` samples uniform actions; ``sac:PATH`` is a policy saved by ``train-sac`` (its
+run directory or ``policy.zip``), acting deterministically. Adding a policy kind is one
+entry in ``POLICIES``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,18 @@ class RandomPolicy:
         return rng.uniform(-1.0, 1.0, size=4)
 
 
+class SacPolicy:
+    """A learned SAC policy (Stable-Baselines3), its mean action: learned policies make new data."""
+
+    def __init__(self, path: str) -> None:
+        from rrm_data.rl.sac import load_policy
+
+        self._model = load_policy(path)
+
+    def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self._model.predict(obs, deterministic=True)[0]
+
+
 def _expert(task: str, spec: PolicySpec) -> Policy:
     return ExpertPolicy(task, spec.noise)
 
@@ -66,9 +80,14 @@ def _random(task: str, spec: PolicySpec) -> Policy:
     return RandomPolicy()
 
 
+def _sac(task: str, spec: PolicySpec) -> Policy:
+    return SacPolicy(str(spec.arg))
+
+
 POLICIES: dict[str, Callable[[str, PolicySpec], Policy]] = {
     "expert": _expert,
     "random": _random,
+    "sac": _sac,
 }
 
 
@@ -85,6 +104,10 @@ def parse_policy(spec: str) -> PolicySpec:
             raise RrmError(f"policy '{spec}': noise must be a number, as in expert:0.1") from None
         if not 0.0 <= noise <= 10.0:
             raise RrmError(f"policy '{spec}': noise must lie in [0, 10]")
+    if kind == "sac":
+        if parsed.arg is None:
+            raise RrmError(f"policy '{spec}': give the saved policy, as in sac:runs/x/policy.zip")
+        make_policy("", parsed)  # load it now, so a bad path fails before any rollout
     return parsed
 
 

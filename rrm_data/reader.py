@@ -55,10 +55,22 @@ class DatasetDir:
 
 
 def open_dataset(ref: str | Path) -> DatasetDir:
-    """Open a dataset from a local directory."""
+    """Open a dataset from a local directory or, failing that, a Hub id (``org/name[@rev]``,
+    ``hf://datasets/org/name``) through its local snapshot in the Hugging Face cache."""
     path = Path(ref).expanduser()
     if not path.is_dir():
-        raise RrmError(f"no dataset at '{ref}' (not a directory)")
+        from rrm_data import hub  # imported only for Hub ids: keeps local reads light
+
+        hub_ref = hub.parse_hub_ref(str(ref))
+        if hub_ref is None:
+            raise RrmError(f"no dataset at '{ref}' (not a directory)")
+        try:
+            path = hub.snapshot(hub_ref)
+        except RrmError as exc:
+            if str(ref).startswith(hub.HF_PREFIX):
+                raise
+            raise RrmError(f"no dataset at '{ref}': not a local directory; as a Hub id: "
+                           f"{exc}") from None
     dataset = DatasetDir(path)
     _ = dataset.info
     return dataset

@@ -16,6 +16,7 @@ from rrm_data import format as fmt
 from rrm_data.envs import get_physics_state, num_variations, reset_to_variation
 from rrm_data.policies import PolicySpec, make_policy
 from rrm_data.priors import compute_priors
+from rrm_data.rendering import FrameRenderer
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,12 @@ class EpisodeRecord:
     episode: dict
 
 
-def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int) -> EpisodeRecord:
-    """Run the plan's policy in a fresh variation of the task and record every step."""
+def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
+            renderer: FrameRenderer | None = None) -> EpisodeRecord:
+    """Run the plan's policy in a fresh variation of the task and record every step.
+
+    With a ``renderer``, each row also gets the camera frames of its state s_t.
+    """
     rng = np.random.default_rng(plan.seed)
     variation = int(rng.integers(num_variations(env)))
     obs, rand_vec = reset_to_variation(env, variation, seed=plan.seed)
@@ -74,6 +79,9 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int) -> EpisodeRecord:
     done[length - 1] = True
     steps = _steps_table(plan, observations[:length], actions[:length], rewards[:length],
                          success[:length], done[:length], physics, env.unwrapped.dt)
+    if renderer is not None:
+        for column, frames in renderer.image_columns(physics).items():
+            steps = steps.append_column(column, frames)
     reward32 = rewards[:length].astype(np.float32)
     episode = {
         "episode_index": plan.index,

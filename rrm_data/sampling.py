@@ -20,12 +20,16 @@ def segment_starts(length: int, segment_length: int, count: int,
 
 
 def split_episodes(episode_indices: np.ndarray, test_fraction: float,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Boolean mask over episodes: True for those held out for the test split."""
+                   rng: np.random.Generator, min_each: int = 1) -> np.ndarray:
+    """Boolean mask over episodes: True for those held out for the test split.
+
+    Each split keeps at least ``min_each`` episodes when there are enough (two are
+    needed to pair segments of different episodes).
+    """
     n = len(episode_indices)
     n_test = int(round(test_fraction * n))
-    if test_fraction > 0 and n >= 2:
-        n_test = min(max(n_test, 1), n - 1)
+    if test_fraction > 0 and n >= 2 * min_each:
+        n_test = min(max(n_test, min_each), n - min_each)
     mask = np.zeros(n, bool)
     mask[rng.permutation(n)[:n_test]] = True
     return mask

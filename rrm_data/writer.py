@@ -60,10 +60,25 @@ def write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
+def with_image_features(table: pa.Table) -> pa.Table:
+    """Declare image (struct of PNG bytes and path) columns as `datasets` ``Image`` features.
+
+    `datasets` reads features from the Parquet schema's ``huggingface`` metadata; without
+    it an image column would load as a plain dict of bytes.
+    """
+    images = {f.name: {"_type": "Image"} for f in table.schema if pa.types.is_struct(f.type)}
+    if not images:
+        return table
+    metadata = {**(table.schema.metadata or {}),
+                b"huggingface": json.dumps({"info": {"features": images}}).encode()}
+    return table.replace_schema_metadata(metadata)
+
+
 def write_tables(root: Path, tables: dict[str, dict[str, pa.Table]]) -> None:
     """Write every (table, split) as ``<table>/<split>-NNNNN-of-NNNNN.parquet`` shards."""
     for name, splits in tables.items():
         for split, table in splits.items():
+            table = with_image_features(table)
             n_files = max(1, -(-table.num_rows // ROWS_PER_FILE))
             (root / name).mkdir(parents=True, exist_ok=True)
             for i in range(n_files):

@@ -27,6 +27,7 @@ from rrm_data.errors import RrmError
 from rrm_data.meta import make_info
 from rrm_data.policies import parse_policy
 from rrm_data.progress import console, progress
+from rrm_data.rendering import FrameRenderer, FrameSpec, frame_spec
 from rrm_data.rollout import EpisodePlan, plan_episodes, rollout
 from rrm_data.teachers import make_teacher
 from rrm_data.writer import publish_directory, write_dataset
@@ -65,6 +66,11 @@ class Config:
                                  "skip": {"epsilon": 0.1}, "equal": {"epsilon": 0.1},
                                  "myopic": {"gamma": 0.9}},
         metadata=_help("per-teacher parameters, e.g. teacher_params.mistake.epsilon=0.2"))
+    camera: Any = field(default=None, metadata=_help("camera name(s) to store frames of, "
+                                                     "e.g. corner or [corner,topview]"))
+    image_size: int = field(default=84, metadata=_help("frame height and width in pixels"))
+    render_quality: str = field(default="fast", metadata=_help("fast (no shadows, no "
+                                                               "multisampling) or full"))
     workers: int = field(default=1, metadata=_help("parallel rollout processes"))
     shard: str | None = field(default=None, metadata=_help("collect only slice i of N, as i/N"))
     out: str = field(default="data/button-press", metadata=_help("dataset directory to write"))
@@ -75,6 +81,8 @@ def make_config(overrides: list[str]) -> DictConfig:
     cfg = build_config(Config(), overrides)
     if isinstance(cfg.task, str):
         cfg.task = [cfg.task]
+    if isinstance(cfg.camera, str):
+        cfg.camera = [cfg.camera]
     check_config(cfg)
     return cfg
 
@@ -96,7 +104,15 @@ def check_config(cfg: DictConfig) -> None:
         raise RrmError(f"segment_length={cfg.segment_length} exceeds max_steps={cfg.max_steps}")
     if not 0.0 <= cfg.test_fraction < 1.0:
         raise RrmError(f"test_fraction must lie in [0, 1), got {cfg.test_fraction}")
-    parse_shard(cfg.shard)
+    spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
+    if spec is not None:
+        FrameRenderer(make_env(str(cfg.task[0]), cfg.seed).unwrapped.model, spec).close()
+    i, n = parse_shard(cfg.shard)
+    need = (2 if cfg.distinct_episodes else 1) * (2 if cfg.test_fraction > 0 else 1)
+    if cfg.pairs > 0 and len(range(i, cfg.episodes, n)) < need:
+        where = f" in shard {cfg.shard}" if n > 1 else ""
+        raise RrmError(f"{len(range(i, cfg.episodes, n))} episodes{where} are too few to "
+                       f"sample pairs from; need at least {need}")
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -139,20 +155,27 @@ def episode_plans(collection: dict[str, Any], shard: str | None) -> list[Episode
 
 # --- rollouts, in this process or in workers ------------------------------------------------
 
-_ENVS: dict[str, Any] = {}
+_ENVS: dict[tuple[str, FrameSpec | None], Any] = {}
 
 
 def _episode_file(workdir: Path, index: int) -> Path:
     return workdir / "episodes" / f"episode-{index:07d}.parquet"
 
 
-def run_episode(job: tuple[EpisodePlan, int, int, str]) -> tuple[int, int]:
+def _task_env(task: str, env_seed: int, frames: FrameSpec | None) -> tuple[Any, Any]:
+    """This process's env (and renderer) for a task, made once: making one takes about 1 s."""
+    if (task, frames) not in _ENVS:
+        env = make_env(task, env_seed)
+        renderer = FrameRenderer(env.unwrapped.model, frames) if frames else None
+        _ENVS[task, frames] = env, renderer
+    return _ENVS[task, frames]
+
+
+def run_episode(job: tuple[EpisodePlan, int, int, str, FrameSpec | None]) -> tuple[int, int]:
     """Roll out one episode and store it in the work folder; returns (index, steps)."""
-    plan, max_steps, env_seed, workdir = job
-    env = _ENVS.get(plan.task)
-    if env is None:
-        env = _ENVS[plan.task] = make_env(plan.task, env_seed)
-    record = rollout(env, plan, max_steps)
+    plan, max_steps, env_seed, workdir, frames = job
+    env, renderer = _task_env(plan.task, env_seed, frames)
+    record = rollout(env, plan, max_steps, renderer)
     path = _episode_file(Path(workdir), plan.index)
     table = record.steps.replace_schema_metadata({"rrm_episode": json.dumps(record.episode)})
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
@@ -181,10 +204,10 @@ def _prepare_workdir(out: Path, collection: dict[str, Any]) -> Path:
 
 
 def collect_episodes(plans: list[EpisodePlan], max_steps: int, env_seed: int, workdir: Path,
-                     workers: int) -> None:
+                     workers: int, frames: FrameSpec | None = None) -> None:
     """Roll out every plan not already finished in ``workdir``, with a progress bar."""
     todo = [p for p in plans if not _episode_file(workdir, p.index).exists()]
-    jobs = [(p, max_steps, env_seed, str(workdir)) for p in todo]
+    jobs = [(p, max_steps, env_seed, str(workdir), frames) for p in todo]
     with progress("collect", total=len(plans), unit="episodes", extra_unit="steps",
                   done=len(plans) - len(todo)) as bar:
         if workers == 1 or len(jobs) <= 1:
@@ -196,14 +219,14 @@ def collect_episodes(plans: list[EpisodePlan], max_steps: int, env_seed: int, wo
                 bar.advance(1, steps)
 
 
-def _check_out(out: Path, collection: dict[str, Any], overwrite: bool) -> bool:
-    """True if ``out`` already holds this very dataset; refuse a different one."""
+def check_out(out: Path, collection: dict[str, Any], shard: str | None, overwrite: bool) -> bool:
+    """True if ``out`` already holds this very dataset (or shard); refuse a different one."""
     if not out.exists():
         return False
     info_path = out / "meta" / "info.json"
     if info_path.exists():
         info = json.loads(info_path.read_text())
-        if info.get("collection") == collection and not overwrite:
+        if info.get("collection") == collection and info.get("shard") == shard and not overwrite:
             return True
     elif out.is_dir() and not any(out.iterdir()):
         out.rmdir()
@@ -214,29 +237,36 @@ def _check_out(out: Path, collection: dict[str, Any], overwrite: bool) -> bool:
     return False
 
 
+def finish_dataset(out: Path, records: list[tuple[pa.Table, dict]], collection: dict[str, Any],
+                   *, pairs: int, fps: float, cameras: list[str], shard: str | None) -> None:
+    """Cut segments, label pairs and write the dataset: the last step of collect and of merge."""
+    built = build_tables([steps for steps, _ in records], [row for _, row in records],
+                         label_spec(collection, pairs))
+    info = make_info(out.name, built, collection, fps=fps, cameras=cameras, shard=shard)
+    write_dataset(out, built.tables, info, overwrite=True)
+    console.print(f"wrote {out}: {info['counts']['episodes']} episodes, "
+                  f"{info['counts']['steps']} steps, {info['counts']['segments']} segments, "
+                  f"{sum(info['counts']['pairs'].values())} pairs")
+
+
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     collection = collection_record(cfg)
-    if _check_out(out, collection, cfg.overwrite):
+    if check_out(out, collection, cfg.shard, cfg.overwrite):
         console.print(f"{out} already holds this dataset; nothing to do")
         return
     plans = episode_plans(collection, cfg.shard)
     if not plans:
         raise RrmError(f"shard {cfg.shard} holds no episodes (episodes={cfg.episodes})")
     workdir = _prepare_workdir(out, {**collection, "shard": cfg.shard})
-    collect_episodes(plans, cfg.max_steps, cfg.seed, workdir, cfg.workers)
+    frames = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
+    collect_episodes(plans, cfg.max_steps, cfg.seed, workdir, cfg.workers, frames)
 
     records = [read_episode(_episode_file(workdir, p.index)) for p in plans]
-    pairs = round(cfg.pairs * len(plans) / cfg.episodes)
-    built = build_tables([r[0] for r in records], [r[1] for r in records],
-                         label_spec(collection, pairs))
-    fps = env_fps(make_env(plans[0].task, cfg.seed))
-    info = make_info(out.name, built, collection, fps=fps, cameras=[], shard=cfg.shard)
-    write_dataset(out, built.tables, info, overwrite=True)
+    fps = env_fps(_task_env(plans[0].task, cfg.seed, None)[0])
+    finish_dataset(out, records, collection, pairs=round(cfg.pairs * len(plans) / cfg.episodes),
+                   fps=fps, cameras=list(frames.cameras) if frames else [], shard=cfg.shard)
     shutil.rmtree(workdir, ignore_errors=True)
-    console.print(f"wrote {out}: {info['counts']['episodes']} episodes, "
-                  f"{info['counts']['steps']} steps, {info['counts']['segments']} segments, "
-                  f"{sum(info['counts']['pairs'].values())} pairs")
 
 
 __all__ = ["Config", "make_config", "publish_directory", "run"]

@@ -1,0 +1,111 @@
+"""Speed of `rrm-data score` against a bare forward pass of the same network, in one process.
+
+A dataset is collected and a reward model (recipe state_residual, its full-size network)
+is trained for a few batches with the real commands; then, alternating, best of
+``REPEATS``:
+
+- ``score``: the score command's `run` (open the dataset, read pairs, segments and steps,
+  score, window sums, P(A ≻ B), write Parquet);
+- ``bare_forward``: the artifact's network on pre-built torch tensors of exactly the steps
+  those pairs cover (each step once, as `score` does), under `torch.no_grad`.
+
+``score_vs_bare`` = pairs/s of score over pairs/s of the bare forward (target >= 0.7), on
+this process's CPU time (1 torch thread), which other jobs disturb less than wall time.
+``bare_per_pair_tensors_s`` is for reference: a forward over per-pair tensors (2 × H steps
+per pair, repeats included), what a naive scorer would run.
+
+    .venv/bin/python benchmarks/score.py [episodes] [pairs]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rrm_data.cli import main
+from rrm_data.config import build_config
+from rrm_data.evaluation.scoring import load_split, window_rows
+from rrm_data.reader import open_dataset
+from rrm_data.reward.artifact import load_reward
+from rrm_data.reward.columns import step_columns
+from rrm_data.workflows import score
+
+REPEATS = 5
+SPLIT = "train"
+RESULTS = Path(__file__).parent / "results" / "score.json"
+
+
+def cpu_time(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def main_benchmark(episodes: int, pairs: int) -> dict:
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        data, run = Path(tmp) / "data", Path(tmp) / "run"
+        assert main(["collect", f"episodes={episodes}", "max_steps=200", "segment_length=50",
+                     "segments_per_episode=6", f"pairs={pairs}", "teachers=[oracle]",
+                     f"out={data}"]) == 0
+        assert main(["train-reward", "recipe=state_residual", f"data={data}", f"out={run}",
+                     "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+                     "trainer.enable_progress_bar=false"]) == 0
+
+        cfg = build_config(score.Config(), [f"reward={run}", f"data={data}", f"split={SPLIT}",
+                                            f"out={Path(tmp) / 'scores.parquet'}"])
+        split = load_split(open_dataset(data), SPLIT, teacher=None)
+        n_pairs = len(split.pairs)
+        rows = window_rows(split.segments["first"], split.segments["length"])
+        reward = load_reward(run)
+        network = reward.model
+        columns = step_columns(split.dataset, network.columns)
+        unique = {c: torch.from_numpy(np.ascontiguousarray(columns[c][rows]))
+                  for c in network.columns}
+        length = int(split.segments["length"].iloc[0])
+        windows = np.concatenate([
+            (split.segments["first"].to_numpy()[split.pairs[side].to_numpy()][:, None]
+             + np.arange(length)).ravel() for side in ("seg_a", "seg_b")])
+        per_pair = {c: torch.from_numpy(np.ascontiguousarray(columns[c][windows]))
+                    for c in network.columns}
+
+        def bare(tensors: dict) -> None:
+            with torch.no_grad():
+                network(tensors)
+
+        times: dict[str, list[float]] = {"score": [], "bare": [], "per_pair": []}
+        for _ in range(REPEATS):
+            times["score"].append(cpu_time(lambda: score.run(cfg)))
+            times["bare"].append(cpu_time(lambda: bare(unique)))
+            times["per_pair"].append(cpu_time(lambda: bare(per_pair)))
+        best = {k: min(v) for k, v in times.items()}
+    return {
+        "pairs": n_pairs,
+        "scored_steps": int(len(rows)),
+        "per_pair_steps": int(len(windows)),
+        "network": reward.spec["params"],
+        "score_s": best["score"],
+        "bare_forward_s": best["bare"],
+        "bare_per_pair_tensors_s": best["per_pair"],
+        "score_pairs_per_s": n_pairs / best["score"],
+        "bare_pairs_per_s": n_pairs / best["bare"],
+        "score_vs_bare": best["bare"] / best["score"],
+        "target": 0.7,
+        "torch_threads": 1,
+        "repeats": REPEATS,
+        "clock": "process CPU time, best of repeats",
+    }
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:]]
+    result = main_benchmark(*(args or [40, 4000]))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))

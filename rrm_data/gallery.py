@@ -1,0 +1,235 @@
+"""A static HTML gallery of what rewards like and dislike: top-k and bottom-k by predicted return.
+
+Each card shows an animated filmstrip of an episode (or segment), a plot of the predicted
+reward (total, and prior/residual for a residual model) against the true reward over
+time, and the episode's task, policy and success. Frames come from the dataset when it
+stores the camera, otherwise they are re-rendered from the stored physics state. The
+folder holds only relative links and local files, so it opens offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from PIL import Image
+
+from rrm_data import format as fmt
+from rrm_data.envs import make_env, reset_to_rand_vec
+from rrm_data.evaluation import plots
+from rrm_data.evaluation.report import Scored
+from rrm_data.evaluation.scoring import SplitData
+from rrm_data.progress import progress
+from rrm_data.reader import DatasetDir
+from rrm_data.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
+
+MIN_FRAME_MS = 40  # browsers slow down GIF frames shorter than 20 ms; keep clips watchable
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A window of one episode shown as a card: a whole episode or one segment."""
+
+    kind: str  # "episode" or "segment"
+    key: int  # episode_index or segment_index
+    first: int  # global step row of the window's first step
+    length: int
+    episode: dict[str, Any]  # the episode's row (task, policy, success, rand_vec, ...)
+    true_return: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.key:06d}"
+
+
+def clips(data: SplitData, kind: str) -> list[Clip]:
+    """Every episode (or every segment) of the split, in table order."""
+    episodes = {int(r["episode_index"]): r for r in data.episodes.to_dict("records")}
+    if kind == "episode":
+        return [Clip(kind, e, int(r["index_from"]), int(r["length"]), r, float(r["return"]))
+                for e, r in episodes.items()]
+    return [Clip(kind, int(s["segment_index"]), int(s["first"]), int(s["length"]),
+                 episodes[int(s["episode_index"])], float(s["return"]))
+            for s in data.segments.to_dict("records")]
+
+
+def ranked(predicted: np.ndarray, k: int) -> tuple[list[int], list[int]]:
+    """Positions of the k highest (best first) and k lowest (worst first) predictions."""
+    order = np.argsort(-predicted, kind="stable")
+    return [int(i) for i in order[:k]], [int(i) for i in order[::-1][:k]]
+
+
+def subsample(first: int, length: int, count: int) -> np.ndarray:
+    """At most ``count`` evenly spaced step rows of a window, always keeping its last step."""
+    return np.unique(np.linspace(first, first + length - 1, num=min(count, length)).round()
+                     .astype(np.int64))
+
+
+class FrameSource:
+    """Upright RGB frames of chosen step rows: stored frames when the dataset has the camera,
+    else rendered from the rows' stored physics state in the episode's rebuilt scene."""
+
+    def __init__(self, dataset: DatasetDir, camera: str, size: int) -> None:
+        self.dataset, self.camera = dataset, camera
+        self.stored = fmt.image_column(camera) in dataset.info["features"]["steps"]
+        self.spec = FrameSpec((camera,), size)
+        self._renderers: dict[str, tuple[Any, FrameRenderer]] = {}
+
+    def _rows(self, rows: np.ndarray, columns: list[str]) -> Any:
+        """Only the needed rows of the steps table, in the order of ``rows``."""
+        table = pq.read_table(self.dataset.files("steps"), columns=["index", *columns],
+                              filters=pc.field("index").isin(rows))
+        order = pd.Index(table.column("index").to_numpy()).get_indexer(rows)
+        return table.take(order)
+
+    def frames(self, episode: dict[str, Any], rows: np.ndarray) -> list[np.ndarray]:
+        if self.stored:
+            return list(decode_column(self._rows(rows, [fmt.image_column(self.camera)])
+                                      .column(fmt.image_column(self.camera))))
+        task = str(episode["task"])
+        if task not in self._renderers:
+            env = make_env(task, seed=0)
+            self._renderers[task] = env, FrameRenderer(env.unwrapped.model, self.spec)
+        env, renderer = self._renderers[task]
+        reset_to_rand_vec(env, np.asarray(episode["rand_vec"]))
+        states = physics_states(self._rows(rows, list(fmt.SIM_COLUMNS)))
+        return [renderer.render(state)[self.camera] for state in states]
+
+    def close(self) -> None:
+        for env, renderer in self._renderers.values():
+            renderer.close()
+            env.close()
+
+
+def write_filmstrip(frames: list[np.ndarray], path: Path, frame_ms: int) -> None:
+    """An endlessly looping animated GIF."""
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0,
+                   optimize=False)
+
+
+TEMPLATE = jinja2.Template("""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Reward gallery: {{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+.rewards { display: grid; gap: 1.5em;
+           grid-template-columns: repeat({{ columns|length }}, minmax(22em, 1fr)); }
+.card { border: 1px solid #ccc; border-radius: 6px; padding: .5em; margin: 0 0 1em 0; }
+.card.success { border-left: 6px solid #2a2; }
+.card.failure { border-left: 6px solid #c33; }
+.card .media { display: flex; gap: .5em; align-items: center; flex-wrap: wrap; }
+.card img.plot { max-width: 100%; height: auto; }
+.card img.film { width: 168px; height: auto; image-rendering: pixelated; }
+figcaption { font-size: .85em; margin-top: .3em; }
+code { background: #f3f3f3; padding: 0 .2em; }
+</style>
+</head>
+<body>
+<h1>Reward gallery</h1>
+<p>Dataset <code>{{ dataset }}</code>, split <code>{{ split }}</code>: {{ n_episodes }} episodes,
+{{ n_segments }} segments. Episodes and segments ranked by predicted return (sum of r̂ over
+their steps). Frames: {{ frames_note }}. Plots: predicted reward (left axis) and true reward
+(right axis, black) per step. Green edge: successful episode; red: not.</p>
+<div class="rewards">
+{% for column in columns %}
+<section class="reward">
+<h2><code>{{ column.ref }}</code></h2>
+{% for group in column.groups %}
+<h3>{{ group.title }}</h3>
+{% for card in group.cards %}
+<figure class="card {{ 'success' if card.success else 'failure' }}">
+<div class="media">
+<img class="film" src="{{ card.film }}" alt="frames of {{ card.label }}">
+<img class="plot" src="{{ card.plot }}" alt="reward over time of {{ card.label }}">
+</div>
+<figcaption>#{{ card.rank }} · <b>{{ card.label }}</b> · {{ card.task }} · policy
+<code>{{ card.policy }}</code> · {{ 'success' if card.success else 'no success' }}<br>
+predicted return {{ card.predicted }} · true return {{ '%.2f' % card.true_return }}</figcaption>
+</figure>
+{% endfor %}
+{% endfor %}
+</section>
+{% endfor %}
+</div>
+</body>
+</html>
+""", autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def _predicted_text(parts: dict[str, float], split: bool) -> str:
+    if not split:
+        return f"{parts['total']:.2f}"
+    return f"{parts['total']:.2f} (prior {parts['prior']:.2f}, residual {parts['residual']:.2f})"
+
+
+def _groups(scored: Scored, data: SplitData, k: int) -> Iterator[tuple[str, Clip, int, dict]]:
+    """(group title, clip, rank, predicted return parts) of a reward's top and bottom clips."""
+    for kind, returns in (("episode", scored.episode), ("segment", scored.segment)):
+        items = clips(data, kind)
+        top, bottom = ranked(returns.total, k)
+        for title, picks in ((f"Top {len(top)} {kind}s", top),
+                             (f"Bottom {len(bottom)} {kind}s", bottom)):
+            for rank, i in enumerate(picks, 1):
+                yield title, items[i], rank, {p: float(v[i]) for p, v in
+                                              returns._asdict().items()}
+
+
+def build_gallery(data: SplitData, scored: list[Scored], root: Path, k: int, camera: str,
+                  size: int, frames: int) -> None:
+    """Write ``index.html`` with ``media/`` (filmstrips) and ``plots/`` under ``root``."""
+    (root / "media").mkdir(parents=True)
+    (root / "plots").mkdir()
+    fps = float(data.dataset.info.get("fps") or 1.0)
+    true_reward = data.dataset.table("steps", columns=[fmt.REWARD]).column(fmt.REWARD).to_numpy()
+    picks = [list(_groups(s, data, k)) for s in scored]
+    needed = {clip.name: clip for column in picks for _, clip, _, _ in column}
+    source = FrameSource(data.dataset, camera, size)
+    try:
+        with progress("gallery", total=len(needed), unit="clips") as bar:
+            for name, clip in sorted(needed.items()):
+                rows = subsample(clip.first, clip.length, frames)
+                stride = clip.length / len(rows)
+                write_filmstrip(source.frames(clip.episode, rows), root / "media" / f"{name}.gif",
+                                max(MIN_FRAME_MS, round(1000 * stride / fps)))
+                bar.advance()
+    finally:
+        source.close()
+
+    columns = []
+    for r, (s, column) in enumerate(zip(scored, picks, strict=True)):
+        split = len(s.views()) > 1
+        groups: dict[str, list[dict]] = {}
+        for title, clip, rank, predicted in column:
+            plot = f"plots/reward{r}-{clip.name}.png"
+            if not (root / plot).exists():
+                true = true_reward[clip.first:clip.first + clip.length]
+                plots.episode_rewards(s.steps.window(clip.first, clip.length), true,
+                                      f"{clip.kind} {clip.key}", root / plot)
+            label = (f"episode {clip.key}" if clip.kind == "episode" else
+                     f"segment {clip.key} (episode {clip.episode['episode_index']}, "
+                     f"steps {clip.first - clip.episode['index_from']}–"
+                     f"{clip.first - clip.episode['index_from'] + clip.length - 1})")
+            groups.setdefault(title, []).append({
+                "rank": rank, "label": label, "film": f"media/{clip.name}.gif", "plot": plot,
+                "task": clip.episode["task"], "policy": clip.episode["policy"],
+                "success": bool(clip.episode["success"]), "true_return": clip.true_return,
+                "predicted": _predicted_text(predicted, split)})
+        columns.append({"ref": s.ref, "groups": [{"title": t, "cards": c}
+                                                  for t, c in groups.items()]})
+    frames_note = (f"stored frames of camera {camera}" if source.stored else
+                   f"camera {camera}, re-rendered from the stored physics state")
+    html = TEMPLATE.render(title=", ".join(s.ref for s in scored), dataset=data.dataset.root,
+                           split=data.split, n_episodes=len(data.episodes),
+                           n_segments=len(data.segments), columns=columns,
+                           frames_note=frames_note)
+    (root / "index.html").write_text(html)

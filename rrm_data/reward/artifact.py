@@ -1,0 +1,150 @@
+"""The exported reward artifact: ``reward.json`` + ``weights.safetensors``, loaded with torch only.
+
+``reward.json`` holds everything needed to rebuild the network (kind and sizes, input
+columns, prior definition, normalization stats) and how it was trained; no Lightning,
+no dataset is needed to score steps with it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from rrm_data import __version__
+from rrm_data import format as fmt
+from rrm_data.errors import RrmError
+from rrm_data.reward.base import RewardOutput
+from rrm_data.reward.networks import ResidualReward, RewardParts
+from rrm_data.writer import publish_directory, temporary_sibling, write_json
+
+ARTIFACT_FORMAT = "rrm-reward/1"
+ARTIFACT_DIR = "reward"
+SPEC_FILE = "reward.json"
+WEIGHTS_FILE = "weights.safetensors"
+CHUNK = 65536  # steps scored at once from numpy
+
+
+def export_reward(model: ResidualReward, out: Path, name: str,
+                  training: Mapping[str, Any]) -> Path:
+    """Write the artifact directory ``out`` atomically (temp sibling, then rename)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(out)
+    try:
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, str(tmp / WEIGHTS_FILE))
+        write_json(tmp / SPEC_FILE, {"format": ARTIFACT_FORMAT, "rrm_data_version": __version__,
+                                     "name": name, **model.spec, "training": dict(training)})
+        publish_directory(tmp, out, overwrite=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+class LearnedReward:
+    """A trained reward model: ``score`` on steps columns, ``reward(obs, act)`` on batches.
+
+    numpy in → numpy out; torch in → torch out (on the input's device). No gradients.
+    """
+
+    def __init__(self, model: ResidualReward, spec: Mapping[str, Any]) -> None:
+        self.model = model.eval()
+        self.spec = dict(spec)
+        self.name: str = str(spec.get("name", "reward"))
+        self.columns: tuple[str, ...] = model.columns
+
+    def to(self, device: str | torch.device) -> LearnedReward:
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.input_mean.device
+
+    def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
+        """Per-step parts (numpy) for steps-table columns (N, width) or (N,), in chunks."""
+        missing = [c for c in self.columns if c not in columns]
+        if missing:
+            raise RrmError(f"reward '{self.name}' needs the columns {', '.join(missing)}")
+        n = len(columns[self.columns[0]])
+        parts = [self._parts({c: columns[c][i:i + CHUNK] for c in self.columns})
+                 for i in range(0, max(n, 1), CHUNK)]
+        return RewardOutput(*(np.concatenate([p[k].cpu().numpy() for p in parts])
+                              for k in range(3)))
+
+    def __call__(self, obs: Any, act: Any) -> RewardOutput:
+        """r̂ of a batch of observations (N, 39) and actions (N, 4), with its two parts."""
+        parts = self._parts(self._obs_act(obs, act))
+        return RewardOutput(*(_like(obs, x) for x in parts[:3]))
+
+    def ensemble_std(self, obs: Any, act: Any) -> Any:
+        """Disagreement: std of r̂ over ensemble members (0 for a single member)."""
+        members = self._parts(self._obs_act(obs, act)).members
+        return _like(obs, members.std(dim=0, correction=0))
+
+    def _obs_act(self, obs: Any, act: Any) -> dict[str, Any]:
+        if set(self.model.inputs) != {fmt.STATE, fmt.ACTION}:
+            raise RrmError(f"reward '{self.name}' reads {', '.join(self.columns)}, not (obs, act);"
+                           " use score(columns)")
+        return {fmt.STATE: obs, fmt.ACTION: act}
+
+    def _parts(self, columns: Mapping[str, Any]) -> RewardParts:
+        tensors = {c: (v if torch.is_tensor(v) else torch.from_numpy(np.array(v)))
+                   .to(self.device) for c, v in columns.items()}
+        for name, width in self.model.inputs.items():
+            if tensors[name].ndim == 1:
+                tensors[name] = tensors[name].unsqueeze(-1)
+            if tensors[name].shape[-1] != width:
+                raise RrmError(f"column {name} has width {tensors[name].shape[-1]}, "
+                               f"the reward expects {width}")
+        with torch.no_grad():
+            return self.model(tensors)
+
+
+def _like(reference: Any, value: torch.Tensor) -> Any:
+    """Return ``value`` as the caller's type: a tensor on its device, or a numpy array."""
+    if torch.is_tensor(reference):
+        return value.to(reference.device)
+    return value.cpu().numpy()
+
+
+def artifact_dir(path: str | Path) -> Path:
+    """The artifact directory of a run directory, or the artifact directory itself."""
+    path = Path(path).expanduser()
+    if (path / SPEC_FILE).is_file():
+        return path
+    if (path / ARTIFACT_DIR / SPEC_FILE).is_file():
+        return path / ARTIFACT_DIR
+    raise RrmError(f"no reward artifact at {path} (expected {SPEC_FILE} in it or in "
+                   f"{ARTIFACT_DIR}/)")
+
+
+def load_reward(path: str | Path) -> LearnedReward:
+    """Load a reward artifact from a run directory or the artifact directory."""
+    root = artifact_dir(path)
+    try:
+        spec = json.loads((root / SPEC_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RrmError(f"{root / SPEC_FILE}: corrupt reward artifact ({exc})") from None
+    if not isinstance(spec, dict) or spec.get("format") != ARTIFACT_FORMAT:
+        found = spec.get("format") if isinstance(spec, dict) else None
+        raise RrmError(f"{root / SPEC_FILE}: format {found!r}, expected {ARTIFACT_FORMAT!r}")
+    try:
+        model = ResidualReward(spec)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RrmError(f"{root / SPEC_FILE}: incomplete reward spec ({exc!r})") from None
+    try:
+        model.load_state_dict(load_file(str(root / WEIGHTS_FILE)))
+    except (OSError, SafetensorError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RrmError(f"{root / WEIGHTS_FILE}: unusable weights ({first})") from None
+    return LearnedReward(model, spec)

@@ -1,0 +1,177 @@
+"""Reward networks in torch: ensembles of MLPs and the residual model r̂ = w · r0 + tanh(f).
+
+The residual model is the one shape every recipe shares: a from-scratch PEBBLE model is
+the same thing with the ``zero`` prior. A network maps the concatenated, normalized input
+columns (..., D) to one raw output per ensemble member (K, ...); ``NETWORKS`` names the
+kinds a recipe can ask for, so a new network is one entry there.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from rrm_data import format as fmt
+from rrm_data.errors import RrmError
+from rrm_data.priors import GOAL, HAND, OBJECT
+
+
+def _object_goal(obs: Tensor) -> Tensor:
+    return -torch.linalg.vector_norm(obs[..., OBJECT] - obs[..., GOAL], dim=-1)
+
+
+def _gripper_object(obs: Tensor) -> Tensor:
+    return -torch.linalg.vector_norm(obs[..., HAND] - obs[..., OBJECT], dim=-1)
+
+
+# Torch twins of ``rrm_data.priors.PRIORS`` (same formulas; a test checks they agree),
+# so a model computes r0 from observation.state itself and needs no prior columns.
+TORCH_PRIORS: dict[str, Callable[[Tensor], Tensor]] = {
+    "object_goal": _object_goal,
+    "gripper_object": _gripper_object,
+    "complete": lambda obs: _object_goal(obs) + _gripper_object(obs),
+    "zero": lambda obs: obs.new_zeros(obs.shape[:-1]),
+}
+
+
+def prior_name(name: str) -> str:
+    """Accept ``gripper_object`` or ``prior.gripper_object``; refuse unknown priors."""
+    bare = name.removeprefix("prior.")
+    if bare not in TORCH_PRIORS:
+        raise RrmError(f"unknown prior column '{name}'; known priors: {', '.join(TORCH_PRIORS)}")
+    return bare
+
+
+def columns_read(inputs: list[str], prior: str) -> tuple[str, ...]:
+    """Steps columns a model reads: its inputs, and observation.state for a non-zero prior."""
+    needs_state = prior_name(prior) != "zero" and fmt.STATE not in inputs
+    return (*inputs, fmt.STATE) if needs_state else tuple(inputs)
+
+
+class EnsembleLinear(nn.Module):
+    """K independent linear layers applied in one batched matmul: (K, N, I) → (K, N, O)."""
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features))
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default initialization
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU,
+}
+
+
+class EnsembleMLP(nn.Module):
+    """PEBBLE's reward net: ``members`` MLPs of ``layers`` × ``hidden`` units, one output each.
+
+    The output is raw; the residual model bounds it with tanh.
+    """
+
+    def __init__(self, in_dim: int, hidden: int = 256, layers: int = 3, members: int = 3,
+                 activation: str = "leaky_relu") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise RrmError(f"unknown activation '{activation}'; known: {', '.join(ACTIVATIONS)}")
+        if min(hidden, layers, members) < 1:
+            raise RrmError("network sizes hidden, layers and members must be at least 1")
+        self.members = members
+        sizes = [in_dim] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            blocks += [EnsembleLinear(members, a, b), ACTIVATIONS[activation]()]
+        self.body = nn.Sequential(*blocks, EnsembleLinear(members, sizes[-1], 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(..., D) → (K, ...)."""
+        lead = x.shape[:-1]
+        flat = x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1)
+        return self.body(flat).reshape(self.members, *lead)
+
+
+NETWORKS: dict[str, type[nn.Module]] = {
+    "mlp": EnsembleMLP,
+}
+
+
+def build_network(kind: str, in_dim: int, params: Mapping[str, Any]) -> nn.Module:
+    """A registered network, refusing parameters its constructor does not take."""
+    if kind not in NETWORKS:
+        raise RrmError(f"unknown network '{kind}'; known networks: {', '.join(NETWORKS)}")
+    cls = NETWORKS[kind]
+    accepted = set(inspect.signature(cls).parameters) - {"in_dim"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise RrmError(f"network '{kind}' takes no parameter {', '.join(unknown)}; "
+                       f"it takes: {', '.join(sorted(accepted))}")
+    return cls(in_dim, **params)
+
+
+class RewardParts(NamedTuple):
+    """Per-step reward parts; ``members`` holds each ensemble member's total, (K, ...)."""
+
+    total: Tensor
+    prior: Tensor
+    residual: Tensor
+    members: Tensor
+
+
+class ResidualReward(nn.Module):
+    """r̂ = w · r0(s) + tanh(f(x)), with r0 a fixed prior (possibly negated) and f learned.
+
+    ``spec`` is the JSON-able description stored in the artifact: ``network``, ``params``,
+    ``inputs`` [{column, width}] in concatenation order, ``prior`` {name, weight, negate,
+    as_input}, ``normalization`` {mean, std} over the concatenated inputs, or None.
+    """
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.spec = dict(spec)
+        self.inputs = {str(i["column"]): int(i["width"]) for i in spec["inputs"]}
+        prior = spec["prior"]
+        self.prior_name = prior_name(prior["name"])
+        self.prior_weight = float(prior["weight"])
+        self.prior_sign = -1.0 if prior["negate"] else 1.0
+        self.prior_as_input = bool(prior["as_input"])
+        self.columns = columns_read(list(self.inputs), self.prior_name)
+        width = sum(self.inputs.values())
+        norm = spec.get("normalization")
+        mean = torch.tensor(norm["mean"]) if norm else torch.zeros(width)
+        std = torch.tensor(norm["std"]) if norm else torch.ones(width)
+        if mean.shape != (width,) or std.shape != (width,):
+            raise RrmError(f"normalization stats have {mean.numel()} entries, inputs {width}")
+        self.register_buffer("input_mean", mean.float())
+        self.register_buffer("input_std", std.float())
+        self.net = build_network(spec["network"], width + self.prior_as_input,
+                                 spec.get("params", {}))
+
+    def prior(self, columns: Mapping[str, Tensor]) -> Tensor:
+        """r0 with its sign, before the weight; never trained (no parameters, no gradient)."""
+        state = columns.get(fmt.STATE)
+        if state is None:
+            return next(iter(columns.values())).new_zeros(())
+        with torch.no_grad():
+            return self.prior_sign * TORCH_PRIORS[self.prior_name](state.float())
+
+    def forward(self, columns: Mapping[str, Tensor]) -> RewardParts:
+        """Columns of shape (..., width) → parts of shape (...) (members: (K, ...))."""
+        x = torch.cat([columns[name].float() for name in self.inputs], dim=-1)
+        x = (x - self.input_mean) / self.input_std
+        r0 = self.prior(columns).expand(x.shape[:-1])
+        if self.prior_as_input:
+            x = torch.cat([x, r0.unsqueeze(-1)], dim=-1)
+        residual = torch.tanh(self.net(x))
+        prior = self.prior_weight * r0
+        members = prior + residual
+        return RewardParts(members.mean(0), prior, residual.mean(0), members)

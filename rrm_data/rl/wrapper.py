@@ -1,0 +1,158 @@
+"""Environments whose reward is a reward function's r̂(s_t, a_t) instead of the task's own.
+
+r̂ scores the observation *before* the step and the action taken, as the steps table
+pairs them (``observation.state`` with ``action``). The true reward is kept in
+``info["true_reward"]`` and Meta-World's ``info["success"]`` passes through, so a trainer
+can still report what really happened. A reward that reads camera frames gets frames
+of the same pre-step state, rendered from the physics state as datasets render them
+(the cameras, size and scene quality its artifact records).
+
+:class:`RewardWrapper` wraps one gymnasium environment; :class:`VecRewardWrapper` wraps
+Stable-Baselines3's vector environment and scores all its environments in one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from rrm_data.envs import get_physics_state, make_env
+from rrm_data.errors import RrmError
+from rrm_data.priors import GOAL
+from rrm_data.rendering import FrameRenderer, FrameSpec
+from rrm_data.reward.base import RewardFunction
+from rrm_data.rl.relabel import frame_cameras, relabel
+
+TRUE_REWARD = "true_reward"
+
+
+def frame_spec(reward: RewardFunction) -> FrameSpec | None:
+    """How frames must be rendered for ``reward`` (as its training data was): None if none."""
+    cameras = frame_cameras(reward)
+    if not cameras:
+        return None
+    frames = dict(getattr(reward, "spec", {}).get("frames") or {})
+    if "height" not in frames:
+        raise RrmError(f"reward '{reward.name}' reads frames but does not record their size")
+    return FrameSpec(cameras, int(frames["height"]), str(frames.get("quality", "fast")))
+
+
+class FrameSource:
+    """Frames of the environments' current (pre-step) states, rendered as datasets render them."""
+
+    def __init__(self, envs: Sequence[gym.Env], spec: FrameSpec) -> None:
+        self._envs = [env.unwrapped for env in envs]
+        self._renderers = [FrameRenderer(env.model, spec) for env in self._envs]
+        self._cameras = spec.cameras
+
+    def capture(self) -> dict[str, np.ndarray]:
+        """{camera: uint8 (n_envs, size, size, 3)}."""
+        frames = [r.render(get_physics_state(e)) for r, e in zip(self._renderers, self._envs,
+                                                                  strict=True)]
+        return {c: np.stack([f[c] for f in frames]) for c in self._cameras}
+
+
+class SeededReset(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """``reset(seed=s)`` reseeds the variation draw, which Meta-World's own reset ignores.
+
+    Meta-World builds its observation space while the goal is still hidden, so the goal's
+    bounds read [0, 0] although observations hold the goal; they are opened here.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
+        space = env.observation_space
+        low, high = space.low.copy(), space.high.copy()
+        low[GOAL], high[GOAL] = -np.inf, np.inf
+        self.observation_space = gym.spaces.Box(low, high, dtype=space.dtype)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if seed is not None:
+            self.env.unwrapped.seed(seed)
+        return self.env.reset(seed=seed, options=options)
+
+
+def task_env(task: str, seed: int, episode_steps: int | None = None) -> gym.Env:
+    """A Meta-World task that draws one of its benchmark variations on every reset, as RL needs.
+
+    ``episode_steps`` shortens episodes below Meta-World's 500 steps (for quick runs).
+    """
+    env = make_env(task, seed)
+    if episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, episode_steps)
+    env.get_wrapper_attr("toggle_sample_tasks_on_reset")(True)
+    return SeededReset(env)
+
+
+class RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """One environment rewarded by r̂; ``info`` keeps ``true_reward`` and ``success``."""
+
+    def __init__(self, env: gym.Env, reward: RewardFunction) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, reward=reward)
+        super().__init__(env)
+        self.reward = reward
+        spec = frame_spec(reward)
+        self._source = None if spec is None else FrameSource([env], spec)
+        self._obs: np.ndarray | None = None
+        self._frames: dict[str, np.ndarray] | None = None
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._remember(obs)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._obs is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        obs, true_reward, terminated, truncated, info = self.env.step(action)
+        reward = relabel(self.reward, self._obs[None], np.asarray(action)[None],
+                         env_reward=np.asarray([true_reward]), frames=self._frames)
+        self._remember(obs)
+        return obs, float(reward[0]), terminated, truncated, {**info, TRUE_REWARD: true_reward}
+
+    def _remember(self, obs: np.ndarray) -> None:
+        self._obs = np.asarray(obs)
+        self._frames = None if self._source is None else self._source.capture()
+
+
+class VecRewardWrapper(VecEnvWrapper):
+    """SB3 vector environment rewarded by r̂, scored for all environments in one batch."""
+
+    def __init__(self, venv: VecEnv, reward: RewardFunction) -> None:
+        super().__init__(venv)
+        self.reward = reward
+        spec = frame_spec(reward)
+        self._source = None if spec is None else FrameSource(venv.get_attr("unwrapped"), spec)
+        self._obs: np.ndarray | None = None
+        self._frames: dict[str, np.ndarray] | None = None
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self._remember(obs)
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, true_rewards, dones, infos = self.venv.step_wait()
+        rewards = relabel(self.reward, self._obs, self._actions, env_reward=true_rewards,
+                          frames=self._frames)
+        for info, true_reward in zip(infos, true_rewards, strict=True):
+            info[TRUE_REWARD] = float(true_reward)
+        self._remember(obs)  # after an episode ends, SB3 has already reset: the next s_t
+        return obs, rewards, dones, infos
+
+    def _remember(self, obs: np.ndarray) -> None:
+        self._obs = np.asarray(obs)
+        self._frames = None if self._source is None else self._source.capture()

@@ -1,0 +1,1 @@
+"""Training reward models on preference datasets: recipes, Lightning data module and module."""

@@ -1,0 +1,179 @@
+"""Preference pairs as batches of segment pairs (B, 2, T, features), gathered in one go.
+
+The steps columns are loaded once into tensors; a pair is two first-step indices, so a
+whole batch is gathered by index arithmetic (first + arange(T)) with no Python loop per
+pair. The data module keeps no global state and uses an ordinary shuffled DataLoader,
+so Lightning's distributed sampler splits it across DDP ranks deterministically.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from rrm_data.errors import RrmError
+from rrm_data.reader import DatasetDir, open_dataset
+from rrm_data.reward.columns import step_columns
+
+Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
+
+
+@dataclass(frozen=True)
+class LabelledPairs:
+    """Pairs as the global index of each segment's first step (P, 2) and P(a ≻ b) (P,)."""
+
+    first: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def take(self, rows: slice) -> LabelledPairs:
+        return LabelledPairs(self.first[rows], self.label[rows])
+
+
+def segment_windows(dataset: DatasetDir) -> tuple[np.ndarray, int]:
+    """Global first-step index of every segment (by segment_index) and the segment length."""
+    segments = dataset.table("segments", columns=["segment_index", "episode_index", "start",
+                                                  "length"])
+    episodes = dataset.table("episodes", columns=["episode_index", "index_from"])
+    lengths = np.unique(segments.column("length").to_numpy())
+    if len(lengths) != 1:
+        raise RrmError(f"{dataset.root}: segments have different lengths {lengths.tolist()}")
+    ep_ids = episodes.column("episode_index").to_numpy()
+    order = np.argsort(ep_ids)
+    seg_ep = segments.column("episode_index").to_numpy()
+    pos = np.searchsorted(ep_ids[order], seg_ep).clip(0, len(ep_ids) - 1)
+    if not np.array_equal(ep_ids[order][pos], seg_ep):
+        raise RrmError(f"{dataset.root}: a segment points at an episode that does not exist")
+    first = np.empty(segments.num_rows, np.int64)
+    first[segments.column("segment_index").to_numpy()] = (
+        episodes.column("index_from").to_numpy()[order][pos] + segments.column("start").to_numpy())
+    return first, int(lengths[0])
+
+
+def labelled_pairs(dataset: DatasetDir, split: str, teacher: str,
+                   segment_first: np.ndarray) -> LabelledPairs:
+    """One teacher's labelled pairs of a split, in ``pair_index`` order."""
+    if split not in dataset.splits("preferences"):
+        raise RrmError(f"{dataset.root}: no '{split}' preferences")
+    table = dataset.preferences(split, ["pair_index", "segment_a", "segment_b", "label",
+                                        "teacher"])
+    mine = table.filter(pc.equal(table.column("teacher"), teacher))
+    if mine.num_rows == 0:
+        found = sorted(set(table.column("teacher").to_pylist()))
+        raise RrmError(f"{dataset.root}: no labels of teacher '{teacher}' in split '{split}'; "
+                       f"teachers there: {', '.join(found) or 'none'}")
+    mine = mine.sort_by("pair_index")
+    segments = np.stack([mine.column("segment_a").to_numpy(), mine.column("segment_b").to_numpy()],
+                        axis=1)
+    return LabelledPairs(segment_first[segments], mine.column("label").to_numpy())
+
+
+class PairBatches(Dataset):
+    """Map-style dataset of pairs whose ``__getitems__`` gathers a whole batch at once."""
+
+    def __init__(self, steps: dict[str, Tensor], pairs: LabelledPairs, length: int) -> None:
+        self.steps = steps
+        self.first = torch.from_numpy(pairs.first)
+        self.label = torch.from_numpy(pairs.label.astype(np.float32))
+        self.offsets = torch.arange(length)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        idx = torch.as_tensor(indices)
+        window = self.first[idx].unsqueeze(-1) + self.offsets  # (B, 2, T)
+        return {"inputs": {name: column[window] for name, column in self.steps.items()},
+                "label": self.label[idx]}
+
+    def __getitem__(self, index: int) -> Batch:
+        batch = self.__getitems__([index])
+        return {"inputs": {k: v[0] for k, v in batch["inputs"].items()}, "label": batch["label"][0]}
+
+
+def already_batched(batch: Batch) -> Batch:
+    """The collate function: ``__getitems__`` already built the batch."""
+    return batch
+
+
+class PreferenceDataModule(pl.LightningDataModule):
+    """Segment pairs of one teacher for training; oracle test pairs (or a held-out share of
+    the training pairs) for validation. ``num_labels`` keeps the first N training pairs."""
+
+    def __init__(self, source: str, columns: Sequence[str], teacher: str = "oracle",
+                 val_teacher: str = "oracle", num_labels: int | None = None,
+                 val_fraction: float = 0.0, batch_size: int = 128, num_workers: int = 0) -> None:
+        super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise RrmError(f"val_fraction must lie in [0, 1), got {val_fraction}")
+        if num_labels is not None and num_labels < 1:
+            raise RrmError(f"num_labels must be at least 1, got {num_labels}")
+        if batch_size < 1:
+            raise RrmError(f"batch_size must be at least 1, got {batch_size}")
+        self.source, self.columns = source, list(columns)
+        self.teacher, self.val_teacher = teacher, val_teacher
+        self.num_labels, self.val_fraction = num_labels, val_fraction
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.steps: dict[str, Tensor] = {}
+        self.train_pairs: LabelledPairs | None = None
+        self.val_pairs: LabelledPairs | None = None
+        self.segment_length = 0
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the dataset once (later calls are no-ops)."""
+        if self.train_pairs is not None:
+            return
+        dataset = open_dataset(self.source)
+        columns = step_columns(dataset, self.columns)
+        self.steps = {name: torch.tensor(v.reshape(len(v), -1), dtype=torch.float32)
+                      for name, v in columns.items()}
+        first, self.segment_length = segment_windows(dataset)
+        pool = labelled_pairs(dataset, "train", self.teacher, first)
+        if self.val_fraction > 0:
+            n_val = math.ceil(self.val_fraction * len(pool))
+            pool, self.val_pairs = pool.take(slice(0, -n_val)), pool.take(slice(-n_val, None))
+        else:
+            self.val_pairs = labelled_pairs(dataset, "test", self.val_teacher, first)
+        if self.num_labels is not None:
+            if self.num_labels > len(pool):
+                raise RrmError(f"num_labels={self.num_labels} but only {len(pool)} "
+                               f"'{self.teacher}' training pairs are available")
+            pool = pool.take(slice(0, self.num_labels))
+        self.train_pairs = pool
+
+    @property
+    def column_widths(self) -> dict[str, int]:
+        return {name: int(t.shape[1]) for name, t in self.steps.items()}
+
+    def input_stats(self, inputs: Sequence[str]) -> dict[str, list[float]]:
+        """Mean and std of the concatenated ``inputs`` over the training segments' steps."""
+        assert self.train_pairs is not None, "call setup() first"
+        firsts = np.unique(self.train_pairs.first)
+        rows = torch.from_numpy((firsts[:, None] + np.arange(self.segment_length)).ravel())
+        x = torch.cat([self.steps[name][rows] for name in inputs], dim=1).double()
+        std = x.std(dim=0, correction=0)
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))
+        return {"mean": x.mean(dim=0).tolist(), "std": std.tolist()}
+
+    def _loader(self, pairs: LabelledPairs | None, shuffle: bool) -> DataLoader:
+        assert pairs is not None, "call setup() first"
+        return DataLoader(PairBatches(self.steps, pairs, self.segment_length),
+                          batch_size=self.batch_size, shuffle=shuffle,
+                          collate_fn=already_batched, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_pairs, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_pairs, shuffle=False)

@@ -1,0 +1,497 @@
+"""Check a dataset directory against the rrm-data/1 format.
+
+Three stages, each run only when the ones before found nothing, so the first problem
+reported is a cause rather than a consequence of one: meta/info.json against its JSON
+Schema; every Parquet file's footer and Arrow schema against its table's JSON Schema;
+then the values (references between tables, value ranges, counts), checked on whole
+columns at once with numpy and reading only the columns they need.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from jsonschema import Draft202012Validator, ValidationError
+from referencing import Registry, Resource
+
+from rrm_data import format as fmt
+from rrm_data.errors import RrmError
+from rrm_data.resources import resource_dir
+from rrm_data.teachers import TEACHERS
+from rrm_data.writer import table_features
+
+INFO = "meta/info.json"
+EMBEDDINGS = "embeddings"
+LABELS = (0.0, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a dataset breaks the format, located as precisely as possible."""
+
+    file: str
+    message: str
+    row: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.column is not None:
+            where += f" column {self.column}"
+        return f"{where}: {self.message}"
+
+
+def dataset_problems(root: str | Path) -> Iterator[Problem]:
+    """Every problem of the dataset at ``root``, lazily: take the first with ``next``."""
+    return _Checker(Path(root)).problems()
+
+
+def validate_dataset(root: str | Path) -> list[Problem]:
+    """All problems of the dataset at ``root``; empty when it is a valid rrm-data/1 dataset."""
+    return list(dataset_problems(root))
+
+
+def check_dataset(root: str | Path) -> None:
+    """Raise RrmError naming the first problem (file, row, column) of the dataset at ``root``."""
+    problem = next(dataset_problems(root), None)
+    if problem is not None:
+        raise RrmError(str(problem))
+
+
+# --- JSON Schemas ---------------------------------------------------------------------------
+
+@cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """Validator of ``schemas/<name>.schema.json``; references between schemas go by file name."""
+    schemas = {p.name: json.loads(p.read_text())
+               for p in resource_dir("schemas").glob("*.schema.json")}
+    registry = Registry().with_resources(
+        (file, Resource.from_contents(schema)) for file, schema in schemas.items())
+    return Draft202012Validator(schemas[f"{name}.schema.json"], registry=registry)
+
+
+def table_schema_name(table: str) -> str | None:
+    """Which table schema a table directory follows (None: no schema, e.g. a tool's extra)."""
+    if table in fmt.TABLES:
+        return table
+    return "embeddings" if table.split("/")[0] == EMBEDDINGS else None
+
+
+def describe_schema(schema: pa.Schema) -> dict[str, dict[str, Any]]:
+    """``{column: {dtype, shape, names}}`` of a Parquet file, as meta/info.json describes tables."""
+    return table_features(schema.empty_table())
+
+
+def _column_error(error: ValidationError, table: str) -> tuple[str | None, str]:
+    """(column, message) of a table-schema error, in words a user can act on."""
+    if error.validator == "required":
+        missing = next(c for c in error.validator_value if c not in error.instance)
+        return missing, f"missing (the {table} table requires it)"
+    if error.validator == "additionalProperties":
+        patterns = error.schema.get("patternProperties", {})
+        extra = next(c for c in error.instance if c not in error.schema.get("properties", {})
+                     and not any(re.search(p, c) for p in patterns))
+        return extra, f"not a column of the {table} table"
+    column, *rest = error.absolute_path
+    field = ".".join(map(str, rest))
+    if error.validator == "const":
+        return column, (f"{field} {json.dumps(error.instance)}, "
+                        f"expected {json.dumps(error.validator_value)}")
+    return column, f"{field}: {error.message}"
+
+
+def _kind(feature: dict[str, Any] | None) -> str:
+    return "absent" if feature is None else f"{feature['dtype']}{feature['shape']}"
+
+
+# --- the tables as files --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TablePart:
+    """One split of one table: its Parquet files, read as one sequence of rows."""
+
+    root: Path
+    files: list[Path]
+    offsets: np.ndarray  # first row of each file, then the total
+    schema: pa.Schema
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def problem(self, row: int, column: str | None, message: str) -> Problem:
+        """A problem at a row of the whole split, located in the file that holds it."""
+        i = int(np.searchsorted(self.offsets, row, side="right")) - 1
+        return Problem(self.relative(self.files[i]), message, int(row - self.offsets[i]), column)
+
+    def read(self, columns: list[str]) -> pa.Table:
+        parts = []
+        for path in self.files:
+            try:
+                parts.append(pq.read_table(path, columns=columns))
+            except (pa.ArrowException, OSError) as exc:
+                raise _Unreadable(Problem(self.relative(path), _unreadable(exc))) from None
+        return pa.concat_tables(parts)
+
+
+class _Unreadable(Exception):
+    """A Parquet file whose footer was fine failed while its values were read."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _unreadable(exc: Exception) -> str:
+    return f"unreadable Parquet ({str(exc).strip().splitlines()[0]})"
+
+
+def _layout(root: Path) -> dict[tuple[str, str], list[Path]]:
+    """Parquet files by (table directory, split), e.g. ('embeddings/enc', 'train')."""
+    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    for path in sorted(root.rglob("*.parquet")):
+        relative = path.relative_to(root)
+        if not any(part.startswith(".") for part in relative.parts):
+            groups[(relative.parent.as_posix(), path.name.split("-")[0])].append(path)
+    return dict(groups)
+
+
+# --- column helpers -------------------------------------------------------------------------
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as a (rows, width) array: width 1 for scalars, the list size for vectors."""
+    if pa.types.is_fixed_size_list(column.type):
+        flat = column.combine_chunks().flatten()
+        return flat.to_numpy(zero_copy_only=False).reshape(len(column), column.type.list_size)
+    return column.to_numpy()[:, None]
+
+
+def _first(mask: np.ndarray) -> int | None:
+    rows = np.flatnonzero(mask)
+    return int(rows[0]) if rows.size else None
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """True at every occurrence of a key after its first."""
+    order = np.argsort(keys, kind="stable")
+    mask = np.zeros(len(keys), bool)
+    mask[order[1:][keys[order][1:] == keys[order][:-1]]] = True
+    return mask
+
+
+def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Row of each value in ``keys`` (unique), or -1 where it is absent."""
+    if len(keys) == 0:
+        return np.full(len(values), -1)
+    order = np.argsort(keys, kind="stable")
+    rows = order[np.minimum(np.searchsorted(keys, values, sorter=order), len(keys) - 1)]
+    return np.where(keys[rows] == values, rows, -1)
+
+
+def _nulls(part: TablePart, table: pa.Table) -> Iterator[Problem]:
+    for name in table.column_names:
+        if table.column(name).null_count:
+            row = _first(pc.is_null(table.column(name)).to_numpy(zero_copy_only=False))
+            yield part.problem(row, name, "missing value (null)")
+            return
+
+
+def _non_finite(part: TablePart, table: pa.Table, columns: list[str]) -> Iterator[Problem]:
+    for name in columns:
+        values = _numbers(table.column(name))
+        bad = ~np.isfinite(values)
+        row = _first(bad.any(axis=1))
+        if row is not None:
+            j = int(np.flatnonzero(bad[row])[0])
+            element = f" (element {j})" if values.shape[1] > 1 else ""
+            yield part.problem(row, name, f"{values[row, j]} is not finite{element}")
+
+
+# --- the checks -----------------------------------------------------------------------------
+
+class _Checker:
+    """Runs the stages in order over one dataset directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.info: dict[str, Any] = {}
+        self.parts: dict[tuple[str, str], TablePart] = {}
+
+    def problems(self) -> Iterator[Problem]:
+        for stage in (self._info_problems, self._file_problems, self._value_problems):
+            found = False
+            for problem in stage():
+                found = True
+                yield problem
+            if found:
+                return
+
+    # stage 1
+    def _info_problems(self) -> Iterator[Problem]:
+        path = self.root / INFO
+        if not path.is_file():
+            yield Problem(INFO, f"missing: {self.root} is not an rrm-data dataset")
+            return
+        try:
+            self.info = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            yield Problem(INFO, f"invalid JSON ({exc.msg}, line {exc.lineno})")
+            return
+        errors = schema_validator("info").iter_errors(self.info)
+        for error in sorted(errors, key=lambda e: e.json_path):
+            at = ".".join(map(str, error.absolute_path)) or "top level"
+            yield Problem(INFO, f"at {at}: {error.message}")
+
+    # stage 2
+    def _file_problems(self) -> Iterator[Problem]:
+        layout = _layout(self.root)
+        for table in fmt.TABLES:
+            for split in sorted({"train", *self.info["splits"].get(table, [])}):
+                if (table, split) not in layout:
+                    yield Problem(f"{table}/", f"no {split}-*.parquet files")
+        for (table, split), files in layout.items():
+            rows, schema = [0], None
+            for path in files:
+                relative = path.relative_to(self.root).as_posix()
+                try:
+                    metadata = pq.read_metadata(path)
+                except (pa.ArrowException, OSError) as exc:
+                    yield Problem(relative, _unreadable(exc))
+                    continue
+                schema = metadata.schema.to_arrow_schema()
+                rows.append(rows[-1] + metadata.num_rows)
+                yield from self._schema_problems(relative, table, describe_schema(schema))
+            if schema is not None and len(rows) == len(files) + 1:
+                self.parts[(table, split)] = TablePart(self.root, files, np.array(rows), schema)
+
+    def _schema_problems(self, relative: str, table: str,
+                         description: dict[str, Any]) -> Iterator[Problem]:
+        name = table_schema_name(table)
+        if name is None:
+            return
+        errors = schema_validator(name).iter_errors(description)
+        for error in sorted(errors, key=lambda e: e.json_path):
+            column, message = _column_error(error, table)
+            yield Problem(relative, message, column=column)
+        declared = self.info["features"].get(table)
+        if declared is None:
+            return
+        for column in sorted(set(declared) | set(description)):
+            have, said = description.get(column), declared.get(column)
+            if _kind(have) != _kind(said):
+                yield Problem(relative, f"{_kind(have)}, but {INFO} features say {_kind(said)}",
+                              column=column)
+
+    # stage 3
+    def _value_problems(self) -> Iterator[Problem]:
+        try:
+            yield from self._check_values()
+        except _Unreadable as exc:
+            yield exc.problem
+
+    def _check_values(self) -> Iterator[Problem]:
+        steps_part = self.parts[("steps", "train")]
+        episodes_part = self.parts[("episodes", "train")]
+        segments_part = self.parts[("segments", "train")]
+        priors = [n for n in steps_part.schema.names if n.startswith("prior.")]
+        steps = steps_part.read(["index", "episode_index", "frame_index", fmt.STATE, fmt.ACTION,
+                                 fmt.REWARD, *priors])
+        episodes = episodes_part.read(["episode_index", "length", "index_from", "index_to",
+                                       "return", "success"])
+        segment_priors = [n for n in segments_part.schema.names if n.startswith("return.")]
+        segments = segments_part.read(["segment_index", "episode_index", "start", "length",
+                                       "return", *segment_priors])
+        preferences = {split: (part, part.read(["pair_index", "segment_a", "segment_b", "label",
+                                                "teacher"]))
+                       for (table, split), part in sorted(self.parts.items())
+                       if table == "preferences"}
+        for part, table in [(steps_part, steps), (episodes_part, episodes),
+                            (segments_part, segments), *preferences.values()]:
+            yield from _nulls(part, table)
+
+        yield from _steps_problems(steps_part, steps, [fmt.STATE, fmt.ACTION, fmt.REWARD, *priors])
+        yield from _non_finite(episodes_part, episodes, ["return"])
+        yield from _non_finite(segments_part, segments, ["return", *segment_priors])
+        yield from _episode_problems(episodes_part, episodes, steps_part, steps)
+        yield from _segment_problems(segments_part, segments, episodes)
+        yield from _preference_problems(preferences, segments.column("segment_index").to_numpy())
+        yield from self._extra_table_problems(steps.num_rows)
+        yield from self._count_problems(steps, episodes, segments,
+                                        {s: t for s, (_, t) in preferences.items()})
+
+    def _extra_table_problems(self, n_steps: int) -> Iterator[Problem]:
+        """Tables beyond the four (embeddings, tools' extras) point at steps that exist."""
+        for (table, _), part in sorted(self.parts.items()):
+            if table in fmt.TABLES or "index" not in part.schema.names:
+                continue
+            is_embedding = table_schema_name(table) == EMBEDDINGS
+            values = part.read(["index", "features"] if is_embedding else ["index"])
+            yield from _nulls(part, values)
+            index = values.column("index").to_numpy()
+            row = _first((index < 0) | (index >= n_steps))
+            if row is not None:
+                yield part.problem(row, "index", f"step {index[row]} does not exist "
+                                                 f"(the steps table has {n_steps} rows)")
+            if is_embedding:
+                yield from _non_finite(part, values, ["features"])
+
+    def _count_problems(self, steps: pa.Table, episodes: pa.Table, segments: pa.Table,
+                        preferences: dict[str, pa.Table]) -> Iterator[Problem]:
+        counts = self.info["counts"]
+        actual = {"episodes": episodes.num_rows, "steps": steps.num_rows,
+                  "segments": segments.num_rows,
+                  "successes": int(np.sum(episodes.column("success").to_numpy()))}
+        for key, value in actual.items():
+            if counts[key] != value:
+                yield Problem(INFO, f"counts.{key} is {counts[key]}, but the dataset has {value}")
+        for split in sorted(set(preferences) | set(counts["labels"])):
+            teachers = preferences[split]["teacher"] if split in preferences else pa.array([])
+            rows = {c["values"]: c["counts"] for c in pc.value_counts(teachers).to_pylist()}
+            said = counts["labels"].get(split, {})
+            skipped = counts["skipped"].get(split, {})
+            pairs = counts["pairs"].get(split, 0)
+            for teacher in sorted(set(rows) | set(said)):
+                if rows.get(teacher, 0) != said.get(teacher, 0):
+                    yield Problem(INFO, f"counts.labels.{split}.{teacher} is "
+                                        f"{said.get(teacher, 0)}, but preferences/{split} has "
+                                        f"{rows.get(teacher, 0)} rows of teacher {teacher}")
+                elif said.get(teacher, 0) + skipped.get(teacher, 0) != pairs:
+                    yield Problem(INFO, f"counts.labels.{split}.{teacher} + counts.skipped."
+                                        f"{split}.{teacher} != counts.pairs.{split} ({pairs})")
+
+
+def _steps_problems(part: TablePart, steps: pa.Table, numeric: list[str]) -> Iterator[Problem]:
+    index = steps.column("index").to_numpy()
+    row = _first(index != np.arange(len(index)))
+    if row is not None:
+        yield part.problem(row, "index", f"{index[row]}, expected {row}: index numbers the steps "
+                                         "0, 1, 2, ... in row order")
+    yield from _non_finite(part, steps, numeric)
+
+
+def _episode_problems(part: TablePart, episodes: pa.Table, steps_part: TablePart,
+                      steps: pa.Table) -> Iterator[Problem]:
+    """Episodes are unique and tile the steps table; each step's episode and frame agree."""
+    ids, length, start, stop = (episodes.column(c).to_numpy()
+                                for c in ("episode_index", "length", "index_from", "index_to"))
+    checks = [
+        ("episode_index", _repeated(ids), lambda r: f"episode {ids[r]} appears more than once"),
+        ("length", length < 1, lambda r: f"{length[r]}: an episode has at least one step"),
+        ("index_to", stop - start != length,
+         lambda r: f"{stop[r]}, expected index_from + length = {start[r] + length[r]}"),
+    ]
+    order = np.argsort(start, kind="stable")
+    expected_start = np.empty_like(start)
+    expected_start[order] = np.cumsum(length[order]) - length[order]
+    checks.append(("index_from", start != expected_start,
+                   lambda r: f"{start[r]}, expected {expected_start[r]}: episodes must tile the "
+                             "steps table in order"))
+    broken = False
+    for column, mask, message in checks:
+        row = _first(mask)
+        if row is not None:
+            broken = True
+            yield part.problem(row, column, message(row))
+    if broken:
+        return
+    total = int(length.sum())
+    if total < steps.num_rows:
+        yield steps_part.problem(total, "episode_index", f"step {total} belongs to no episode "
+                                                         f"(episodes cover {total} steps)")
+        return
+    if total > steps.num_rows:
+        yield part.problem(int(order[-1]), "index_to", f"{stop[order[-1]]}, but the steps table "
+                                                       f"has {steps.num_rows} rows")
+        return
+    owner = np.repeat(ids[order], length[order])
+    frame = np.arange(steps.num_rows) - np.repeat(start[order], length[order])
+    for column, expected in (("episode_index", owner), ("frame_index", frame)):
+        values = steps.column(column).to_numpy()
+        row = _first(values != expected)
+        if row is not None:
+            yield steps_part.problem(row, column, f"{values[row]}, expected {expected[row]}: "
+                                                  f"episodes put step {row} at frame {frame[row]} "
+                                                  f"of episode {owner[row]}")
+
+
+def _segment_problems(part: TablePart, segments: pa.Table,
+                      episodes: pa.Table) -> Iterator[Problem]:
+    """Segments are unique, belong to an existing episode and lie inside it."""
+    ids, episode, start, length = (segments.column(c).to_numpy()
+                                   for c in ("segment_index", "episode_index", "start", "length"))
+    row = _first(_repeated(ids))
+    if row is not None:
+        yield part.problem(row, "segment_index", f"segment {ids[row]} appears more than once")
+    at = _positions(episodes.column("episode_index").to_numpy(), episode)
+    row = _first(at < 0)
+    if row is not None:
+        yield part.problem(row, "episode_index", f"episode {episode[row]} does not exist")
+    episode_length = np.where(at >= 0, episodes.column("length").to_numpy()[at], 0)
+    outside = (at >= 0) & ((start < 0) | (length < 1) | (start + length > episode_length))
+    row = _first(outside)
+    if row is not None:
+        yield part.problem(row, "start", f"segment [{start[row]}, {start[row] + length[row]}) "
+                                         f"lies outside episode {episode[row]} of length "
+                                         f"{episode_length[row]}")
+
+
+def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
+                         segment_ids: np.ndarray) -> Iterator[Problem]:
+    """Labels and teachers are valid, pairs point at segments, test pairs are oracle-labelled."""
+    known = pa.array(list(TEACHERS))
+    segments_of = {}
+    for split, (part, table) in preferences.items():
+        label = table.column("label").to_numpy()
+        row = _first(~np.isin(label, LABELS))
+        if row is not None:
+            yield part.problem(row, "label", f"{label[row]:g} is not one of 0, 0.5, 1")
+        unknown = pc.invert(pc.is_in(table.column("teacher"), value_set=known))
+        row = _first(unknown.to_numpy(zero_copy_only=False))
+        if row is not None:
+            yield part.problem(row, "teacher", f"'{table.column('teacher')[row]}' is not a known "
+                                               f"teacher ({', '.join(TEACHERS)})")
+        a, b = (table.column(c).to_numpy() for c in ("segment_a", "segment_b"))
+        for column, values in (("segment_a", a), ("segment_b", b)):
+            row = _first(_positions(segment_ids, values) < 0)
+            if row is not None:
+                yield part.problem(row, column, f"segment {values[row]} does not exist")
+        row = _first(a == b)
+        if row is not None:
+            yield part.problem(row, "segment_b", f"segment {b[row]} is paired with itself")
+        segments_of[split] = np.concatenate([a, b])
+        if split == "test":
+            yield from _oracle_problems(part, table)
+    if "test" in segments_of and "train" in segments_of:
+        part, table = preferences["test"]
+        shared = np.isin(segments_of["test"], segments_of["train"])
+        row = _first(shared)
+        if row is not None:
+            column = "segment_a" if row < table.num_rows else "segment_b"
+            row %= table.num_rows
+            yield part.problem(row, column, f"segment {table.column(column)[row]} is also in a "
+                                            "train pair; test pairs must not share segments")
+
+
+def _oracle_problems(part: TablePart, table: pa.Table) -> Iterator[Problem]:
+    pair = table.column("pair_index").to_numpy()
+    is_oracle = pc.equal(table.column("teacher"), "oracle").to_numpy(zero_copy_only=False)
+    row = _first(~np.isin(pair, pair[is_oracle]))
+    if row is not None:
+        yield part.problem(row, "pair_index", f"test pair {pair[row]} has no oracle label "
+                                              "(the test split carries oracle labels)")
+
+
+__all__ = ["Problem", "check_dataset", "dataset_problems", "describe_schema", "schema_validator",
+           "table_schema_name", "validate_dataset"]

@@ -1,0 +1,102 @@
+"""Evaluate one or more rewards on a split's labelled pairs and write a report.
+
+Agreement with the teacher (strict accuracy on non-tie pairs, 95% Wilson interval; ties
+reported apart), per task and per policy bucket; log-loss, Brier and ECE of
+P(A ≻ B) = σ(R̂a − R̂b); Pearson and Spearman of predicted vs true segment and episode
+returns; AUROC of predicted episode return for success. A residual model also gets its
+prior part evaluated alone, side by side. Writes report.json, report.md and PNG figures
+into `out` (default `<run>/eval-<split>`, or `reports/...` for true / prior:<name>).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+from rich.console import Console
+
+from rrm_data import format as fmt
+from rrm_data.errors import RrmError
+from rrm_data.evaluation import default_out, plots, reward_refs
+from rrm_data.evaluation.report import Scored, build_report, rich_table, to_markdown
+from rrm_data.evaluation.scoring import SplitData, load_split, score_steps
+from rrm_data.progress import console
+from rrm_data.reader import open_dataset
+from rrm_data.reward.base import resolve_reward
+from rrm_data.writer import publish_directory, temporary_sibling, write_json
+
+FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
+
+
+@dataclass
+class Config:
+    reward: Any = field(default=None, metadata={"help": "run dir, reward artifact, 'true' or "
+                                                        "'prior:<name>'; several as [a,b]"})
+    data: str | None = field(default=None, metadata={"help": "dataset directory"})
+    split: str = field(default="test", metadata={"help": "preferences split to evaluate"})
+    teacher: str = field(default="oracle", metadata={"help": "whose labels to compare with"})
+    episodes: int = field(default=3, metadata={"help": "episodes in the reward-over-time plot"})
+    out: str | None = field(default=None, metadata={"help": "report directory "
+                                                            "(default <run>/eval-<split>)"})
+
+
+def example_episodes(data: SplitData, count: int) -> list[int]:
+    """Row positions of ``count`` episodes spread from the best to the worst true return."""
+    order = np.argsort(-data.episodes["return"].to_numpy(), kind="stable")
+    picks = np.linspace(0, len(order) - 1, num=min(count, len(order))).round().astype(int)
+    return [int(order[i]) for i in dict.fromkeys(picks)]
+
+
+def write_figures(root: Path, data: SplitData, scored: list[Scored], report: dict,
+                  episodes: int) -> None:
+    plots.reliability_diagram(report, root / FIGURES[0])
+    views = {view: (getattr(s.segment, part), getattr(s.episode, part))
+             for s in scored for view, part in s.views().items()}
+    plots.returns_scatter(views, data.segments["return"].to_numpy(),
+                          data.episodes["return"].to_numpy(),
+                          data.episodes["success"].to_numpy(bool), root / FIGURES[1])
+    reward = data.dataset.table("steps", columns=[fmt.REWARD]).column(fmt.REWARD).to_numpy()
+    grid = []
+    for row in example_episodes(data, episodes):
+        ep = data.episodes.iloc[row]
+        first, length = int(ep["index_from"]), int(ep["length"])
+        true = reward[first:first + length]
+        title = f"episode {ep['episode_index']} ({ep['policy']}, return {ep['return']:.1f})"
+        grid.append([(f"{s.ref}: {title}", s.steps.window(first, length), true)
+                     for s in scored])
+    plots.rewards_over_time(grid, root / FIGURES[2])
+
+
+def run(cfg: DictConfig) -> None:
+    refs = reward_refs(cfg.reward)
+    if cfg.data is None:
+        raise RrmError("data= is required: a dataset directory")
+    if cfg.episodes < 1:
+        raise RrmError(f"episodes must be at least 1, got {cfg.episodes}")
+    dataset = open_dataset(cfg.data)
+    data = load_split(dataset, cfg.split, cfg.teacher)
+    rewards = [resolve_reward(ref) for ref in refs]
+    scored = [Scored.of(ref, score_steps(reward, data, whole_episodes=True), data)
+              for ref, reward in zip(refs, rewards, strict=True)]
+    report = build_report(data, scored)
+
+    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"eval-{cfg.split}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(out)
+    try:
+        write_json(tmp / "report.json", report)
+        (tmp / "report.md").write_text(to_markdown(report, list(FIGURES)))
+        write_figures(tmp, data, scored, report, cfg.episodes)
+        publish_directory(tmp, out, overwrite=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    Console().print(rich_table(report))
+    console.print(f"wrote {out}/report.json, report.md and {len(FIGURES)} figures")
+
+
+__all__ = ["Config", "run"]

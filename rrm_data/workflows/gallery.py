@@ -1,0 +1,68 @@
+"""Write a static HTML gallery of the episodes and segments that rewards rank best and worst.
+
+For each reward (several as `reward=[a,b]`, shown side by side): the top-k and bottom-k
+episodes and segments of the split by predicted return, each with an animated filmstrip,
+a plot of predicted (total/prior/residual) and true reward over time, success, task and
+policy. State-only datasets are re-rendered from the stored physics state. The folder
+(default `<run>/gallery-<split>`, or `reports/...`) works offline: open its index.html.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rrm_data.errors import RrmError
+from rrm_data.evaluation import default_out, reward_refs
+from rrm_data.evaluation.report import Scored
+from rrm_data.evaluation.scoring import load_split, score_steps
+from rrm_data.gallery import build_gallery
+from rrm_data.progress import console
+from rrm_data.reader import open_dataset
+from rrm_data.rendering import frame_spec
+from rrm_data.reward.base import resolve_reward
+from rrm_data.writer import publish_directory, temporary_sibling
+
+
+@dataclass
+class Config:
+    reward: Any = field(default=None, metadata={"help": "run dir, reward artifact, 'true' or "
+                                                        "'prior:<name>'; several as [a,b]"})
+    data: str | None = field(default=None, metadata={"help": "dataset directory"})
+    split: str = field(default="test", metadata={"help": "preferences split whose episodes "
+                                                         "and segments are shown"})
+    k: int = field(default=8, metadata={"help": "episodes (and segments) shown at each end"})
+    camera: str = field(default="corner", metadata={"help": "camera of the filmstrips"})
+    image_size: int = field(default=128, metadata={"help": "size of re-rendered frames"})
+    frames: int = field(default=24, metadata={"help": "frames per filmstrip at most"})
+    out: str | None = field(default=None, metadata={"help": "gallery directory "
+                                                            "(default <run>/gallery-<split>)"})
+
+
+def run(cfg: DictConfig) -> None:
+    refs = reward_refs(cfg.reward)
+    if cfg.data is None:
+        raise RrmError("data= is required: a dataset directory")
+    if cfg.k < 1 or cfg.frames < 1:
+        raise RrmError(f"k and frames must be at least 1, got k={cfg.k}, frames={cfg.frames}")
+    frame_spec(cfg.camera, cfg.image_size)
+    dataset = open_dataset(cfg.data)
+    data = load_split(dataset, cfg.split, teacher=None)
+    rewards = [resolve_reward(ref) for ref in refs]
+    scored = [Scored.of(ref, score_steps(reward, data, whole_episodes=True), data)
+              for ref, reward in zip(refs, rewards, strict=True)]
+
+    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"gallery-{cfg.split}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(out)
+    try:
+        build_gallery(data, scored, tmp, cfg.k, cfg.camera, cfg.image_size, cfg.frames)
+        publish_directory(tmp, out, overwrite=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    console.print(f"wrote {out}/index.html")

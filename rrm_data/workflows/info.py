@@ -1,0 +1,122 @@
+"""Print a short summary of a dataset: what it holds, how good its episodes are, its labels.
+
+Tasks, episodes, steps and segments; success rate and mean return per policy (kind and
+noise level σ); pairs and label balance per split and teacher, with the queries each
+teacher skipped; cameras and size on disk. Reads meta/info.json and only the columns
+it needs, so it stays fast on large datasets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.filesize import decimal
+from rich.table import Table
+
+from rrm_data.reader import DatasetDir, open_dataset
+
+LABEL_VALUES = (1.0, 0.0, 0.5)
+
+
+@dataclass
+class Config:
+    data: str = field(default="data/button-press",
+                      metadata={"help": "dataset directory (or Hub dataset id)"})
+
+
+def run(cfg: DictConfig) -> None:
+    dataset = open_dataset(cfg.data)
+    console = Console()
+    for part in (overview(dataset), policy_table(dataset), preference_table(dataset)):
+        console.print(part)
+        console.print()
+
+
+def overview(dataset: DatasetDir) -> Table:
+    """Key facts, one per line."""
+    info = dataset.info
+    counts = info["counts"]
+    segment_length = dataset.table("segments", columns=["length"]).column("length").to_numpy()
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows = {
+        "dataset": f"{info['name']} ({info['format']}) at {dataset.root}",
+        "tasks": ", ".join(info["tasks"]),
+        "episodes": f"{counts['episodes']} "
+                    f"({counts['successes'] / max(counts['episodes'], 1):.0%} successful)",
+        "steps": f"{_num_rows(dataset, 'steps')} at {info['fps']:g} fps",
+        "segments": f"{len(segment_length)} of "
+                    f"{'/'.join(map(str, np.unique(segment_length)))} steps",
+        "pairs": ", ".join(f"{split} {n}" for split, n in sorted(counts["pairs"].items(),
+                                                                 reverse=True)),
+        "cameras": ", ".join(info["cameras"]) or "none (state only)",
+        "disk": decimal(sum(p.stat().st_size for p in dataset.root.rglob("*") if p.is_file())),
+    }
+    for key, value in rows.items():
+        grid.add_row(key, value)
+    return grid
+
+
+def _num_rows(dataset: DatasetDir, table: str) -> int:
+    """Rows of a table's train split, from the Parquet footers alone."""
+    return sum(pq.read_metadata(path).num_rows for path in dataset.files(table))
+
+
+def policy_label(policy: str, noise: float, noisy_kinds: set[str]) -> str:
+    """``expert σ=0.5`` for a policy kind used with noise, the bare kind otherwise."""
+    return f"{policy} σ={noise:g}" if policy in noisy_kinds else policy
+
+
+def policy_table(dataset: DatasetDir) -> Table:
+    """Episodes, success rate and mean return per policy and noise level."""
+    episodes = dataset.table("episodes", columns=["policy", "policy_noise", "success", "return"])
+    groups = (episodes.group_by(["policy", "policy_noise"])
+              .aggregate([("success", "count"), ("success", "mean"), ("return", "mean")])
+              .sort_by([("policy", "ascending"), ("policy_noise", "ascending")]).to_pylist())
+    noisy = {g["policy"] for g in groups if g["policy_noise"] > 0}
+    table = Table(title="episodes by policy", title_justify="left")
+    for name in ("policy", "episodes", "success", "mean return"):
+        table.add_column(name, justify="left" if name == "policy" else "right")
+    for g in groups:
+        table.add_row(policy_label(g["policy"], g["policy_noise"], noisy), str(g["success_count"]),
+                      f"{g['success_mean']:.0%}", f"{g['return_mean']:.1f}")
+    success = episodes.column("success").to_numpy()
+    returns = episodes.column("return").to_numpy()
+    table.add_section()
+    table.add_row("all", str(episodes.num_rows), f"{success.mean():.0%}", f"{returns.mean():.1f}")
+    return table
+
+
+def preference_table(dataset: DatasetDir) -> Table:
+    """Label rows, skipped queries and label balance per split and teacher."""
+    skipped = dataset.info["counts"]["skipped"]
+    table = Table(title="preferences (label = P(segment_a preferred))", title_justify="left")
+    for name in ("split", "teacher", "labels", "skipped", "1", "0", "0.5"):
+        table.add_column(name, justify="left" if name in ("split", "teacher") else "right")
+    for split in sorted(dataset.splits("preferences"), reverse=True):
+        prefs = dataset.preferences(split, columns=["label", "teacher"])
+        split_skipped = skipped.get(split, {})
+        by_teacher = _labels_by_teacher(prefs)
+        for teacher in [*by_teacher, *(t for t in split_skipped if t not in by_teacher)]:
+            labels = by_teacher.get(teacher, np.empty(0))
+            balance = [f"{np.mean(labels == v):.0%}" if len(labels) else "-" for v in LABEL_VALUES]
+            table.add_row(split, teacher, str(len(labels)), str(split_skipped.get(teacher, 0)),
+                          *balance)
+    return table
+
+
+def _labels_by_teacher(prefs: pa.Table) -> dict[str, np.ndarray]:
+    """Labels of each teacher, teachers in order of first appearance."""
+    encoded = prefs.column("teacher").combine_chunks().dictionary_encode()
+    codes = encoded.indices.to_numpy()
+    labels = prefs.column("label").to_numpy()
+    return {name: labels[codes == i] for i, name in enumerate(encoded.dictionary.to_pylist())}
+
+
+__all__ = ["Config", "overview", "policy_label", "policy_table", "preference_table", "run"]

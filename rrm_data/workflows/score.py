@@ -1,0 +1,76 @@
+"""Score every labelled pair of a split with one or more rewards; write the rows as Parquet.
+
+One row per (reward, pair, teacher), like RewardBench's per-row output: `reward`,
+`pair_index`, `teacher`, `segment_a`, `segment_b`, `score_a`, `score_b` (predicted segment
+returns), `p_a` = σ(score_a − score_b), `label` and `correct` (null on tie labels). Written
+atomically to `out` (default `<run>/scores-<split>.parquet`, or `reports/...`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from omegaconf import DictConfig
+
+from rrm_data.errors import RrmError
+from rrm_data.evaluation import default_out, reward_refs
+from rrm_data.evaluation.scoring import SplitData, load_split, pair_frame, score_steps
+from rrm_data.progress import console
+from rrm_data.reader import open_dataset
+from rrm_data.reward.base import RewardFunction, resolve_reward
+
+
+@dataclass
+class Config:
+    reward: Any = field(default=None, metadata={"help": "run dir, reward artifact, 'true' or "
+                                                        "'prior:<name>'; several as [a,b]"})
+    data: str | None = field(default=None, metadata={"help": "dataset directory"})
+    split: str = field(default="test", metadata={"help": "preferences split to score"})
+    teacher: str | None = field(default=None, metadata={"help": "only this teacher's labels "
+                                                                "(default: every teacher)"})
+    out: str | None = field(default=None, metadata={"help": "Parquet file to write "
+                                                            "(default <run>/scores-<split>"
+                                                            ".parquet)"})
+
+
+def score_pairs(reward: RewardFunction, data: SplitData, ref: str | None = None) -> pd.DataFrame:
+    """Per-pair rows of one reward on a split (only the segments' steps are scored)."""
+    steps = score_steps(reward, data, whole_episodes=False)
+    segment = steps.window_sums(data.segments["first"], data.segments["length"]).total
+    frame = pair_frame(data, segment)
+    frame.insert(0, "reward", ref or reward.name)
+    return frame
+
+
+def write_parquet(frame: pd.DataFrame, out: Path) -> None:
+    """Write next to ``out`` and rename, so a reader never sees a partial file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table.replace_schema_metadata(None), tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def run(cfg: DictConfig) -> None:
+    refs = reward_refs(cfg.reward)
+    if cfg.data is None:
+        raise RrmError("data= is required: a dataset directory")
+    dataset = open_dataset(cfg.data)
+    data = load_split(dataset, cfg.split, cfg.teacher)
+    rewards = [resolve_reward(ref) for ref in refs]
+    frame = pd.concat([score_pairs(reward, data, ref) for ref, reward in
+                       zip(refs, rewards, strict=True)], ignore_index=True)
+    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"scores-{cfg.split}.parquet")
+    write_parquet(frame, out)
+    decisive = frame["correct"].dropna()
+    console.print(f"wrote {out}: {len(frame)} rows; agreement on non-tie labels "
+                  f"{decisive.mean():.3f} (n={len(decisive)})")

@@ -1,0 +1,212 @@
+"""Train a reward model on a preference dataset from a recipe, and export it.
+
+`recipe=` picks a YAML file from `recipes/` (or a path to one) that sets the defaults;
+every key stays overridable (`model.hidden=128`, `trainer.max_epochs=5`,
+`data.num_labels=500`). The run directory `out` gets the resolved `config.yaml`,
+Lightning checkpoints (`checkpoints/last.ckpt`, used by `resume=true`), `metrics.csv`
+and the reward artifact `reward/` that `rrm_data.load_reward` reads.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
+
+from rrm_data.config import build_config, parse_overrides, to_yaml
+from rrm_data.errors import RrmError
+from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
+from rrm_data.reward.networks import build_network, columns_read, prior_name
+from rrm_data.training.datamodule import PreferenceDataModule
+from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
+from rrm_data.training.recipes import load_recipe
+
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+METRICS = "metrics.csv"
+
+
+def _help(text: str) -> Any:
+    return {"help": text}
+
+
+@dataclass
+class DataConfig:
+    source: str | None = field(default=None, metadata=_help("dataset directory or Hub id "
+                                                            "(shorthand: data=DIR)"))
+    teacher: str = field(default="oracle", metadata=_help("teacher whose labels train the model"))
+    val_teacher: str = field(default="oracle", metadata=_help("teacher of the test-split labels "
+                                                              "used for validation"))
+    num_labels: int | None = field(default=None, metadata=_help("train on the first N pairs"))
+    val_fraction: float = field(default=0.0, metadata=_help("validate on this share of the train "
+                                                            "pairs instead of the test split"))
+    batch_size: int = field(default=64, metadata=_help("pairs per batch"))
+    num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
+
+
+@dataclass
+class OptimConfig:
+    lr: float = field(default=3e-4, metadata=_help("Adam learning rate"))
+    weight_decay: float = field(default=0.0, metadata=_help("Adam weight decay"))
+    label_smoothing: float = field(default=0.0, metadata=_help("mix labels towards 0.5"))
+    stop_agreement: float | None = field(default=None, metadata=_help(
+        "stop when train agreement reaches this (PEBBLE: 0.97)"))
+
+
+@dataclass
+class Config:
+    recipe: str = field(default="state_residual", metadata=_help("recipe name or YAML path"))
+    data: DataConfig = field(default_factory=DataConfig, metadata=_help("dataset and labels"))
+    model: dict[str, Any] = field(default_factory=dict, metadata=_help(
+        "reward model: network, inputs, prior, prior_weight, negate_prior, prior_as_input, "
+        "normalize, and the network's own sizes (from the recipe)"))
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata=_help("optimizer and loss"))
+    trainer: dict[str, Any] = field(default_factory=lambda: {
+        "max_epochs": 20, "accelerator": "auto", "devices": 1, "deterministic": True,
+        "log_every_n_steps": 10, "enable_model_summary": False,
+    }, metadata=_help("pytorch_lightning.Trainer arguments"))
+    seed: int = field(default=0, metadata=_help("seed of initialization and batch order"))
+    out: str | None = field(default=None, metadata=_help(
+        "run directory (default runs/<recipe>-<data name>-seed<seed>)"))
+    resume: bool = field(default=False, metadata=_help("continue from checkpoints/last.ckpt"))
+    overwrite: bool = field(default=False, metadata=_help("replace an existing run at out"))
+
+
+def make_config(overrides: list[str]) -> DictConfig:
+    """Defaults, then the recipe's YAML, then the command-line overrides."""
+    overrides = [f"data.source={o[5:]}" if o.startswith("data=") else o for o in overrides]
+    extra = parse_overrides(overrides)
+    recipe_name = str(extra.get("recipe", Config.recipe))
+    recipe = load_recipe(recipe_name)
+    cfg = build_config(Config(), OmegaConf.merge(recipe, extra))
+    cfg.recipe = recipe_name
+    if cfg.out is None and cfg.data.source is not None:
+        data_name = Path(str(cfg.data.source).rstrip("/")).name
+        cfg.out = f"runs/{Path(recipe_name).stem}-{data_name}-seed{cfg.seed}"
+    check_model(cfg.model)
+    return cfg
+
+
+def check_model(model: DictConfig) -> None:
+    """Refuse a model config that cannot be built, before any data is read."""
+    missing = [k for k in REWARD_KEYS if k not in model]
+    if missing:
+        raise RrmError(f"model config lacks {', '.join(missing)} (set them in the recipe)")
+    prior_name(str(model.prior))
+    spec = reward_spec(model, {name: 1 for name in model.inputs}, None)
+    build_network(spec["network"], len(spec["inputs"]), spec["params"])
+
+
+def _checkpoint(out: Path, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint to resume from, refusing to clobber an earlier run by accident."""
+    last = out / CHECKPOINTS / LAST_CHECKPOINT
+    if not resume:
+        # DDP ranks > 0 re-run the command after rank 0 has written config.yaml.
+        if (out / "config.yaml").exists() and not overwrite and rank_zero_only.rank == 0:
+            raise RrmError(f"out={out} already holds a run; pass resume=true to continue it or "
+                           "overwrite=true to start again")
+        return None
+    if not last.is_file():
+        raise RrmError(f"resume=true but there is no checkpoint at {last}")
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types on a damaged file
+        raise RrmError(f"{last}: corrupt checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise RrmError(f"{last}: corrupt checkpoint (no state_dict)")
+    return last
+
+
+@contextmanager
+def _kept_metrics(out: Path, resume: bool) -> Iterator[None]:
+    """Lightning's CSVLogger deletes an existing metrics.csv: on resume, keep its rows."""
+    path, before = out / METRICS, out / f".{METRICS}.before-resume"
+    if resume and path.exists():
+        os.replace(path, before)
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    try:
+        yield
+    finally:
+        if before.exists():
+            frames = [pd.read_csv(p) for p in (before, path) if p.exists()]
+            pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+            before.unlink()
+
+
+def _loggers(out: Path) -> list[pl.loggers.Logger]:
+    loggers: list[pl.loggers.Logger] = [pl.loggers.CSVLogger(out, name="", version="")]
+    with suppress(ModuleNotFoundError):  # tensorboard is optional
+        loggers.append(pl.loggers.TensorBoardLogger(out, name="tensorboard", version=""))
+    return loggers
+
+
+def _callbacks(out: Path, stop_agreement: float | None) -> list[pl.Callback]:
+    callbacks: list[pl.Callback] = [pl.callbacks.ModelCheckpoint(
+        dirpath=out / CHECKPOINTS, save_top_k=0, save_last=True)]
+    if stop_agreement is not None:
+        callbacks.append(pl.callbacks.EarlyStopping(
+            monitor="train/agreement", mode="max", stopping_threshold=stop_agreement,
+            patience=10**9, check_on_train_epoch_end=True))
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    try:
+        return pl.Trainer(default_root_dir=out, logger=_loggers(out),
+                          callbacks=_callbacks(out, cfg.optim.stop_agreement), **options)
+    except (TypeError, ValueError) as exc:
+        raise RrmError(f"invalid trainer option: {exc}") from None
+
+
+def make_datamodule(cfg: DictConfig) -> PreferenceDataModule:
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    columns = columns_read(list(cfg.model.inputs), str(cfg.model.prior))
+    return PreferenceDataModule(columns=columns, **data)
+
+
+def run(cfg: DictConfig) -> None:
+    if cfg.data.source is None:
+        raise RrmError("data= is required: a dataset directory or Hub id")
+    out = Path(cfg.out)
+    ckpt = _checkpoint(out, cfg.resume, cfg.overwrite)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = make_datamodule(cfg)
+    datamodule.setup("fit")
+    stats = datamodule.input_stats(cfg.model.inputs) if cfg.model.normalize else None
+    spec = reward_spec(cfg.model, datamodule.column_widths, stats)
+    learner = RewardLearner(spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                            label_smoothing=cfg.optim.label_smoothing)
+    trainer = build_trainer(cfg, out)
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(to_yaml(cfg))
+    try:
+        with _kept_metrics(out, ckpt is not None):
+            trainer.fit(learner, datamodule=datamodule, ckpt_path=ckpt)
+    except RuntimeError as exc:
+        if ckpt is None or "state_dict" not in str(exc):
+            raise
+        raise RrmError(f"{ckpt} does not fit this model config ({str(exc).splitlines()[0]})") \
+            from None
+    if trainer.is_global_zero:
+        training = {"recipe": cfg.recipe, "data": str(cfg.data.source),
+                    "teacher": cfg.data.teacher, "num_labels": len(datamodule.train_pairs),
+                    "seed": cfg.seed, "epochs": trainer.current_epoch}
+        export_reward(learner.reward.cpu(), out / ARTIFACT_DIR, name=out.name, training=training)
+        metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()
+                   if k.endswith("agreement") or k.endswith("loss_epoch")}
+        print(f"wrote {out}: {metrics}")
+
+
+__all__ = ["Config", "make_config", "run"]

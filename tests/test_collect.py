@@ -1,0 +1,216 @@
+"""`rrm-data collect`: same bytes for the same seed, resume after interrupts, workers, quality
+of the policy mixture, and clear refusals of bad input that leave nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SMALL, overrides
+
+import rrm_data.workflows.collect as collect
+from rrm_data.cli import main
+from rrm_data.reader import open_dataset
+
+
+def parquet_bytes(root: Path) -> dict[str, bytes]:
+    """Every Parquet file of a dataset, by relative path."""
+    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+    assert files, f"no Parquet files under {root}"
+    return files
+
+
+def run_collect(out: Path, **values: object) -> int:
+    return main(["collect", *overrides(**{**SMALL, **values, "out": out})])
+
+
+def leftovers(out: Path) -> list[str]:
+    """Hidden temporary siblings of ``out`` (the resumable .partial folder is not one)."""
+    return sorted(p.name for p in out.parent.glob(f".{out.name}.*") if not p.name.endswith("partial"))
+
+
+def test_same_seed_gives_identical_bytes(small_dataset, tmp_path):
+    assert run_collect(tmp_path / "again") == 0
+    assert parquet_bytes(tmp_path / "again") == parquet_bytes(small_dataset)
+
+
+def test_other_seed_gives_other_steps(small_dataset, tmp_path):
+    assert run_collect(tmp_path / "seed1", seed=1) == 0
+    ours, theirs = parquet_bytes(tmp_path / "seed1"), parquet_bytes(small_dataset)
+    assert ours.keys() == theirs.keys()
+    assert ours["steps/train-00000-of-00001.parquet"] != theirs["steps/train-00000-of-00001.parquet"]
+
+
+def test_two_workers_give_the_same_bytes_as_one(small_dataset, tmp_path):
+    assert run_collect(tmp_path / "workers2", workers=2) == 0
+    assert parquet_bytes(tmp_path / "workers2") == parquet_bytes(small_dataset)
+
+
+# --- interrupt and resume ------------------------------------------------------------------
+
+RESUME = {"episodes": 8, "max_steps": 150, "policy": ["expert:0.5", "random"]}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("uninterrupted") / "data"
+    assert run_collect(out, **RESUME) == 0
+    return parquet_bytes(out)
+
+
+def interrupt(out: Path, sig: signal.Signals, after_episodes: int = 2) -> list[str]:
+    """Start collect in a subprocess, send ``sig`` once some episodes are done; return them."""
+    command = [sys.executable, "-m", "rrm_data.cli", "collect",
+               *overrides(**{**SMALL, **RESUME, "out": out})]
+    episodes = out.with_name(f".{out.name}.partial") / "episodes"
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(episodes.glob("*.parquet"))) < after_episodes:
+        assert proc.poll() is None, f"collect ended before it was interrupted: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "collect made no progress"
+        assert not out.exists(), "out appeared before collect finished"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), stderr
+    if sig == signal.SIGINT:
+        assert "interrupted; run the same command again to resume" in stderr
+    assert not out.exists()
+    return sorted(p.name for p in episodes.glob("*.parquet"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_interrupted_collect_resumes_to_the_same_dataset(sig, uninterrupted, tmp_path,
+                                                         monkeypatch):
+    out = tmp_path / "data"
+    done = interrupt(out, sig)
+    assert 2 <= len(done) < RESUME["episodes"]
+
+    rollouts = []
+    original = collect.rollout
+
+    def counted_rollout(env, plan, *args):
+        rollouts.append(plan.index)
+        return original(env, plan, *args)
+
+    monkeypatch.setattr(collect, "rollout", counted_rollout)
+    assert run_collect(out, **RESUME) == 0
+    assert len(rollouts) == RESUME["episodes"] - len(done), "finished episodes were redone"
+    assert parquet_bytes(out) == uninterrupted
+    assert not out.with_name(f".{out.name}.partial").exists()
+    assert leftovers(out) == []
+
+
+def test_failure_while_writing_leaves_nothing_at_out_and_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "data"
+
+    def broken_card(*args, **kwargs) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("rrm_data.writer.render_card", broken_card)
+    with pytest.raises(OSError, match="disk full"):
+        run_collect(out, episodes=4, pairs=0, test_fraction=0)
+    assert not out.exists() and leftovers(out) == []
+    monkeypatch.undo()
+    assert run_collect(out, episodes=4, pairs=0, test_fraction=0) == 0
+    assert open_dataset(out).info["counts"]["episodes"] == 4
+
+
+def test_same_command_twice_is_a_no_op(small_dataset, capsys):
+    before = parquet_bytes(small_dataset)
+    assert main(["collect", *overrides(**{**SMALL, "out": small_dataset})]) == 0
+    assert "already holds this dataset" in capsys.readouterr().err
+    assert parquet_bytes(small_dataset) == before
+
+
+# --- quality of the policy mixture -----------------------------------------------------------
+
+def test_expert_succeeds_and_random_does_not(make_dataset):
+    # The noise-free expert presses the button within about 60 steps.
+    data = open_dataset(make_dataset(episodes=20, max_steps=120, policy=["expert:0", "random"]))
+    episodes = data.table("episodes").to_pandas()
+    by_policy = episodes.groupby("policy")
+    success, mean_return = by_policy["success"].mean(), by_policy["return"].mean()
+    assert (by_policy.size() == 10).all()
+    assert success["expert"] >= 0.9
+    assert success["random"] <= 0.1
+    assert mean_return["expert"] > mean_return["random"]
+    assert set(episodes["policy_noise"]) == {0.0}
+
+
+def test_policy_and_noise_are_recorded_per_episode(small_dataset):
+    episodes = open_dataset(small_dataset).table("episodes").to_pandas()
+    mixture = [collect.parse_policy(p) for p in collect.DEFAULT_POLICIES]
+    expected = [(mixture[i % len(mixture)].kind, mixture[i % len(mixture)].noise)
+                for i in range(SMALL["episodes"])]
+    recorded = list(zip(episodes["policy"], episodes["policy_noise"], strict=True))
+    assert recorded == [(kind, pytest.approx(noise)) for kind, noise in expected]
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["task=button-pres-v3"], "unknown task 'button-pres-v3'; close matches: button-press-v3"),
+    (["teachers=[oracle,psychic]"], "unknown teacher 'psychic'"),
+    (["policy=[expert:0,greedy]"], "unknown policy 'greedy'"),
+    (["policy=[expert:lots]"], "noise must be a number"),
+    (["episodes"], "malformed override 'episodes'"),
+    (["episodes=abc"], "invalid config value"),
+    (["episods=10"], "did you mean: episodes"),
+    (["shard=2/2"], "need 0 <= i < N"),
+    (["episodes=3"], "too few to sample pairs from"),
+    (["segment_length=80", "max_steps=60"], "exceeds max_steps"),
+])
+def test_bad_input_gets_one_clear_line(args, message, tmp_path, capsys):
+    out = tmp_path / "data"
+    assert main(["collect", *args, f"out={out}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rrm-data collect: error: ")
+    assert message in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_holding_another_dataset_is_refused_unless_overwrite(small_dataset, tmp_path,
+                                                                 capsys):
+    out = tmp_path / "data"
+    assert run_collect(out, episodes=4, pairs=0, test_fraction=0) == 0
+    before = parquet_bytes(out)
+    assert run_collect(out, episodes=4, pairs=0, test_fraction=0, seed=1) == 2
+    assert "already holds a different dataset" in capsys.readouterr().err
+    assert parquet_bytes(out) == before
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    assert run_collect(tmp_path / "notes", episodes=4, pairs=0, test_fraction=0) == 2
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+
+    assert run_collect(out, episodes=4, pairs=0, test_fraction=0, seed=1, overwrite=True) == 0
+    assert parquet_bytes(out) != before
+    assert open_dataset(out).info["collection"]["seed"] == 1
+    assert leftovers(out) == []
+
+
+def test_shard_does_not_pass_for_another_shard(tmp_path, capsys):
+    out = tmp_path / "shard"
+    assert run_collect(out, shard="0/2") == 0
+    assert run_collect(out, shard="1/2") == 2
+    assert "already holds a different dataset" in capsys.readouterr().err
+
+
+def test_the_work_folder_of_another_config_is_not_reused(tmp_path):
+    out = tmp_path / "data"
+    partial = out.with_name(f".{out.name}.partial")
+    (partial / "episodes").mkdir(parents=True)
+    (partial / "collection.json").write_text('{"seed": 123}')
+    (partial / "episodes" / "episode-0000000.parquet").write_bytes(b"not parquet")
+    assert run_collect(out, episodes=4, pairs=0, test_fraction=0) == 0
+    assert not partial.exists()
+    lengths = open_dataset(out).table("episodes").column("length").to_numpy()
+    assert np.all(lengths == SMALL["max_steps"])
+    assert os.listdir(tmp_path) == ["data"]

@@ -1,0 +1,211 @@
+"""The RL bridge: reward wrappers, relabelling, train-sac on a learned reward, sac: policies."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from gymnasium.utils.env_checker import check_env
+from omegaconf import OmegaConf
+from stable_baselines3.common.buffers import ReplayBuffer
+
+from rrm_data import format as fmt
+from rrm_data.cli import main
+from rrm_data.envs import get_physics_state
+from rrm_data.priors import gripper_object
+from rrm_data.rendering import FrameRenderer, FrameSpec
+from rrm_data.reward import RewardOutput, resolve_reward
+from rrm_data.reward.artifact import export_reward, load_reward
+from rrm_data.reward.networks import ResidualReward
+from rrm_data.rl import RewardWrapper, make_vec_env, relabel, relabel_replay_buffer, task_env
+from rrm_data.rl.sac import load_policy
+from rrm_data.training.module import reward_spec
+from rrm_data.training.recipes import load_recipe
+from tests.conftest import overrides
+
+TASK = "reach-v3"
+QUICK_SAC = {"sac.batch_size": 32, "sac.learning_starts": 100, "sac.net_arch": [32, 32],
+             "eval_every": 150, "eval_episodes": 1, "episode_steps": 50,
+             "checkpoint_every": 150}
+
+
+@pytest.fixture(scope="module")
+def learned_reward(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real state_residual artifact, trained for one epoch on the small dataset."""
+    out = tmp_path_factory.mktemp("reward") / "run"
+    assert main(["train-reward", "recipe=state_residual", f"data={small_dataset}",
+                 "trainer.max_epochs=1", f"out={out}"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def sac_run(learned_reward: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short train-sac run on the learned reward (300 steps)."""
+    out = tmp_path_factory.mktemp("sac") / "run"
+    assert main(["train-sac", *overrides(task=TASK, reward=learned_reward, steps=300, seed=3,
+                                         out=out, **QUICK_SAC)]) == 0
+    return out
+
+
+class FrameBrightness:
+    """A frame-reading reward (mean pixel value): exercises the wrappers' frame path."""
+
+    name = "brightness"
+    columns = (fmt.image_column("corner"),)
+    spec: Mapping = {"frames": {"height": 32, "quality": "fast"}}
+
+    def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
+        total = columns[self.columns[0]].reshape(len(columns[self.columns[0]]), -1).mean(1)
+        return RewardOutput(total, np.zeros_like(total), total)
+
+
+def test_wrapper_passes_check_env_and_keeps_true_reward() -> None:
+    env = RewardWrapper(task_env(TASK, seed=0), resolve_reward("prior:gripper_object"))
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=5)
+    for _ in range(3):
+        action = env.action_space.sample()
+        before = obs
+        obs, reward, _, _, info = env.step(action)
+        assert reward == pytest.approx(gripper_object(before))  # r̂ of the pre-step state
+        assert "true_reward" in info and "success" in info
+        assert info["true_reward"] != pytest.approx(reward)
+
+
+def test_reset_seed_picks_the_same_task_variation() -> None:
+    env = task_env(TASK, seed=0)
+    first, _ = env.reset(seed=11)
+    env.reset(seed=12)
+    again, _ = env.reset(seed=11)
+    np.testing.assert_array_equal(first, again)
+    assert first in env.observation_space  # goal bounds opened (Meta-World's read [0, 0])
+
+
+def test_frame_rewards_see_the_pre_step_frame() -> None:
+    reward = FrameBrightness()
+    env = RewardWrapper(task_env(TASK, seed=0), reward)
+    env.reset(seed=1)
+    renderer = FrameRenderer(env.unwrapped.model, FrameSpec(("corner",), 32))
+    expected = renderer.render(get_physics_state(env))["corner"].mean()
+    _, r, _, _, _ = env.step(env.action_space.sample())
+    assert r == pytest.approx(expected)
+
+    venv = make_vec_env(TASK, reward, n_envs=2, seed=0)
+    venv.reset()
+    rewards = venv.step(np.zeros((2, 4), np.float32))[1]
+    assert rewards.shape == (2,) and np.all(rewards > 0)
+
+
+def test_vec_wrapper_scores_all_envs_in_one_batch(learned_reward: Path) -> None:
+    reward = load_reward(learned_reward)
+    venv = make_vec_env(TASK, reward, n_envs=3, seed=0, episode_steps=4)
+    obs = venv.reset()
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, 4)).astype(np.float32)
+    for step in range(5):  # crosses an episode end: r̂ still scores the pre-step state
+        next_obs, rewards, dones, infos = venv.step(actions)
+        np.testing.assert_allclose(rewards, reward(obs.astype(np.float32), actions).total,
+                                   rtol=1e-5)
+        assert all("true_reward" in i for i in infos)
+        assert dones.all() == (step == 3)
+        obs = next_obs
+
+
+def test_relabel_in_batches_and_replay_buffer(learned_reward: Path) -> None:
+    reward = load_reward(learned_reward)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(50, 39)).astype(np.float32)
+    act = rng.uniform(-1, 1, (50, 4)).astype(np.float32)
+    whole = relabel(reward, obs, act)
+    np.testing.assert_allclose(relabel(reward, obs, act, batch_size=7), whole, rtol=1e-6)
+    np.testing.assert_allclose(whole, reward(obs, act).total, rtol=1e-6)
+
+    env = task_env(TASK, seed=0)
+    buffer = ReplayBuffer(64, env.observation_space, env.action_space, device="cpu")
+    for o, a in zip(obs[:20], act[:20], strict=True):
+        buffer.add(o, o, a, np.array([123.0]), np.array([False]), [{}])
+    assert relabel_replay_buffer(buffer, reward, batch_size=8) == 20
+    np.testing.assert_allclose(buffer.rewards[:20, 0], whole[:20], rtol=1e-5)
+    assert not buffer.rewards[20:].any()
+
+
+def test_train_sac_on_learned_reward(sac_run: Path) -> None:
+    names = {p.name for p in sac_run.iterdir()}
+    assert {"config.yaml", "eval.csv", "progress.csv", "summary.json", "policy.zip",
+            "checkpoints"} <= names
+    assert sorted(p.name for p in (sac_run / "checkpoints").iterdir()) == [
+        "sac_150_steps.zip", "sac_300_steps.zip"]
+    rows = list(csv.DictReader((sac_run / "eval.csv").open()))
+    assert [int(r["timesteps"]) for r in rows] == [150, 300]
+    assert all(0.0 <= float(r["success_rate"]) <= 1.0 and float(r["true_return"]) > 0
+               for r in rows)
+    summary = json.loads((sac_run / "summary.json").read_text())
+    assert summary["steps"] == 300 and summary["final"]["timesteps"] == 300
+    assert summary["reward"] == "run"
+    config = OmegaConf.load(sac_run / "config.yaml")
+    assert config.sac.learning_rate == 3e-4 and config.sac.batch_size == 32  # recipe + override
+    progress = list(csv.DictReader((sac_run / "progress.csv").open()))
+    assert any(r.get("rollout/true_return") for r in progress)  # 50-step episodes ended
+    assert not list(sac_run.parent.glob(".run.*"))  # the temporary folder is gone
+
+
+def test_train_sac_is_deterministic(tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert main(["train-sac", *overrides(task=TASK, reward="prior:gripper_object", steps=150,
+                                             seed=1, out=out, **QUICK_SAC)]) == 0
+        runs.append(load_policy(str(out)).policy.state_dict())
+    for key, value in runs[0].items():
+        assert (value == runs[1][key]).all(), key
+
+
+def test_collect_with_a_sac_policy(sac_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    assert main(["collect", *overrides(task=TASK, episodes=4, max_steps=20, segment_length=10,
+                                       segments_per_episode=2, pairs=4,
+                                       policy=[f"sac:{sac_run / 'policy.zip'}", "random"],
+                                       out=out)]) == 0
+    episodes = pq.read_table(next((out / "episodes").glob("*.parquet"))).to_pandas()
+    assert list(episodes["policy"]) == ["sac", "random", "sac", "random"]
+    steps = pq.read_table(next((out / "steps").glob("*.parquet"))).to_pandas()
+    first = steps[steps["episode_index"] == 0]
+    obs, act = np.stack(first[fmt.STATE]), np.stack(first[fmt.ACTION])
+    model = load_policy(str(sac_run))
+    np.testing.assert_allclose(act, model.predict(obs.astype(np.float64), deterministic=True)[0],
+                               atol=1e-5)
+
+
+def _mismatched_artifact(path: Path) -> Path:
+    """A real artifact of a reward model that observes 12 numbers instead of Meta-World's 39."""
+    model_cfg = load_recipe("state_residual").model
+    spec = reward_spec(model_cfg, {fmt.STATE: 12, fmt.ACTION: 4}, None)
+    return export_reward(ResidualReward(spec), path, name="narrow", training={})
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["reward=bogus"], "unknown reward 'bogus'"),
+    (["reward=prior:nope"], "unknown prior 'nope'"),
+    (["reward=NARROW"], "does not fit task reach-v3: column observation.state has width 39"),
+    (["recipe=state_residual"], "not a SAC recipe"),
+    (["sac.ent_coef=lots"], "sac.ent_coef must be"),
+])
+def test_train_sac_bad_input(args: list[str], message: str, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    narrow = _mismatched_artifact(tmp_path / "narrow")
+    args = [a.replace("NARROW", str(narrow)) for a in args]
+    out = tmp_path / "run"
+    assert main(["train-sac", f"task={TASK}", "steps=10", f"out={out}", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".run.*"))
+
+
+def test_collect_refuses_a_missing_sac_policy(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["collect", f"policy=[sac:{tmp_path / 'none.zip'}]", f"out={tmp_path / 'd'}"]) == 2
+    assert "no saved SAC policy" in capsys.readouterr().err
