@@ -50,6 +50,9 @@ def bare_render_loop(env: gym.Env, episodes: int, max_steps: int) -> int:
         rng = np.random.default_rng(plan.seed)
         variation = int(rng.integers(num_variations(env)))
         obs, _ = reset_to_variation(env, variation, seed=plan.seed)
+        # gymnasium's viewer renders into whichever GL context is current; collect's renderer
+        # leaves its own current, so make the viewer's current, as in a process of its own.
+        env.unwrapped.mujoco_renderer._get_viewer("rgb_array").make_context_current()
         for _ in range(max_steps):
             env.render()
             frames += 1
@@ -104,7 +107,7 @@ def measure(episodes: int, max_steps: int, size: int) -> dict:
 
 
 if __name__ == "__main__":
-    episodes, max_steps, size = (int(a) for a in (sys.argv[1:] + ["4", "100", "84"][len(
+    episodes, max_steps, size = (int(a) for a in (sys.argv[1:] + ["4", "50", "84"][len(
         sys.argv[1:]):]))
     result = measure(episodes, max_steps, size)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Speed of `rrm-data score` against a bare forward pass of the same network, in one process.
 
-A dataset is collected and a reward model (recipe state_residual, its full-size network)
+A dataset is collected (collect's default episode shape: 500 steps, 8 segments of 50)
+and a reward model (recipe state_residual, its full-size network)
 is trained for a few batches with the real commands; then, alternating, best of
 ``REPEATS``:
 
@@ -36,7 +37,7 @@ from rrm_data.reward.artifact import load_reward
 from rrm_data.reward.columns import step_columns
 from rrm_data.workflows import score
 
-REPEATS = 5
+REPEATS = 9
 SPLIT = "train"
 RESULTS = Path(__file__).parent / "results" / "score.json"
 
@@ -51,8 +52,8 @@ def main_benchmark(episodes: int, pairs: int) -> dict:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         data, run = Path(tmp) / "data", Path(tmp) / "run"
-        assert main(["collect", f"episodes={episodes}", "max_steps=200", "segment_length=50",
-                     "segments_per_episode=6", f"pairs={pairs}", "teachers=[oracle]",
+        assert main(["collect", f"episodes={episodes}", "max_steps=500", "segment_length=50",
+                     "segments_per_episode=8", f"pairs={pairs}", "teachers=[oracle]",
                      f"out={data}"]) == 0
         assert main(["train-reward", "recipe=state_residual", f"data={data}", f"out={run}",
                      "trainer.max_epochs=1", "trainer.limit_train_batches=3",
@@ -105,7 +106,7 @@ def main_benchmark(episodes: int, pairs: int) -> dict:
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]]
-    result = main_benchmark(*(args or [40, 4000]))
+    result = main_benchmark(*(args or [40, 2000]))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

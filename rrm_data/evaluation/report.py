@@ -1,13 +1,11 @@
 """The evaluation report of one or more rewards on a split: numbers, JSON, Markdown, rich table.
 
-Each reward is shown as one or two *views*: its total r̂ and, for a residual model (one
-whose prior and residual parts are both non-zero), its prior part alone, so that what
-the residual adds is visible side by side.
+Each reward is shown as one or two *views* (see :meth:`Scored.views`): its total r̂ and,
+for a residual model, its prior part alone, so that what the residual adds is visible.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,8 +13,7 @@ import pandas as pd
 from rich.table import Table
 
 from rrm_data.evaluation import metrics
-from rrm_data.evaluation.scoring import TIE, SplitData, StepScores, pair_frame
-from rrm_data.reward.base import RewardOutput
+from rrm_data.evaluation.scoring import TIE, Scored, SplitData, pair_frame
 
 TIE_RULE = ("agreement is strict accuracy on pairs whose label is not a tie (0.5); a predicted "
             "tie counts as wrong. Tie-labelled pairs are left out of agreement and reported "
@@ -26,30 +23,6 @@ BUCKET_RULE = ("a pair's task (policy) bucket is the task (policy spec) of its t
                "episodes: 'x' when both are x, else 'x vs y' in sorted order")
 CI_RULE = "95% Wilson score interval"
 ECE_BINS = 10
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One reward's predicted returns on a split: per step, per segment, per episode."""
-
-    ref: str
-    steps: StepScores
-    segment: RewardOutput
-    episode: RewardOutput
-
-    @classmethod
-    def of(cls, ref: str, steps: StepScores, data: SplitData) -> Scored:
-        segments, episodes = data.segments, data.episodes
-        return cls(ref, steps, steps.window_sums(segments["first"], segments["length"]),
-                   steps.window_sums(episodes["index_from"], episodes["length"]))
-
-    def views(self) -> dict[str, str]:
-        """``{view: part}``: the total, plus the prior alone for a residual model."""
-        nonzero = {part: bool(np.any(values)) for part, values in self.steps.output._asdict()
-                   .items()}
-        if nonzero["prior"] and nonzero["residual"]:
-            return {self.ref: "total", f"{self.ref} · prior": "prior"}
-        return {self.ref: "total"}
 
 
 def _bucket(a: pd.Series, b: pd.Series) -> list[str]:

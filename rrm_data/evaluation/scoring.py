@@ -1,7 +1,7 @@
 """Score a dataset split with a reward: per-step parts, segment and episode returns, per pair.
 
 A split's labelled pairs decide which segments and episodes belong to it. Only the steps
-that those windows cover are read and scored; returns are window sums of the per-step
+that those windows cover are scored; returns are window sums of the per-step
 reward, summed exactly as the collector summed the true reward for its teachers (so the
 true reward reproduces the oracle's labels bit for bit).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ import pyarrow.compute as pc
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.metrics import preference_probability
 from rrm_data.reader import DatasetDir
-from rrm_data.reward.base import RewardFunction, RewardOutput
+from rrm_data.reward.base import RewardFunction, RewardOutput, resolve_reward
 from rrm_data.reward.columns import step_columns
 
 TIE = 0.5
@@ -43,6 +44,16 @@ class SplitData:
     episodes: pd.DataFrame
 
 
+def positions(keys: Any, values: Any) -> np.ndarray:
+    """Row position of each value among the distinct ``keys`` (-1 where it is absent)."""
+    keys, values = np.asarray(keys), np.asarray(values)
+    if len(keys) == 0:
+        return np.full(len(values), -1)
+    order = np.argsort(keys, kind="stable")
+    found = order[np.clip(np.searchsorted(keys, values, sorter=order), 0, len(keys) - 1)]
+    return np.where(keys[found] == values, found, -1)
+
+
 def load_split(dataset: DatasetDir, split: str, teacher: str | None = "oracle") -> SplitData:
     """Read a split's pairs (of one teacher, or all when ``teacher`` is None) and their context."""
     prefs = dataset.preferences(split)
@@ -52,28 +63,26 @@ def load_split(dataset: DatasetDir, split: str, teacher: str | None = "oracle") 
         if prefs.num_rows == 0:
             raise RrmError(f"{dataset.root}: split '{split}' has no '{teacher}' labels "
                            f"(teachers there: {', '.join(present) or 'none'})")
-    pairs = prefs.to_pandas()
-    episodes = dataset.table("episodes").to_pandas()
-    segments = dataset.table("segments").to_pandas()
-
-    seg_pos = pd.Index(segments["segment_index"])
-    pairs["seg_a"] = seg_pos.get_indexer(pairs["segment_a"])
-    pairs["seg_b"] = seg_pos.get_indexer(pairs["segment_b"])
-    if (pairs[["seg_a", "seg_b"]] < 0).any(axis=None):
+    seg_table, ep_table = dataset.table("segments"), dataset.table("episodes")
+    seg_a = positions(seg_table.column("segment_index"), prefs.column("segment_a"))
+    seg_b = positions(seg_table.column("segment_index"), prefs.column("segment_b"))
+    if (seg_a < 0).any() or (seg_b < 0).any():
         raise RrmError(f"{dataset.root}: preferences point at segments that do not exist")
-    used = np.unique(pairs[["seg_a", "seg_b"]].to_numpy())
-    segments = segments.iloc[used].reset_index(drop=True)
-    pairs["seg_a"] = np.searchsorted(used, pairs["seg_a"])
-    pairs["seg_b"] = np.searchsorted(used, pairs["seg_b"])
+    used = np.unique(np.concatenate([seg_a, seg_b]))
+    segments = seg_table.take(used).to_pandas()
+    pairs = prefs.to_pandas()
+    pairs["seg_a"], pairs["seg_b"] = np.searchsorted(used, seg_a), np.searchsorted(used, seg_b)
 
-    episodes = episodes[episodes["episode_index"].isin(segments["episode_index"])]
-    episodes = episodes.sort_values("episode_index").reset_index(drop=True)
+    in_episode = positions(ep_table.column("episode_index"), segments["episode_index"])
+    if (in_episode < 0).any():
+        raise RrmError(f"{dataset.root}: segments point at episodes that do not exist")
+    episodes = ep_table.take(np.unique(in_episode)).sort_by("episode_index").to_pandas()
     episodes["policy"] = [policy_label(p, n) for p, n in
                           zip(episodes["policy"], episodes["policy_noise"], strict=True)]
-    context = episodes.set_index("episode_index").loc[segments["episode_index"]]
-    segments["first"] = context["index_from"].to_numpy() + segments["start"].to_numpy()
-    segments["task"] = context["task"].to_numpy()
-    segments["policy"] = context["policy"].to_numpy()
+    context = positions(episodes["episode_index"], segments["episode_index"])
+    segments["first"] = episodes["index_from"].to_numpy()[context] + segments["start"].to_numpy()
+    segments["task"] = episodes["task"].to_numpy()[context]
+    segments["policy"] = episodes["policy"].to_numpy()[context]
     return SplitData(dataset, split, teacher, pairs, segments, episodes)
 
 
@@ -154,3 +163,36 @@ def pair_frame(data: SplitData, segment_scores: np.ndarray) -> pd.DataFrame:
         "label": label.astype(np.float32),
         "correct": correct,
     })
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One reward's predictions on a split: per step, and summed per segment and per episode."""
+
+    ref: str
+    steps: StepScores
+    segment: RewardOutput
+    episode: RewardOutput
+
+    @classmethod
+    def of(cls, ref: str, steps: StepScores, data: SplitData) -> Scored:
+        segments, episodes = data.segments, data.episodes
+        return cls(ref, steps, steps.window_sums(segments["first"], segments["length"]),
+                   steps.window_sums(episodes["index_from"], episodes["length"]))
+
+    def views(self) -> dict[str, str]:
+        """``{view: part}``: the total, plus the prior alone for a residual model (one whose
+        prior and residual parts are both non-zero)."""
+        nonzero = {part: bool(np.any(values)) for part, values in self.steps.output._asdict()
+                   .items()}
+        if nonzero["prior"] and nonzero["residual"]:
+            return {self.ref: "total", f"{self.ref} · prior": "prior"}
+        return {self.ref: "total"}
+
+
+def score_rewards(refs: list[str], data: SplitData) -> list[Scored]:
+    """Resolve each reward reference (all first, so a bad one fails fast) and score the
+    split's whole episodes with it."""
+    rewards = [resolve_reward(ref) for ref in refs]
+    return [Scored.of(ref, score_steps(reward, data, whole_episodes=True), data)
+            for ref, reward in zip(refs, rewards, strict=True)]

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from rrm_data import __version__
 from rrm_data import format as fmt
+from rrm_data.encoders import FrameFeatures
 from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.networks import ResidualReward, RewardParts
@@ -61,6 +62,9 @@ class LearnedReward:
         self.spec = dict(spec)
         self.name: str = str(spec.get("name", "reward"))
         self.columns: tuple[str, ...] = model.columns
+        # Image rewards read cached encoder features; from raw frames they are computed here.
+        encoders = spec.get("encoders")
+        self.frame_features = FrameFeatures(encoders) if encoders else None
 
     def to(self, device: str | torch.device) -> LearnedReward:
         self.model.to(device)
@@ -71,7 +75,12 @@ class LearnedReward:
         return self.model.input_mean.device
 
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
-        """Per-step parts (numpy) for steps-table columns (N, width) or (N,), in chunks."""
+        """Per-step parts (numpy) for steps-table columns (N, width) or (N,), in chunks.
+
+        An image reward takes its ``embeddings/<encoder>`` columns, or the camera frames
+        (``observation.images.<camera>``, uint8 (N, H, W, 3)) to compute them from.
+        """
+        columns = self._with_features(columns)
         missing = [c for c in self.columns if c not in columns]
         if missing:
             raise RrmError(f"reward '{self.name}' needs the columns {', '.join(missing)}")
@@ -81,21 +90,39 @@ class LearnedReward:
         return RewardOutput(*(np.concatenate([p[k].cpu().numpy() for p in parts])
                               for k in range(3)))
 
-    def __call__(self, obs: Any, act: Any) -> RewardOutput:
-        """r̂ of a batch of observations (N, 39) and actions (N, 4), with its two parts."""
-        parts = self._parts(self._obs_act(obs, act))
+    def __call__(self, obs: Any, act: Any, frames: Any = None) -> RewardOutput:
+        """r̂ of a batch of observations (N, 39) and actions (N, 4), with its two parts.
+
+        An image reward also takes ``frames``: uint8 (N, H, W, 3) of its camera, or
+        {camera: frames} for several, rendered as its training data was.
+        """
+        parts = self._parts(self._obs_act(obs, act, frames))
         return RewardOutput(*(_like(obs, x) for x in parts[:3]))
 
-    def ensemble_std(self, obs: Any, act: Any) -> Any:
+    def ensemble_std(self, obs: Any, act: Any, frames: Any = None) -> Any:
         """Disagreement: std of r̂ over ensemble members (0 for a single member)."""
-        members = self._parts(self._obs_act(obs, act)).members
+        members = self._parts(self._obs_act(obs, act, frames)).members
         return _like(obs, members.std(dim=0, correction=0))
 
-    def _obs_act(self, obs: Any, act: Any) -> dict[str, Any]:
-        if set(self.model.inputs) != {fmt.STATE, fmt.ACTION}:
+    def _obs_act(self, obs: Any, act: Any, frames: Any = None) -> dict[str, Any]:
+        columns = {fmt.STATE: obs, fmt.ACTION: act}
+        if self.frame_features is not None:
+            if frames is None:
+                raise RrmError(f"reward '{self.name}' reads camera frames "
+                               f"({', '.join(self.frame_features.cameras)}); pass frames=")
+            columns.update(self.frame_features(_numpy_frames(frames)))
+        if not set(self.model.inputs) <= set(columns):
             raise RrmError(f"reward '{self.name}' reads {', '.join(self.columns)}, not (obs, act);"
                            " use score(columns)")
-        return {fmt.STATE: obs, fmt.ACTION: act}
+        return columns
+
+    def _with_features(self, columns: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Add missing cached-feature columns, computed from the frames among ``columns``."""
+        if self.frame_features is None or all(c in columns for c in self.frame_features.records):
+            return columns
+        prefix = fmt.image_column("")
+        frames = {c.removeprefix(prefix): v for c, v in columns.items() if c.startswith(prefix)}
+        return {**columns, **self.frame_features(frames)}
 
     def _parts(self, columns: Mapping[str, Any]) -> RewardParts:
         tensors = {c: (v if torch.is_tensor(v) else torch.from_numpy(np.array(v)))
@@ -108,6 +135,13 @@ class LearnedReward:
                                f"the reward expects {width}")
         with torch.no_grad():
             return self.model(tensors)
+
+
+def _numpy_frames(frames: Any) -> Any:
+    """Frames as numpy (the encoders' preprocessing takes uint8 arrays)."""
+    if isinstance(frames, Mapping):
+        return {c: _numpy_frames(f) for c, f in frames.items()}
+    return frames.cpu().numpy() if torch.is_tensor(frames) else np.asarray(frames)
 
 
 def _like(reference: Any, value: torch.Tensor) -> Any:

@@ -21,9 +21,39 @@ def to_numpy(column: pa.ChunkedArray) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
+EMBEDDINGS_PREFIX = "embeddings/"
+
+
+def is_embedding_column(name: str) -> bool:
+    """``embeddings/<encoder>``: the cached features table of that encoder, read as a column."""
+    return name.startswith(EMBEDDINGS_PREFIX)
+
+
+def embedding_column(dataset: DatasetDir, table: str, split: str = "train") -> np.ndarray:
+    """The ``features`` of an embeddings table as (N, D) float32, row ``i`` for step ``i``."""
+    if not dataset.files(table, split):
+        encoder = table.removeprefix(EMBEDDINGS_PREFIX)
+        raise RrmError(f"{dataset.root}: no '{table}' table; build it with: rrm-data embed "
+                       f"data={dataset.root} encoder={encoder}")
+    features = dataset.table(table, split, columns=["index", "features"])
+    index = features.column("index").to_numpy()
+    values = to_numpy(features.column("features")).astype(np.float32, copy=False)
+    order = np.argsort(index, kind="stable")
+    if not np.array_equal(index[order], np.arange(dataset.info["counts"]["steps"])):
+        raise RrmError(f"{dataset.root}: '{table}' does not hold every step exactly once")
+    return values[order]
+
+
 def step_columns(dataset: DatasetDir, names: Sequence[str],
                  split: str = "train") -> dict[str, np.ndarray]:
-    """The named steps columns for every step, row ``i`` holding step ``index == i``."""
+    """The named steps columns for every step, row ``i`` holding step ``index == i``.
+
+    A name ``embeddings/<encoder>`` reads that table's cached image features instead.
+    """
+    embedded = {n: embedding_column(dataset, n, split) for n in names if is_embedding_column(n)}
+    if embedded:
+        plain = step_columns(dataset, [n for n in names if n not in embedded], split)
+        return {n: plain[n] if n in plain else embedded[n] for n in names}
     files = dataset.files("steps", split)
     if not files:
         raise RrmError(f"{dataset.root}: no 'steps' table for split '{split}'")

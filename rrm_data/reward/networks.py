@@ -100,8 +100,33 @@ class EnsembleMLP(nn.Module):
         return self.body(flat).reshape(self.members, *lead)
 
 
+class EnsembleTrunkMLP(nn.Module):
+    """For wide inputs such as frozen image features (1,280 per camera for EfficientNet-Lite0).
+
+    Each member first squeezes its input through a small trunk (linear → LayerNorm → tanh,
+    as DrQ-v2 does on image features), then runs PEBBLE's MLP on the ``trunk`` units.
+    """
+
+    def __init__(self, in_dim: int, trunk: int = 64, hidden: int = 256, layers: int = 2,
+                 members: int = 3, activation: str = "leaky_relu") -> None:
+        super().__init__()
+        if trunk < 1:
+            raise RrmError("network size trunk must be at least 1")
+        self.members = members
+        self.trunk = EnsembleLinear(members, in_dim, trunk)
+        self.norm = nn.LayerNorm(trunk)
+        self.head = EnsembleMLP(trunk, hidden, layers, members, activation).body
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(..., D) → (K, ...)."""
+        lead = x.shape[:-1]
+        flat = x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1)
+        return self.head(torch.tanh(self.norm(self.trunk(flat)))).reshape(self.members, *lead)
+
+
 NETWORKS: dict[str, type[nn.Module]] = {
     "mlp": EnsembleMLP,
+    "trunk_mlp": EnsembleTrunkMLP,
 }
 
 

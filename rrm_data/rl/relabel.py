@@ -16,15 +16,18 @@ from rrm_data import format as fmt
 from rrm_data.errors import RrmError
 from rrm_data.priors import PRIORS
 from rrm_data.reward.base import RewardFunction
+from rrm_data.reward.columns import is_embedding_column
 
 IMAGE_PREFIX = fmt.image_column("")
 PRIOR_PREFIX = fmt.prior_column("")
 
 
 def frame_cameras(reward: RewardFunction) -> tuple[str, ...]:
-    """Cameras whose frames the reward reads (empty for state rewards)."""
-    return tuple(c.removeprefix(IMAGE_PREFIX) for c in reward.columns
-                 if c.startswith(IMAGE_PREFIX))
+    """Cameras whose frames the reward reads (empty for state rewards); a reward on cached
+    encoder features records the cameras its features come from."""
+    cameras = tuple(c.removeprefix(IMAGE_PREFIX) for c in reward.columns
+                    if c.startswith(IMAGE_PREFIX))
+    return cameras or tuple((getattr(reward, "spec", {}).get("frames") or {}).get("cameras", ()))
 
 
 def step_columns(reward: RewardFunction, obs: np.ndarray, act: np.ndarray, *,
@@ -43,6 +46,8 @@ def step_columns(reward: RewardFunction, obs: np.ndarray, act: np.ndarray, *,
             columns[name] = np.asarray(env_reward, dtype=np.float32)
         elif name.startswith(IMAGE_PREFIX) and frames and name.removeprefix(IMAGE_PREFIX) in frames:
             columns[name] = np.asarray(frames[name.removeprefix(IMAGE_PREFIX)])
+        elif is_embedding_column(name) and frames:  # the reward encodes the frames itself
+            columns.update({IMAGE_PREFIX + c: np.asarray(f) for c, f in frames.items()})
         else:
             raise RrmError(f"reward '{reward.name}' reads column '{name}', which these "
                            "steps do not provide")

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
@@ -62,31 +63,33 @@ def make_vec_env(task: str, reward: RewardFunction, n_envs: int, seed: int,
     return VecRewardWrapper(venv, reward)
 
 
+def entropy_coefficient(text: str) -> str | float:
+    """SB3's ``ent_coef``: ``auto``, ``auto_<initial value>`` (learned) or a fixed number."""
+    if str(text).startswith("auto"):
+        return str(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise RrmError(f"sac.ent_coef must be auto, auto_<init> or a number, got '{text}'") \
+            from None
+
+
 def make_sac(env: VecEnv, settings: SacSettings, seed: int, total_steps: int) -> SAC:
-    ent_coef: str | float = settings.ent_coef
-    if not str(ent_coef).startswith("auto"):
-        try:
-            ent_coef = float(ent_coef)
-        except ValueError:
-            raise RrmError(f"sac.ent_coef must be auto, auto_<init> or a number, "
-                           f"got '{settings.ent_coef}'") from None
     return SAC(
         "MlpPolicy", env, learning_rate=settings.learning_rate,
         buffer_size=max(1, min(settings.buffer_size, total_steps)),
         learning_starts=settings.learning_starts, batch_size=settings.batch_size,
         tau=settings.tau, gamma=settings.gamma, train_freq=settings.train_freq,
-        gradient_steps=settings.gradient_steps, ent_coef=ent_coef,
+        gradient_steps=settings.gradient_steps, ent_coef=entropy_coefficient(settings.ent_coef),
         target_update_interval=settings.target_update_interval,
         policy_kwargs={"net_arch": list(settings.net_arch)}, seed=seed, device="cpu")
 
 
-def evaluate(model: SAC, task: str, episodes: int, seed: int,
-             episode_steps: int | None = None) -> dict[str, float]:
-    """Deterministic episodes on the true reward, each reset with its own fixed seed."""
-    env = task_env(task, seed + EVAL_SEED_OFFSET, episode_steps)
+def evaluate(model: SAC, env: gym.Env, episodes: int, seed: int) -> dict[str, float]:
+    """Deterministic episodes on the true reward, episode k reset with seed ``seed + k``."""
     returns, successes, lengths = [], [], []
     for k in range(episodes):
-        obs, _ = env.reset(seed=seed + EVAL_SEED_OFFSET + k)
+        obs, _ = env.reset(seed=seed + k)
         total, success, length, done = 0.0, False, 0, False
         while not done:
             action, _ = model.predict(obs, deterministic=True)
@@ -98,7 +101,6 @@ def evaluate(model: SAC, task: str, episodes: int, seed: int,
         returns.append(total)
         successes.append(success)
         lengths.append(length)
-    env.close()
     return {"success_rate": float(np.mean(successes)), "true_return": float(np.mean(returns)),
             "true_return_std": float(np.std(returns)), "episode_length": float(np.mean(lengths))}
 
@@ -109,8 +111,9 @@ class EvaluationCallback(BaseCallback):
     def __init__(self, task: str, every: int, episodes: int, seed: int, csv_path: Path,
                  episode_steps: int | None = None) -> None:
         super().__init__()
-        self.task, self.every, self.episodes, self.seed = task, every, episodes, seed
-        self.episode_steps = episode_steps
+        self.every, self.episodes = every, episodes
+        self.seed = seed + EVAL_SEED_OFFSET
+        self.env = task_env(task, self.seed, episode_steps)
         self.csv_path = csv_path
         self.rows: list[dict[str, float]] = []
         self._next = every
@@ -127,7 +130,7 @@ class EvaluationCallback(BaseCallback):
 
     def run(self) -> dict[str, float]:
         row = {"timesteps": self.num_timesteps,
-               **evaluate(self.model, self.task, self.episodes, self.seed, self.episode_steps)}
+               **evaluate(self.model, self.env, self.episodes, self.seed)}
         self.rows.append(row)
         for key, value in row.items():
             if key != "timesteps":

@@ -64,7 +64,7 @@ class RewardLearner(pl.LightningModule):
         agreement.update((logits.mean(dim=0)[decided] > 0).long(), label[decided].long())
         size = len(label)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True,
-                 prog_bar=True, batch_size=size)
+                 prog_bar=True, batch_size=size, sync_dist=True)
         self.log(f"{stage}/agreement", agreement, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=size)
         return loss

@@ -32,7 +32,9 @@ from rrm_data.rollout import EpisodePlan, plan_episodes, rollout
 from rrm_data.teachers import make_teacher
 from rrm_data.writer import publish_directory, write_dataset
 
-DEFAULT_POLICIES = ["expert:0", "expert:0.5", "expert:1", "expert:2", "random"]
+# Graded quality on button-press-v3 at 500 steps (70 episodes per level): success
+# 100 / 100 / 80 / 23 / 0 %, mean return 562 / 478 / 362 / 257 / 188.
+DEFAULT_POLICIES = ["expert:0", "expert:0.5", "expert:2", "expert:3", "random"]
 DEFAULT_TEACHERS = ["oracle", "stochastic", "mistake", "skip", "equal", "myopic"]
 RUNTIME_KEYS = ("workers", "out", "overwrite", "shard")
 

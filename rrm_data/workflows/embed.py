@@ -22,7 +22,8 @@ from rrm_data.encoders import DEFAULT_ENCODER, FrozenEncoder, check_encoder, loa
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
 from rrm_data.reader import DatasetDir, open_dataset
-from rrm_data.rendering import MAX_SIZE, MIN_SIZE, decode_column, image_cameras
+from rrm_data.rendering import MAX_SIZE, MIN_SIZE, decode_column, frame_settings, image_cameras
+from rrm_data.reward.columns import EMBEDDINGS_PREFIX, is_embedding_column
 from rrm_data.workflows.render import all_tables
 from rrm_data.writer import write_dataset
 
@@ -53,7 +54,7 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 
 def embedding_table(encoder: str) -> str:
-    return f"embeddings/{encoder}"
+    return f"{EMBEDDINGS_PREFIX}{encoder}"
 
 
 def dataset_cameras(dataset: DatasetDir, cameras: list[str] | None) -> list[str]:
@@ -89,9 +90,11 @@ def embed_steps(dataset: DatasetDir, cameras: list[str], encoder: FrozenEncoder,
                      "features": pa.FixedSizeListArray.from_arrays(flat, features.shape[1])})
 
 
-def embedding_record(encoder: FrozenEncoder, cameras: list[str]) -> dict[str, Any]:
+def embedding_record(encoder: FrozenEncoder, info: dict[str, Any],
+                     cameras: list[str]) -> dict[str, Any]:
     """What meta/info.json says about a features table (compared to find stale tables)."""
-    return {**encoder.describe(), "cameras": cameras, "dim": encoder.dim * len(cameras)}
+    return {**encoder.describe(), "cameras": cameras, "dim": encoder.dim * len(cameras),
+            "frames": frame_settings(info, cameras)}
 
 
 def ensure_embeddings(data: str, encoder: str = DEFAULT_ENCODER, weights: str | None = None,
@@ -102,7 +105,7 @@ def ensure_embeddings(data: str, encoder: str = DEFAULT_ENCODER, weights: str | 
     cameras = dataset_cameras(dataset, cameras)
     frozen = load_encoder(encoder, weights, pretrained, image_size)
     table = embedding_table(encoder)
-    record = embedding_record(frozen, cameras)
+    record = embedding_record(frozen, dataset.info, cameras)
     if dataset.info.get("embeddings", {}).get(table) == record:
         console.print(f"{data}: {table} is up to date")
         return table
@@ -113,6 +116,24 @@ def ensure_embeddings(data: str, encoder: str = DEFAULT_ENCODER, weights: str | 
     write_dataset(dataset.root, tables, info, overwrite=True)
     console.print(f"wrote {table} of {data}: {features.num_rows} × {record['dim']} features")
     return table
+
+
+def embedding_inputs(source: str, inputs: list[str]) -> dict[str, dict[str, Any]]:
+    """Records of the embeddings tables a reward model reads; missing ones are built first
+    (default encoder settings), so training never runs the encoder per epoch."""
+    records = {}
+    for column in filter(is_embedding_column, inputs):
+        if column not in open_dataset(source).info.get("embeddings", {}):
+            ensure_embeddings(source, column.removeprefix(EMBEDDINGS_PREFIX))
+        records[column] = open_dataset(source).info["embeddings"][column]
+    return records
+
+
+def image_spec(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a reward artifact records to score raw frames: encoders and how frames look."""
+    frames = next(iter(records.values()))["frames"]
+    cameras = list(dict.fromkeys(c for r in records.values() for c in r["cameras"]))
+    return {"encoders": records, "frames": {**frames, "cameras": cameras}}
 
 
 def run(cfg: DictConfig) -> None:

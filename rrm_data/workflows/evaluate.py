@@ -22,11 +22,10 @@ from rich.console import Console
 from rrm_data import format as fmt
 from rrm_data.errors import RrmError
 from rrm_data.evaluation import default_out, plots, reward_refs
-from rrm_data.evaluation.report import Scored, build_report, rich_table, to_markdown
-from rrm_data.evaluation.scoring import SplitData, load_split, score_steps
+from rrm_data.evaluation.report import build_report, rich_table, to_markdown
+from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
 from rrm_data.progress import console
 from rrm_data.reader import open_dataset
-from rrm_data.reward.base import resolve_reward
 from rrm_data.writer import publish_directory, temporary_sibling, write_json
 
 FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
@@ -79,9 +78,7 @@ def run(cfg: DictConfig) -> None:
         raise RrmError(f"episodes must be at least 1, got {cfg.episodes}")
     dataset = open_dataset(cfg.data)
     data = load_split(dataset, cfg.split, cfg.teacher)
-    rewards = [resolve_reward(ref) for ref in refs]
-    scored = [Scored.of(ref, score_steps(reward, data, whole_episodes=True), data)
-              for ref, reward in zip(refs, rewards, strict=True)]
+    scored = score_rewards(refs, data)
     report = build_report(data, scored)
 
     out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"eval-{cfg.split}")

@@ -18,13 +18,11 @@ from omegaconf import DictConfig
 
 from rrm_data.errors import RrmError
 from rrm_data.evaluation import default_out, reward_refs
-from rrm_data.evaluation.report import Scored
-from rrm_data.evaluation.scoring import load_split, score_steps
+from rrm_data.evaluation.scoring import load_split, score_rewards
 from rrm_data.gallery import build_gallery
 from rrm_data.progress import console
 from rrm_data.reader import open_dataset
 from rrm_data.rendering import frame_spec
-from rrm_data.reward.base import resolve_reward
 from rrm_data.writer import publish_directory, temporary_sibling
 
 
@@ -52,9 +50,7 @@ def run(cfg: DictConfig) -> None:
     frame_spec(cfg.camera, cfg.image_size)
     dataset = open_dataset(cfg.data)
     data = load_split(dataset, cfg.split, teacher=None)
-    rewards = [resolve_reward(ref) for ref in refs]
-    scored = [Scored.of(ref, score_steps(reward, data, whole_episodes=True), data)
-              for ref, reward in zip(refs, rewards, strict=True)]
+    scored = score_rewards(refs, data)
 
     out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"gallery-{cfg.split}")
     out.parent.mkdir(parents=True, exist_ok=True)

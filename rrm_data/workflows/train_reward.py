@@ -10,6 +10,7 @@ and the reward artifact `reward/` that `rrm_data.load_reward` reads.
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -22,14 +23,17 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from rrm_data.config import build_config, parse_overrides, to_yaml
 from rrm_data.errors import RrmError
+from rrm_data.progress import console
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.reward.networks import build_network, columns_read, prior_name
 from rrm_data.training.datamodule import PreferenceDataModule
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
 from rrm_data.training.recipes import load_recipe
+from rrm_data.workflows.embed import embedding_inputs, image_spec
 
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -112,9 +116,11 @@ def _checkpoint(out: Path, resume: bool, overwrite: bool) -> Path | None:
     last = out / CHECKPOINTS / LAST_CHECKPOINT
     if not resume:
         # DDP ranks > 0 re-run the command after rank 0 has written config.yaml.
-        if (out / "config.yaml").exists() and not overwrite and rank_zero_only.rank == 0:
-            raise RrmError(f"out={out} already holds a run; pass resume=true to continue it or "
-                           "overwrite=true to start again")
+        if (out / "config.yaml").exists() and rank_zero_only.rank == 0:
+            if not overwrite:
+                raise RrmError(f"out={out} already holds a run; pass resume=true to continue "
+                               "it or overwrite=true to start again")
+            shutil.rmtree(out)
         return None
     if not last.is_file():
         raise RrmError(f"resume=true but there is no checkpoint at {last}")
@@ -165,7 +171,7 @@ def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
     try:
         return pl.Trainer(default_root_dir=out, logger=_loggers(out),
                           callbacks=_callbacks(out, cfg.optim.stop_agreement), **options)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, MisconfigurationException) as exc:
         raise RrmError(f"invalid trainer option: {exc}") from None
 
 
@@ -181,10 +187,13 @@ def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     ckpt = _checkpoint(out, cfg.resume, cfg.overwrite)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    encoders = embedding_inputs(str(cfg.data.source), list(cfg.model.inputs))
     datamodule = make_datamodule(cfg)
     datamodule.setup("fit")
     stats = datamodule.input_stats(cfg.model.inputs) if cfg.model.normalize else None
     spec = reward_spec(cfg.model, datamodule.column_widths, stats)
+    if encoders:
+        spec.update(image_spec(encoders))
     learner = RewardLearner(spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                             label_smoothing=cfg.optim.label_smoothing)
     trainer = build_trainer(cfg, out)
@@ -206,7 +215,7 @@ def run(cfg: DictConfig) -> None:
         export_reward(learner.reward.cpu(), out / ARTIFACT_DIR, name=out.name, training=training)
         metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()
                    if k.endswith("agreement") or k.endswith("loss_epoch")}
-        print(f"wrote {out}: {metrics}")
+        console.print(f"wrote {out}: {metrics}")
 
 
 __all__ = ["Config", "make_config", "run"]

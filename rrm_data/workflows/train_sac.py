@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.vec_env import VecEnv
 
 from rrm_data.config import build_config, parse_overrides, to_yaml
 from rrm_data.envs import check_task
@@ -27,7 +28,14 @@ from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
 from rrm_data.reward.base import RewardFunction, resolve_reward
 from rrm_data.rl.relabel import relabel
-from rrm_data.rl.sac import EvaluationCallback, SacSettings, make_sac, make_vec_env, train
+from rrm_data.rl.sac import (
+    EvaluationCallback,
+    SacSettings,
+    entropy_coefficient,
+    make_sac,
+    make_vec_env,
+    train,
+)
 from rrm_data.training.recipes import load_recipe
 from rrm_data.writer import publish_directory, temporary_sibling, write_json
 
@@ -63,6 +71,8 @@ class Config:
 def make_config(overrides: list[str]) -> DictConfig:
     """Defaults, then the recipe's YAML, then the command-line overrides."""
     extra = parse_overrides(overrides)
+    if isinstance(extra.get("reward"), bool):  # YAML reads reward=true as a boolean
+        extra.reward = str(extra.reward).lower()
     recipe_name = str(extra.get("recipe", Config.recipe))
     if not Path(recipe_name).stem.startswith("sac"):
         raise RrmError(f"recipe '{recipe_name}' is not a SAC recipe (train-sac recipes are "
@@ -76,23 +86,21 @@ def make_config(overrides: list[str]) -> DictConfig:
     for key in ("batch_size", "n_envs", "train_freq", "target_update_interval"):
         if cfg.sac[key] < 1:
             raise RrmError(f"sac.{key} must be at least 1, got {cfg.sac[key]}")
+    entropy_coefficient(cfg.sac.ent_coef)
     if cfg.out is None:
         label = Path(str(cfg.reward).rstrip("/")).name.replace(":", "-")
         cfg.out = f"runs/sac-{cfg.task}-{label}-seed{cfg.seed}"
     return cfg
 
 
-def check_reward_fits(reward: RewardFunction, task: str) -> None:
+def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
     """Score one real step of the task, so a reward for other observations fails up front."""
-    env = make_vec_env(task, reward, n_envs=1, seed=0, episode_steps=None)
+    obs = env.reset()
     try:
-        obs = env.reset()
-        relabel(reward, obs, np.zeros((1, *env.action_space.shape), np.float32),
-                env_reward=np.zeros(1))
+        relabel(reward, obs, np.zeros((len(obs), *env.action_space.shape), np.float32),
+                env_reward=np.zeros(len(obs)))
     except RrmError as exc:
         raise RrmError(f"reward {reward.name} does not fit task {task}: {exc}") from None
-    finally:
-        env.close()
 
 
 def run(cfg: DictConfig) -> None:
@@ -100,15 +108,15 @@ def run(cfg: DictConfig) -> None:
     if out.exists() and not cfg.overwrite:
         raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
     reward = resolve_reward(cfg.reward)
-    check_reward_fits(reward, cfg.task)
-    torch.set_num_threads(cfg.threads)
     settings = SacSettings(**OmegaConf.to_container(cfg.sac, resolve=True))
+    env = make_vec_env(cfg.task, reward, settings.n_envs, cfg.seed, cfg.episode_steps)
+    check_reward_fits(reward, env, cfg.task)
+    torch.set_num_threads(cfg.threads)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(out, "partial")
     try:
         (tmp / "config.yaml").write_text(to_yaml(cfg))
-        env = make_vec_env(cfg.task, reward, settings.n_envs, cfg.seed, cfg.episode_steps)
         model = make_sac(env, settings, cfg.seed, cfg.steps)
         evaluation = EvaluationCallback(cfg.task, cfg.eval_every, cfg.eval_episodes, cfg.seed,
                                         tmp / "eval.csv", cfg.episode_steps)
@@ -117,7 +125,6 @@ def run(cfg: DictConfig) -> None:
             train(model, cfg.steps, tmp, evaluation, cfg.checkpoint_every, bar)
         seconds = time.perf_counter() - started
         model.save(tmp / POLICY_FILE)
-        env.close()
         final = evaluation.rows[-1]
         write_json(tmp / "summary.json", {
             "task": cfg.task, "reward": reward.name, "steps": int(model.num_timesteps),
@@ -127,6 +134,8 @@ def run(cfg: DictConfig) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        env.close()
     console.print(f"wrote {out}: success rate {final['success_rate']:.2f}, true return "
                   f"{final['true_return']:.1f} over {cfg.eval_episodes} episodes")
 

