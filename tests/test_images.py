@@ -157,3 +157,11 @@ def test_image_column_is_png_struct(rendered):
     assert [f.name for f in field.type] == ["bytes", "path"]
     assert json.loads(schema.metadata[b"huggingface"])["info"]["features"][CAMERA] == {
         "_type": "Image"}
+
+
+def test_collect_with_frames_in_worker_processes_matches_one_process(make_dataset):
+    """Workers fork before any GL context exists (a context made first would hang them)."""
+    tiny = {**IMAGES, "episodes": 4, "max_steps": 10, "segment_length": 5, "pairs": 8,
+            "image_size": 16, "camera": "corner"}
+    one, two = make_dataset(**tiny), make_dataset(**tiny, workers=2)
+    assert steps_table(one).equals(steps_table(two))

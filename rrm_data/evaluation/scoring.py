@@ -88,10 +88,9 @@ def load_split(dataset: DatasetDir, split: str, teacher: str | None = "oracle") 
 
 def window_rows(first: np.ndarray, length: np.ndarray) -> np.ndarray:
     """Sorted distinct step rows covered by windows [first, first + length)."""
-    if len(first) == 0:
-        return np.empty(0, np.int64)
-    return np.unique(np.concatenate([np.arange(f, f + n) for f, n in zip(first, length,
-                                                                          strict=True)]))
+    first, length = np.asarray(first, np.int64), np.asarray(length, np.int64)
+    windows = [(first[length == n][:, None] + np.arange(n)).ravel() for n in np.unique(length)]
+    return np.unique(np.concatenate(windows)) if windows else np.empty(0, np.int64)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,13 @@ from rrm_data.errors import RrmError
 from rrm_data.meta import make_info
 from rrm_data.policies import parse_policy
 from rrm_data.progress import console, progress
-from rrm_data.rendering import FrameRenderer, FrameSpec, frame_spec
+from rrm_data.rendering import (
+    FrameRenderer,
+    FrameSpec,
+    check_cameras,
+    check_rendering_available,
+    frame_spec,
+)
 from rrm_data.rollout import EpisodePlan, plan_episodes, rollout
 from rrm_data.teachers import make_teacher
 from rrm_data.writer import publish_directory, write_dataset
@@ -107,8 +113,9 @@ def check_config(cfg: DictConfig) -> None:
     if not 0.0 <= cfg.test_fraction < 1.0:
         raise RrmError(f"test_fraction must lie in [0, 1), got {cfg.test_fraction}")
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
-    if spec is not None:
-        FrameRenderer(make_env(str(cfg.task[0]), cfg.seed).unwrapped.model, spec).close()
+    if spec is not None:  # no GL context here: worker processes forked later would hang
+        check_cameras(make_env(str(cfg.task[0]), cfg.seed).unwrapped.model, spec.cameras)
+        check_rendering_available()
     i, n = parse_shard(cfg.shard)
     need = (2 if cfg.distinct_episodes else 1) * (2 if cfg.test_fraction > 0 else 1)
     if cfg.pairs > 0 and len(range(i, cfg.episodes, n)) < need:
