@@ -223,7 +223,9 @@ def collect_episodes(plans: list[EpisodePlan], max_steps: int, env_seed: int, wo
             for job in jobs:
                 bar.advance(1, run_episode(job)[1])
             return
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # A process that has rendered holds OSMesa threads that a forked child cannot use
+        # (it hangs), so workers that render start from a clean fork server instead.
+        with multiprocessing.get_context("forkserver" if frames else "fork").Pool(workers) as pool:
             for _, steps in pool.imap_unordered(run_episode, jobs):
                 bar.advance(1, steps)
 
