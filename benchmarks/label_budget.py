@@ -100,7 +100,7 @@ def main() -> None:
     budgets = [50, 250, 1000] if args.quick else [50, 100, 250, 500, 1000, 2000]
     seeds = [0] if args.quick else [0, 1, 2]
     teachers = ("oracle",) if args.quick else TEACHERS
-    steps = args.steps or (40 if args.quick else 100)
+    steps = args.steps or (40 if args.quick else 60)
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
