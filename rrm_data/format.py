@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from rrm_data import FORMAT_VERSION
 
 STATE_DIM = 39
@@ -47,6 +49,20 @@ def table_files_glob(table: str, split: str | None = None) -> str:
     return f"{table}/{split or 'train'}-*.parquet"
 
 
+def table_features(table: pa.Table, names: dict[str, list[str]] | None = None) -> dict:
+    """``{column: {dtype, shape, names}}`` of a table, for meta/info.json."""
+    features = {}
+    for f in table.schema:
+        dtype, shape = f.type, []
+        while pa.types.is_fixed_size_list(dtype) or pa.types.is_list(dtype):
+            shape.append(dtype.list_size if pa.types.is_fixed_size_list(dtype) else None)
+            dtype = dtype.value_type
+        label = "image" if pa.types.is_struct(dtype) else str(dtype)
+        features[f.name] = {"dtype": label, "shape": shape or [1],
+                            "names": (names or {}).get(f.name)}
+    return features
+
+
 __all__ = [
     "ACTION",
     "ACTION_DIM",
@@ -65,5 +81,6 @@ __all__ = [
     "image_column",
     "prior_column",
     "segment_prior_column",
+    "table_features",
     "table_files_glob",
 ]

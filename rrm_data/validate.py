@@ -27,9 +27,9 @@ from referencing import Registry, Resource
 
 from rrm_data import format as fmt
 from rrm_data.errors import RrmError
+from rrm_data.format import table_features
 from rrm_data.resources import resource_dir
 from rrm_data.teachers import TEACHERS
-from rrm_data.writer import table_features
 
 INFO = "meta/info.json"
 EMBEDDINGS = "embeddings"

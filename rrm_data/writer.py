@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +20,10 @@ import pyarrow.parquet as pq
 
 from rrm_data import format as fmt
 from rrm_data.card import render_card
+from rrm_data.format import table_features
+from rrm_data.validate import check_dataset
 
 ROWS_PER_FILE = 100_000
-
-
-def table_features(table: pa.Table, names: dict[str, list[str]] | None = None) -> dict:
-    """``{column: {dtype, shape, names}}`` of a table, for meta/info.json."""
-    features = {}
-    for f in table.schema:
-        dtype, shape = f.type, []
-        while pa.types.is_fixed_size_list(dtype) or pa.types.is_list(dtype):
-            shape.append(dtype.list_size if pa.types.is_fixed_size_list(dtype) else None)
-            dtype = dtype.value_type
-        label = "image" if pa.types.is_struct(dtype) else str(dtype)
-        features[f.name] = {"dtype": label, "shape": shape or [1],
-                            "names": (names or {}).get(f.name)}
-    return features
 
 
 def feature_stats(table: pa.Table) -> dict[str, dict[str, list[float]]]:
@@ -105,13 +95,30 @@ def temporary_sibling(out: Path, tag: str = "tmp") -> Path:
     return tmp
 
 
-def write_dataset(out: Path, tables: dict[str, dict[str, pa.Table]], info: dict,
-                  overwrite: bool = False) -> Path:
-    """Write tables, meta/info.json, meta/stats.json and the card; then rename into place."""
+@contextmanager
+def atomic_directory(out: Path, overwrite: bool = True, tag: str = "tmp") -> Iterator[Path]:
+    """Yield a temporary sibling of ``out`` to fill; move it to ``out`` only if all went well.
+
+    On any failure (or interrupt) the temporary folder is removed and ``out`` is untouched.
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out)
+    tmp = temporary_sibling(out, tag)
     try:
+        yield tmp
+        publish_directory(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_dataset(out: Path, tables: dict[str, dict[str, pa.Table]], info: dict,
+                  overwrite: bool = False) -> Path:
+    """Write tables, meta/info.json, meta/stats.json and the card, validate, then publish.
+
+    Validation runs on the temporary copy, so an invalid dataset never appears at ``out``.
+    """
+    with atomic_directory(out, overwrite) as tmp:
         write_tables(tmp, tables)
         info = dict(info)
         names = {fmt.STATE: fmt.STATE_NAMES, fmt.ACTION: fmt.ACTION_NAMES}
@@ -121,8 +128,5 @@ def write_dataset(out: Path, tables: dict[str, dict[str, pa.Table]], info: dict,
         write_json(tmp / "meta" / "info.json", info)
         write_json(tmp / "meta" / "stats.json", feature_stats(tables["steps"]["train"]))
         (tmp / "README.md").write_text(render_card(info))
-        publish_directory(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        check_dataset(tmp)
     return out

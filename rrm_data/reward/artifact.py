@@ -8,7 +8,6 @@ no dataset is needed to score steps with it.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from rrm_data.encoders import FrameFeatures
 from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.networks import ResidualReward, RewardParts
-from rrm_data.writer import publish_directory, temporary_sibling, write_json
+from rrm_data.writer import atomic_directory, write_json
 
 ARTIFACT_FORMAT = "rrm-reward/1"
 ARTIFACT_DIR = "reward"
@@ -36,19 +35,12 @@ CHUNK = 65536  # steps scored at once from numpy
 def export_reward(model: ResidualReward, out: Path, name: str,
                   training: Mapping[str, Any]) -> Path:
     """Write the artifact directory ``out`` atomically (temp sibling, then rename)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out)
-    try:
+    with atomic_directory(out) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / WEIGHTS_FILE))
         write_json(tmp / SPEC_FILE, {"format": ARTIFACT_FORMAT, "rrm_data_version": __version__,
                                      "name": name, **model.spec, "training": dict(training)})
-        publish_directory(tmp, out, overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)
 
 
 class LearnedReward:

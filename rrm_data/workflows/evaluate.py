@@ -10,7 +10,6 @@ into `out` (default `<run>/eval-<split>`, or `reports/...` for true / prior:<nam
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from rrm_data.evaluation.report import build_report, rich_table, to_markdown
 from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
 from rrm_data.progress import console
 from rrm_data.reader import open_dataset
-from rrm_data.writer import publish_directory, temporary_sibling, write_json
+from rrm_data.writer import atomic_directory, write_json
 
 FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
 
@@ -82,16 +81,10 @@ def run(cfg: DictConfig) -> None:
     report = build_report(data, scored)
 
     out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"eval-{cfg.split}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out)
-    try:
+    with atomic_directory(out) as tmp:
         write_json(tmp / "report.json", report)
         (tmp / "report.md").write_text(to_markdown(report, list(FIGURES)))
         write_figures(tmp, data, scored, report, cfg.episodes)
-        publish_directory(tmp, out, overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     Console().print(rich_table(report))
     console.print(f"wrote {out}/report.json, report.md and {len(FIGURES)} figures")
 

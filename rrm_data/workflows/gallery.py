@@ -9,7 +9,6 @@ policy. State-only datasets are re-rendered from the stored physics state. The f
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from rrm_data.gallery import build_gallery
 from rrm_data.progress import console
 from rrm_data.reader import open_dataset
 from rrm_data.rendering import frame_spec
-from rrm_data.writer import publish_directory, temporary_sibling
+from rrm_data.writer import atomic_directory
 
 
 @dataclass
@@ -53,12 +52,6 @@ def run(cfg: DictConfig) -> None:
     scored = score_rewards(refs, data)
 
     out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"gallery-{cfg.split}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out)
-    try:
+    with atomic_directory(out) as tmp:
         build_gallery(data, scored, tmp, cfg.k, cfg.camera, cfg.image_size, cfg.frames)
-        publish_directory(tmp, out, overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     console.print(f"wrote {out}/index.html")

@@ -10,7 +10,6 @@ HF_TOKEN or your Hub login (`hf auth login`) and is never written or printed.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from rrm_data.errors import RrmError
 from rrm_data.progress import console
 from rrm_data.reader import DatasetDir, open_dataset
 from rrm_data.validate import check_dataset
-from rrm_data.writer import publish_directory, temporary_sibling
+from rrm_data.writer import atomic_directory
 
 
 @dataclass
@@ -82,13 +81,8 @@ def run(cfg: DictConfig) -> None:
         out = Path(cfg.out or cfg.repo_id.replace("/", "--"))
         if out.exists() and not cfg.overwrite:
             raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_sibling(out)
-        try:
+        with atomic_directory(out) as tmp:
             files = build(dataset, cfg, tmp)
-            publish_directory(tmp, out, overwrite=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         list_operations(files, "add")
         console.print(f"dry run: wrote the tree for {cfg.repo_id} to {out}; nothing uploaded")
         return

@@ -11,7 +11,6 @@ which `rrm-data collect policy=[sac:RUN_DIR,...]` rolls out.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from rrm_data.rl.sac import (
     train,
 )
 from rrm_data.training.recipes import load_recipe
-from rrm_data.writer import publish_directory, temporary_sibling, write_json
+from rrm_data.writer import atomic_directory, write_json
 
 POLICY_FILE = "policy.zip"
 
@@ -113,31 +112,33 @@ def run(cfg: DictConfig) -> None:
     check_reward_fits(reward, env, cfg.task)
     torch.set_num_threads(cfg.threads)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out, "partial")
     try:
-        (tmp / "config.yaml").write_text(to_yaml(cfg))
-        model = make_sac(env, settings, cfg.seed, cfg.steps)
-        evaluation = EvaluationCallback(cfg.task, cfg.eval_every, cfg.eval_episodes, cfg.seed,
-                                        tmp / "eval.csv", cfg.episode_steps)
-        started = time.perf_counter()
-        with progress("train-sac", total=cfg.steps, unit="steps", extra_unit="episodes") as bar:
-            train(model, cfg.steps, tmp, evaluation, cfg.checkpoint_every, bar)
-        seconds = time.perf_counter() - started
-        model.save(tmp / POLICY_FILE)
-        final = evaluation.rows[-1]
-        write_json(tmp / "summary.json", {
-            "task": cfg.task, "reward": reward.name, "steps": int(model.num_timesteps),
-            "seed": cfg.seed, "final": final, "seconds": round(seconds, 2),
-            "env_steps_per_s": round(model.num_timesteps / seconds, 1)})
-        publish_directory(tmp, out, cfg.overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_directory(out, cfg.overwrite, tag="partial") as tmp:
+            final = _train(cfg, tmp, env, settings, reward)
     finally:
         env.close()
     console.print(f"wrote {out}: success rate {final['success_rate']:.2f}, true return "
                   f"{final['true_return']:.1f} over {cfg.eval_episodes} episodes")
+
+
+def _train(cfg: DictConfig, tmp: Path, env: VecEnv, settings: SacSettings,
+           reward: RewardFunction) -> dict[str, float]:
+    """Train, evaluate and save one run into ``tmp``; return the final evaluation."""
+    (tmp / "config.yaml").write_text(to_yaml(cfg))
+    model = make_sac(env, settings, cfg.seed, cfg.steps)
+    evaluation = EvaluationCallback(cfg.task, cfg.eval_every, cfg.eval_episodes, cfg.seed,
+                                    tmp / "eval.csv", cfg.episode_steps)
+    started = time.perf_counter()
+    with progress("train-sac", total=cfg.steps, unit="steps", extra_unit="episodes") as bar:
+        train(model, cfg.steps, tmp, evaluation, cfg.checkpoint_every, bar)
+    seconds = time.perf_counter() - started
+    model.save(tmp / POLICY_FILE)
+    final = evaluation.rows[-1]
+    write_json(tmp / "summary.json", {
+        "task": cfg.task, "reward": reward.name, "steps": int(model.num_timesteps),
+        "seed": cfg.seed, "final": final, "seconds": round(seconds, 2),
+        "env_steps_per_s": round(model.num_timesteps / seconds, 1)})
+    return final
 
 
 __all__ = ["Config", "make_config", "run"]
