@@ -24,10 +24,10 @@ import pytorch_lightning as pl
 import torch
 
 from rrm_data.cli import main
+from rrm_data.embeddings import embed_steps, embedding_inputs
 from rrm_data.encoders import load_encoder
 from rrm_data.reader import open_dataset
 from rrm_data.training.module import RewardLearner, reward_spec
-from rrm_data.workflows.embed import embed_steps, embedding_inputs
 from rrm_data.workflows.train_reward import make_config, make_datamodule
 
 TASK = "button-press-v3"

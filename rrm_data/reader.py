@@ -50,6 +50,11 @@ class DatasetDir:
         except (pa.ArrowInvalid, OSError) as exc:
             raise RrmError(f"{files[0].parent}: unreadable Parquet ({exc})") from None
 
+    def tables(self) -> dict[str, dict[str, pa.Table]]:
+        """Every table and split, e.g. to write a new version of the dataset."""
+        return {name: {split: self.table(name, split) for split in splits}
+                for name, splits in self.info["splits"].items()}
+
     def preferences(self, split: str = "train", columns: list[str] | None = None) -> pa.Table:
         return self.table("preferences", split, columns)
 

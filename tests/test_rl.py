@@ -18,6 +18,7 @@ from rrm_data import format as fmt
 from rrm_data.cli import main
 from rrm_data.envs import get_physics_state
 from rrm_data.priors import gripper_object
+from rrm_data.recipes import load_recipe
 from rrm_data.rendering import FrameRenderer, FrameSpec
 from rrm_data.reward import RewardOutput, resolve_reward
 from rrm_data.reward.artifact import export_reward, load_reward
@@ -25,7 +26,6 @@ from rrm_data.reward.networks import ResidualReward
 from rrm_data.rl import RewardWrapper, make_vec_env, relabel, relabel_replay_buffer, task_env
 from rrm_data.rl.sac import load_policy
 from rrm_data.training.module import reward_spec
-from rrm_data.training.recipes import load_recipe
 from tests.conftest import overrides
 
 TASK = "reach-v3"
@@ -180,7 +180,7 @@ def test_collect_with_a_sac_policy(sac_run: Path, tmp_path: Path) -> None:
 
 def _mismatched_artifact(path: Path) -> Path:
     """A real artifact of a reward model that observes 12 numbers instead of Meta-World's 39."""
-    model_cfg = load_recipe("state_residual").model
+    model_cfg = load_recipe("state_residual", "model").model
     spec = reward_spec(model_cfg, {fmt.STATE: 12, fmt.ACTION: 4}, None)
     return export_reward(ResidualReward(spec), path, name="narrow", training={})
 
@@ -189,7 +189,7 @@ def _mismatched_artifact(path: Path) -> Path:
     (["reward=bogus"], "unknown reward 'bogus'"),
     (["reward=prior:nope"], "unknown prior 'nope'"),
     (["reward=NARROW"], "does not fit task reach-v3: column observation.state has width 39"),
-    (["recipe=state_residual"], "not a SAC recipe"),
+    (["recipe=state_residual"], "is not for this command"),
     (["sac.ent_coef=lots"], "sac.ent_coef must be"),
 ])
 def test_train_sac_bad_input(args: list[str], message: str, tmp_path: Path,

@@ -76,12 +76,6 @@ def render_frames(dataset: DatasetDir, spec: FrameSpec) -> dict[str, pa.Array]:
     return {c: pa.chunked_array(parts, IMAGE_TYPE) for c, parts in chunks.items()}
 
 
-def all_tables(dataset: DatasetDir) -> dict[str, dict[str, pa.Table]]:
-    """Every table and split of a dataset, to write a new version of it."""
-    return {name: {split: dataset.table(name, split) for split in splits}
-            for name, splits in dataset.info["splits"].items()}
-
-
 def run(cfg: DictConfig) -> None:
     dataset = open_dataset(cfg.data)
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
@@ -101,7 +95,7 @@ def run(cfg: DictConfig) -> None:
                        "replace data with the new version")
 
     frames = render_frames(dataset, spec)
-    tables = all_tables(dataset)
+    tables = dataset.tables()
     steps = tables["steps"]["train"]
     for column, values in frames.items():
         steps = steps.append_column(column, values)

@@ -26,14 +26,14 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from rrm_data.config import build_config, parse_overrides, to_yaml
+from rrm_data.embeddings import embedding_inputs, image_spec
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
+from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.reward.networks import build_network, columns_read, prior_name
 from rrm_data.training.datamodule import PreferenceDataModule
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
-from rrm_data.training.recipes import load_recipe
-from rrm_data.workflows.embed import embedding_inputs, image_spec
 
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -91,7 +91,7 @@ def make_config(overrides: list[str]) -> DictConfig:
     overrides = [f"data.source={o[5:]}" if o.startswith("data=") else o for o in overrides]
     extra = parse_overrides(overrides)
     recipe_name = str(extra.get("recipe", Config.recipe))
-    recipe = load_recipe(recipe_name)
+    recipe = load_recipe(recipe_name, "model")
     cfg = build_config(Config(), OmegaConf.merge(recipe, extra))
     cfg.recipe = recipe_name
     if cfg.out is None and cfg.data.source is not None:

@@ -25,6 +25,7 @@ from rrm_data.config import build_config, parse_overrides, to_yaml
 from rrm_data.envs import check_task
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
+from rrm_data.recipes import load_recipe
 from rrm_data.reward.base import RewardFunction, resolve_reward
 from rrm_data.rl.relabel import relabel
 from rrm_data.rl.sac import (
@@ -35,7 +36,6 @@ from rrm_data.rl.sac import (
     make_vec_env,
     train,
 )
-from rrm_data.training.recipes import load_recipe
 from rrm_data.writer import atomic_directory, write_json
 
 POLICY_FILE = "policy.zip"
@@ -73,10 +73,7 @@ def make_config(overrides: list[str]) -> DictConfig:
     if isinstance(extra.get("reward"), bool):  # YAML reads reward=true as a boolean
         extra.reward = str(extra.reward).lower()
     recipe_name = str(extra.get("recipe", Config.recipe))
-    if not Path(recipe_name).stem.startswith("sac"):
-        raise RrmError(f"recipe '{recipe_name}' is not a SAC recipe (train-sac recipes are "
-                       "named sac_*, e.g. sac_metaworld)")
-    cfg = build_config(Config(), OmegaConf.merge(load_recipe(recipe_name), extra))
+    cfg = build_config(Config(), OmegaConf.merge(load_recipe(recipe_name, "sac"), extra))
     cfg.recipe = recipe_name
     check_task(cfg.task)
     for key in ("steps", "eval_episodes", "threads"):

@@ -1,0 +1,107 @@
+"""Frozen-encoder features of every frame, stored once as a table of the dataset.
+
+The table ``embeddings/<encoder>`` holds one row per step: its ``index`` and ``features``
+(float32, the cameras' features side by side). ``meta/info.json`` records the encoder
+name, weights SHA-256, preprocessing and cameras, so training reads these features
+instead of running the encoder every epoch, and a stale table is recomputed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rrm_data import format as fmt
+from rrm_data.encoders import DEFAULT_ENCODER, FrozenEncoder, load_encoder
+from rrm_data.errors import RrmError
+from rrm_data.progress import console, progress
+from rrm_data.reader import DatasetDir, open_dataset
+from rrm_data.rendering import decode_column, frame_settings, image_cameras
+from rrm_data.reward.columns import EMBEDDINGS_PREFIX, is_embedding_column
+from rrm_data.writer import write_dataset
+
+
+def embedding_table(encoder: str) -> str:
+    return f"{EMBEDDINGS_PREFIX}{encoder}"
+
+
+def dataset_cameras(dataset: DatasetDir, cameras: list[str] | None) -> list[str]:
+    """The cameras to embed: those asked for (which must have frames), else all of them."""
+    have = image_cameras(dataset.info["features"]["steps"])
+    if not have:
+        raise RrmError(f"{dataset.root} has no camera frames; add some first: "
+                       f"rrm-data render data={dataset.root} camera=corner")
+    for camera in cameras or []:
+        if camera not in have:
+            raise RrmError(f"{dataset.root} has no frames of camera '{camera}'; "
+                           f"it has: {', '.join(have)}")
+    return list(cameras or have)
+
+
+def embed_steps(dataset: DatasetDir, cameras: list[str], encoder: FrozenEncoder,
+                batch_size: int) -> pa.Table:
+    """``index`` and ``features`` of every step, reading frames batch by batch."""
+    columns = [fmt.image_column(c) for c in cameras]
+    total = dataset.info["counts"]["steps"]
+    index_parts, feature_parts = [], []
+    with progress(f"embed {encoder.name}", total=total, unit="frames") as bar:
+        for path in dataset.files("steps"):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size, columns=["index", *columns]):
+                features = [encoder.encode(decode_column(batch.column(c))).numpy()
+                            for c in columns]
+                index_parts.append(batch.column("index").to_numpy())
+                feature_parts.append(np.concatenate(features, axis=1))
+                bar.advance(batch.num_rows)
+    features = np.concatenate(feature_parts).astype(np.float32)
+    flat = pa.array(features.ravel(), pa.float32())
+    return pa.table({"index": pa.array(np.concatenate(index_parts), pa.int64()),
+                     "features": pa.FixedSizeListArray.from_arrays(flat, features.shape[1])})
+
+
+def embedding_record(encoder: FrozenEncoder, info: dict[str, Any],
+                     cameras: list[str]) -> dict[str, Any]:
+    """What meta/info.json says about a features table (compared to find stale tables)."""
+    return {**encoder.describe(), "cameras": cameras, "dim": encoder.dim * len(cameras),
+            "frames": frame_settings(info, cameras)}
+
+
+def ensure_embeddings(data: str, encoder: str = DEFAULT_ENCODER, weights: str | None = None,
+                      pretrained: bool = True, cameras: list[str] | None = None,
+                      image_size: int | None = None, batch_size: int = 64) -> str:
+    """Build ``embeddings/<encoder>`` unless an up-to-date one exists; returns the table name."""
+    dataset = open_dataset(data)
+    cameras = dataset_cameras(dataset, cameras)
+    frozen = load_encoder(encoder, weights, pretrained, image_size)
+    table = embedding_table(encoder)
+    record = embedding_record(frozen, dataset.info, cameras)
+    if dataset.info.get("embeddings", {}).get(table) == record:
+        console.print(f"{data}: {table} is up to date")
+        return table
+    features = embed_steps(dataset, cameras, frozen, batch_size)
+    tables = dataset.tables()
+    tables[table] = {"train": features}
+    info = {**dataset.info, "embeddings": {**dataset.info.get("embeddings", {}), table: record}}
+    write_dataset(dataset.root, tables, info, overwrite=True)
+    console.print(f"wrote {table} of {data}: {features.num_rows} × {record['dim']} features")
+    return table
+
+
+def embedding_inputs(source: str, inputs: list[str]) -> dict[str, dict[str, Any]]:
+    """Records of the embeddings tables a reward model reads; missing ones are built first
+    (default encoder settings), so training never runs the encoder per epoch."""
+    records = {}
+    for column in filter(is_embedding_column, inputs):
+        if column not in open_dataset(source).info.get("embeddings", {}):
+            ensure_embeddings(source, column.removeprefix(EMBEDDINGS_PREFIX))
+        records[column] = open_dataset(source).info["embeddings"][column]
+    return records
+
+
+def image_spec(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a reward artifact records to score raw frames: encoders and how frames look."""
+    frames = next(iter(records.values()))["frames"]
+    cameras = list(dict.fromkeys(c for r in records.values() for c in r["cameras"]))
+    return {"encoders": records, "frames": {**frames, "cameras": cameras}}
