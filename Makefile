@@ -26,9 +26,14 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# collect → train → evaluate → gallery on a small default (a few minutes on 2 CPU cores).
 demo: system-deps install
-	$(BIN)/rrm-data collect out=$(DEMO_DATA) overwrite=true
+	$(BIN)/rrm-data collect out=$(DEMO_DATA)
 	$(BIN)/rrm-data info data=$(DEMO_DATA)
+	$(BIN)/rrm-data train-reward recipe=state_residual data=$(DEMO_DATA) out=$(DEMO_RUN) overwrite=true
+	$(BIN)/rrm-data evaluate reward=$(DEMO_RUN) data=$(DEMO_DATA) split=test
+	$(BIN)/rrm-data gallery reward=$(DEMO_RUN) data=$(DEMO_DATA) k=4
+	@echo "demo done: report in $(DEMO_RUN)/eval-test/, gallery in $(DEMO_RUN)/gallery-test/index.html"
 
 test: system-deps install
 	$(BIN)/ruff check rrm_data tests benchmarks

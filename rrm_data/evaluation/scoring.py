@@ -120,8 +120,8 @@ class StepScores:
 
 def score_rows(reward: RewardFunction, columns: Mapping[str, np.ndarray],
                rows: np.ndarray) -> StepScores:
-    """Score the given step rows; every part comes back as float64 of shape (len(rows),)."""
-    output = reward.score({name: columns[name][rows] for name in reward.columns})
+    """Score step rows ``rows`` from their ``columns``; each part is float64 (len(rows),)."""
+    output = reward.score(columns)
     parts = [np.asarray(p, np.float64).reshape(-1) for p in output]
     if any(len(p) != len(rows) for p in parts):
         raise RrmError(f"reward {reward.name} returned {len(parts[0])} values "
@@ -135,7 +135,7 @@ def score_steps(reward: RewardFunction, data: SplitData, whole_episodes: bool) -
         rows = window_rows(data.episodes["index_from"], data.episodes["length"])
     else:
         rows = window_rows(data.segments["first"], data.segments["length"])
-    return score_rows(reward, step_columns(data.dataset, reward.columns), rows)
+    return score_rows(reward, step_columns(data.dataset, reward.columns, rows=rows), rows)
 
 
 def pair_frame(data: SplitData, segment_scores: np.ndarray) -> pd.DataFrame:

@@ -44,15 +44,18 @@ def embedding_column(dataset: DatasetDir, table: str, split: str = "train") -> n
     return values[order]
 
 
-def step_columns(dataset: DatasetDir, names: Sequence[str],
-                 split: str = "train") -> dict[str, np.ndarray]:
-    """The named steps columns for every step, row ``i`` holding step ``index == i``.
+def step_columns(dataset: DatasetDir, names: Sequence[str], split: str = "train",
+                 rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The named steps columns, row ``i`` holding step ``index == i`` (or ``rows[i]``).
 
-    A name ``embeddings/<encoder>`` reads that table's cached image features instead.
+    ``rows`` (step indices) keeps only those steps, so scoring a split converts only the
+    steps it needs. A name ``embeddings/<encoder>`` reads that table's cached features.
     """
     embedded = {n: embedding_column(dataset, n, split) for n in names if is_embedding_column(n)}
     if embedded:
-        plain = step_columns(dataset, [n for n in names if n not in embedded], split)
+        plain = step_columns(dataset, [n for n in names if n not in embedded], split, rows)
+        if rows is not None:
+            embedded = {n: values[rows] for n, values in embedded.items()}
         return {n: plain[n] if n in plain else embedded[n] for n in names}
     files = dataset.files("steps", split)
     if not files:
@@ -65,9 +68,11 @@ def step_columns(dataset: DatasetDir, names: Sequence[str],
     table = dataset.table("steps", split, columns=list(dict.fromkeys(["index", *names])))
     index = table.column("index").to_numpy()
     expected = np.arange(len(index))
-    if np.array_equal(index, expected):
-        return {name: to_numpy(table.column(name)) for name in names}
     order = np.argsort(index, kind="stable")
     if not np.array_equal(index[order], expected):
         raise RrmError(f"{dataset.root}: step 'index' is not 0..{len(index) - 1} without gaps")
-    return {name: to_numpy(table.column(name))[order] for name in names}
+    if rows is not None:
+        order = order[rows]
+    if not np.array_equal(order, expected):
+        table = table.take(order)
+    return {name: to_numpy(table.column(name)) for name in names}
