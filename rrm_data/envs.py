@@ -111,15 +111,13 @@ def get_physics_state(env: gym.Env) -> PhysicsState:
                         data.mocap_pos.ravel().copy(), data.mocap_quat.ravel().copy())
 
 
-def set_physics_state(env: gym.Env, state: PhysicsState) -> None:
-    """Write a stored state into the simulator and recompute derived quantities."""
-    unwrapped = env.unwrapped
-    data = unwrapped.data
+def load_physics_state(model: mujoco.MjModel, data: mujoco.MjData, state: PhysicsState) -> None:
+    """Write a stored state into ``data`` and recompute derived quantities (for rendering)."""
     data.qpos[:] = state.qpos
     data.qvel[:] = state.qvel
     data.mocap_pos[:] = np.reshape(state.mocap_pos, data.mocap_pos.shape)
     data.mocap_quat[:] = np.reshape(state.mocap_quat, data.mocap_quat.shape)
-    mujoco.mj_forward(unwrapped.model, data)
+    mujoco.mj_forward(model, data)
 
 
 def env_fps(env: gym.Env) -> float:

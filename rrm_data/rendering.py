@@ -18,7 +18,11 @@ import pyarrow as pa
 from PIL import Image
 
 from rrm_data import format as fmt
-from rrm_data.envs import PhysicsState, mujoco  # envs picks MuJoCo's OpenGL backend first
+from rrm_data.envs import (  # envs picks MuJoCo's OpenGL backend first
+    PhysicsState,
+    load_physics_state,
+    mujoco,
+)
 from rrm_data.errors import RrmError
 
 QUALITIES = ("fast", "full")
@@ -118,11 +122,7 @@ class FrameRenderer:
     def render(self, state: PhysicsState) -> dict[str, np.ndarray]:
         """Upright uint8 (size, size, 3) frames of every camera, for one stored state."""
         data = self._data
-        data.qpos[:] = state.qpos
-        data.qvel[:] = state.qvel
-        data.mocap_pos[:] = np.reshape(state.mocap_pos, data.mocap_pos.shape)
-        data.mocap_quat[:] = np.reshape(state.mocap_quat, data.mocap_quat.shape)
-        mujoco.mj_forward(self.model, data)
+        load_physics_state(self.model, data, state)
         frames = {}
         for camera in self.spec.cameras:
             self._renderer.update_scene(data, camera=camera)

@@ -9,6 +9,7 @@ and the reward artifact `reward/` that `rrm_data.load_reward` reads.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import warnings
@@ -166,7 +167,14 @@ def _callbacks(out: Path, stop_agreement: float | None) -> list[pl.Callback]:
     return callbacks
 
 
+def _quiet_lightning() -> None:
+    """Keep Lightning's start-up banners (accelerators, tips) and its own deprecations out."""
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+
+
 def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
+    _quiet_lightning()
     options = OmegaConf.to_container(cfg.trainer, resolve=True)
     try:
         return pl.Trainer(default_root_dir=out, logger=_loggers(out),
