@@ -36,7 +36,7 @@ from rrm_data.rendering import (
 )
 from rrm_data.rollout import EpisodePlan, plan_episodes, rollout
 from rrm_data.teachers import make_teacher
-from rrm_data.writer import publish_directory, write_dataset
+from rrm_data.writer import write_dataset
 
 # Graded quality on button-press-v3 at 500 steps (70 episodes per level): success
 # 100 / 100 / 80 / 23 / 0 %, mean return 562 / 478 / 362 / 257 / 188.
@@ -280,4 +280,4 @@ def run(cfg: DictConfig) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-__all__ = ["Config", "make_config", "publish_directory", "run"]
+__all__ = ["Config", "make_config", "run"]
