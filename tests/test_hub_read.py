@@ -102,14 +102,19 @@ def test_commands_read_hub_ids_offline(hub_cache: Path, tmp_path: Path) -> None:
     """The real CLI in a fresh process, configured only through the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_HUB_CACHE=str(hub_cache), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "home"))
-    out = tmp_path / "trl.parquet"
+    out, run = tmp_path / "trl.parquet", tmp_path / "run"
     script = ("import sys; from rrm_data.cli import main; "
               f"codes = [main(['validate', 'data={REPO}']), "
               f"main(['info', 'data=hf://datasets/{REPO}']), "
-              f"main(['export-trl', 'data={REPO}@main', 'split=test', 'out={out}'])]; "
+              f"main(['export-trl', 'data={REPO}@main', 'split=test', 'out={out}']), "
+              f"main(['train-reward', 'data={REPO}', 'out={run}', 'model.hidden=16', "
+              "'model.members=1', 'trainer.max_steps=2', 'trainer.enable_progress_bar=false']), "
+              f"main(['evaluate', 'reward={run}', 'data={REPO}'])]; "
               "sys.exit(max(codes))")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                            text=True, timeout=120, cwd=tmp_path)
+                            text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"ok: {REPO} is a valid rrm-data/1 dataset" in result.stdout
     assert pq.read_table(out).num_rows > 0
+    assert (run / "reward" / "reward.json").is_file()
+    assert (run / "eval-test" / "report.json").is_file()
