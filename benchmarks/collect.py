@@ -17,11 +17,11 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from common import save_result, timed
 from metaworld.policies import ENV_POLICY_MAP
 
 from rrm_data.cli import main
@@ -31,14 +31,6 @@ from rrm_data.rollout import plan_episodes
 
 TASK = "button-press-v3"
 REPEATS = 3
-RESULTS = Path(__file__).parent / "results" / "collect.json"
-
-
-def timed(fn, *args) -> tuple[float, float, int]:
-    """(CPU seconds of this process, wall seconds, steps) of ``fn(*args) -> steps``."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    steps = fn(*args)
-    return time.process_time() - cpu, time.perf_counter() - wall, steps
 
 
 def bare_loop(env: gym.Env, episodes: int, max_steps: int) -> int:
@@ -98,6 +90,4 @@ if __name__ == "__main__":
     episodes = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     max_steps = int(sys.argv[2]) if len(sys.argv) > 2 else 500
     result = measure(episodes, max_steps)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result("collect", result)

@@ -13,7 +13,6 @@ dataset version. ``image_frozen_vs_state_residual_epoch``: seconds per training 
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from common import save_result
 
 from rrm_data.cli import main
 from rrm_data.embeddings import embed_steps, embedding_inputs
@@ -34,7 +34,6 @@ TASK = "button-press-v3"
 BATCH = 64
 REPEATS = 3
 EPOCHS = 3
-RESULTS = Path(__file__).parent / "results" / "embed.json"
 
 
 def collect(out: Path, episodes: int, max_steps: int, size: int) -> None:
@@ -125,6 +124,4 @@ if __name__ == "__main__":
     defaults = ["8", "80", "84"]
     episodes, max_steps, size = (int(a) for a in sys.argv[1:] + defaults[len(sys.argv[1:]):])
     result = measure(episodes, max_steps, size)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result("embed", result)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from common import save_result, timed
 
 from rrm_data.cli import main
 from rrm_data.envs import RenderSpec, make_env, num_variations, reset_to_variation
@@ -31,14 +31,6 @@ from rrm_data.rollout import plan_episodes
 TASK = "button-press-v3"
 CAMERA = "corner"
 REPEATS = 2
-RESULTS = Path(__file__).parent / "results" / "render.json"
-
-
-def timed(fn, *args) -> tuple[float, float, int]:
-    """(CPU seconds of this process, wall seconds, frames) of ``fn(*args) -> frames``."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    frames = fn(*args)
-    return time.process_time() - cpu, time.perf_counter() - wall, frames
 
 
 def bare_render_loop(env: gym.Env, episodes: int, max_steps: int) -> int:
@@ -110,6 +102,4 @@ if __name__ == "__main__":
     episodes, max_steps, size = (int(a) for a in (sys.argv[1:] + ["4", "50", "84"][len(
         sys.argv[1:]):]))
     result = measure(episodes, max_steps, size)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result("render", result)

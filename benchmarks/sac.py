@@ -20,10 +20,10 @@ import tempfile
 from pathlib import Path
 
 import torch
+from common import save_result
 
 from rrm_data.cli import main
 
-RESULTS = Path(__file__).parent / "results" / "sac.json"
 TASK = "reach-v3"
 
 
@@ -77,6 +77,4 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     result = main_benchmark(args.steps, args.repeats)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result("sac", result)

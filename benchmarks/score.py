@@ -20,7 +20,6 @@ per pair, repeats included), what a naive scorer would run.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import save_result
 
 from rrm_data.cli import main
 from rrm_data.config import build_config
@@ -39,7 +39,6 @@ from rrm_data.workflows import score
 
 REPEATS = 9
 SPLIT = "train"
-RESULTS = Path(__file__).parent / "results" / "score.json"
 
 
 def cpu_time(fn) -> float:
@@ -107,6 +106,4 @@ def main_benchmark(episodes: int, pairs: int) -> dict:
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]]
     result = main_benchmark(*(args or [40, 2000]))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result("score", result)
