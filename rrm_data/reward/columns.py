@@ -65,7 +65,10 @@ def step_columns(dataset: DatasetDir, names: Sequence[str], split: str = "train"
     if missing:
         raise RrmError(f"{dataset.root}: steps table has no column {', '.join(missing)}; "
                        f"it has: {', '.join(available)}")
-    table = dataset.table("steps", split, columns=list(dict.fromkeys(["index", *names])))
+    # A few columns in one row group per file: decoding them on threads costs more CPU than
+    # it saves (measured: 24 vs 72 ms CPU for 30k steps of state, action and index).
+    table = dataset.table("steps", split, columns=list(dict.fromkeys(["index", *names])),
+                          use_threads=False)
     index = table.column("index").to_numpy()
     expected = np.arange(len(index))
     order = np.argsort(index, kind="stable")
