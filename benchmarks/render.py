@@ -72,7 +72,7 @@ def measure(episodes: int, max_steps: int, size: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         collect(4, 20, size, True, root)  # warm up imports, GL context and collect's env cache
-        env = make_env(TASK, 0, render=RenderSpec(CAMERA, size, fast=False))
+        env = make_env(TASK, 0, render=RenderSpec(CAMERA, size))
         bare, fast, state = [], [], []
         for _ in range(REPEATS):
             bare.append(timed(bare_render_loop, env, episodes, max_steps))

@@ -56,11 +56,14 @@ def check_task(name: str) -> str:
 
 @dataclass(frozen=True)
 class RenderSpec:
-    """How frames are rendered: camera, square size, and whether to use the fast scene."""
+    """Camera and square size of gymnasium's own ``env.render()`` (MuJoCo's default scene).
+
+    Datasets render through ``rrm_data.rendering`` instead; this is the reference it is
+    checked and benchmarked against.
+    """
 
     camera: str
     size: int
-    fast: bool = True
 
 
 def make_env(task: str, seed: int, render: RenderSpec | None = None) -> gym.Env:

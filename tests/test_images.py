@@ -63,7 +63,7 @@ def test_collect_stores_upright_frames_that_datasets_decodes(rendered, tmp_path)
     assert get_physics_state(env).qpos == pytest.approx(steps.column("sim.qpos")[0].as_py())
     renderer = FrameRenderer(env.unwrapped.model, FrameSpec(("corner",), 32, "full"))
     upright = renderer.render(get_physics_state(env))["corner"]
-    raw = make_env(episode["task"], seed=0, render=RenderSpec("corner", 32, fast=False))
+    raw = make_env(episode["task"], seed=0, render=RenderSpec("corner", 32))
     reset_to_rand_vec(raw, episode["rand_vec"])
     assert np.array_equal(upright, raw.render()[::-1, ::-1])
     # The stored frame (fast scene: no shadows, no multisampling) shows the same, less smoothly.
