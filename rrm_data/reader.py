@@ -40,15 +40,13 @@ class DatasetDir:
     def files(self, table: str, split: str = "train") -> list[Path]:
         return sorted((self.root / table).glob(f"{split}-*.parquet"))
 
-    def table(self, table: str, split: str = "train", columns: list[str] | None = None,
-              use_threads: bool = True) -> pa.Table:
+    def table(self, table: str, split: str = "train", columns: list[str] | None = None) -> pa.Table:
         """One table split, read from its Parquet shards in order."""
         files = self.files(table, split)
         if not files:
             raise RrmError(f"{self.root}: no '{table}' table for split '{split}'")
         try:
-            return pa.concat_tables([pq.read_table(f, columns=columns, use_threads=use_threads)
-                                     for f in files])
+            return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
         except (pa.ArrowInvalid, OSError) as exc:
             raise RrmError(f"{files[0].parent}: unreadable Parquet ({exc})") from None
 
