@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from rrm_data import format as fmt
-from rrm_data.envs import get_physics_state, num_variations, reset_to_variation
+from rrm_data.envs import PhysicsState, num_variations, reset_to_variation
 from rrm_data.policies import PolicySpec, make_policy
 from rrm_data.priors import compute_priors
 from rrm_data.rendering import FrameRenderer
@@ -64,11 +64,16 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
     rewards = np.empty(max_steps, np.float64)
     success = np.zeros(max_steps, bool)
     done = np.zeros(max_steps, bool)
-    physics = []
+    data = env.unwrapped.data
+    # The physics state s_t of every step, recorded into preallocated arrays (no per-step
+    # objects), in the order of fmt.SIM_COLUMNS: qpos, qvel, mocap_pos, mocap_quat.
+    physics = [np.empty((max_steps, a.size)) for a in
+               (data.qpos, data.qvel, data.mocap_pos, data.mocap_quat)]
     length = max_steps
     for t in range(max_steps):
         observations[t] = obs
-        physics.append(get_physics_state(env))
+        physics[0][t], physics[1][t] = data.qpos, data.qvel
+        physics[2][t], physics[3][t] = data.mocap_pos.ravel(), data.mocap_quat.ravel()
         action = policy.act(obs, rng)
         actions[t] = action
         obs, rewards[t], terminated, truncated, info = env.step(action.astype(np.float32))
@@ -77,10 +82,12 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
             length = t + 1
             break
     done[length - 1] = True
+    physics = [values[:length] for values in physics]
     steps = _steps_table(plan, observations[:length], actions[:length], rewards[:length],
                          success[:length], done[:length], physics, env.unwrapped.dt)
     if renderer is not None:
-        for column, frames in renderer.image_columns(physics).items():
+        states = [PhysicsState(*row) for row in zip(*physics, strict=True)]
+        for column, frames in renderer.image_columns(states).items():
             steps = steps.append_column(column, frames)
     reward32 = rewards[:length].astype(np.float32)
     episode = {
@@ -102,12 +109,15 @@ def _fixed(values: np.ndarray, dtype: pa.DataType) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
 
 
-def _ragged(rows: list[np.ndarray]) -> pa.ListArray:
-    return pa.array([r.tolist() for r in rows], type=pa.list_(pa.float64()))
+def _ragged(values: np.ndarray) -> pa.ListArray:
+    """Rows of a 2-D array as list<float64> (lengths differ between tasks, hence not fixed)."""
+    offsets = pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).ravel()))
 
 
 def _steps_table(plan: EpisodePlan, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-                 success: np.ndarray, done: np.ndarray, physics: list, dt: float) -> pa.Table:
+                 success: np.ndarray, done: np.ndarray, physics: list[np.ndarray],
+                 dt: float) -> pa.Table:
     n = len(rewards)
     frame = np.arange(n, dtype=np.int64)
     columns: dict[str, pa.Array] = {
@@ -123,7 +133,6 @@ def _steps_table(plan: EpisodePlan, obs: np.ndarray, actions: np.ndarray, reward
     }
     for name, values in compute_priors(obs).items():
         columns[fmt.prior_column(name)] = pa.array(values)
-    for column, attr in zip(fmt.SIM_COLUMNS, ("qpos", "qvel", "mocap_pos", "mocap_quat"),
-                            strict=True):
-        columns[column] = _ragged([getattr(p, attr) for p in physics])
+    for column, values in zip(fmt.SIM_COLUMNS, physics, strict=True):
+        columns[column] = _ragged(values)
     return pa.table(columns)
