@@ -8,8 +8,6 @@ it needs, so it stays fast on large datasets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,14 +17,11 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from rrm_data.reader import DatasetDir, open_dataset
+from rrm_data.workflows import DatasetConfig
 
 LABEL_VALUES = (1.0, 0.0, 0.5)
 
-
-@dataclass
-class Config:
-    data: str = field(default="data/button-press",
-                      metadata={"help": "dataset directory (or Hub dataset id)"})
+Config = DatasetConfig
 
 
 def run(cfg: DictConfig) -> None:

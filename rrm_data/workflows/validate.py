@@ -11,19 +11,14 @@ and exits 2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from omegaconf import DictConfig
 
 from rrm_data import FORMAT_VERSION
 from rrm_data.reader import open_dataset
 from rrm_data.validate import check_dataset
+from rrm_data.workflows import DatasetConfig
 
-
-@dataclass
-class Config:
-    data: str = field(default="data/button-press",
-                      metadata={"help": "dataset directory (or Hub dataset id)"})
+Config = DatasetConfig
 
 
 def run(cfg: DictConfig) -> None:
