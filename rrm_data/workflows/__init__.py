@@ -1,6 +1,7 @@
 """Workflows: one module per command, composing the library parts."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -9,3 +10,13 @@ class DatasetConfig:
 
     data: str = field(default="data/button-press",
                       metadata={"help": "dataset directory (or Hub dataset id)"})
+
+
+@dataclass
+class RewardDataConfig:
+    """The config shared by commands that score rewards on a dataset (evaluate, score, gallery)."""
+
+    reward: Any = field(default=None, metadata={"help": "run dir, reward artifact, 'true' or "
+                                                        "'prior:<name>'; several as [a,b]"})
+    data: str | None = field(default=None,
+                             metadata={"help": "dataset directory (or Hub dataset id)"})

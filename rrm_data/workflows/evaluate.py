@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -25,16 +24,14 @@ from rrm_data.evaluation.report import build_report, rich_table, to_markdown
 from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
 from rrm_data.progress import console
 from rrm_data.reader import open_dataset
+from rrm_data.workflows import RewardDataConfig
 from rrm_data.writer import atomic_directory, write_json
 
 FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
 
 
 @dataclass
-class Config:
-    reward: Any = field(default=None, metadata={"help": "run dir, reward artifact, 'true' or "
-                                                        "'prior:<name>'; several as [a,b]"})
-    data: str | None = field(default=None, metadata={"help": "dataset directory"})
+class Config(RewardDataConfig):
     split: str = field(default="test", metadata={"help": "preferences split to evaluate"})
     teacher: str = field(default="oracle", metadata={"help": "whose labels to compare with"})
     episodes: int = field(default=3, metadata={"help": "episodes in the reward-over-time plot"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
@@ -22,14 +21,12 @@ from rrm_data.gallery import build_gallery
 from rrm_data.progress import console
 from rrm_data.reader import open_dataset
 from rrm_data.rendering import frame_spec
+from rrm_data.workflows import RewardDataConfig
 from rrm_data.writer import atomic_directory
 
 
 @dataclass
-class Config:
-    reward: Any = field(default=None, metadata={"help": "run dir, reward artifact, 'true' or "
-                                                        "'prior:<name>'; several as [a,b]"})
-    data: str | None = field(default=None, metadata={"help": "dataset directory"})
+class Config(RewardDataConfig):
     split: str = field(default="test", metadata={"help": "preferences split whose episodes "
                                                          "and segments are shown"})
     k: int = field(default=8, metadata={"help": "episodes (and segments) shown at each end"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -24,13 +23,11 @@ from rrm_data.evaluation.scoring import SplitData, load_split, pair_frame, score
 from rrm_data.progress import console
 from rrm_data.reader import open_dataset
 from rrm_data.reward.base import RewardFunction, resolve_reward
+from rrm_data.workflows import RewardDataConfig
 
 
 @dataclass
-class Config:
-    reward: Any = field(default=None, metadata={"help": "run dir, reward artifact, 'true' or "
-                                                        "'prior:<name>'; several as [a,b]"})
-    data: str | None = field(default=None, metadata={"help": "dataset directory"})
+class Config(RewardDataConfig):
     split: str = field(default="test", metadata={"help": "preferences split to score"})
     teacher: str | None = field(default=None, metadata={"help": "only this teacher's labels "
                                                                 "(default: every teacher)"})
