@@ -30,7 +30,7 @@ from rrm_data.policies import parse_policy
 from rrm_data.rollout import plan_episodes
 
 TASK = "button-press-v3"
-REPEATS = 3
+REPEATS = 5
 
 
 def bare_loop(env: gym.Env, episodes: int, max_steps: int) -> int:

@@ -50,7 +50,7 @@ class ExpertPolicy:
         action = self._expert.get_action(obs)
         if self._noise > 0:
             action = action + rng.normal(0.0, self._noise, size=action.shape)
-        return np.clip(action, -1.0, 1.0)
+        return action.clip(-1.0, 1.0)
 
 
 class RandomPolicy:

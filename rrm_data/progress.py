@@ -56,7 +56,7 @@ def progress(description: str, total: int, unit: str = "items",
     if extra_unit:
         columns.append(_RateColumn("extra", extra_unit))
     columns += [TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*columns, console=console, transient=False, refresh_per_second=2) as bar:
         task_id = bar.add_task(description, total=total, completed=done,
                                started=time.monotonic(), extra=0)
         yield Bar(bar, task_id)

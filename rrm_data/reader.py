@@ -46,7 +46,8 @@ class DatasetDir:
         if not files:
             raise RrmError(f"{self.root}: no '{table}' table for split '{split}'")
         try:
-            return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+            # ParquetFile reads a known file without read_table's dataset discovery (~1 ms).
+            return pa.concat_tables([pq.ParquetFile(f).read(columns=columns) for f in files])
         except (pa.ArrowInvalid, OSError) as exc:
             raise RrmError(f"{files[0].parent}: unreadable Parquet ({exc})") from None
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from rrm_data import format as fmt
-from rrm_data.envs import PhysicsState, num_variations, reset_to_variation
+from rrm_data.envs import PhysicsRecorder, PhysicsState, num_variations, reset_to_variation
 from rrm_data.policies import PolicySpec, make_policy
 from rrm_data.priors import compute_priors
 from rrm_data.rendering import FrameRenderer
@@ -64,16 +64,11 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
     rewards = np.empty(max_steps, np.float64)
     success = np.zeros(max_steps, bool)
     done = np.zeros(max_steps, bool)
-    data = env.unwrapped.data
-    # The physics state s_t of every step, recorded into preallocated arrays (no per-step
-    # objects), in the order of fmt.SIM_COLUMNS: qpos, qvel, mocap_pos, mocap_quat.
-    physics = [np.empty((max_steps, a.size)) for a in
-               (data.qpos, data.qvel, data.mocap_pos, data.mocap_quat)]
+    physics = PhysicsRecorder(env, max_steps)  # s_t, in the order of fmt.SIM_COLUMNS
     length = max_steps
     for t in range(max_steps):
         observations[t] = obs
-        physics[0][t], physics[1][t] = data.qpos, data.qvel
-        physics[2][t], physics[3][t] = data.mocap_pos.ravel(), data.mocap_quat.ravel()
+        physics.record(t)
         action = policy.act(obs, rng)
         actions[t] = action
         obs, rewards[t], terminated, truncated, info = env.step(action.astype(np.float32))
@@ -82,11 +77,11 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
             length = t + 1
             break
     done[length - 1] = True
-    physics = [values[:length] for values in physics]
+    sim = physics.columns(length)
     steps = _steps_table(plan, observations[:length], actions[:length], rewards[:length],
-                         success[:length], done[:length], physics, env.unwrapped.dt)
+                         success[:length], done[:length], sim, env.unwrapped.dt)
     if renderer is not None:
-        states = [PhysicsState(*row) for row in zip(*physics, strict=True)]
+        states = [PhysicsState(*row) for row in zip(*sim, strict=True)]
         for column, frames in renderer.image_columns(states).items():
             steps = steps.append_column(column, frames)
     reward32 = rewards[:length].astype(np.float32)
@@ -104,15 +99,22 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
     return EpisodeRecord(steps, episode)
 
 
+# Parquet names list items "element"; naming them so here keeps a table identical whether it
+# went through a Parquet file (merge) or not (collect).
+def _item(dtype: pa.DataType) -> pa.Field:
+    return pa.field("element", dtype)
+
+
 def _fixed(values: np.ndarray, dtype: pa.DataType) -> pa.FixedSizeListArray:
     flat = pa.array(np.ascontiguousarray(values).ravel(), type=dtype)
-    return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+    return pa.FixedSizeListArray.from_arrays(flat, type=pa.list_(_item(dtype), values.shape[1]))
 
 
 def _ragged(values: np.ndarray) -> pa.ListArray:
     """Rows of a 2-D array as list<float64> (lengths differ between tasks, hence not fixed)."""
     offsets = pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).ravel()))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).ravel()),
+                                    type=pa.list_(_item(pa.float64())))
 
 
 def _steps_table(plan: EpisodePlan, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,

@@ -73,7 +73,7 @@ def interrupt(out: Path, sig: signal.Signals, after_episodes: int = 2) -> list[s
     episodes = out.with_name(f".{out.name}.partial") / "episodes"
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while len(list(episodes.glob("*.parquet"))) < after_episodes:
+    while len(list(episodes.glob("*.arrow"))) < after_episodes:
         assert proc.poll() is None, f"collect ended before it was interrupted: {proc.stderr.read()}"
         assert time.monotonic() < deadline, "collect made no progress"
         assert not out.exists(), "out appeared before collect finished"
@@ -84,7 +84,7 @@ def interrupt(out: Path, sig: signal.Signals, after_episodes: int = 2) -> list[s
     if sig == signal.SIGINT:
         assert "interrupted; run the same command again to resume" in stderr
     assert not out.exists()
-    return sorted(p.name for p in episodes.glob("*.parquet"))
+    return sorted(p.name for p in episodes.glob("*.arrow"))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
@@ -210,7 +210,7 @@ def test_the_work_folder_of_another_config_is_not_reused(tmp_path):
     partial = out.with_name(f".{out.name}.partial")
     (partial / "episodes").mkdir(parents=True)
     (partial / "collection.json").write_text('{"seed": 123}')
-    (partial / "episodes" / "episode-0000000.parquet").write_bytes(b"not parquet")
+    (partial / "episodes" / "episode-0000000.arrow").write_bytes(b"not arrow")
     assert run_collect(out, episodes=4, pairs=0, test_fraction=0) == 0
     assert not partial.exists()
     lengths = open_dataset(out).table("episodes").column("length").to_numpy()

@@ -29,7 +29,9 @@ ARTIFACT_FORMAT = "rrm-reward/1"
 ARTIFACT_DIR = "reward"
 SPEC_FILE = "reward.json"
 WEIGHTS_FILE = "weights.safetensors"
-CHUNK = 65536  # steps scored at once from numpy
+# Steps scored at once from numpy: small enough that the hidden activations stay in the CPU
+# cache (2048 steps score ~20% faster than one 9,000-step batch on a 2-core VM).
+CHUNK = 2048
 
 
 def export_reward(model: ResidualReward, out: Path, name: str,
@@ -117,8 +119,7 @@ class LearnedReward:
         return {**columns, **self.frame_features(frames)}
 
     def _parts(self, columns: Mapping[str, Any]) -> RewardParts:
-        tensors = {c: (v if torch.is_tensor(v) else torch.from_numpy(np.array(v)))
-                   .to(self.device) for c, v in columns.items()}
+        tensors = {c: _tensor(v).to(self.device) for c, v in columns.items()}
         for name, width in self.model.inputs.items():
             if tensors[name].ndim == 1:
                 tensors[name] = tensors[name].unsqueeze(-1)
@@ -127,6 +128,13 @@ class LearnedReward:
                                f"the reward expects {width}")
         with torch.no_grad():
             return self.model(tensors)
+
+
+def _tensor(values: Any) -> torch.Tensor:
+    """A tensor sharing ``values``' memory where it can (a read-only array is copied)."""
+    if torch.is_tensor(values):
+        return values
+    return torch.from_numpy(np.require(values, requirements="W"))
 
 
 def _numpy_frames(frames: Any) -> Any:

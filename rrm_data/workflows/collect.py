@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from rrm_data.builder import LabelSpec, build_tables
@@ -168,7 +167,9 @@ _ENVS: dict[tuple[str, FrameSpec | None], Any] = {}
 
 
 def _episode_file(workdir: Path, index: int) -> Path:
-    return workdir / "episodes" / f"episode-{index:07d}.parquet"
+    """A finished episode in the work folder: an uncompressed Arrow file, cheap to write and
+    read back (the dataset itself is Parquet)."""
+    return workdir / "episodes" / f"episode-{index:07d}.arrow"
 
 
 def _task_env(task: str, env_seed: int, frames: FrameSpec | None) -> tuple[Any, Any]:
@@ -188,13 +189,15 @@ def run_episode(job: tuple[EpisodePlan, int, int, str, FrameSpec | None]) -> tup
     path = _episode_file(Path(workdir), plan.index)
     table = record.steps.replace_schema_metadata({"rrm_episode": json.dumps(record.episode)})
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
     os.replace(tmp, path)
     return plan.index, record.steps.num_rows
 
 
 def read_episode(path: Path) -> tuple[pa.Table, dict]:
-    table = pq.read_table(path)
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
     row = json.loads(table.schema.metadata[b"rrm_episode"])
     return table.replace_schema_metadata(None), row
 
