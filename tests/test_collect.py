@@ -41,12 +41,16 @@ def test_same_seed_gives_identical_bytes(small_dataset, tmp_path):
     assert parquet_bytes(tmp_path / "again") == parquet_bytes(small_dataset)
 
 
-def test_other_seed_gives_other_steps(small_dataset, tmp_path):
+def test_other_seed_gives_other_steps(small_dataset, tmp_path, monkeypatch):
     assert run_collect(tmp_path / "seed1", seed=1) == 0
     ours, theirs = parquet_bytes(tmp_path / "seed1"), parquet_bytes(small_dataset)
     assert ours.keys() == theirs.keys()
     steps = "steps/train-00000-of-00001.parquet"
     assert ours[steps] != theirs[steps]
+    # After a seed-0 run in this process, seed 1 gives what a fresh process gives.
+    monkeypatch.setattr(collect, "_ENVS", {})
+    assert run_collect(tmp_path / "fresh", seed=1) == 0
+    assert parquet_bytes(tmp_path / "fresh") == ours
 
 
 def test_two_workers_give_the_same_bytes_as_one(small_dataset, tmp_path):

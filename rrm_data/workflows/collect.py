@@ -163,7 +163,8 @@ def episode_plans(collection: dict[str, Any], shard: str | None) -> list[Episode
 
 # --- rollouts, in this process or in workers ------------------------------------------------
 
-_ENVS: dict[tuple[str, FrameSpec | None], Any] = {}
+# Keyed by the env seed too: it fixes MT1's list of task variations that episodes pick from.
+_ENVS: dict[tuple[str, int, FrameSpec | None], Any] = {}
 
 
 def _episode_file(workdir: Path, index: int) -> Path:
@@ -174,11 +175,12 @@ def _episode_file(workdir: Path, index: int) -> Path:
 
 def _task_env(task: str, env_seed: int, frames: FrameSpec | None) -> tuple[Any, Any]:
     """This process's env (and renderer) for a task, made once: making one takes about 1 s."""
-    if (task, frames) not in _ENVS:
+    key = (task, env_seed, frames)
+    if key not in _ENVS:
         env = make_env(task, env_seed)
         renderer = FrameRenderer(env.unwrapped.model, frames) if frames else None
-        _ENVS[task, frames] = env, renderer
-    return _ENVS[task, frames]
+        _ENVS[key] = env, renderer
+    return _ENVS[key]
 
 
 def run_episode(job: tuple[EpisodePlan, int, int, str, FrameSpec | None]) -> tuple[int, int]:
