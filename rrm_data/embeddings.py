@@ -80,6 +80,7 @@ def ensure_embeddings(data: str, encoder: str = DEFAULT_ENCODER, weights: str | 
     if dataset.info.get("embeddings", {}).get(table) == record:
         console.print(f"{data}: {table} is up to date")
         return table
+    dataset.check_writable()
     features = embed_steps(dataset, cameras, frozen, batch_size)
     tables = dataset.tables()
     tables[table] = {"train": features}

@@ -15,6 +15,7 @@ import torch
 from conftest import overrides
 from matplotlib import cbook
 from PIL import Image
+from test_hub_read import REPO, build_cache
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
 from rrm_data import format as fmt
@@ -47,6 +48,19 @@ def copy_of(tmp_path):
         shutil.copytree(source, target)
         return target
     return copy
+
+
+def test_embed_refuses_to_write_into_the_hub_cache(rendered, tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "hf-cache"
+    build_cache(rendered, cache)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    before = sorted(p.relative_to(cache) for p in cache.rglob("*"))
+    assert main(["embed", f"data={REPO}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{REPO} is a Hub dataset read from the Hugging Face cache" in err
+    assert f"hf download {REPO} --repo-type dataset --local-dir DIR" in err
+    assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == before
 
 
 def test_packaged_weights_recognize_a_real_photo():

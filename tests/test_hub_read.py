@@ -16,6 +16,7 @@ import huggingface_hub
 import pyarrow.parquet as pq
 import pytest
 
+from rrm_data.cli import main
 from rrm_data.errors import RrmError
 from rrm_data.hub import parse_hub_ref
 from rrm_data.reader import open_dataset
@@ -89,6 +90,18 @@ def test_bad_references_say_what_is_missing(ref: str, message: str, offline: Pat
     assert message in str(err.value)
     if "cache" in message:
         assert "HF_HUB_OFFLINE is set" in str(err.value)
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_render_in_place_refuses_a_hub_dataset(offline: Path, capsys) -> None:
+    before = tree(offline)
+    assert main(["render", f"data={REPO}", "camera=corner", "image_size=32"]) == 2
+    assert "read from the Hugging Face cache, which rrm-data never modifies" in \
+        capsys.readouterr().err
+    assert tree(offline) == before
 
 
 def test_parse_hub_ref() -> None:

@@ -88,6 +88,8 @@ def run(cfg: DictConfig) -> None:
     missing = [c for c in fmt.SIM_COLUMNS if c not in columns]
     if missing:
         raise RrmError(f"{cfg.data} has no stored physics state ({', '.join(missing)} missing)")
+    if cfg.out is None:
+        dataset.check_writable()
     out = Path(cfg.out or cfg.data)
     in_place = out.resolve() == dataset.root.resolve()
     if not in_place and out.exists():
