@@ -48,12 +48,18 @@ def _check_keys(base: DictConfig, extra: DictConfig, prefix: str) -> None:
         if key not in base:
             if is_open:
                 continue
-            close = difflib.get_close_matches(str(key), [str(k) for k in base], n=3)
+            close = _close_keys(str(key), [str(k) for k in base])
             hint = f" (did you mean: {', '.join(prefix + c for c in close)})" if close else ""
             raise RrmError(f"unknown config key '{name}'{hint}")
         child, sub = base._get_node(key), extra[key]
         if isinstance(child, DictConfig) and isinstance(sub, DictConfig):
             _check_keys(child, sub, prefix=f"{name}.")
+
+
+def _close_keys(key: str, known: list[str]) -> list[str]:
+    """Similar spellings, and keys that hold ``key`` as a word (size → image_size)."""
+    close = difflib.get_close_matches(key, known, n=3)
+    return (close + [k for k in known if k not in close and key in k.split("_")])[:3]
 
 
 def _is_free_dict(node: DictConfig) -> bool:

@@ -169,6 +169,7 @@ def test_policy_and_noise_are_recorded_per_episode(small_dataset):
     (["episodes"], "malformed override 'episodes'"),
     (["episodes=abc"], "invalid config value"),
     (["episods=10"], "did you mean: episodes"),
+    (["size=84"], "did you mean: image_size"),
     (["shard=2/2"], "need 0 <= i < N"),
     (["episodes=3"], "too few to sample pairs from"),
     (["segment_length=80", "max_steps=60"], "exceeds max_steps"),
