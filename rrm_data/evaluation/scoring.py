@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from rrm_data.errors import RrmError
@@ -69,21 +70,28 @@ def load_split(dataset: DatasetDir, split: str, teacher: str | None = "oracle") 
     if (seg_a < 0).any() or (seg_b < 0).any():
         raise RrmError(f"{dataset.root}: preferences point at segments that do not exist")
     used = np.unique(np.concatenate([seg_a, seg_b]))
-    segments = seg_table.take(used).to_pandas()
-    pairs = prefs.to_pandas()
-    pairs["seg_a"], pairs["seg_b"] = np.searchsorted(used, seg_a), np.searchsorted(used, seg_b)
+    pairs = (prefs.append_column("seg_a", pa.array(np.searchsorted(used, seg_a)))
+             .append_column("seg_b", pa.array(np.searchsorted(used, seg_b))))
+    segments = seg_table.take(used)
 
-    in_episode = positions(ep_table.column("episode_index"), segments["episode_index"])
+    in_episode = positions(ep_table.column("episode_index"), segments.column("episode_index"))
     if (in_episode < 0).any():
         raise RrmError(f"{dataset.root}: segments point at episodes that do not exist")
-    episodes = ep_table.take(np.unique(in_episode)).sort_by("episode_index").to_pandas()
-    episodes["policy"] = [policy_label(p, n) for p, n in
-                          zip(episodes["policy"], episodes["policy_noise"], strict=True)]
-    context = positions(episodes["episode_index"], segments["episode_index"])
-    segments["first"] = episodes["index_from"].to_numpy()[context] + segments["start"].to_numpy()
-    segments["task"] = episodes["task"].to_numpy()[context]
-    segments["policy"] = episodes["policy"].to_numpy()[context]
-    return SplitData(dataset, split, teacher, pairs, segments, episodes)
+    episodes = ep_table.take(np.unique(in_episode)).sort_by("episode_index")
+    labels = [policy_label(p, n) for p, n in zip(episodes.column("policy").to_pylist(),
+                                                  episodes.column("policy_noise").to_pylist(),
+                                                  strict=True)]
+    episodes = episodes.set_column(episodes.schema.get_field_index("policy"), "policy",
+                                   pa.array(labels, pa.string()))
+    # Columns are added in Arrow, before one conversion each: pandas column assignment is slow.
+    context = pa.array(positions(episodes.column("episode_index"),
+                                 segments.column("episode_index")))
+    first = pc.add(episodes.column("index_from").take(context), segments.column("start"))
+    segments = (segments.append_column("first", first)
+                .append_column("task", episodes.column("task").take(context))
+                .append_column("policy", episodes.column("policy").take(context)))
+    return SplitData(dataset, split, teacher, pairs.to_pandas(), segments.to_pandas(),
+                     episodes.to_pandas())
 
 
 def window_rows(first: np.ndarray, length: np.ndarray) -> np.ndarray:
