@@ -6,7 +6,9 @@ expert and ``env.step`` on the same env for the same number of steps (target >= 
 ``workers2_vs_workers1``: wall-clock time of ``workers=2`` over ``workers=1`` (below 1 is
 faster). The first ratio is taken on this process's CPU time (threads included), which
 other jobs on a shared machine disturb far less than wall-clock time; each figure is the
-best of ``REPEATS`` alternated runs.
+best of ``REPEATS`` alternated runs. ``collect_vs_bare_median_paired`` is the median of the
+ratios of runs taken back to back: a check on the best-of figure when the machine's speed
+drifts (this VM's does, by ±10-20%).
 
     .venv/bin/python benchmarks/collect.py [episodes] [max_steps]
 """
@@ -79,6 +81,8 @@ def measure(episodes: int, max_steps: int) -> dict:
         "bare_steps_per_cpu_s": round(steps / bare_cpu, 1),
         "collect_steps_per_cpu_s": round(steps / one_cpu, 1),
         "collect_vs_bare": round(bare_cpu / one_cpu, 3),
+        "collect_vs_bare_median_paired": round(float(np.median(
+            [b[0] / c[0] for b, c in zip(bare, one, strict=True)])), 3),
         "target_collect_vs_bare": 0.85,
         "collect_vs_bare_wall": round(bare_s / one_s, 3),
         "bare_wall_s": round(bare_s, 3), "workers1_wall_s": round(one_s, 3),
