@@ -50,6 +50,9 @@ class HubRef:
     repo_id: str
     revision: str | None = None
 
+    def __str__(self) -> str:
+        return f"{self.repo_id}@{self.revision}" if self.revision else self.repo_id
+
 
 def parse_hub_ref(ref: str) -> HubRef | None:
     """``org/name[@rev]`` or ``hf://datasets/org/name[@rev]`` as a HubRef; None if it is not one."""
@@ -83,7 +86,7 @@ def check_repo_id(repo_id: str) -> str:
 
 def snapshot(ref: HubRef) -> Path:
     """The local snapshot folder of a Hub dataset (downloaded, or from the cache when offline)."""
-    where = f"{ref.repo_id}@{ref.revision}" if ref.revision else ref.repo_id
+    where = str(ref)
     try:
         folder = huggingface_hub.snapshot_download(ref.repo_id, repo_type="dataset",
                                                    revision=ref.revision)

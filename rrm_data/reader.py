@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,21 +14,24 @@ import pyarrow.parquet as pq
 from rrm_data import FORMAT_VERSION
 from rrm_data.errors import RrmError
 
+if TYPE_CHECKING:
+    from rrm_data.hub import HubRef
+
 
 @dataclass(frozen=True)
 class DatasetDir:
     """A dataset on local disk. Tables are read on demand, optionally only some columns."""
 
     root: Path
-    hub_id: str | None = None  # set when ``root`` is a snapshot in the Hugging Face cache
+    hub: HubRef | None = None  # set when ``root`` is a snapshot in the Hugging Face cache
 
     def check_writable(self) -> None:
         """Refuse to change a Hub dataset in place: its files are the shared HF cache."""
-        if self.hub_id is not None:
-            repo = self.hub_id.split("@")[0]
-            raise RrmError(f"{self.hub_id} is a Hub dataset read from the Hugging Face cache, "
-                           f"which rrm-data never modifies; copy it first (hf download {repo} "
-                           "--repo-type dataset --local-dir DIR) and pass data=DIR")
+        if self.hub is not None:
+            raise RrmError(f"{self.hub} is a Hub dataset read from the Hugging Face cache, "
+                           f"which rrm-data never modifies; copy it first (hf download "
+                           f"{self.hub.repo_id} --repo-type dataset --local-dir DIR) and pass "
+                           "data=DIR")
 
     @cached_property
     def info(self) -> dict[str, Any]:
@@ -72,7 +75,7 @@ class DatasetDir:
 def open_dataset(ref: str | Path) -> DatasetDir:
     """Open a dataset from a local directory or, failing that, a Hub id (``org/name[@rev]``,
     ``hf://datasets/org/name``) through its local snapshot in the Hugging Face cache."""
-    path, hub_id = Path(ref).expanduser(), None
+    path, hub_ref = Path(ref).expanduser(), None
     if not path.is_dir():
         from rrm_data import hub  # imported only for Hub ids: keeps local reads light
 
@@ -86,7 +89,6 @@ def open_dataset(ref: str | Path) -> DatasetDir:
                 raise
             raise RrmError(f"no dataset at '{ref}': not a local directory; as a Hub id: "
                            f"{exc}") from None
-        hub_id = f"{hub_ref.repo_id}@{hub_ref.revision}" if hub_ref.revision else hub_ref.repo_id
-    dataset = DatasetDir(path, hub_id)
+    dataset = DatasetDir(path, hub_ref)
     _ = dataset.info
     return dataset
