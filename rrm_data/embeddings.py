@@ -56,9 +56,8 @@ def embed_steps(dataset: DatasetDir, cameras: list[str], encoder: FrozenEncoder,
                 feature_parts.append(np.concatenate(features, axis=1))
                 bar.advance(batch.num_rows)
     features = np.concatenate(feature_parts).astype(np.float32)
-    flat = pa.array(features.ravel(), pa.float32())
     return pa.table({"index": pa.array(np.concatenate(index_parts), pa.int64()),
-                     "features": pa.FixedSizeListArray.from_arrays(flat, features.shape[1])})
+                     "features": fmt.fixed_list_array(features, pa.float32())})
 
 
 def embedding_record(encoder: FrozenEncoder, info: dict[str, Any],

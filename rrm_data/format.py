@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from rrm_data import FORMAT_VERSION
@@ -44,6 +45,25 @@ def segment_prior_column(name: str) -> str:
 
 def image_column(camera: str) -> str:
     return f"observation.images.{camera}"
+
+
+def _item(dtype: pa.DataType) -> pa.Field:
+    """List items named as Parquet names them, so a table is the same whether it went
+    through a Parquet file (merge) or not (collect)."""
+    return pa.field("element", dtype)
+
+
+def fixed_list_array(values: np.ndarray, dtype: pa.DataType) -> pa.FixedSizeListArray:
+    """Rows of a 2-D array as fixed_size_list<dtype>[width]."""
+    flat = pa.array(np.ascontiguousarray(values).ravel(), type=dtype)
+    return pa.FixedSizeListArray.from_arrays(flat, type=pa.list_(_item(dtype), values.shape[1]))
+
+
+def ragged_list_array(values: np.ndarray) -> pa.ListArray:
+    """Rows of a 2-D array as list<float64> (lengths differ between tasks, hence not fixed)."""
+    offsets = pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).ravel()),
+                                    type=pa.list_(_item(pa.float64())))
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
@@ -88,9 +108,11 @@ __all__ = [
     "STATE_NAMES",
     "SUCCESS",
     "TABLES",
+    "fixed_list_array",
     "image_column",
     "parquet_options",
     "prior_column",
+    "ragged_list_array",
     "segment_prior_column",
     "table_features",
     "table_files_glob",

@@ -99,24 +99,6 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
     return EpisodeRecord(steps, episode)
 
 
-# Parquet names list items "element"; naming them so here keeps a table identical whether it
-# went through a Parquet file (merge) or not (collect).
-def _item(dtype: pa.DataType) -> pa.Field:
-    return pa.field("element", dtype)
-
-
-def _fixed(values: np.ndarray, dtype: pa.DataType) -> pa.FixedSizeListArray:
-    flat = pa.array(np.ascontiguousarray(values).ravel(), type=dtype)
-    return pa.FixedSizeListArray.from_arrays(flat, type=pa.list_(_item(dtype), values.shape[1]))
-
-
-def _ragged(values: np.ndarray) -> pa.ListArray:
-    """Rows of a 2-D array as list<float64> (lengths differ between tasks, hence not fixed)."""
-    offsets = pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).ravel()),
-                                    type=pa.list_(_item(pa.float64())))
-
-
 def _steps_table(plan: EpisodePlan, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                  success: np.ndarray, done: np.ndarray, physics: list[np.ndarray],
                  dt: float) -> pa.Table:
@@ -127,8 +109,8 @@ def _steps_table(plan: EpisodePlan, obs: np.ndarray, actions: np.ndarray, reward
         "frame_index": pa.array(frame),
         "timestamp": pa.array((frame * dt).astype(np.float32)),
         "task": pa.array([plan.task] * n, pa.string()),
-        fmt.STATE: _fixed(obs.astype(np.float32), pa.float32()),
-        fmt.ACTION: _fixed(actions.astype(np.float32), pa.float32()),
+        fmt.STATE: fmt.fixed_list_array(obs.astype(np.float32), pa.float32()),
+        fmt.ACTION: fmt.fixed_list_array(actions.astype(np.float32), pa.float32()),
         fmt.REWARD: pa.array(rewards.astype(np.float32)),
         fmt.SUCCESS: pa.array(success),
         fmt.DONE: pa.array(done),
@@ -136,5 +118,5 @@ def _steps_table(plan: EpisodePlan, obs: np.ndarray, actions: np.ndarray, reward
     for name, values in compute_priors(obs).items():
         columns[fmt.prior_column(name)] = pa.array(values)
     for column, values in zip(fmt.SIM_COLUMNS, physics, strict=True):
-        columns[column] = _ragged(values)
+        columns[column] = fmt.ragged_list_array(values)
     return pa.table(columns)
