@@ -27,9 +27,9 @@ from common import save_result, timed
 from metaworld.policies import ENV_POLICY_MAP
 
 from rrm_data.cli import main
-from rrm_data.envs import make_env, num_variations, reset_to_variation
-from rrm_data.policies import parse_policy
-from rrm_data.rollout import plan_episodes
+from rrm_data.sim.envs import make_env, num_variations, reset_to_variation
+from rrm_data.sim.policies import parse_policy
+from rrm_data.sim.rollout import plan_episodes
 
 TASK = "button-press-v3"
 REPEATS = 5

@@ -24,11 +24,12 @@ import torch
 from common import save_result
 
 from rrm_data.cli import main
-from rrm_data.embeddings import embed_steps, embedding_inputs
-from rrm_data.encoders import load_encoder
-from rrm_data.reader import open_dataset
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.training.module import RewardLearner, reward_spec
-from rrm_data.workflows.train_reward import make_config, make_datamodule
+from rrm_data.training.trainer import make_datamodule
+from rrm_data.vision.embeddings import embed_steps, embedding_inputs
+from rrm_data.vision.encoders import load_encoder
+from rrm_data.workflows.train_reward import make_config
 
 TASK = "button-press-v3"
 BATCH = 64

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from rrm_data.cli import main as cli
-from rrm_data.reader import DatasetDir, open_dataset
+from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.reward.artifact import load_reward
 from rrm_data.reward.base import PriorReward, RewardFunction
-from rrm_data.reward.columns import step_columns
 from rrm_data.training.datamodule import labelled_pairs, segment_windows
 from rrm_data.workflows.train_reward import make_config, run
 

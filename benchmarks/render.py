@@ -24,9 +24,9 @@ import numpy as np
 from common import save_result, timed
 
 from rrm_data.cli import main
-from rrm_data.envs import RenderSpec, make_env, num_variations, reset_to_variation
-from rrm_data.policies import make_policy, parse_policy
-from rrm_data.rollout import plan_episodes
+from rrm_data.sim.envs import RenderSpec, make_env, num_variations, reset_to_variation
+from rrm_data.sim.policies import make_policy, parse_policy
+from rrm_data.sim.rollout import plan_episodes
 
 TASK = "button-press-v3"
 CAMERA = "corner"

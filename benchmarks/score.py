@@ -34,10 +34,10 @@ import torch
 from common import save_result
 
 from rrm_data.config import build_config
+from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.evaluation.scoring import load_split, window_rows
-from rrm_data.reader import open_dataset
 from rrm_data.reward.artifact import CHUNK, load_reward
-from rrm_data.reward.columns import step_columns
 from rrm_data.workflows import score
 
 REPEATS = 9

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 from rrm_data.cli import main as cli
 from rrm_data.training.datamodule import PreferenceDataModule, already_batched
 from rrm_data.training.module import RewardLearner, reward_spec
-from rrm_data.workflows.train_reward import make_config, make_datamodule
+from rrm_data.training.trainer import make_datamodule
+from rrm_data.workflows.train_reward import make_config
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rrm_data.errors import RrmError
+from rrm_data.errors import RrmError, first_line
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:
@@ -24,7 +24,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as exc:
-        raise RrmError(f"malformed override: {_first_line(exc)}") from None
+        raise RrmError(f"malformed override: {first_line(exc)}") from None
 
 
 def build_config(defaults: Any, overrides: list[str] | DictConfig) -> DictConfig:
@@ -37,7 +37,7 @@ def build_config(defaults: Any, overrides: list[str] | DictConfig) -> DictConfig
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         where = f" for '{key}'" if key else ""
-        raise RrmError(f"invalid config value{where}: {_first_line(exc)}") from None
+        raise RrmError(f"invalid config value{where}: {first_line(exc)}") from None
 
 
 def _check_keys(base: DictConfig, extra: DictConfig, prefix: str) -> None:
@@ -70,7 +70,4 @@ def _is_free_dict(node: DictConfig) -> bool:
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 

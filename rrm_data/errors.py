@@ -3,3 +3,9 @@
 
 class RrmError(Exception):
     """Bad input or an unusable dataset: the message is shown to the user as it is."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

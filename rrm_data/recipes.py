@@ -12,7 +12,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rrm_data.errors import RrmError
+from rrm_data.errors import RrmError, first_line
 from rrm_data.resources import resource_dir
 
 
@@ -33,7 +33,7 @@ def load_recipe(name: str, section: str) -> DictConfig:
     try:
         recipe = OmegaConf.load(path)
     except (OmegaConfBaseException, yaml.YAMLError) as exc:
-        raise RrmError(f"{path}: invalid recipe YAML ({str(exc).splitlines()[0]})") from None
+        raise RrmError(f"{path}: invalid recipe YAML ({first_line(exc)})") from None
     if not isinstance(recipe, DictConfig):
         raise RrmError(f"{path}: a recipe must be a mapping of config keys")
     if section not in recipe:

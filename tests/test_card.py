@@ -13,7 +13,7 @@ import yaml
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
-from rrm_data.card import collect_command, render_card
+from rrm_data.dataset.card import collect_command, render_card
 from rrm_data.workflows import collect
 
 SIZE_CATEGORIES = json.loads(

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from conftest import SMALL, overrides
 
-import rrm_data.workflows.collect as collect
+import rrm_data.collection.collector as collector
 from rrm_data.cli import main
-from rrm_data.reader import open_dataset
+from rrm_data.dataset.reader import open_dataset
+from rrm_data.sim.policies import parse_policy
+from rrm_data.workflows.collect import DEFAULT_POLICIES
 
 
 def parquet_bytes(root: Path) -> dict[str, bytes]:
@@ -41,16 +43,18 @@ def test_same_seed_gives_identical_bytes(small_dataset, tmp_path):
     assert parquet_bytes(tmp_path / "again") == parquet_bytes(small_dataset)
 
 
-def test_other_seed_gives_other_steps(small_dataset, tmp_path, monkeypatch):
+def test_other_seed_gives_other_steps(small_dataset, tmp_path):
     assert run_collect(tmp_path / "seed1", seed=1) == 0
     ours, theirs = parquet_bytes(tmp_path / "seed1"), parquet_bytes(small_dataset)
     assert ours.keys() == theirs.keys()
     steps = "steps/train-00000-of-00001.parquet"
     assert ours[steps] != theirs[steps]
     # After a seed-0 run in this process, seed 1 gives what a fresh process gives.
-    monkeypatch.setattr(collect, "_ENVS", {})
-    assert run_collect(tmp_path / "fresh", seed=1) == 0
-    assert parquet_bytes(tmp_path / "fresh") == ours
+    fresh = tmp_path / "fresh"
+    command = [sys.executable, "-m", "rrm_data.cli", "collect",
+               *overrides(**{**SMALL, "seed": 1, "out": fresh})]
+    subprocess.run(command, check=True, capture_output=True)
+    assert parquet_bytes(fresh) == ours
 
 
 def test_two_workers_give_the_same_bytes_as_one(small_dataset, tmp_path):
@@ -99,13 +103,13 @@ def test_interrupted_collect_resumes_to_the_same_dataset(sig, uninterrupted, tmp
     assert 2 <= len(done) < RESUME["episodes"]
 
     rollouts = []
-    original = collect.rollout
+    original = collector.rollout
 
     def counted_rollout(env, plan, *args):
         rollouts.append(plan.index)
         return original(env, plan, *args)
 
-    monkeypatch.setattr(collect, "rollout", counted_rollout)
+    monkeypatch.setattr(collector, "rollout", counted_rollout)
     assert run_collect(out, **RESUME) == 0
     assert len(rollouts) == RESUME["episodes"] - len(done), "finished episodes were redone"
     assert parquet_bytes(out) == uninterrupted
@@ -119,7 +123,7 @@ def test_failure_while_writing_leaves_nothing_at_out_and_resumes(tmp_path, monke
     def broken_card(*args, **kwargs) -> str:
         raise OSError("disk full")
 
-    monkeypatch.setattr("rrm_data.writer.render_card", broken_card)
+    monkeypatch.setattr("rrm_data.dataset.writer.render_card", broken_card)
     with pytest.raises(OSError, match="disk full"):
         run_collect(out, episodes=4, pairs=0, test_fraction=0)
     assert not out.exists() and leftovers(out) == []
@@ -152,7 +156,7 @@ def test_expert_succeeds_and_random_does_not(make_dataset):
 
 def test_policy_and_noise_are_recorded_per_episode(small_dataset):
     episodes = open_dataset(small_dataset).table("episodes").to_pandas()
-    mixture = [collect.parse_policy(p) for p in collect.DEFAULT_POLICIES]
+    mixture = [parse_policy(p) for p in DEFAULT_POLICIES]
     expected = [(mixture[i % len(mixture)].kind, mixture[i % len(mixture)].noise)
                 for i in range(SMALL["episodes"])]
     recorded = list(zip(episodes["policy"], episodes["policy_noise"], strict=True))

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from rrm_data import format as fmt
 from rrm_data.cli import main
-from rrm_data.reader import open_dataset
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.reader import open_dataset
 
 TINY_TRAIN = ["model.hidden=16", "model.layers=2", "model.members=2", "trainer.max_epochs=2",
               "trainer.enable_progress_bar=false"]

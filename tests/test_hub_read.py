@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from rrm_data.cli import main
+from rrm_data.dataset.hub import parse_hub_ref
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.hub import parse_hub_ref
-from rrm_data.reader import open_dataset
 
 REPO = "rrm-test/bp-prefs"
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -10,7 +10,7 @@ from conftest import SMALL, overrides
 from test_collect import leftovers, parquet_bytes
 
 from rrm_data.cli import main
-from rrm_data.reader import open_dataset
+from rrm_data.dataset.reader import open_dataset
 
 
 @pytest.fixture(scope="module")

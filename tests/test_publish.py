@@ -27,8 +27,8 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from rrm_data.cli import main
-from rrm_data.hub import tree_files
-from rrm_data.reader import open_dataset
+from rrm_data.dataset.hub import tree_files
+from rrm_data.dataset.reader import open_dataset
 
 TOKEN = "hf_rrmTESTtoken0123456789"
 ENCODER = "tf_efficientnet_lite0"

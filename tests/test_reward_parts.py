@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from rrm_data import format as fmt
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.priors import PRIORS
-from rrm_data.reader import open_dataset
-from rrm_data.reward.columns import step_columns
 from rrm_data.reward.networks import TORCH_PRIORS, ResidualReward
+from rrm_data.reward.priors import PRIORS
 from rrm_data.training.datamodule import PreferenceDataModule
 
 COLUMNS = [fmt.STATE, fmt.ACTION]

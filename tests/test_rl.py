@@ -14,17 +14,18 @@ from gymnasium.utils.env_checker import check_env
 from omegaconf import OmegaConf
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from rrm_data import format as fmt
 from rrm_data.cli import main
-from rrm_data.envs import get_physics_state
-from rrm_data.priors import gripper_object
+from rrm_data.dataset import format as fmt
 from rrm_data.recipes import load_recipe
-from rrm_data.rendering import FrameRenderer, FrameSpec
-from rrm_data.reward import RewardOutput, resolve_reward
 from rrm_data.reward.artifact import export_reward, load_reward
+from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.networks import ResidualReward
+from rrm_data.reward.priors import gripper_object
+from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl import RewardWrapper, make_vec_env, relabel, relabel_replay_buffer, task_env
 from rrm_data.rl.sac import load_policy
+from rrm_data.sim.envs import get_physics_state
+from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 from rrm_data.training.module import reward_spec
 from tests.conftest import overrides
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rrm_data import format as fmt
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.reader import open_dataset
-from rrm_data.teachers import (
+from rrm_data.labels.teachers import (
     Equal,
     Mistake,
     Myopic,

@@ -10,13 +10,14 @@ import pytest
 import torch
 
 import rrm_data
-from rrm_data import format as fmt
 from rrm_data.cli import main
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.priors import PRIORS
-from rrm_data.reader import open_dataset
-from rrm_data.reward.base import RewardFunction, resolve_reward
-from rrm_data.reward.columns import step_columns
+from rrm_data.reward.base import RewardFunction
+from rrm_data.reward.priors import PRIORS
+from rrm_data.reward.resolve import resolve_reward
 from rrm_data.training.module import RewardLearner
 
 TINY = ["model.hidden=32", "model.layers=2", "model.members=2", "data.batch_size=32",

@@ -15,8 +15,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from rrm_data.cli import main
+from rrm_data.dataset.validate import check_dataset, schema_validator, validate_dataset
 from rrm_data.resources import resource_dir
-from rrm_data.validate import check_dataset, schema_validator, validate_dataset
 
 STEPS = "steps/train-00000-of-00001.parquet"
 SEGMENTS = "segments/train-00000-of-00001.parquet"

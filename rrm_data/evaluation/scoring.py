@@ -17,11 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.metrics import preference_probability
-from rrm_data.reader import DatasetDir
-from rrm_data.reward.base import RewardFunction, RewardOutput, resolve_reward
-from rrm_data.reward.columns import step_columns
+from rrm_data.reward.base import RewardFunction, RewardOutput
+from rrm_data.reward.resolve import resolve_reward
 
 TIE = 0.5
 PARTS = RewardOutput._fields

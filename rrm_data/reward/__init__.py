@@ -1,11 +1,5 @@
-"""Reward functions: the interface every scorer shares, and references that resolve to one."""
+"""Reward functions: the interface every scorer shares (``base``), the priors, the networks,
+the exported artifact, and references (``true``, ``prior:<name>``, a run) resolved to one.
 
-from rrm_data.reward.base import (
-    PriorReward,
-    RewardFunction,
-    RewardOutput,
-    TrueReward,
-    resolve_reward,
-)
-
-__all__ = ["PriorReward", "RewardFunction", "RewardOutput", "TrueReward", "resolve_reward"]
+Submodules are imported explicitly, so loading a reward imports only what it needs.
+"""

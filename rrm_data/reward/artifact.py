@@ -18,12 +18,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from rrm_data import __version__
-from rrm_data import format as fmt
-from rrm_data.encoders import FrameFeatures
-from rrm_data.errors import RrmError
+from rrm_data.dataset import format as fmt
+from rrm_data.errors import RrmError, first_line
+from rrm_data.io import atomic_directory, write_json
 from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.networks import ResidualReward, RewardParts
-from rrm_data.writer import atomic_directory, write_json
+from rrm_data.vision.encoders import FrameFeatures
 
 ARTIFACT_FORMAT = "rrm-reward/1"
 ARTIFACT_DIR = "reward"
@@ -179,6 +179,5 @@ def load_reward(path: str | Path) -> LearnedReward:
     try:
         model.load_state_dict(load_file(str(root / WEIGHTS_FILE)))
     except (OSError, SafetensorError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RrmError(f"{root / WEIGHTS_FILE}: unusable weights ({first})") from None
+        raise RrmError(f"{root / WEIGHTS_FILE}: unusable weights ({first_line(exc)})") from None
     return LearnedReward(model, spec)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from rrm_data import format as fmt
-from rrm_data.errors import RrmError
-from rrm_data.priors import PRIORS
+from rrm_data.dataset import format as fmt
+from rrm_data.reward.priors import PRIORS
 
 
 class RewardOutput(NamedTuple):
@@ -67,22 +65,3 @@ class PriorReward:
         obs = np.asarray(columns[fmt.STATE], dtype=np.float64)
         prior = self.weight * PRIORS[self.prior](obs)
         return RewardOutput(prior, prior, np.zeros_like(prior))
-
-
-def resolve_reward(ref: str | Path) -> RewardFunction:
-    """``true``, ``prior:<name>``, or a path to a run directory or exported reward artifact."""
-    text = str(ref)
-    if text == "true":
-        return TrueReward()
-    if text.startswith("prior:"):
-        name = text.removeprefix("prior:")
-        if name not in PRIORS:
-            raise RrmError(f"unknown prior '{name}'; known priors: {', '.join(PRIORS)}")
-        return PriorReward(name)
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise RrmError(f"unknown reward '{text}': expected true, prior:<name>, "
-                       "or a path to a run directory or reward artifact")
-    from rrm_data.reward.artifact import load_reward
-
-    return load_reward(path)

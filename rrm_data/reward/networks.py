@@ -16,9 +16,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from rrm_data import format as fmt
+from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
-from rrm_data.priors import GOAL, HAND, OBJECT
+from rrm_data.reward.priors import GOAL, HAND, OBJECT
 
 
 def _object_goal(obs: Tensor) -> Tensor:
@@ -29,7 +29,7 @@ def _gripper_object(obs: Tensor) -> Tensor:
     return -torch.linalg.vector_norm(obs[..., HAND] - obs[..., OBJECT], dim=-1)
 
 
-# Torch twins of ``rrm_data.priors.PRIORS`` (same formulas; a test checks they agree),
+# Torch twins of ``rrm_data.reward.priors.PRIORS`` (same formulas; a test checks they agree),
 # so a model computes r0 from observation.state itself and needs no prior columns.
 TORCH_PRIORS: dict[str, Callable[[Tensor], Tensor]] = {
     "object_goal": _object_goal,

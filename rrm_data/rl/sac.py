@@ -22,8 +22,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from rrm_data import format as fmt
-from rrm_data.errors import RrmError
+from rrm_data.dataset import format as fmt
+from rrm_data.errors import RrmError, first_line
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
@@ -195,8 +195,7 @@ def load_policy(path: str) -> SAC:
     try:
         model = SAC.load(file, device="cpu")
     except Exception as exc:  # SB3 raises whatever the zip or pickle layer raises
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RrmError(f"{file}: not a loadable SB3 SAC policy ({first})") from None
+        raise RrmError(f"{file}: not a loadable SB3 SAC policy ({first_line(exc)})") from None
     if model.observation_space.shape != (fmt.STATE_DIM,):
         raise RrmError(f"{file}: the policy observes shape {model.observation_space.shape}, "
                        f"Meta-World gives ({fmt.STATE_DIM},)")

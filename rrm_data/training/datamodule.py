@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.reader import DatasetDir, open_dataset
-from rrm_data.reward.columns import step_columns
 
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
 

@@ -12,10 +12,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rrm_data.config import build_config
-from rrm_data.embeddings import ensure_embeddings
-from rrm_data.encoders import DEFAULT_ENCODER, check_encoder
 from rrm_data.errors import RrmError
-from rrm_data.rendering import MAX_SIZE, MIN_SIZE
+from rrm_data.sim.rendering import MAX_SIZE, MIN_SIZE
+from rrm_data.vision.embeddings import ensure_embeddings
+from rrm_data.vision.encoders import DEFAULT_ENCODER, check_encoder
 
 
 @dataclass

@@ -17,15 +17,16 @@ import numpy as np
 from omegaconf import DictConfig
 from rich.console import Console
 
-from rrm_data import format as fmt
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.evaluation import default_out, plots, reward_refs
+from rrm_data.evaluation import plots
+from rrm_data.evaluation.refs import default_out, reward_refs
 from rrm_data.evaluation.report import build_report, rich_table, to_markdown
 from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
+from rrm_data.io import atomic_directory, write_json
 from rrm_data.progress import console
-from rrm_data.reader import open_dataset
 from rrm_data.workflows import RewardDataConfig
-from rrm_data.writer import atomic_directory, write_json
 
 FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
 

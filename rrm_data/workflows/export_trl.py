@@ -9,7 +9,6 @@ Ties (label 0.5) are dropped with `ties=drop`; with `ties=margin` they are kept 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
 from rrm_data.config import build_config
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
+from rrm_data.io import atomic_file
 from rrm_data.progress import console
-from rrm_data.reader import open_dataset
 
 TIES = ("drop", "margin")
 
@@ -78,13 +78,8 @@ def run(cfg: DictConfig) -> None:
     out = Path(cfg.out or f"{dataset.info['name']}-{cfg.split}-{cfg.teacher}.trl.parquet")
     if out.exists() and not cfg.overwrite:
         raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(out) as tmp:
         pq.write_table(view, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     console.print(f"wrote {out}: {view.num_rows} pairs of teacher {cfg.teacher} "
                   f"({rows.num_rows - view.num_rows} ties dropped)")
 

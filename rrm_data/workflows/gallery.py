@@ -14,15 +14,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.evaluation import default_out, reward_refs
+from rrm_data.evaluation.gallery import build_gallery
+from rrm_data.evaluation.refs import default_out, reward_refs
 from rrm_data.evaluation.scoring import load_split, score_rewards
-from rrm_data.gallery import build_gallery
+from rrm_data.io import atomic_directory
 from rrm_data.progress import console
-from rrm_data.reader import open_dataset
-from rrm_data.rendering import frame_spec
+from rrm_data.sim.rendering import frame_spec
 from rrm_data.workflows import RewardDataConfig
-from rrm_data.writer import atomic_directory
 
 
 @dataclass

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
 
-from rrm_data.reader import DatasetDir, open_dataset
+from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.workflows import DatasetConfig
 
 LABEL_VALUES = (1.0, 0.0, 0.5)

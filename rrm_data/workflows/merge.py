@@ -1,24 +1,19 @@
-"""Join the shards written by ``collect shard=i/N`` into the dataset one unsharded run gives.
-
-Episodes are planned and seeded one by one over the whole collection, and segments are
-seeded by their episode, so the shards' steps and episode rows are those of a single run;
-pairs and labels are then drawn over all episodes exactly as ``collect`` draws them.
+"""Join the shards written by ``collect shard=i/N`` into the dataset one unsharded run gives,
+byte for byte: pairs and labels are drawn over all episodes exactly as ``collect`` draws them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 from omegaconf import DictConfig
 
+from rrm_data.collection import collector
+from rrm_data.collection.merge import check_shards, episode_records
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
-from rrm_data.reader import DatasetDir, open_dataset
-from rrm_data.workflows.collect import check_out, finish_dataset, parse_shard
 
 
 @dataclass
@@ -30,53 +25,16 @@ class Config:
                             metadata={"help": "replace a different dataset at out"})
 
 
-def check_shards(shards: list[DatasetDir]) -> dict[str, Any]:
-    """The shards' common collection config; fails unless they are shards 0..N-1, once each."""
-    collection = shards[0].info.get("collection")
-    if collection is None:
-        raise RrmError(f"{shards[0].root} was not written by 'rrm-data collect'")
-    seen: dict[int, Path] = {}
-    total = parse_shard(shards[0].info.get("shard"))[1]
-    for shard in shards:
-        other = shard.info.get("collection") or {}
-        if other != collection:
-            different = sorted(k for k in collection.keys() | other.keys()
-                               if collection.get(k) != other.get(k))
-            raise RrmError(f"{shard.root} was collected with other settings than "
-                           f"{shards[0].root} (differs in: {', '.join(different)})")
-        i, n = parse_shard(shard.info.get("shard"))
-        if n != total:
-            raise RrmError(f"{shard.root} is shard {i}/{n} but {shards[0].root} is one of {total}")
-        if i in seen:
-            raise RrmError(f"{shard.root} and {seen[i]} are both shard {i}/{n}")
-        seen[i] = shard.root
-    missing = [f"{i}/{total}" for i in range(total) if i not in seen]
-    if missing:
-        raise RrmError(f"shards missing: {', '.join(missing)}")
-    return collection
-
-
-def episode_records(shard: DatasetDir) -> Iterator[tuple[pa.Table, dict]]:
-    """(steps, episode row) of each episode of a shard, as collect's rollouts produce them."""
-    steps = shard.table("steps").drop_columns(["index"])
-    episodes = shard.table("episodes")
-    bounds = zip(episodes.column("index_from").to_pylist(), episodes.column("index_to").to_pylist(),
-                 strict=True)
-    rows = episodes.drop_columns(["index_from", "index_to"]).to_pylist()
-    for row, (start, stop) in zip(rows, bounds, strict=True):
-        yield steps.slice(start, stop - start), row
-
-
 def run(cfg: DictConfig) -> None:
     if not cfg.shards:
         raise RrmError("no shards given; pass shards=[DIR1,DIR2,...]")
     shards = [open_dataset(path) for path in cfg.shards]
     collection = check_shards(shards)
     out = Path(cfg.out)
-    if check_out(out, collection, None, cfg.overwrite):
+    if collector.check_out(out, collection, None, cfg.overwrite):
         console.print(f"{out} already holds this dataset; nothing to do")
         return
     records = [record for shard in shards for record in episode_records(shard)]
     first = shards[0].info
-    finish_dataset(out, records, collection, pairs=collection["pairs"], fps=first["fps"],
-                   cameras=list(first["cameras"]), shard=None)
+    collector.finish_dataset(out, records, collection, pairs=collection["pairs"],
+                             fps=first["fps"], cameras=list(first["cameras"]), shard=None)

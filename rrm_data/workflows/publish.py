@@ -16,14 +16,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rrm_data import hub
-from rrm_data.card import render_card
 from rrm_data.config import build_config
+from rrm_data.dataset import hub
+from rrm_data.dataset.card import render_card
+from rrm_data.dataset.reader import DatasetDir, open_dataset
+from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
+from rrm_data.io import atomic_directory
 from rrm_data.progress import console
-from rrm_data.reader import DatasetDir, open_dataset
-from rrm_data.validate import check_dataset
-from rrm_data.writer import atomic_directory
 
 
 @dataclass

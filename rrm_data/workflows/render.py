@@ -15,13 +15,14 @@ from typing import Any
 import pyarrow as pa
 from omegaconf import DictConfig
 
-from rrm_data import format as fmt
 from rrm_data.config import build_config
-from rrm_data.envs import make_env, reset_to_rand_vec
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.reader import DatasetDir, open_dataset
+from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
-from rrm_data.reader import DatasetDir, open_dataset
-from rrm_data.rendering import (
+from rrm_data.sim.envs import make_env, reset_to_rand_vec
+from rrm_data.sim.rendering import (
     IMAGE_TYPE,
     FrameRenderer,
     FrameSpec,
@@ -29,7 +30,6 @@ from rrm_data.rendering import (
     image_cameras,
     physics_states,
 )
-from rrm_data.writer import write_dataset
 
 
 @dataclass

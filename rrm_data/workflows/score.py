@@ -8,7 +8,6 @@ atomically to `out` (default `<run>/scores-<split>.parquet`, or `reports/...`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.evaluation import default_out, reward_refs
+from rrm_data.evaluation.refs import default_out, reward_refs
 from rrm_data.evaluation.scoring import SplitData, load_split, pair_frame, score_steps
+from rrm_data.io import atomic_file
 from rrm_data.progress import console
-from rrm_data.reader import open_dataset
-from rrm_data.reward.base import RewardFunction, resolve_reward
+from rrm_data.reward.base import RewardFunction
+from rrm_data.reward.resolve import resolve_reward
 from rrm_data.workflows import RewardDataConfig
 
 
@@ -46,15 +47,10 @@ def score_pairs(reward: RewardFunction, data: SplitData, ref: str | None = None)
 
 
 def write_parquet(frame: pd.DataFrame, out: Path) -> None:
-    """Write next to ``out`` and rename, so a reader never sees a partial file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+    """Write ``frame`` as one Parquet file that appears at ``out`` whole or not at all."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with atomic_file(out) as tmp:
         pq.write_table(table.replace_schema_metadata(None), tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run(cfg: DictConfig) -> None:

@@ -9,36 +9,22 @@ and the reward artifact `reward/` that `rrm_data.load_reward` reads.
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.utilities import rank_zero_only
-from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from rrm_data.config import build_config, parse_overrides, to_yaml
-from rrm_data.embeddings import embedding_inputs, image_spec
-from rrm_data.errors import RrmError
+from rrm_data.errors import RrmError, first_line
 from rrm_data.progress import console
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
-from rrm_data.reward.networks import build_network, columns_read, prior_name
-from rrm_data.training.datamodule import PreferenceDataModule
+from rrm_data.reward.networks import build_network, prior_name
+from rrm_data.training import trainer as trainer_parts
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
-
-CHECKPOINTS = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
-METRICS = "metrics.csv"
+from rrm_data.vision.embeddings import embedding_inputs, image_spec
 
 
 def _help(text: str) -> Any:
@@ -112,91 +98,14 @@ def check_model(model: DictConfig) -> None:
     build_network(spec["network"], len(spec["inputs"]), spec["params"])
 
 
-def _checkpoint(out: Path, resume: bool, overwrite: bool) -> Path | None:
-    """The checkpoint to resume from, refusing to clobber an earlier run by accident."""
-    last = out / CHECKPOINTS / LAST_CHECKPOINT
-    if not resume:
-        # DDP ranks > 0 re-run the command after rank 0 has written config.yaml.
-        if (out / "config.yaml").exists() and rank_zero_only.rank == 0:
-            if not overwrite:
-                raise RrmError(f"out={out} already holds a run; pass resume=true to continue "
-                               "it or overwrite=true to start again")
-            shutil.rmtree(out)
-        return None
-    if not last.is_file():
-        raise RrmError(f"resume=true but there is no checkpoint at {last}")
-    try:
-        state = torch.load(last, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types on a damaged file
-        raise RrmError(f"{last}: corrupt checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise RrmError(f"{last}: corrupt checkpoint (no state_dict)")
-    return last
-
-
-@contextmanager
-def _kept_metrics(out: Path, resume: bool) -> Iterator[None]:
-    """Lightning's CSVLogger deletes an existing metrics.csv: on resume, keep its rows."""
-    path, before = out / METRICS, out / f".{METRICS}.before-resume"
-    if resume and path.exists():
-        os.replace(path, before)
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-    try:
-        yield
-    finally:
-        if before.exists():
-            frames = [pd.read_csv(p) for p in (before, path) if p.exists()]
-            pd.concat(frames, ignore_index=True).to_csv(path, index=False)
-            before.unlink()
-
-
-def _loggers(out: Path) -> list[pl.loggers.Logger]:
-    loggers: list[pl.loggers.Logger] = [pl.loggers.CSVLogger(out, name="", version="")]
-    with suppress(ModuleNotFoundError):  # tensorboard is optional
-        loggers.append(pl.loggers.TensorBoardLogger(out, name="tensorboard", version=""))
-    return loggers
-
-
-def _callbacks(out: Path, stop_agreement: float | None) -> list[pl.Callback]:
-    callbacks: list[pl.Callback] = [pl.callbacks.ModelCheckpoint(
-        dirpath=out / CHECKPOINTS, save_top_k=0, save_last=True)]
-    if stop_agreement is not None:
-        callbacks.append(pl.callbacks.EarlyStopping(
-            monitor="train/agreement", mode="max", stopping_threshold=stop_agreement,
-            patience=10**9, check_on_train_epoch_end=True))
-    return callbacks
-
-
-def _quiet_lightning() -> None:
-    """Keep Lightning's start-up banners (accelerators, tips) and its own deprecations out."""
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
-
-
-def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
-    _quiet_lightning()
-    options = OmegaConf.to_container(cfg.trainer, resolve=True)
-    try:
-        return pl.Trainer(default_root_dir=out, logger=_loggers(out),
-                          callbacks=_callbacks(out, cfg.optim.stop_agreement), **options)
-    except (TypeError, ValueError, MisconfigurationException) as exc:
-        raise RrmError(f"invalid trainer option: {exc}") from None
-
-
-def make_datamodule(cfg: DictConfig) -> PreferenceDataModule:
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    columns = columns_read(list(cfg.model.inputs), str(cfg.model.prior))
-    return PreferenceDataModule(columns=columns, **data)
-
-
 def run(cfg: DictConfig) -> None:
     if cfg.data.source is None:
         raise RrmError("data= is required: a dataset directory or Hub id")
     out = Path(cfg.out)
-    ckpt = _checkpoint(out, cfg.resume, cfg.overwrite)
+    ckpt = trainer_parts.resume_checkpoint(out, cfg.resume, cfg.overwrite)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     encoders = embedding_inputs(str(cfg.data.source), list(cfg.model.inputs))
-    datamodule = make_datamodule(cfg)
+    datamodule = trainer_parts.make_datamodule(cfg)
     datamodule.setup("fit")
     stats = datamodule.input_stats(cfg.model.inputs) if cfg.model.normalize else None
     spec = reward_spec(cfg.model, datamodule.column_widths, stats)
@@ -204,17 +113,17 @@ def run(cfg: DictConfig) -> None:
         spec.update(image_spec(encoders))
     learner = RewardLearner(spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                             label_smoothing=cfg.optim.label_smoothing)
-    trainer = build_trainer(cfg, out)
+    trainer = trainer_parts.build_trainer(cfg, out)
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(to_yaml(cfg))
     try:
-        with _kept_metrics(out, ckpt is not None):
+        with trainer_parts.kept_metrics(out, ckpt is not None):
             trainer.fit(learner, datamodule=datamodule, ckpt_path=ckpt)
     except RuntimeError as exc:
         if ckpt is None or "state_dict" not in str(exc):
             raise
-        raise RrmError(f"{ckpt} does not fit this model config ({str(exc).splitlines()[0]})") \
+        raise RrmError(f"{ckpt} does not fit this model config ({first_line(exc)})") \
             from None
     if trainer.is_global_zero:
         training = {"recipe": cfg.recipe, "data": str(cfg.data.source),

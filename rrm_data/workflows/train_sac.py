@@ -22,11 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv
 
 from rrm_data.config import build_config, parse_overrides, to_yaml
-from rrm_data.envs import check_task
 from rrm_data.errors import RrmError
+from rrm_data.io import atomic_directory, write_json
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
-from rrm_data.reward.base import RewardFunction, resolve_reward
+from rrm_data.reward.base import RewardFunction
+from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl.relabel import relabel
 from rrm_data.rl.sac import (
     EvaluationCallback,
@@ -36,7 +37,7 @@ from rrm_data.rl.sac import (
     make_vec_env,
     train,
 )
-from rrm_data.writer import atomic_directory, write_json
+from rrm_data.sim.envs import check_task
 
 POLICY_FILE = "policy.zip"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from rrm_data import FORMAT_VERSION
-from rrm_data.reader import open_dataset
-from rrm_data.validate import check_dataset
+from rrm_data.dataset.reader import open_dataset
+from rrm_data.dataset.validate import check_dataset
 from rrm_data.workflows import DatasetConfig
 
 Config = DatasetConfig

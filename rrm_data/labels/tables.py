@@ -14,10 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rrm_data import format as fmt
+from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
-from rrm_data.sampling import sample_pairs, segment_starts, split_episodes
-from rrm_data.teachers import PairRewards, make_teacher, teacher_params
+from rrm_data.labels.sampling import sample_pairs, segment_starts, split_episodes
+from rrm_data.labels.teachers import PairRewards, make_teacher, teacher_params
 
 _PAIR_STREAM, _TEACHER_STREAM, _SEGMENT_STREAM = 2, 3, 1
 

@@ -15,7 +15,7 @@ from rrm_data import FORMAT_VERSION
 from rrm_data.errors import RrmError
 
 if TYPE_CHECKING:
-    from rrm_data.hub import HubRef
+    from rrm_data.dataset.hub import HubRef
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def open_dataset(ref: str | Path) -> DatasetDir:
     ``hf://datasets/org/name``) through its local snapshot in the Hugging Face cache."""
     path, hub_ref = Path(ref).expanduser(), None
     if not path.is_dir():
-        from rrm_data import hub  # imported only for Hub ids: keeps local reads light
+        from rrm_data.dataset import hub  # imported only for Hub ids: keeps local reads light
 
         hub_ref = hub.parse_hub_ref(str(ref))
         if hub_ref is None:

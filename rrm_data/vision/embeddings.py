@@ -14,14 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rrm_data import format as fmt
-from rrm_data.encoders import DEFAULT_ENCODER, FrozenEncoder, load_encoder
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import EMBEDDINGS_PREFIX, is_embedding_column
+from rrm_data.dataset.reader import DatasetDir, open_dataset
+from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
-from rrm_data.reader import DatasetDir, open_dataset
-from rrm_data.rendering import decode_column, frame_settings, image_cameras
-from rrm_data.reward.columns import EMBEDDINGS_PREFIX, is_embedding_column
-from rrm_data.writer import write_dataset
+from rrm_data.sim.rendering import decode_column, frame_settings, image_cameras
+from rrm_data.vision.encoders import DEFAULT_ENCODER, FrozenEncoder, load_encoder
 
 
 def embedding_table(encoder: str) -> str:

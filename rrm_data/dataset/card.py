@@ -12,8 +12,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from rrm_data.labels.teachers import make_teacher
 from rrm_data.resources import resource_dir
-from rrm_data.teachers import make_teacher
 
 TEMPLATE = "dataset_card.md.j2"
 DEFAULT_LICENSE = "mit"

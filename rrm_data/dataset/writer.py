@@ -7,21 +7,17 @@ into place at the end, so a reader never sees a half-written dataset.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rrm_data import format as fmt
-from rrm_data.card import render_card
-from rrm_data.format import table_features
-from rrm_data.validate import check_dataset
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.card import render_card
+from rrm_data.dataset.format import table_features
+from rrm_data.dataset.validate import check_dataset
+from rrm_data.io import atomic_directory, write_json
 
 ROWS_PER_FILE = 100_000
 
@@ -43,11 +39,6 @@ def feature_stats(table: pa.Table) -> dict[str, dict[str, list[float]]]:
         stats[f.name] = {k: getattr(np, k)(values, axis=0).tolist()
                          for k in ("mean", "std", "min", "max")}
     return stats
-
-
-def write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def with_image_features(table: pa.Table) -> pa.Table:
@@ -75,42 +66,6 @@ def write_tables(root: Path, tables: dict[str, dict[str, pa.Table]]) -> None:
                 part = table.slice(i * ROWS_PER_FILE, ROWS_PER_FILE)
                 pq.write_table(part, root / name / f"{split}-{i:05d}-of-{n_files:05d}.parquet",
                                **fmt.parquet_options(part.schema))
-
-
-def publish_directory(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Move a finished temporary directory to ``out``, replacing it only if allowed."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        if not overwrite:
-            raise FileExistsError(out)
-        os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def temporary_sibling(out: Path, tag: str = "tmp") -> Path:
-    """A fresh hidden directory next to ``out`` (same filesystem, so rename is atomic)."""
-    tmp = out.with_name(f".{out.name}.{tag}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-@contextmanager
-def atomic_directory(out: Path, overwrite: bool = True, tag: str = "tmp") -> Iterator[Path]:
-    """Yield a temporary sibling of ``out`` to fill; move it to ``out`` only if all went well.
-
-    On any failure (or interrupt) the temporary folder is removed and ``out`` is untouched.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out, tag)
-    try:
-        yield tmp
-        publish_directory(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_dataset(out: Path, tables: dict[str, dict[str, pa.Table]], info: dict,

@@ -58,7 +58,7 @@ def check_task(name: str) -> str:
 class RenderSpec:
     """Camera and square size of gymnasium's own ``env.render()`` (MuJoCo's default scene).
 
-    Datasets render through ``rrm_data.rendering`` instead; this is the reference it is
+    Datasets render through ``rrm_data.sim.rendering`` instead; this is the reference it is
     checked and benchmarked against.
     """
 

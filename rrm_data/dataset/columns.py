@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
-from rrm_data.reader import DatasetDir
 
 
 def to_numpy(column: pa.ChunkedArray) -> np.ndarray:

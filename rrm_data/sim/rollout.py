@@ -12,11 +12,11 @@ import gymnasium as gym
 import numpy as np
 import pyarrow as pa
 
-from rrm_data import format as fmt
-from rrm_data.envs import PhysicsRecorder, PhysicsState, num_variations, reset_to_variation
-from rrm_data.policies import PolicySpec, make_policy
-from rrm_data.priors import compute_priors
-from rrm_data.rendering import FrameRenderer
+from rrm_data.dataset import format as fmt
+from rrm_data.reward.priors import compute_priors
+from rrm_data.sim.envs import PhysicsRecorder, PhysicsState, num_variations, reset_to_variation
+from rrm_data.sim.policies import PolicySpec, make_policy
+from rrm_data.sim.rendering import FrameRenderer
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rrm_data import FORMAT_VERSION, __version__
-from rrm_data.builder import BuiltTables, label_counts
-from rrm_data.envs import suite_versions
-from rrm_data.priors import PRIOR_FORMULAS
+from rrm_data.labels.tables import BuiltTables, label_counts
+from rrm_data.reward.priors import PRIOR_FORMULAS
+from rrm_data.sim.envs import suite_versions
 
 
 def make_info(name: str, built: BuiltTables, collection: dict[str, Any], fps: float,

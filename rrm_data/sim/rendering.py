@@ -17,13 +17,13 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from rrm_data import format as fmt
-from rrm_data.envs import (  # envs picks MuJoCo's OpenGL backend first
+from rrm_data.dataset import format as fmt
+from rrm_data.errors import RrmError, first_line
+from rrm_data.sim.envs import (  # envs picks MuJoCo's OpenGL backend first
     PhysicsState,
     load_physics_state,
     mujoco,
 )
-from rrm_data.errors import RrmError
 
 QUALITIES = ("fast", "full")
 MIN_SIZE, MAX_SIZE = 16, 512
@@ -115,7 +115,7 @@ class FrameRenderer:
         try:
             self._renderer = mujoco.Renderer(model, spec.size, spec.size)
         except Exception as exc:  # the GL backend's own error types vary
-            raise RrmError(f"offscreen rendering failed ({str(exc).strip().splitlines()[0]}); "
+            raise RrmError(f"offscreen rendering failed ({first_line(exc)}); "
                            f"{INSTALL_HINT} (MUJOCO_GL=osmesa must be set before MuJoCo is "
                            "first imported)") from None
 

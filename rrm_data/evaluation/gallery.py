@@ -21,13 +21,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
-from rrm_data import format as fmt
-from rrm_data.envs import make_env, reset_to_rand_vec
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.reader import DatasetDir
 from rrm_data.evaluation import plots
 from rrm_data.evaluation.scoring import Scored, SplitData
 from rrm_data.progress import progress
-from rrm_data.reader import DatasetDir
-from rrm_data.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
+from rrm_data.sim.envs import make_env, reset_to_rand_vec
+from rrm_data.sim.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
 
 MIN_FRAME_MS = 40  # browsers slow down GIF frames shorter than 20 ms; keep clips watchable
 

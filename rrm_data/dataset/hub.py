@@ -32,8 +32,8 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 
-from rrm_data.errors import RrmError
-from rrm_data.format import parquet_options
+from rrm_data.dataset.format import parquet_options
+from rrm_data.errors import RrmError, first_line
 
 HF_PREFIX = "hf://datasets/"
 MB = 1_000_000
@@ -75,7 +75,7 @@ def check_repo_id(repo_id: str) -> str:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as exc:
-        raise RrmError(f"invalid repo id '{repo_id}': {str(exc).splitlines()[0]}") from None
+        raise RrmError(f"invalid repo id '{repo_id}': {first_line(exc)}") from None
     if repo_id.count("/") != 1:
         raise RrmError(f"invalid repo id '{repo_id}': expected namespace/name, "
                        "e.g. my-org/bp-prefs")
@@ -102,7 +102,7 @@ def snapshot(ref: HubRef) -> Path:
         raise RrmError(f"dataset {where} is not in the local Hugging Face cache "
                        f"({huggingface_hub.constants.HF_HUB_CACHE}) and {why}") from None
     except HfHubHTTPError as exc:
-        raise RrmError(f"cannot download dataset {where}: {_first_line(exc)}") from None
+        raise RrmError(f"cannot download dataset {where}: {first_line(exc)}") from None
     return Path(folder)
 
 
@@ -260,13 +260,9 @@ def upload_tree(tree: Path, repo_id: str, token: str, private: bool, revision: s
         info = api.create_commit(repo_id, commit_operations(tree), commit_message=message,
                                  repo_type="dataset", revision=revision)
     except HfHubHTTPError as exc:
-        raise RrmError(f"the Hub refused the upload to {repo_id}: {_first_line(exc)}") from exc
+        raise RrmError(f"the Hub refused the upload to {repo_id}: {first_line(exc)}") from exc
     except Exception as exc:  # the transport's own errors differ across huggingface_hub versions
         raise RrmError(f"upload to {api.endpoint} failed: {type(exc).__name__}: "
-                       f"{_first_line(exc)}") from exc
+                       f"{first_line(exc)}") from exc
     return info.commit_url
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -25,11 +25,11 @@ import pyarrow.parquet as pq
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
-from rrm_data import format as fmt
-from rrm_data.errors import RrmError
-from rrm_data.format import table_features
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.format import table_features
+from rrm_data.errors import RrmError, first_line
+from rrm_data.labels.teachers import TEACHERS
 from rrm_data.resources import resource_dir
-from rrm_data.teachers import TEACHERS
 
 INFO = "meta/info.json"
 EMBEDDINGS = "embeddings"
@@ -155,7 +155,7 @@ class _Unreadable(Exception):
 
 
 def _unreadable(exc: Exception) -> str:
-    return f"unreadable Parquet ({str(exc).strip().splitlines()[0]})"
+    return f"unreadable Parquet ({first_line(exc)})"
 
 
 def _layout(root: Path) -> dict[tuple[str, str], list[Path]]:

@@ -1,0 +1,50 @@
+"""Evaluate rewards on held-out preference pairs: metrics, scoring, reports, figures.
+
+Shared by ``rrm-data evaluate``, ``score`` and ``gallery``: which rewards a command was
+given (``reward=a`` or ``reward=[a,b]``) and where its output goes by default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import ListConfig
+
+from rrm_data.dataset.reader import DatasetDir
+from rrm_data.errors import RrmError
+
+
+def reward_refs(value: str | Sequence[str] | None) -> list[str]:
+    """The reward references of a ``reward=`` option, as a list (one or more)."""
+    if value is None:
+        raise RrmError("reward= is required: a run directory, a reward artifact, "
+                       "'true' or 'prior:<name>' (several as reward=[a,b])")
+    values = list(value) if isinstance(value, list | tuple | ListConfig) else [value]
+    # YAML reads a bare `true` as a boolean
+    refs = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
+    if not refs:
+        raise RrmError("reward= is an empty list")
+    return refs
+
+
+def run_dir(ref: str) -> Path | None:
+    """The run directory a learned-reward reference belongs to (None for true / prior:...)."""
+    path = Path(ref).expanduser()
+    if not path.exists():
+        return None
+    return path.parent if path.is_file() or path.name == "reward" else path
+
+
+def _slug(ref: str) -> str:
+    run = run_dir(ref)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", run.name if run else ref)
+
+
+def default_out(refs: list[str], dataset: DatasetDir, name: str) -> Path:
+    """``<run>/<name>`` for one learned reward, else ``reports/<dataset>/<rewards>/<name>``."""
+    run = run_dir(refs[0])
+    if len(refs) == 1 and run is not None:
+        return run / name
+    return Path("reports") / dataset.root.resolve().name / "+".join(map(_slug, refs)) / name
