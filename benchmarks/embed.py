@@ -27,7 +27,7 @@ from rrm_data.cli import main
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.training.module import RewardLearner, reward_spec
 from rrm_data.training.trainer import make_datamodule
-from rrm_data.vision.embeddings import embed_steps, embedding_inputs
+from rrm_data.vision.embeddings import embed_steps, ensure_embeddings
 from rrm_data.vision.encoders import load_encoder
 from rrm_data.workflows.train_reward import make_config
 
@@ -67,8 +67,8 @@ def embed_loop_rate(data: Path) -> float:
 
 def embed_command_rate(data: Path) -> float:
     start = time.perf_counter()
-    embedding_inputs(str(data), ["embeddings/tf_efficientnet_lite0"])
-    return open_dataset(data).info["counts"]["steps"] / (time.perf_counter() - start)
+    ensure_embeddings(open_dataset(data))
+    return open_dataset(data).info.counts.steps / (time.perf_counter() - start)
 
 
 class EpochTimer(pl.Callback):
@@ -86,7 +86,7 @@ def epoch_seconds(data: Path, recipe: str, root: Path) -> tuple[float, int]:
     """Fastest training epoch (no validation) of a recipe; also the number of train pairs."""
     cfg = make_config([f"recipe={recipe}", f"data={data}", f"out={root / recipe}"])
     pl.seed_everything(0, verbose=False)
-    datamodule = make_datamodule(cfg)
+    datamodule = make_datamodule(cfg, open_dataset(data))
     datamodule.setup("fit")
     spec = reward_spec(cfg.model, datamodule.column_widths,
                        datamodule.input_stats(cfg.model.inputs))
@@ -104,7 +104,7 @@ def measure(episodes: int, max_steps: int, size: int) -> dict:
         root = Path(tmp)
         data = root / "data"
         collect(data, episodes, max_steps, size)
-        frames = open_dataset(data).info["counts"]["steps"]
+        frames = open_dataset(data).info.counts.steps
         loop = max(embed_loop_rate(data) for _ in range(REPEATS))
         bare = max(bare_forward_rate(size, frames) for _ in range(REPEATS))
         command = embed_command_rate(data)

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rrm_data.cli import main as cli
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.training.datamodule import PreferenceDataModule, already_batched
 from rrm_data.training.module import RewardLearner, reward_spec
 from rrm_data.training.trainer import make_datamodule
@@ -55,8 +56,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = make_config([f"recipe={args.recipe}", f"data={dataset(args.data, Path(tmp))}"])
-        dm: PreferenceDataModule = make_datamodule(cfg)
+        data = dataset(args.data, Path(tmp))
+        cfg = make_config([f"recipe={args.recipe}", f"data={data}"])
+        dm: PreferenceDataModule = make_datamodule(cfg, open_dataset(data))
         dm.setup("fit")
         spec = reward_spec(cfg.model, dm.column_widths, dm.input_stats(cfg.model.inputs))
         # Every batch of one epoch gathered in advance, handed out one by one as they are.

@@ -14,6 +14,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
 from rrm_data.dataset.card import collect_command, render_card
+from rrm_data.dataset.info import DatasetInfo
 from rrm_data.workflows import collect
 
 SIZE_CATEGORIES = json.loads(
@@ -53,7 +54,7 @@ def markdown_tables(body: str) -> list[list[str]]:
 @pytest.mark.parametrize("images", [False, True])
 def test_card_parses_with_valid_metadata(info: dict, images: bool) -> None:
     info = with_images(info) if images else info
-    text = render_card(info, repo_id="my-org/bp-prefs")
+    text = render_card(DatasetInfo.from_json(info), repo_id="my-org/bp-prefs")
     card = DatasetCard(text)
     data = card.data
     assert data.license == "mit"
@@ -77,7 +78,7 @@ def test_card_parses_with_valid_metadata(info: dict, images: bool) -> None:
 
 
 def test_card_body_states_what_the_data_is(info: dict) -> None:
-    body = DatasetCard(render_card(info, repo_id="my-org/bp-prefs")).text
+    body = DatasetCard(render_card(DatasetInfo.from_json(info), repo_id="my-org/bp-prefs")).text
     assert "P(segment_a is preferred over segment_b)" in body
     assert 'load_dataset("my-org/bp-prefs", "preferences")' in body
     assert "rrm-data train-reward data=my-org/bp-prefs" in body
@@ -98,7 +99,7 @@ def test_card_body_states_what_the_data_is(info: dict) -> None:
 
 
 def test_collect_command_reproduces_the_collection(info: dict) -> None:
-    command = collect_command(info)
+    command = collect_command(DatasetInfo.from_json(info))
     words = shlex.split(command)
     assert words[:2] == ["rrm-data", "collect"]
     cfg = collect.make_config(words[2:])
@@ -108,6 +109,6 @@ def test_collect_command_reproduces_the_collection(info: dict) -> None:
 
 def test_card_renders_without_optional_fields(info: dict) -> None:
     old = {k: v for k, v in info.items() if k not in ("policies", "embeddings")}
-    body = DatasetCard(render_card(old)).text
+    body = DatasetCard(render_card(DatasetInfo.from_json(old))).text
     assert "expert:0.5" in body  # the policy mixture from the collection settings
     assert f'load_dataset("{info["name"]}", "preferences")' in body

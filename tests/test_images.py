@@ -86,13 +86,13 @@ def test_render_adds_frames_equal_to_collected_ones_pixel_exactly(rendered, stat
                           decode_column(original.column(CAMERA)))
     assert again.drop_columns([CAMERA]).equals(original.drop_columns([CAMERA]))
     info = open_dataset(data).info
-    assert info["cameras"] == ["corner"] and info["render"]["image_size"] == 32
+    assert info.cameras == ["corner"] and info.render["image_size"] == 32
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary leftovers
     assert main(["validate", f"data={data}"]) == 0
 
     # A second camera goes next to the first; the same camera twice is refused.
     assert main(["render", *overrides(data=data, camera="topview", image_size=32)]) == 0
-    assert open_dataset(data).info["cameras"] == ["corner", "topview"]
+    assert open_dataset(data).info.cameras == ["corner", "topview"]
     assert main(["render", *overrides(data=data, camera="corner", image_size=32)]) == 2
 
 

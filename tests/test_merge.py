@@ -34,16 +34,16 @@ def test_merged_shards_equal_the_unsharded_dataset(shards, small_dataset, tmp_pa
     assert merge([shards["1/2"], shards["0/2"]], out) == 0
     assert parquet_bytes(out) == parquet_bytes(small_dataset)
     merged, single = open_dataset(out).info, open_dataset(small_dataset).info
-    assert merged["shard"] is None
-    assert merged["collection"] == single["collection"]
-    assert merged["counts"] == single["counts"]
-    assert merged["labelling"] == single["labelling"]
+    assert merged.shard is None
+    assert merged.collection == single.collection
+    assert merged.counts == single.counts
+    assert merged.labelling == single.labelling
 
 
 def test_each_shard_holds_every_other_episode(shards):
     for i, name in enumerate(("0/2", "1/2")):
         data = open_dataset(shards[name])
-        assert data.info["shard"] == name
+        assert data.info.shard == name
         episodes = data.table("episodes").column("episode_index").to_pylist()
         assert episodes == list(range(i, SMALL["episodes"], 2))
         assert data.table("segments").num_rows == len(episodes) * SMALL["segments_per_episode"]

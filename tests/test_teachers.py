@@ -135,7 +135,7 @@ def all_pairs(data, split: str):
 def test_oracle_agrees_with_the_sign_of_the_return_gap_on_every_pair(labelled, split):
     data, seg = labelled
     pairs = all_pairs(data, split)
-    assert len(pairs) == data.info["counts"]["pairs"][split]
+    assert len(pairs) == data.info.counts.pairs[split]
     gap = seg[pairs["segment_a"]].sum(1) - seg[pairs["segment_b"]].sum(1)
     assert np.array_equal(pairs["label"].to_numpy(), hard(gap))
 
@@ -152,7 +152,7 @@ def test_mistake_flips_close_to_epsilon_of_the_oracle_labels(labelled):
 
 def threshold(data, seg, teacher: str) -> float:
     mean_return = seg.sum(1).mean()
-    assert mean_return == pytest.approx(data.info["labelling"]["mean_segment_return"], rel=1e-9)
+    assert mean_return == pytest.approx(data.info.labelling["mean_segment_return"], rel=1e-9)
     return EPSILON[teacher] * mean_return
 
 
@@ -180,7 +180,7 @@ def test_skip_drops_exactly_the_pairs_below_threshold(labelled):
         low = best < threshold(data, seg, "skip")
         kept = labels_of(data, split, "skip")
         assert set(kept.index) == set(pairs.index[~low])
-        assert data.info["counts"]["skipped"][split]["skip"] == int(low.sum())
+        assert data.info.counts.skipped[split]["skip"] == int(low.sum())
         assert np.array_equal(kept["label"].to_numpy(), pairs.loc[kept.index, "label"].to_numpy())
         dropped.append(low)
     low = np.concatenate(dropped)
@@ -202,7 +202,7 @@ def test_every_pair_gets_one_row_per_teacher(labelled):
     data, _ = labelled
     table = data.preferences("train").to_pandas()
     per_teacher = table.groupby("teacher").size()
-    n = data.info["counts"]["pairs"]["train"]
+    n = data.info.counts.pairs["train"]
     assert per_teacher.drop("skip").eq(n).all()
     assert set(per_teacher.index) == {"oracle", "stochastic", "mistake", "skip", "equal", "myopic"}
     assert set(np.unique(table["label"])) <= {0.0, 0.5, 1.0}

@@ -81,7 +81,7 @@ def test_residual_bound_and_prior_part(run: Path, steps: dict) -> None:
         for p in reward.model.net.parameters():
             p.mul_(50.0)
     out = reward.score(steps)
-    w_r0 = PRIORS["gripper_object"](steps[fmt.STATE].astype(np.float64))
+    w_r0 = PRIORS.get("gripper_object")(steps[fmt.STATE].astype(np.float64))
     np.testing.assert_allclose(out.prior, w_r0, rtol=1e-5, atol=1e-6)
     assert np.abs(out.total - out.prior).max() <= 1.0
     assert np.abs(out.residual).max() > 0.99
@@ -131,7 +131,7 @@ def test_cli_cfg_shows_the_merged_recipe(capsys: pytest.CaptureFixture) -> None:
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["data.teacher=nobody"], "no labels of teacher 'nobody'"),
-    (["model.prior=prior.elsewhere"], "unknown prior column 'prior.elsewhere'"),
+    (["model.prior=prior.elsewhere"], "unknown prior 'prior.elsewhere'"),
     (["data.num_labels=100000"], "num_labels=100000 but only"),
     (["recipe=nope"], "unknown recipe 'nope'; available recipes: "),
     (["model.hiden=3"], "network 'mlp' takes no parameter hiden"),

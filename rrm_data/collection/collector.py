@@ -17,12 +17,14 @@ from typing import Any
 import pyarrow as pa
 
 from rrm_data.collection.meta import make_info
+from rrm_data.dataset import format as fmt
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.io import atomic_file
 from rrm_data.labels.tables import LabelSpec, build_tables
 from rrm_data.progress import console, progress
 from rrm_data.sim.envs import env_fps, make_env
+from rrm_data.sim.observation import ACTION_NAMES, STATE_NAMES
 from rrm_data.sim.policies import parse_policy
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 from rrm_data.sim.rollout import EpisodePlan, plan_episodes, rollout
@@ -157,10 +159,11 @@ def finish_dataset(out: Path, records: list[tuple[pa.Table, dict]], collection: 
     built = build_tables([steps for steps, _ in records], [row for _, row in records],
                          label_spec(collection, pairs))
     info = make_info(out.name, built, collection, fps=fps, cameras=cameras, shard=shard)
-    write_dataset(out, built.tables, info, overwrite=True)
-    console.print(f"wrote {out}: {info['counts']['episodes']} episodes, "
-                  f"{info['counts']['steps']} steps, {info['counts']['segments']} segments, "
-                  f"{sum(info['counts']['pairs'].values())} pairs")
+    write_dataset(out, built.tables, info, overwrite=True,
+                  names={fmt.STATE: STATE_NAMES, fmt.ACTION: ACTION_NAMES})
+    counts = info.counts
+    console.print(f"wrote {out}: {counts.episodes} episodes, {counts.steps} steps, "
+                  f"{counts.segments} segments, {sum(counts.pairs.values())} pairs")
 
 
 def read_episodes(workdir: Path, plans: list[EpisodePlan]) -> list[tuple[pa.Table, dict]]:

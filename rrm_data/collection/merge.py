@@ -20,19 +20,19 @@ from rrm_data.errors import RrmError
 
 def check_shards(shards: list[DatasetDir]) -> dict[str, Any]:
     """The shards' common collection config; fails unless they are shards 0..N-1, once each."""
-    collection = shards[0].info.get("collection")
-    if collection is None:
+    collection = shards[0].info.collection
+    if not collection:
         raise RrmError(f"{shards[0].root} was not written by 'rrm-data collect'")
     seen: dict[int, Path] = {}
-    total = collector.parse_shard(shards[0].info.get("shard"))[1]
+    total = collector.parse_shard(shards[0].info.shard)[1]
     for shard in shards:
-        other = shard.info.get("collection") or {}
+        other = shard.info.collection
         if other != collection:
             different = sorted(k for k in collection.keys() | other.keys()
                                if collection.get(k) != other.get(k))
             raise RrmError(f"{shard.root} was collected with other settings than "
                            f"{shards[0].root} (differs in: {', '.join(different)})")
-        i, n = collector.parse_shard(shard.info.get("shard"))
+        i, n = collector.parse_shard(shard.info.shard)
         if n != total:
             raise RrmError(f"{shard.root} is shard {i}/{n} but {shards[0].root} is one of {total}")
         if i in seen:

@@ -7,43 +7,45 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rrm_data import FORMAT_VERSION, __version__
+from rrm_data import __version__
+from rrm_data.dataset.info import Counts, DatasetInfo
 from rrm_data.labels.tables import BuiltTables, label_counts
-from rrm_data.reward.priors import PRIOR_FORMULAS
+from rrm_data.reward.priors import prior_formulas
 from rrm_data.sim.envs import suite_versions
+
+LABEL_CONVENTION = "label = P(segment_a preferred over segment_b); 0.5 = equally good"
 
 
 def make_info(name: str, built: BuiltTables, collection: dict[str, Any], fps: float,
-              cameras: list[str], shard: str | None = None) -> dict[str, Any]:
+              cameras: list[str], shard: str | None = None) -> DatasetInfo:
     """Describe a freshly built dataset (features and splits are added by the writer)."""
     tables = built.tables
     episodes: pa.Table = tables["episodes"]["train"]
-    return {
-        "format": FORMAT_VERSION,
-        "name": name,
-        "rrm_data_version": __version__,
-        "env": suite_versions(),
-        "tasks": sorted(set(episodes.column("task").to_pylist())),
-        "fps": fps,
-        "cameras": cameras,
-        "priors": PRIOR_FORMULAS,
-        "teachers": built.labelling["teachers"],
-        "label_convention": "label = P(segment_a preferred over segment_b); 0.5 = equally good",
-        "policies": policy_stats(episodes),
-        "counts": {
-            "episodes": episodes.num_rows,
-            "steps": tables["steps"]["train"].num_rows,
-            "segments": tables["segments"]["train"].num_rows,
-            "successes": int(pc.sum(episodes.column("success")).as_py() or 0),
-            "pairs": built.labelling["pairs"],
-            "labels": label_counts(tables["preferences"]),
-            "skipped": built.labelling["skipped"],
-        },
-        "labelling": {k: built.labelling[k] for k in ("mean_segment_return", "test_episodes")},
-        "collection": collection,
-        "seed": collection.get("seed"),
-        "shard": shard,
-    }
+    return DatasetInfo(
+        name=name,
+        rrm_data_version=__version__,
+        env=suite_versions(),
+        tasks=sorted(set(episodes.column("task").to_pylist())),
+        fps=fps,
+        cameras=cameras,
+        priors=prior_formulas(),
+        teachers=built.labelling["teachers"],
+        label_convention=LABEL_CONVENTION,
+        policies=policy_stats(episodes),
+        counts=Counts(
+            episodes=episodes.num_rows,
+            steps=tables["steps"]["train"].num_rows,
+            segments=tables["segments"]["train"].num_rows,
+            successes=int(pc.sum(episodes.column("success")).as_py() or 0),
+            pairs=built.labelling["pairs"],
+            labels=label_counts(tables["preferences"]),
+            skipped=built.labelling["skipped"],
+        ),
+        labelling={k: built.labelling[k] for k in ("mean_segment_return", "test_episodes")},
+        collection=collection,
+        seed=collection.get("seed"),
+        shard=shard,
+    )
 
 
 def policy_stats(episodes: pa.Table) -> list[dict[str, Any]]:

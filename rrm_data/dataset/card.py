@@ -12,6 +12,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from rrm_data.dataset.format import table_files_glob
+from rrm_data.dataset.info import DatasetInfo
 from rrm_data.labels.teachers import make_teacher
 from rrm_data.resources import resource_dir
 
@@ -28,17 +30,17 @@ def config_name(table: str) -> str:
     return table.replace("/", "-")
 
 
-def config_entries(info: dict[str, Any]) -> list[dict[str, Any]]:
+def config_entries(info: DatasetInfo) -> list[dict[str, Any]]:
     """The ``configs:`` of the card's YAML front matter: one per table, preferences first."""
-    order = ["preferences"] + sorted(t for t in info["splits"] if t != "preferences")
+    order = ["preferences"] + sorted(t for t in info.splits if t != "preferences")
     entries = []
     for table in order:
-        if table not in info["splits"]:
+        if table not in info.splits:
             continue
         entry: dict[str, Any] = {
             "config_name": config_name(table),
-            "data_files": [{"split": s, "path": f"{table}/{s}-*.parquet"}
-                           for s in info["splits"][table]],
+            "data_files": [{"split": s, "path": table_files_glob(table, s)}
+                           for s in info.splits[table]],
         }
         if table == "preferences":
             entry["default"] = True
@@ -50,7 +52,7 @@ def size_category(rows: int) -> str:
     return next((name for bound, name in SIZE_CATEGORIES if rows < bound), "n>1T")
 
 
-def collect_command(info: dict[str, Any]) -> str:
+def collect_command(info: DatasetInfo) -> str:
     """The ``rrm-data collect`` command line that reproduces this dataset's content."""
     def value(v: Any) -> str:
         if v is None:
@@ -70,32 +72,32 @@ def collect_command(info: dict[str, Any]) -> str:
                 out.append(shlex.quote(f"{prefix}{key}={value(v)}"))
         return out
 
-    args = items("", info["collection"])
-    if info.get("shard"):
-        args.append(f"shard={info['shard']}")
-    return " ".join(["rrm-data collect", *args, f"out={shlex.quote(info['name'])}"])
+    args = items("", info.collection)
+    if info.shard:
+        args.append(f"shard={info.shard}")
+    return " ".join(["rrm-data collect", *args, f"out={shlex.quote(info.name)}"])
 
 
-def teacher_rows(info: dict[str, Any]) -> list[dict[str, str]]:
+def teacher_rows(info: DatasetInfo) -> list[dict[str, str]]:
     """Name, parameters and one-line description (the teacher's docstring) of each teacher."""
     rows = []
-    for name, params in info["teachers"].items():
+    for name, params in info.teachers.items():
         doc = (type(make_teacher(name)).__doc__ or "").strip().splitlines()
         rows.append({"name": name, "description": doc[0] if doc else "",
                      "params": ", ".join(f"{k} = {v:g}" for k, v in params.items()) or "–"})
     return rows
 
 
-def render_card(info: dict[str, Any], repo_id: str | None = None,
+def render_card(info: DatasetInfo, repo_id: str | None = None,
                 license: str | None = None) -> str:  # noqa: A002 - the Hub's metadata key
     """The card's Markdown; ``repo_id`` fills the loading examples (else the local name)."""
     env = Environment(loader=FileSystemLoader(resource_dir("datacards")),
                       undefined=StrictUndefined, keep_trailing_newline=True)
-    counts = info["counts"]
-    rows = max([counts["steps"], *(sum(v.values()) for v in counts["labels"].values())])
+    counts = info.counts
+    rows = max([counts.steps, *(sum(v.values()) for v in counts.labels.values())])
     return env.get_template(TEMPLATE).render(
-        info=info, configs=config_entries(info), repo=repo_id or info["name"],
-        license=license or info.get("license") or DEFAULT_LICENSE,
+        info=info.to_json(), configs=config_entries(info), repo=repo_id or info.name,
+        license=license or info.extra.get("license") or DEFAULT_LICENSE,
         size_category=size_category(rows), collect_command=collect_command(info),
         teachers=teacher_rows(info),
     )

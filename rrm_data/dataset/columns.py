@@ -39,7 +39,7 @@ def embedding_column(dataset: DatasetDir, table: str, split: str = "train") -> n
     index = features.column("index").to_numpy()
     values = to_numpy(features.column("features")).astype(np.float32, copy=False)
     order = np.argsort(index, kind="stable")
-    if not np.array_equal(index[order], np.arange(dataset.info["counts"]["steps"])):
+    if not np.array_equal(index[order], np.arange(dataset.info.counts.steps)):
         raise RrmError(f"{dataset.root}: '{table}' does not hold every step exactly once")
     return values[order]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -9,11 +11,10 @@ import pyarrow as pa
 
 from rrm_data import FORMAT_VERSION
 
-STATE_DIM = 39
-ACTION_DIM = 4
+INFO_FILE = "meta/info.json"
+STATS_FILE = "meta/stats.json"
 TABLES = ("steps", "episodes", "segments", "preferences")
 SPLITS = ("train", "test")
-PRIOR_NAMES = ("object_goal", "gripper_object", "complete")
 
 STATE = "observation.state"
 ACTION = "action"
@@ -22,21 +23,18 @@ SUCCESS = "next.success"
 DONE = "next.done"
 SIM_COLUMNS = ("sim.qpos", "sim.qvel", "sim.mocap_pos", "sim.mocap_quat")
 
-# Names of the 39 state entries (Meta-World v3, goal observable).
-STATE_NAMES = (
-    ["hand_x", "hand_y", "hand_z", "gripper"]
-    + [f"obj1_{c}" for c in ("x", "y", "z", "qx", "qy", "qz", "qw")]
-    + [f"obj2_{c}" for c in ("x", "y", "z", "qx", "qy", "qz", "qw")]
-    + [f"prev_{n}" for n in ["hand_x", "hand_y", "hand_z", "gripper"]]
-    + [f"prev_obj1_{c}" for c in ("x", "y", "z", "qx", "qy", "qz", "qw")]
-    + [f"prev_obj2_{c}" for c in ("x", "y", "z", "qx", "qy", "qz", "qw")]
-    + ["goal_x", "goal_y", "goal_z"]
-)
-ACTION_NAMES = ["dx", "dy", "dz", "grip"]
-
-
 def prior_column(name: str) -> str:
     return f"prior.{name}"
+
+
+def prior_name(column: str) -> str:
+    """``gripper_object`` of ``prior.gripper_object``."""
+    return column.removeprefix(prior_column(""))
+
+
+def prior_columns(columns: Iterable[str]) -> list[str]:
+    """The ``prior.<name>`` columns among ``columns``, in their order."""
+    return [c for c in columns if c.startswith(prior_column(""))]
 
 
 def segment_prior_column(name: str) -> str:
@@ -74,9 +72,24 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     return {"use_dictionary": text}
 
 
-def table_files_glob(table: str, split: str | None = None) -> str:
-    """Glob (relative to the dataset root) of one table's Parquet files."""
-    return f"{table}/{split or 'train'}-*.parquet"
+# Each table split is stored as ``<table>/<split>-NNNNN-of-NNNNN.parquet`` shards.
+SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d{5}-of-\d{5}\.parquet$")
+
+
+def shard_name(split: str, i: int, n: int) -> str:
+    """File name of shard ``i`` of ``n`` of a table split."""
+    return f"{split}-{i:05d}-of-{n:05d}.parquet"
+
+
+def shard_split(file_name: str) -> str | None:
+    """The split a shard file belongs to; None if the name is not a shard's."""
+    match = SHARD_NAME.match(file_name)
+    return match["split"] if match else None
+
+
+def table_files_glob(table: str, split: str = "train") -> str:
+    """Glob (relative to the dataset root) of one table split's Parquet shards."""
+    return f"{table}/{split}-*.parquet"
 
 
 def table_features(table: pa.Table, names: dict[str, list[str]] | None = None) -> dict:
@@ -95,25 +108,25 @@ def table_features(table: pa.Table, names: dict[str, list[str]] | None = None) -
 
 __all__ = [
     "ACTION",
-    "ACTION_DIM",
-    "ACTION_NAMES",
     "DONE",
     "FORMAT_VERSION",
-    "PRIOR_NAMES",
     "REWARD",
+    "SHARD_NAME",
     "SIM_COLUMNS",
     "SPLITS",
     "STATE",
-    "STATE_DIM",
-    "STATE_NAMES",
     "SUCCESS",
     "TABLES",
     "fixed_list_array",
     "image_column",
     "parquet_options",
     "prior_column",
+    "prior_columns",
+    "prior_name",
     "ragged_list_array",
     "segment_prior_column",
+    "shard_name",
+    "shard_split",
     "table_features",
     "table_files_glob",
 ]

@@ -12,7 +12,6 @@ tree becomes one commit. The token is only ever handed to ``huggingface_hub``.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,13 +31,12 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 
-from rrm_data.dataset.format import parquet_options
+from rrm_data.dataset.format import parquet_options, shard_name, shard_split
 from rrm_data.errors import RrmError, first_line
 
 HF_PREFIX = "hf://datasets/"
 MB = 1_000_000
 LOGIN_HINT = "run `hf auth login` (or `huggingface-cli login`), or set the HF_TOKEN variable"
-_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d{5}-of-\d{5}\.parquet$")
 
 
 # --- dataset ids ------------------------------------------------------------------------------
@@ -141,10 +139,9 @@ def build_tree(root: Path, out: Path, limits: HubLimits,
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
-        match = _SHARD.match(path.name)
-        if match and rel.parent != Path("."):
-            tables.setdefault(rel.parent.as_posix(), {}).setdefault(
-                match["split"], []).append(path)
+        split = shard_split(path.name)
+        if split and rel.parent != Path("."):
+            tables.setdefault(rel.parent.as_posix(), {}).setdefault(split, []).append(path)
         elif rel != Path("README.md"):
             _check_size(rel.as_posix(), path.stat().st_size, limits)
             _link(path, out / rel)
@@ -190,7 +187,7 @@ def reshard(files: list[Path], folder: Path, split: str, max_bytes: int) -> list
 def _write_shards(files: list[Path], folder: Path, split: str, per_shard: int,
                   rows: int) -> list[Path]:
     n = max(1, -(-rows // per_shard))
-    paths = [folder / f"{split}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    paths = [folder / shard_name(split, i, n) for i in range(n)]
     schema = pq.read_schema(files[0])
     batches = _batches(files, per_shard)
     for path in paths:

@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rrm_data import FORMAT_VERSION
-from rrm_data.errors import RrmError
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.info import DatasetInfo
+from rrm_data.errors import RrmError, first_line
 
 if TYPE_CHECKING:
     from rrm_data.dataset.hub import HubRef
@@ -34,23 +35,22 @@ class DatasetDir:
                            "data=DIR")
 
     @cached_property
-    def info(self) -> dict[str, Any]:
-        path = self.root / "meta" / "info.json"
+    def info(self) -> DatasetInfo:
+        path = self.root / fmt.INFO_FILE
         try:
-            info = json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise RrmError(f"{self.root} is not an rrm-data dataset (no meta/info.json)") from None
-        except json.JSONDecodeError as exc:
-            raise RrmError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
-        if info.get("format") != FORMAT_VERSION:
-            raise RrmError(f"{path}: format {info.get('format')!r}, expected {FORMAT_VERSION!r}")
-        return info
+            raise RrmError(f"{self.root} is not an rrm-data dataset (no {fmt.INFO_FILE})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RrmError(f"{path}: invalid JSON ({first_line(exc)})") from None
+        return DatasetInfo.from_json(data, str(path))
 
     def splits(self, table: str) -> list[str]:
-        return sorted({p.name.split("-")[0] for p in (self.root / table).glob("*.parquet")})
+        splits = {fmt.shard_split(p.name) for p in (self.root / table).glob("*.parquet")}
+        return sorted(s for s in splits if s is not None)
 
     def files(self, table: str, split: str = "train") -> list[Path]:
-        return sorted((self.root / table).glob(f"{split}-*.parquet"))
+        return sorted(self.root.glob(fmt.table_files_glob(table, split)))
 
     def table(self, table: str, split: str = "train", columns: list[str] | None = None) -> pa.Table:
         """One table split, read from its Parquet shards in order."""
@@ -66,7 +66,7 @@ class DatasetDir:
     def tables(self) -> dict[str, dict[str, pa.Table]]:
         """Every table and split, e.g. to write a new version of the dataset."""
         return {name: {split: self.table(name, split) for split in splits}
-                for name, splits in self.info["splits"].items()}
+                for name, splits in self.info.splits.items()}
 
     def preferences(self, split: str = "train", columns: list[str] | None = None) -> pa.Table:
         return self.table("preferences", split, columns)

@@ -164,7 +164,8 @@ def _layout(root: Path) -> dict[tuple[str, str], list[Path]]:
     for path in sorted(root.rglob("*.parquet")):
         relative = path.relative_to(root)
         if not any(part.startswith(".") for part in relative.parts):
-            groups[(relative.parent.as_posix(), path.name.split("-")[0])].append(path)
+            split = fmt.shard_split(path.name) or path.stem
+            groups[(relative.parent.as_posix(), split)].append(path)
     return dict(groups)
 
 

@@ -9,36 +9,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.card import render_card
 from rrm_data.dataset.format import table_features
+from rrm_data.dataset.info import DatasetInfo
+from rrm_data.dataset.stats import feature_stats
 from rrm_data.dataset.validate import check_dataset
 from rrm_data.io import atomic_directory, write_json
 
 ROWS_PER_FILE = 100_000
-
-
-def feature_stats(table: pa.Table) -> dict[str, dict[str, list[float]]]:
-    """Per-feature mean / std / min / max of numeric step columns (LeRobot's meta/stats.json)."""
-    stats = {}
-    for f in table.schema:
-        if f.name in fmt.SIM_COLUMNS or f.name == "index":
-            continue
-        if pa.types.is_fixed_size_list(f.type):
-            values = np.asarray(table.column(f.name).combine_chunks().flatten()).reshape(
-                table.num_rows, f.type.list_size)
-        elif pa.types.is_floating(f.type) or pa.types.is_boolean(f.type):
-            values = table.column(f.name).to_numpy().astype(np.float64)[:, None]
-        else:
-            continue
-        values = values.astype(np.float64)
-        stats[f.name] = {k: getattr(np, k)(values, axis=0).tolist()
-                         for k in ("mean", "std", "min", "max")}
-    return stats
 
 
 def with_image_features(table: pa.Table) -> pa.Table:
@@ -64,25 +46,32 @@ def write_tables(root: Path, tables: dict[str, dict[str, pa.Table]]) -> None:
             (root / name).mkdir(parents=True, exist_ok=True)
             for i in range(n_files):
                 part = table.slice(i * ROWS_PER_FILE, ROWS_PER_FILE)
-                pq.write_table(part, root / name / f"{split}-{i:05d}-of-{n_files:05d}.parquet",
+                pq.write_table(part, root / name / fmt.shard_name(split, i, n_files),
                                **fmt.parquet_options(part.schema))
 
 
-def write_dataset(out: Path, tables: dict[str, dict[str, pa.Table]], info: dict,
-                  overwrite: bool = False) -> Path:
+def feature_names(info: DatasetInfo) -> dict[str, list[str]]:
+    """The element names the dataset's features already declare (kept by a new version)."""
+    return {column: feature["names"] for table in info.features.values()
+            for column, feature in table.items() if feature.get("names")}
+
+
+def write_dataset(out: Path, tables: dict[str, dict[str, pa.Table]], info: DatasetInfo,
+                  overwrite: bool = False, names: dict[str, list[str]] | None = None) -> Path:
     """Write tables, meta/info.json, meta/stats.json and the card, validate, then publish.
 
+    ``names`` are the element names of vector columns (default: those ``info`` declares).
     Validation runs on the temporary copy, so an invalid dataset never appears at ``out``.
     """
+    names = feature_names(info) if names is None else names
+    info = info.replace(
+        features={name: table_features(next(iter(splits.values())), names)
+                  for name, splits in tables.items()},
+        splits={name: sorted(splits) for name, splits in tables.items()})
     with atomic_directory(out, overwrite) as tmp:
         write_tables(tmp, tables)
-        info = dict(info)
-        names = {fmt.STATE: fmt.STATE_NAMES, fmt.ACTION: fmt.ACTION_NAMES}
-        info["features"] = {name: table_features(next(iter(splits.values())), names)
-                            for name, splits in tables.items()}
-        info["splits"] = {name: sorted(splits) for name, splits in tables.items()}
-        write_json(tmp / "meta" / "info.json", info)
-        write_json(tmp / "meta" / "stats.json", feature_stats(tables["steps"]["train"]))
+        write_json(tmp / fmt.INFO_FILE, info.to_json())
+        write_json(tmp / fmt.STATS_FILE, feature_stats(tables["steps"]["train"]))
         (tmp / "README.md").write_text(render_card(info))
         check_dataset(tmp)
     return out

@@ -77,7 +77,7 @@ class FrameSource:
 
     def __init__(self, dataset: DatasetDir, camera: str, size: int) -> None:
         self.dataset, self.camera = dataset, camera
-        self.stored = fmt.image_column(camera) in dataset.info["features"]["steps"]
+        self.stored = fmt.image_column(camera) in dataset.info.features["steps"]
         self.spec = FrameSpec((camera,), size)
         self._renderers: dict[str, tuple[Any, FrameRenderer]] = {}
 
@@ -188,7 +188,7 @@ def build_gallery(data: SplitData, scored: list[Scored], root: Path, k: int, cam
     """Write ``index.html`` with ``media/`` (filmstrips) and ``plots/`` under ``root``."""
     (root / "media").mkdir(parents=True)
     (root / "plots").mkdir()
-    fps = float(data.dataset.info.get("fps") or 1.0)
+    fps = float(data.dataset.info.fps)
     true_reward = data.dataset.table("steps", columns=[fmt.REWARD]).column(fmt.REWARD).to_numpy()
     picks = [list(_groups(s, data, k)) for s in scored]
     needed = {clip.name: clip for column in picks for _, clip, _, _ in column}

@@ -117,9 +117,9 @@ def _segments(rows: list[dict], index_from: np.ndarray, rewards: np.ndarray, ste
         "length": pa.array(np.full(len(starts), length, np.int64)),
         "return": pa.array(seg_rewards.sum(axis=1).astype(np.float32)),
     }
-    for name in fmt.PRIOR_NAMES:
-        prior = steps.column(fmt.prior_column(name)).to_numpy().astype(np.float64)
-        columns[fmt.segment_prior_column(name)] = pa.array(
+    for column in fmt.prior_columns(steps.column_names):
+        prior = steps.column(column).to_numpy().astype(np.float64)
+        columns[fmt.segment_prior_column(fmt.prior_name(column))] = pa.array(
             prior[window].sum(axis=1).astype(np.float32))
     return pa.table(columns), seg_rewards
 

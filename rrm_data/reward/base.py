@@ -63,5 +63,5 @@ class PriorReward:
 
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
         obs = np.asarray(columns[fmt.STATE], dtype=np.float64)
-        prior = self.weight * PRIORS[self.prior](obs)
+        prior = self.weight * PRIORS.get(self.prior)(obs)
         return RewardOutput(prior, prior, np.zeros_like(prior))

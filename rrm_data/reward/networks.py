@@ -3,7 +3,7 @@
 The residual model is the one shape every recipe shares: a from-scratch PEBBLE model is
 the same thing with the ``zero`` prior. A network maps the concatenated, normalized input
 columns (..., D) to one raw output per ensemble member (K, ...); ``NETWORKS`` names the
-kinds a recipe can ask for, so a new network is one entry there.
+kinds a recipe can ask for, so a new network is one decorated class.
 """
 
 from __future__ import annotations
@@ -18,32 +18,14 @@ from torch import Tensor, nn
 
 from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
-from rrm_data.reward.priors import GOAL, HAND, OBJECT
-
-
-def _object_goal(obs: Tensor) -> Tensor:
-    return -torch.linalg.vector_norm(obs[..., OBJECT] - obs[..., GOAL], dim=-1)
-
-
-def _gripper_object(obs: Tensor) -> Tensor:
-    return -torch.linalg.vector_norm(obs[..., HAND] - obs[..., OBJECT], dim=-1)
-
-
-# Torch twins of ``rrm_data.reward.priors.PRIORS`` (same formulas; a test checks they agree),
-# so a model computes r0 from observation.state itself and needs no prior columns.
-TORCH_PRIORS: dict[str, Callable[[Tensor], Tensor]] = {
-    "object_goal": _object_goal,
-    "gripper_object": _gripper_object,
-    "complete": lambda obs: _object_goal(obs) + _gripper_object(obs),
-    "zero": lambda obs: obs.new_zeros(obs.shape[:-1]),
-}
+from rrm_data.reward.priors import PRIORS
 
 
 def prior_name(name: str) -> str:
     """Accept ``gripper_object`` or ``prior.gripper_object``; refuse unknown priors."""
-    bare = name.removeprefix("prior.")
-    if bare not in TORCH_PRIORS:
-        raise RrmError(f"unknown prior column '{name}'; known priors: {', '.join(TORCH_PRIORS)}")
+    bare = fmt.prior_name(name)
+    if bare not in PRIORS:
+        raise RrmError(PRIORS.unknown(name))
     return bare
 
 
@@ -187,7 +169,7 @@ class ResidualReward(nn.Module):
         if state is None:
             return next(iter(columns.values())).new_zeros(())
         with torch.no_grad():
-            return self.prior_sign * TORCH_PRIORS[self.prior_name](state.float())
+            return self.prior_sign * PRIORS.get(self.prior_name)(state.float())
 
     def forward(self, columns: Mapping[str, Tensor]) -> RewardParts:
         """Columns of shape (..., width) → parts of shape (...) (members: (K, ...))."""

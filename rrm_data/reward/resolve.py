@@ -17,8 +17,7 @@ def resolve_reward(ref: str | Path) -> RewardFunction:
         return TrueReward()
     if text.startswith("prior:"):
         name = text.removeprefix("prior:")
-        if name not in PRIORS:
-            raise RrmError(f"unknown prior '{name}'; known priors: {', '.join(PRIORS)}")
+        PRIORS.get(name)
         return PriorReward(name)
     path = Path(text).expanduser()
     if not path.exists():

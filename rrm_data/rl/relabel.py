@@ -40,8 +40,8 @@ def step_columns(reward: RewardFunction, obs: np.ndarray, act: np.ndarray, *,
             columns[name] = np.asarray(obs, dtype=np.float32)
         elif name == fmt.ACTION:
             columns[name] = np.asarray(act, dtype=np.float32)
-        elif name.startswith(PRIOR_PREFIX) and name.removeprefix(PRIOR_PREFIX) in PRIORS:
-            columns[name] = PRIORS[name.removeprefix(PRIOR_PREFIX)](obs).astype(np.float32)
+        elif name.startswith(PRIOR_PREFIX) and fmt.prior_name(name) in PRIORS:
+            columns[name] = PRIORS.get(fmt.prior_name(name))(obs).astype(np.float32)
         elif name == fmt.REWARD and env_reward is not None:
             columns[name] = np.asarray(env_reward, dtype=np.float32)
         elif name.startswith(IMAGE_PREFIX) and frames and name.removeprefix(IMAGE_PREFIX) in frames:

@@ -22,11 +22,11 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError, first_line
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
+from rrm_data.sim.observation import STATE_DIM
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
 EVAL_FIELDS = ("timesteps", "success_rate", "true_return", "true_return_std", "episode_length")
@@ -196,7 +196,7 @@ def load_policy(path: str) -> SAC:
         model = SAC.load(file, device="cpu")
     except Exception as exc:  # SB3 raises whatever the zip or pickle layer raises
         raise RrmError(f"{file}: not a loadable SB3 SAC policy ({first_line(exc)})") from None
-    if model.observation_space.shape != (fmt.STATE_DIM,):
+    if model.observation_space.shape != (STATE_DIM,):
         raise RrmError(f"{file}: the policy observes shape {model.observation_space.shape}, "
-                       f"Meta-World gives ({fmt.STATE_DIM},)")
+                       f"Meta-World gives ({STATE_DIM},)")
     return model

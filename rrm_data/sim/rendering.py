@@ -18,6 +18,7 @@ import pyarrow as pa
 from PIL import Image
 
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.info import DatasetInfo
 from rrm_data.errors import RrmError, first_line
 from rrm_data.sim.envs import (  # envs picks MuJoCo's OpenGL backend first
     PhysicsState,
@@ -177,10 +178,10 @@ def image_cameras(columns: Iterable[str]) -> list[str]:
     return [c.removeprefix(prefix) for c in columns if c.startswith(prefix)]
 
 
-def frame_settings(info: dict[str, Any], cameras: Sequence[str]) -> dict[str, Any]:
+def frame_settings(info: DatasetInfo, cameras: Sequence[str]) -> dict[str, Any]:
     """Size and scene quality of a dataset's frames of ``cameras`` (from render or collect)."""
-    render = info.get("render") or {}
-    source = render if set(cameras) <= set(render.get("camera", [])) else info["collection"]
+    render = info.render or {}
+    source = render if set(cameras) <= set(render.get("camera", [])) else info.collection
     size = int(source["image_size"])
     return {"cameras": list(cameras), "height": size, "width": size,
             "quality": str(source["render_quality"])}

@@ -15,6 +15,7 @@ import pyarrow as pa
 from rrm_data.dataset import format as fmt
 from rrm_data.reward.priors import compute_priors
 from rrm_data.sim.envs import PhysicsRecorder, PhysicsState, num_variations, reset_to_variation
+from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 from rrm_data.sim.policies import PolicySpec, make_policy
 from rrm_data.sim.rendering import FrameRenderer
 
@@ -59,8 +60,8 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
     obs, rand_vec = reset_to_variation(env, variation, seed=plan.seed)
     policy = make_policy(plan.task, plan.policy)
 
-    observations = np.empty((max_steps, fmt.STATE_DIM), np.float64)
-    actions = np.empty((max_steps, fmt.ACTION_DIM), np.float64)
+    observations = np.empty((max_steps, STATE_DIM), np.float64)
+    actions = np.empty((max_steps, ACTION_DIM), np.float64)
     rewards = np.empty(max_steps, np.float64)
     success = np.zeros(max_steps, bool)
     done = np.zeros(max_steps, bool)

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from rrm_data.dataset.columns import step_columns
-from rrm_data.dataset.reader import DatasetDir, open_dataset
+from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
@@ -111,7 +111,7 @@ class PreferenceDataModule(pl.LightningDataModule):
     """Segment pairs of one teacher for training; oracle test pairs (or a held-out share of
     the training pairs) for validation. ``num_labels`` keeps the first N training pairs."""
 
-    def __init__(self, source: str, columns: Sequence[str], teacher: str = "oracle",
+    def __init__(self, dataset: DatasetDir, columns: Sequence[str], teacher: str = "oracle",
                  val_teacher: str = "oracle", num_labels: int | None = None,
                  val_fraction: float = 0.0, batch_size: int = 128, num_workers: int = 0) -> None:
         super().__init__()
@@ -121,7 +121,7 @@ class PreferenceDataModule(pl.LightningDataModule):
             raise RrmError(f"num_labels must be at least 1, got {num_labels}")
         if batch_size < 1:
             raise RrmError(f"batch_size must be at least 1, got {batch_size}")
-        self.source, self.columns = source, list(columns)
+        self.dataset, self.columns = dataset, list(columns)
         self.teacher, self.val_teacher = teacher, val_teacher
         self.num_labels, self.val_fraction = num_labels, val_fraction
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -134,7 +134,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         """Read the dataset once (later calls are no-ops)."""
         if self.train_pairs is not None:
             return
-        dataset = open_dataset(self.source)
+        dataset = self.dataset
         columns = step_columns(dataset, self.columns)
         self.steps = {name: torch.tensor(v.reshape(len(v), -1), dtype=torch.float32)
                       for name, v in columns.items()}

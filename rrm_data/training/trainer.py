@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
+from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.reward.networks import columns_read
 from rrm_data.training.datamodule import PreferenceDataModule
@@ -101,7 +102,10 @@ def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
         raise RrmError(f"invalid trainer option: {exc}") from None
 
 
-def make_datamodule(cfg: DictConfig) -> PreferenceDataModule:
+def make_datamodule(cfg: DictConfig, dataset: DatasetDir) -> PreferenceDataModule:
+    """The data module of a train-reward config (``data`` section) on an opened dataset."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
+    assert isinstance(data, dict)
+    data.pop("source")
     columns = columns_read(list(cfg.model.inputs), str(cfg.model.prior))
-    return PreferenceDataModule(columns=columns, **data)
+    return PreferenceDataModule(dataset, columns=columns, **data)

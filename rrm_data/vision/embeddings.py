@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import EMBEDDINGS_PREFIX, is_embedding_column
-from rrm_data.dataset.reader import DatasetDir, open_dataset
+from rrm_data.dataset.info import DatasetInfo
+from rrm_data.dataset.reader import DatasetDir
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
@@ -30,7 +31,7 @@ def embedding_table(encoder: str) -> str:
 
 def dataset_cameras(dataset: DatasetDir, cameras: list[str] | None) -> list[str]:
     """The cameras to embed: those asked for (which must have frames), else all of them."""
-    have = image_cameras(dataset.info["features"]["steps"])
+    have = image_cameras(dataset.info.features["steps"])
     if not have:
         raise RrmError(f"{dataset.root} has no camera frames; add some first: "
                        f"rrm-data render data={dataset.root} camera=corner")
@@ -45,7 +46,7 @@ def embed_steps(dataset: DatasetDir, cameras: list[str], encoder: FrozenEncoder,
                 batch_size: int) -> pa.Table:
     """``index`` and ``features`` of every step, reading frames batch by batch."""
     columns = [fmt.image_column(c) for c in cameras]
-    total = dataset.info["counts"]["steps"]
+    total = dataset.info.counts.steps
     index_parts, feature_parts = [], []
     with progress(f"embed {encoder.name}", total=total, unit="frames") as bar:
         for path in dataset.files("steps"):
@@ -60,44 +61,49 @@ def embed_steps(dataset: DatasetDir, cameras: list[str], encoder: FrozenEncoder,
                      "features": fmt.fixed_list_array(features, pa.float32())})
 
 
-def embedding_record(encoder: FrozenEncoder, info: dict[str, Any],
+def embedding_record(encoder: FrozenEncoder, info: DatasetInfo,
                      cameras: list[str]) -> dict[str, Any]:
     """What meta/info.json says about a features table (compared to find stale tables)."""
     return {**encoder.describe(), "cameras": cameras, "dim": encoder.dim * len(cameras),
             "frames": frame_settings(info, cameras)}
 
 
-def ensure_embeddings(data: str, encoder: str = DEFAULT_ENCODER, weights: str | None = None,
-                      pretrained: bool = True, cameras: list[str] | None = None,
-                      image_size: int | None = None, batch_size: int = 64) -> str:
-    """Build ``embeddings/<encoder>`` unless an up-to-date one exists; returns the table name."""
-    dataset = open_dataset(data)
+def ensure_embeddings(dataset: DatasetDir, encoder: str = DEFAULT_ENCODER,
+                      weights: str | None = None, pretrained: bool = True,
+                      cameras: list[str] | None = None, image_size: int | None = None,
+                      batch_size: int = 64) -> DatasetDir:
+    """Build ``embeddings/<encoder>`` unless an up-to-date one exists.
+
+    Returns the dataset to read from now: the new version when the table was written.
+    """
     cameras = dataset_cameras(dataset, cameras)
     frozen = load_encoder(encoder, weights, pretrained, image_size)
     table = embedding_table(encoder)
     record = embedding_record(frozen, dataset.info, cameras)
-    if dataset.info.get("embeddings", {}).get(table) == record:
-        console.print(f"{data}: {table} is up to date")
-        return table
+    if dataset.info.embeddings.get(table) == record:
+        console.print(f"{dataset.root}: {table} is up to date")
+        return dataset
     dataset.check_writable()
     features = embed_steps(dataset, cameras, frozen, batch_size)
     tables = dataset.tables()
     tables[table] = {"train": features}
-    info = {**dataset.info, "embeddings": {**dataset.info.get("embeddings", {}), table: record}}
+    info = dataset.info.replace(embeddings={**dataset.info.embeddings, table: record})
     write_dataset(dataset.root, tables, info, overwrite=True)
-    console.print(f"wrote {table} of {data}: {features.num_rows} × {record['dim']} features")
-    return table
+    console.print(f"wrote {table} of {dataset.root}: "
+                  f"{features.num_rows} × {record['dim']} features")
+    return DatasetDir(dataset.root, dataset.hub)
 
 
-def embedding_inputs(source: str, inputs: list[str]) -> dict[str, dict[str, Any]]:
-    """Records of the embeddings tables a reward model reads; missing ones are built first
-    (default encoder settings), so training never runs the encoder per epoch."""
-    records = {}
-    for column in filter(is_embedding_column, inputs):
-        if column not in open_dataset(source).info.get("embeddings", {}):
-            ensure_embeddings(source, column.removeprefix(EMBEDDINGS_PREFIX))
-        records[column] = open_dataset(source).info["embeddings"][column]
-    return records
+def missing_embeddings(dataset: DatasetDir, inputs: list[str]) -> list[str]:
+    """Encoders whose ``embeddings/<encoder>`` tables a model reads but the dataset lacks."""
+    return [column.removeprefix(EMBEDDINGS_PREFIX) for column in inputs
+            if is_embedding_column(column) and column not in dataset.info.embeddings]
+
+
+def embedding_records(dataset: DatasetDir, inputs: list[str]) -> dict[str, dict[str, Any]]:
+    """What the dataset records about each embeddings table a reward model reads."""
+    return {column: dataset.info.embeddings[column]
+            for column in filter(is_embedding_column, inputs)}
 
 
 def image_spec(records: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def run(cfg: DictConfig) -> None:
                        f"it has: {', '.join(teachers)}")
     rows = preferences.filter(pc.equal(preferences.column("teacher"), cfg.teacher))
     view = chosen_rejected(rows, cfg.ties)
-    out = Path(cfg.out or f"{dataset.info['name']}-{cfg.split}-{cfg.teacher}.trl.parquet")
+    out = Path(cfg.out or f"{dataset.info.name}-{cfg.split}-{cfg.teacher}.trl.parquet")
     if out.exists() and not cfg.overwrite:
         raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
     with atomic_file(out) as tmp:

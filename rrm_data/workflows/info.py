@@ -35,22 +35,22 @@ def run(cfg: DictConfig) -> None:
 def overview(dataset: DatasetDir) -> Table:
     """Key facts, one per line."""
     info = dataset.info
-    counts = info["counts"]
+    counts = info.counts
     segment_length = dataset.table("segments", columns=["length"]).column("length").to_numpy()
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     rows = {
-        "dataset": f"{info['name']} ({info['format']}) at {dataset.root}",
-        "tasks": ", ".join(info["tasks"]),
-        "episodes": f"{counts['episodes']} "
-                    f"({counts['successes'] / max(counts['episodes'], 1):.0%} successful)",
-        "steps": f"{_num_rows(dataset, 'steps')} at {info['fps']:g} fps",
+        "dataset": f"{info.name} ({info.format}) at {dataset.root}",
+        "tasks": ", ".join(info.tasks),
+        "episodes": f"{counts.episodes} "
+                    f"({counts.successes / max(counts.episodes, 1):.0%} successful)",
+        "steps": f"{_num_rows(dataset, 'steps')} at {info.fps:g} fps",
         "segments": f"{len(segment_length)} of "
                     f"{'/'.join(map(str, np.unique(segment_length)))} steps",
-        "pairs": ", ".join(f"{split} {n}" for split, n in sorted(counts["pairs"].items(),
+        "pairs": ", ".join(f"{split} {n}" for split, n in sorted(counts.pairs.items(),
                                                                  reverse=True)),
-        "cameras": ", ".join(info["cameras"]) or "none (state only)",
+        "cameras": ", ".join(info.cameras) or "none (state only)",
         "disk": decimal(sum(p.stat().st_size for p in dataset.root.rglob("*") if p.is_file())),
     }
     for key, value in rows.items():
@@ -90,7 +90,7 @@ def policy_table(dataset: DatasetDir) -> Table:
 
 def preference_table(dataset: DatasetDir) -> Table:
     """Label rows, skipped queries and label balance per split and teacher."""
-    skipped = dataset.info["counts"]["skipped"]
+    skipped = dataset.info.counts.skipped
     table = Table(title="preferences (label = P(segment_a preferred))", title_justify="left")
     for name in ("split", "teacher", "labels", "skipped", "1", "0", "0.5"):
         table.add_column(name, justify="left" if name in ("split", "teacher") else "right")

@@ -37,4 +37,4 @@ def run(cfg: DictConfig) -> None:
     records = [record for shard in shards for record in episode_records(shard)]
     first = shards[0].info
     collector.finish_dataset(out, records, collection, pairs=collection["pairs"],
-                             fps=first["fps"], cameras=list(first["cameras"]), shard=None)
+                             fps=first.fps, cameras=list(first.cameras), shard=None)

@@ -60,7 +60,7 @@ def build(dataset: DatasetDir, cfg: DictConfig, out: Path) -> list[tuple[str, in
     limits = hub.HubLimits(int(cfg.max_file_mb * hub.MB), cfg.max_files_per_folder)
 
     def card(splits: dict[str, list[str]]) -> str:
-        return render_card({**dataset.info, "splits": splits}, repo_id=cfg.repo_id,
+        return render_card(dataset.info.replace(splits=splits), repo_id=cfg.repo_id,
                            license=cfg.license)
 
     hub.build_tree(dataset.root, out, limits, card)
@@ -88,7 +88,7 @@ def run(cfg: DictConfig) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="rrm-publish-") as tmp:
         files = build(dataset, cfg, Path(tmp))
-        message = cfg.message or f"Upload {dataset.info['name']} with rrm-data"
+        message = cfg.message or f"Upload {dataset.info.name} with rrm-data"
         url = hub.upload_tree(Path(tmp), cfg.repo_id, token, cfg.private, cfg.revision, message)
     list_operations(files, "uploaded")
     console.print(f"published {cfg.repo_id} ({cfg.revision}): {url}")

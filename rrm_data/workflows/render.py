@@ -80,7 +80,7 @@ def run(cfg: DictConfig) -> None:
     dataset = open_dataset(cfg.data)
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
     assert spec is not None
-    columns = dataset.info["features"]["steps"]
+    columns = dataset.info.features["steps"]
     have = image_cameras(columns)
     twice = [c for c in spec.cameras if c in have]
     if twice:
@@ -102,9 +102,9 @@ def run(cfg: DictConfig) -> None:
     for column, values in frames.items():
         steps = steps.append_column(column, values)
     tables["steps"]["train"] = steps
-    info = {**dataset.info, "cameras": [*have, *spec.cameras],
-            "render": {"camera": list(spec.cameras), "image_size": spec.size,
-                       "render_quality": spec.quality}}
+    info = dataset.info.replace(cameras=[*have, *spec.cameras],
+                                render={"camera": list(spec.cameras), "image_size": spec.size,
+                                        "render_quality": spec.quality})
     write_dataset(out, tables, info, overwrite=in_place)
     console.print(f"wrote {out}: {steps.num_rows} frames of {', '.join(spec.cameras)} "
                   f"at {spec.size}×{spec.size} ({spec.quality})")

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from rrm_data.config import build_config, parse_overrides, to_yaml
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError, first_line
 from rrm_data.progress import console
 from rrm_data.recipes import load_recipe
@@ -24,7 +25,12 @@ from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.reward.networks import build_network, prior_name
 from rrm_data.training import trainer as trainer_parts
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
-from rrm_data.vision.embeddings import embedding_inputs, image_spec
+from rrm_data.vision.embeddings import (
+    embedding_records,
+    ensure_embeddings,
+    image_spec,
+    missing_embeddings,
+)
 
 
 def _help(text: str) -> Any:
@@ -104,8 +110,11 @@ def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     ckpt = trainer_parts.resume_checkpoint(out, cfg.resume, cfg.overwrite)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    encoders = embedding_inputs(str(cfg.data.source), list(cfg.model.inputs))
-    datamodule = trainer_parts.make_datamodule(cfg)
+    dataset = open_dataset(cfg.data.source)
+    for encoder in missing_embeddings(dataset, list(cfg.model.inputs)):
+        dataset = ensure_embeddings(dataset, encoder)  # written once, read every epoch
+    encoders = embedding_records(dataset, list(cfg.model.inputs))
+    datamodule = trainer_parts.make_datamodule(cfg, dataset)
     datamodule.setup("fit")
     stats = datamodule.input_stats(cfg.model.inputs) if cfg.model.normalize else None
     spec = reward_spec(cfg.model, datamodule.column_widths, stats)

@@ -24,10 +24,10 @@ Config = DatasetConfig
 def run(cfg: DictConfig) -> None:
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root)
-    counts = dataset.info["counts"]
-    print(f"ok: {cfg.data} is a valid {FORMAT_VERSION} dataset ({counts['episodes']} episodes, "
-          f"{counts['steps']} steps, {counts['segments']} segments, "
-          f"{sum(counts['pairs'].values())} pairs)")
+    counts = dataset.info.counts
+    print(f"ok: {cfg.data} is a valid {FORMAT_VERSION} dataset ({counts.episodes} episodes, "
+          f"{counts.steps} steps, {counts.segments} segments, "
+          f"{sum(counts.pairs.values())} pairs)")
 
 
 __all__ = ["Config", "run"]
