@@ -1,4 +1,8 @@
-"""Helpers every benchmark shares: timing a call and saving its JSON result."""
+"""Helpers every benchmark shares: timing a call and saving its JSON result.
+
+Importing it sets the benchmark process up as the ``rrm-data`` program does (rendering
+backend, quiet simulator), so it must come before any rrm_data import that loads MuJoCo.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rrm_data.process import configure_process
+
+configure_process()
 RESULTS = Path(__file__).parent / "results"
 
 

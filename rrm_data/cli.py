@@ -2,7 +2,8 @@
 
 A thin layer: each command lives in a workflow module that exposes ``Config`` (a
 dataclass of defaults), optionally ``make_config(overrides)``, and ``run(cfg)``.
-Adding a command is one line in ``COMMANDS``.
+Adding a command is one ``_command`` line. The program, not the library, sets up the
+process (rendering backend, warning filters) before any command runs.
 """
 
 from __future__ import annotations
@@ -10,33 +11,45 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from types import ModuleType
 
 from omegaconf import DictConfig
 
 from rrm_data.config import build_config, to_yaml
 from rrm_data.errors import RrmError
-
-COMMANDS: dict[str, tuple[str, str]] = {
-    "collect": ("rrm_data.workflows.collect", "roll out policies and write a preference dataset"),
-    "merge": ("rrm_data.workflows.merge", "join collection shards into one dataset"),
-    "render": ("rrm_data.workflows.render", "add camera frames to a state-only dataset"),
-    "embed": ("rrm_data.workflows.embed", "cache frozen-encoder features of every frame"),
-    "train-reward": ("rrm_data.workflows.train_reward", "train a reward model from a recipe"),
-    "evaluate": ("rrm_data.workflows.evaluate", "agreement and calibration report of a reward"),
-    "score": ("rrm_data.workflows.score", "per-pair scores of a reward model as Parquet"),
-    "gallery": ("rrm_data.workflows.gallery", "HTML gallery of best and worst trajectories"),
-    "publish": ("rrm_data.workflows.publish", "upload a dataset to the Hugging Face Hub"),
-    "export-trl": ("rrm_data.workflows.export_trl", "chosen/rejected view for TRL trainers"),
-    "train-sac": ("rrm_data.workflows.train_sac", "train SAC on a learned or given reward"),
-    "info": ("rrm_data.workflows.info", "print a short summary of a dataset"),
-    "validate": ("rrm_data.workflows.validate", "check a dataset against the rrm-data/1 format"),
-}
+from rrm_data.process import configure_process
+from rrm_data.registry import Registry
 
 
-def _load(name: str) -> ModuleType:
-    return importlib.import_module(COMMANDS[name][0])
+@dataclass(frozen=True)
+class Command:
+    """A command's workflow module (imported only when the command runs) and its summary."""
+
+    module: str
+    summary: str
+
+
+COMMANDS: Registry[Command] = Registry("command")
+
+
+def _command(name: str, workflow: str, summary: str) -> None:
+    COMMANDS.register(name)(Command(f"rrm_data.workflows.{workflow}", summary))
+
+
+_command("collect", "collect", "roll out policies and write a preference dataset")
+_command("merge", "merge", "join collection shards into one dataset")
+_command("render", "render", "add camera frames to a state-only dataset")
+_command("embed", "embed", "cache frozen-encoder features of every frame")
+_command("train-reward", "train_reward", "train a reward model from a recipe")
+_command("evaluate", "evaluate", "agreement and calibration report of a reward")
+_command("score", "score", "per-pair scores of a reward model as Parquet")
+_command("gallery", "gallery", "HTML gallery of best and worst trajectories")
+_command("publish", "publish", "upload a dataset to the Hugging Face Hub")
+_command("export-trl", "export_trl", "chosen/rejected view for TRL trainers")
+_command("train-sac", "train_sac", "train SAC on a learned or given reward")
+_command("info", "info", "print a short summary of a dataset")
+_command("validate", "validate", "check a dataset against the rrm-data/1 format")
 
 
 def _config(module: ModuleType, overrides: list[str]) -> DictConfig:
@@ -62,10 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="rrm-data",
         description="Preference datasets from Meta-World rollouts, and reward models on them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n" + "\n".join(f"  {n:<13} {h}" for n, (_, h) in COMMANDS.items())
+        epilog="commands:\n" + "\n".join(f"  {n:<13} {c.summary}" for n, c in COMMANDS.items())
         + "\n\nrun 'rrm-data COMMAND --help' for a command's config keys",
     )
-    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
+    parser.add_argument("command", metavar="COMMAND")
     return parser
 
 
@@ -79,11 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        _parser().parse_args([name])  # prints the valid commands and exits 2
-    module = _load(name)
+        print(f"rrm-data: error: {COMMANDS.unknown(name)}", file=sys.stderr)
+        return 2
+    configure_process()
+    module = importlib.import_module(COMMANDS.get(name).module)
     if any(a in ("-h", "--help") for a in rest):
         print(f"usage: rrm-data {name} [key=value ...] [--cfg] [--debug]\n")
-        print((module.__doc__ or COMMANDS[name][1]).strip() + "\n")
+        print((module.__doc__ or COMMANDS.get(name).summary).strip() + "\n")
         print(_describe(module))
         return 0
     try:

@@ -15,6 +15,14 @@ from rrm_data.errors import RrmError
 T = TypeVar("T")
 
 
+def unknown_name(kind: str, name: str, known: list[str], listed: str | None = None) -> str:
+    """"unknown <kind> '<name>'; known: …; did you mean …?" — the one line for every unknown
+    name; ``listed`` replaces the list of known names when it is too long to print."""
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown {kind} '{name}'; known: {listed or ', '.join(known)}{hint}"
+
+
 class Registry(Generic[T]):
     """Entries of one ``kind`` by name, in registration order."""
 
@@ -39,9 +47,7 @@ class Registry(Generic[T]):
 
     def unknown(self, name: str) -> str:
         """The message for an unknown name: what is known and what is close."""
-        close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        return f"unknown {self.kind} '{name}'; known: {', '.join(self._entries)}{hint}"
+        return unknown_name(self.kind, name, list(self._entries))
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from rrm_data.cli import main
+from rrm_data.process import configure_process
+
+configure_process()  # as the rrm-data program does, before any test imports MuJoCo
 
 SMALL = {"episodes": 10, "max_steps": 60, "segment_length": 20, "segments_per_episode": 3,
          "pairs": 120}

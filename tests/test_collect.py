@@ -166,7 +166,9 @@ def test_policy_and_noise_are_recorded_per_episode(small_dataset):
 # --- bad input -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["task=button-pres-v3"], "unknown task 'button-pres-v3'; close matches: button-press-v3"),
+    (["task=button-pres-v3"],
+     "unknown task 'button-pres-v3'; known: the 50 Meta-World v3 tasks; "
+     "did you mean button-press-v3"),
     (["teachers=[oracle,psychic]"], "unknown teacher 'psychic'"),
     (["policy=[expert:0,greedy]"], "unknown policy 'greedy'"),
     (["policy=[expert:lots]"], "noise must be a number"),

@@ -191,7 +191,9 @@ def test_train_builds_missing_features_first(rendered, copy_of, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    ({"encoder": "efficientnet_nope"}, "unknown encoder 'efficientnet_nope'; close matches"),
+    ({"encoder": "efficientnet_nope"},
+     "unknown encoder 'efficientnet_nope'; known: any timm model (timm.list_models()); "
+     "did you mean"),
     ({"encoder": "resnet18"}, "no pretrained weights for encoder 'resnet18' on this machine"),
     ({"weights": "/nonexistent/w.pth"}, "weights file '/nonexistent/w.pth' not found"),
     ({"camera": "topview"}, "has no frames of camera 'topview'; it has: corner"),

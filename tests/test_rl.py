@@ -23,8 +23,8 @@ from rrm_data.reward.networks import ResidualReward
 from rrm_data.reward.priors import gripper_object
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl import RewardWrapper, make_vec_env, relabel, relabel_replay_buffer, task_env
-from rrm_data.rl.sac import load_policy
 from rrm_data.sim.envs import get_physics_state
+from rrm_data.sim.policies import load_policy
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 from rrm_data.training.module import reward_spec
 from tests.conftest import overrides

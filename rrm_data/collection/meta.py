@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from rrm_data import __version__
 from rrm_data.dataset.info import Counts, DatasetInfo
 from rrm_data.labels.tables import BuiltTables, label_counts
+from rrm_data.labels.teachers import teacher_description
 from rrm_data.reward.priors import prior_formulas
 from rrm_data.sim.envs import suite_versions
 
@@ -41,7 +42,9 @@ def make_info(name: str, built: BuiltTables, collection: dict[str, Any], fps: fl
             labels=label_counts(tables["preferences"]),
             skipped=built.labelling["skipped"],
         ),
-        labelling={k: built.labelling[k] for k in ("mean_segment_return", "test_episodes")},
+        labelling={**{k: built.labelling[k] for k in ("mean_segment_return", "test_episodes")},
+                   "teacher_descriptions": {name: teacher_description(name)
+                                            for name in built.labelling["teachers"]}},
         collection=collection,
         seed=collection.get("seed"),
         shard=shard,

@@ -14,7 +14,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from rrm_data.dataset.format import table_files_glob
 from rrm_data.dataset.info import DatasetInfo
-from rrm_data.labels.teachers import make_teacher
 from rrm_data.resources import resource_dir
 
 TEMPLATE = "dataset_card.md.j2"
@@ -79,11 +78,11 @@ def collect_command(info: DatasetInfo) -> str:
 
 
 def teacher_rows(info: DatasetInfo) -> list[dict[str, str]]:
-    """Name, parameters and one-line description (the teacher's docstring) of each teacher."""
+    """Name, parameters and one-line description (recorded at collection) of each teacher."""
     rows = []
+    descriptions = info.labelling.get("teacher_descriptions", {})
     for name, params in info.teachers.items():
-        doc = (type(make_teacher(name)).__doc__ or "").strip().splitlines()
-        rows.append({"name": name, "description": doc[0] if doc else "",
+        rows.append({"name": name, "description": descriptions.get(name, ""),
                      "params": ", ".join(f"{k} = {v:g}" for k, v in params.items()) or "–"})
     return rows
 

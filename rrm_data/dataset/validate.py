@@ -28,7 +28,6 @@ from referencing import Registry, Resource
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.format import table_features
 from rrm_data.errors import RrmError, first_line
-from rrm_data.labels.teachers import TEACHERS
 from rrm_data.resources import resource_dir
 
 INFO = "meta/info.json"
@@ -327,7 +326,8 @@ class _Checker:
         yield from _non_finite(segments_part, segments, ["return", *segment_priors])
         yield from _episode_problems(episodes_part, episodes, steps_part, steps)
         yield from _segment_problems(segments_part, segments, episodes)
-        yield from _preference_problems(preferences, segments.column("segment_index").to_numpy())
+        yield from _preference_problems(preferences, segments.column("segment_index").to_numpy(),
+                                        list(self.info["teachers"]))
         yield from self._extra_table_problems(steps.num_rows)
         yield from self._count_problems(steps, episodes, segments,
                                         {s: t for s, (_, t) in preferences.items()})
@@ -449,9 +449,10 @@ def _segment_problems(part: TablePart, segments: pa.Table,
 
 
 def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
-                         segment_ids: np.ndarray) -> Iterator[Problem]:
-    """Labels and teachers are valid, pairs point at segments, test pairs are oracle-labelled."""
-    known = pa.array(list(TEACHERS))
+                         segment_ids: np.ndarray, teachers: list[str]) -> Iterator[Problem]:
+    """Labels are valid, teachers are those meta/info.json declares, pairs point at segments,
+    test pairs are oracle-labelled."""
+    known = pa.array(teachers, pa.string())
     segments_of = {}
     for split, (part, table) in preferences.items():
         label = table.column("label").to_numpy()
@@ -462,7 +463,7 @@ def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
         row = _first(unknown.to_numpy(zero_copy_only=False))
         if row is not None:
             yield part.problem(row, "teacher", f"'{table.column('teacher')[row]}' is not a known "
-                                               f"teacher ({', '.join(TEACHERS)})")
+                                               f"teacher ({INFO} teachers: {', '.join(teachers)})")
         a, b = (table.column(c).to_numpy() for c in ("segment_a", "segment_b"))
         for column, values in (("segment_a", a), ("segment_b", b)):
             row = _first(_positions(segment_ids, values) < 0)

@@ -8,13 +8,14 @@ own code multiplies by ε again after its first round, which we do not copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from rrm_data.errors import RrmError
+from rrm_data.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,21 @@ class PairRewards:
         return self.rewards_b.sum(axis=1)
 
 
+class Teacher(Protocol):
+    """Labels pairs from their true per-step rewards: 1, 0, 0.5 or NaN (query skipped)."""
+
+    def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray: ...
+
+
+TEACHERS: Registry[type[Teacher]] = Registry("teacher")
+
+
 def _hard(diff: np.ndarray) -> np.ndarray:
     """1 if a is better, 0 if b is better, 0.5 on an exact tie."""
     return np.where(diff > 0, 1.0, np.where(diff < 0, 0.0, 0.5))
 
 
+@TEACHERS.register("oracle")
 @dataclass(frozen=True)
 class Oracle:
     """Prefers the higher true return (β = ∞, γ = 1)."""
@@ -47,6 +58,7 @@ class Oracle:
         return _hard(pairs.returns_a - pairs.returns_b)
 
 
+@TEACHERS.register("stochastic")
 @dataclass(frozen=True)
 class Stochastic:
     """Samples the label from σ(β · ΔR) (B-Pref's "noisy" teacher: β = 1)."""
@@ -59,6 +71,7 @@ class Stochastic:
         return (rng.random(len(p_a)) < p_a).astype(np.float64)
 
 
+@TEACHERS.register("mistake")
 @dataclass(frozen=True)
 class Mistake:
     """Flips the oracle label with probability ε."""
@@ -71,6 +84,7 @@ class Mistake:
         return np.where(flip, 1.0 - labels, labels)
 
 
+@TEACHERS.register("skip")
 @dataclass(frozen=True)
 class Skip:
     """Drops a query when both returns are below ε × mean segment return."""
@@ -86,6 +100,7 @@ class Skip:
         return np.where(both_low, np.nan, labels)
 
 
+@TEACHERS.register("equal")
 @dataclass(frozen=True)
 class Equal:
     """Labels 0.5 when |ΔR| is below ε × mean segment return."""
@@ -100,6 +115,7 @@ class Equal:
         return np.where(np.abs(diff) < self.threshold(pairs), 0.5, _hard(diff))
 
 
+@TEACHERS.register("myopic")
 @dataclass(frozen=True)
 class Myopic:
     """Weights step t by γ^(H−1−t), so recent steps count most, then prefers the larger sum."""
@@ -114,26 +130,21 @@ class Myopic:
         return _hard(pairs.rewards_a @ w - pairs.rewards_b @ w)
 
 
-TEACHERS: dict[str, Callable[..., Any]] = {
-    "oracle": Oracle,
-    "stochastic": Stochastic,
-    "mistake": Mistake,
-    "skip": Skip,
-    "equal": Equal,
-    "myopic": Myopic,
-}
-
-
-def make_teacher(name: str, params: Mapping[str, Any] | None = None) -> Any:
+def make_teacher(name: str, params: Mapping[str, Any] | None = None) -> Teacher:
     """Build a teacher by name, checking its parameters."""
-    if name not in TEACHERS:
-        raise RrmError(f"unknown teacher '{name}'; known teachers: {', '.join(TEACHERS)}")
+    cls = TEACHERS.get(name)
     try:
-        return TEACHERS[name](**dict(params or {}))
+        return cls(**dict(params or {}))
     except TypeError:
         raise RrmError(f"teacher '{name}' got unknown parameters {sorted(params or {})}") from None
 
 
-def teacher_params(teacher: Any) -> dict[str, float]:
+def teacher_params(teacher: Teacher) -> dict[str, float]:
     """The parameters a teacher was built with (for meta/info.json and the card)."""
     return {k: float(v) for k, v in vars(teacher).items()}
+
+
+def teacher_description(name: str) -> str:
+    """The first line of a teacher's docstring: what it models, for cards and reports."""
+    doc = (TEACHERS.get(name).__doc__ or "").strip().splitlines()
+    return doc[0] if doc else ""

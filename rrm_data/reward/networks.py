@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
+from rrm_data.registry import Registry
 from rrm_data.reward.priors import PRIORS
 
 
@@ -50,11 +51,15 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU,
-}
+ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
+for _name, _module in (("leaky_relu", nn.LeakyReLU), ("relu", nn.ReLU), ("tanh", nn.Tanh),
+                       ("silu", nn.SiLU)):
+    ACTIVATIONS.register(_name)(_module)
+
+NETWORKS: Registry[type[nn.Module]] = Registry("network")
 
 
+@NETWORKS.register("mlp")
 class EnsembleMLP(nn.Module):
     """PEBBLE's reward net: ``members`` MLPs of ``layers`` × ``hidden`` units, one output each.
 
@@ -64,15 +69,14 @@ class EnsembleMLP(nn.Module):
     def __init__(self, in_dim: int, hidden: int = 256, layers: int = 3, members: int = 3,
                  activation: str = "leaky_relu") -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise RrmError(f"unknown activation '{activation}'; known: {', '.join(ACTIVATIONS)}")
+        make_activation = ACTIVATIONS.get(activation)
         if min(hidden, layers, members) < 1:
             raise RrmError("network sizes hidden, layers and members must be at least 1")
         self.members = members
         sizes = [in_dim] + [hidden] * layers
         blocks: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-            blocks += [EnsembleLinear(members, a, b), ACTIVATIONS[activation]()]
+            blocks += [EnsembleLinear(members, a, b), make_activation()]
         self.body = nn.Sequential(*blocks, EnsembleLinear(members, sizes[-1], 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -82,6 +86,7 @@ class EnsembleMLP(nn.Module):
         return self.body(flat).reshape(self.members, *lead)
 
 
+@NETWORKS.register("trunk_mlp")
 class EnsembleTrunkMLP(nn.Module):
     """For wide inputs such as frozen image features (1,280 per camera for EfficientNet-Lite0).
 
@@ -106,17 +111,9 @@ class EnsembleTrunkMLP(nn.Module):
         return self.head(torch.tanh(self.norm(self.trunk(flat)))).reshape(self.members, *lead)
 
 
-NETWORKS: dict[str, type[nn.Module]] = {
-    "mlp": EnsembleMLP,
-    "trunk_mlp": EnsembleTrunkMLP,
-}
-
-
 def build_network(kind: str, in_dim: int, params: Mapping[str, Any]) -> nn.Module:
     """A registered network, refusing parameters its constructor does not take."""
-    if kind not in NETWORKS:
-        raise RrmError(f"unknown network '{kind}'; known networks: {', '.join(NETWORKS)}")
-    cls = NETWORKS[kind]
+    cls = NETWORKS.get(kind)
     accepted = set(inspect.signature(cls).parameters) - {"in_dim"}
     unknown = sorted(set(params) - accepted)
     if unknown:

@@ -1,7 +1,7 @@
 """The RL bridge: environments rewarded by r̂, replay-buffer relabelling, SAC on a reward."""
 
 from rrm_data.rl.relabel import frame_cameras, relabel, relabel_replay_buffer, step_columns
-from rrm_data.rl.sac import evaluate, load_policy, make_sac, make_vec_env
+from rrm_data.rl.sac import evaluate, make_sac, make_vec_env
 from rrm_data.rl.wrapper import (
     TRUE_REWARD,
     RewardWrapper,
@@ -19,7 +19,6 @@ __all__ = [
     "evaluate",
     "frame_cameras",
     "frame_spec",
-    "load_policy",
     "make_sac",
     "make_vec_env",
     "relabel",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,10 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from rrm_data.errors import RrmError, first_line
+from rrm_data.errors import RrmError
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
-from rrm_data.sim.observation import STATE_DIM
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
 EVAL_FIELDS = ("timesteps", "success_rate", "true_return", "true_return_std", "episode_length")
@@ -180,23 +178,4 @@ def train(model: SAC, steps: int, out: Path, evaluation: EvaluationCallback,
         every = max(checkpoint_every // model.n_envs, 1)
         callbacks.append(CheckpointCallback(every, str(out / "checkpoints"), name_prefix="sac"))
     model.learn(total_timesteps=steps, callback=callbacks, log_interval=1)
-    return model
-
-
-@cache
-def load_policy(path: str) -> SAC:
-    """A policy saved by ``train-sac`` (a run directory or its ``policy.zip``), loaded once."""
-    file = Path(path).expanduser()
-    if file.is_dir():
-        file = file / "policy.zip"
-    if not file.is_file():
-        raise RrmError(f"no saved SAC policy at {path} (expected a policy.zip or a train-sac run "
-                       "directory)")
-    try:
-        model = SAC.load(file, device="cpu")
-    except Exception as exc:  # SB3 raises whatever the zip or pickle layer raises
-        raise RrmError(f"{file}: not a loadable SB3 SAC policy ({first_line(exc)})") from None
-    if model.observation_space.shape != (STATE_DIM,):
-        raise RrmError(f"{file}: the policy observes shape {model.observation_space.shape}, "
-                       f"Meta-World gives ({STATE_DIM},)")
     return model

@@ -6,37 +6,17 @@ always rebuilt the same way: pick the task variation (``rand_vec``), reset, then
 
 from __future__ import annotations
 
-import contextlib
-import ctypes.util
-import difflib
-import os
-import warnings
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import gymnasium as gym
+import metaworld  # registers the Meta-World/* environments
+import mujoco
 import numpy as np
 
 from rrm_data.errors import RrmError
-
-# MuJoCo picks its OpenGL backend when it is first imported. OSMesa renders on a CPU-only
-# machine; without Debian's libosmesa6 we leave it unset so that state-only work still runs.
-if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("OSMesa"):
-    os.environ["MUJOCO_GL"] = "osmesa"
-    os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
-if os.environ.get("MUJOCO_GL") == "osmesa":
-    # OSMesa's LLVM and Triton's clash: importing Triton (which torch does lazily, e.g. when
-    # an optimizer is built) after MuJoCo has loaded OSMesa segfaults. Loading it first is safe.
-    with contextlib.suppress(ImportError):
-        import triton  # noqa: F401
-
-import gymnasium as gym  # noqa: E402
-import metaworld  # noqa: E402,F401  (registers the Meta-World/* environments)
-import mujoco  # noqa: E402
-
-warnings.filterwarnings("ignore", module=r"gymnasium\..*")
-warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
-gym.logger.min_level = 40
+from rrm_data.registry import unknown_name
 
 
 @cache
@@ -49,9 +29,8 @@ def check_task(name: str) -> str:
     """Return ``name`` if it is a Meta-World v3 task, else fail listing close matches."""
     if name in task_names():
         return name
-    close = difflib.get_close_matches(name, task_names(), n=4, cutoff=0.5)
-    hint = f"; close matches: {', '.join(close)}" if close else "; run 'rrm-data collect --help'"
-    raise RrmError(f"unknown task '{name}'{hint}")
+    raise RrmError(unknown_name("task", name, list(task_names()),
+                                listed=f"the {len(task_names())} Meta-World v3 tasks"))
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,24 @@
 ``expert:0.3`` is the task's scripted expert with Gaussian action noise σ = 0.3;
 ``random`` samples uniform actions; ``sac:PATH`` is a policy saved by ``train-sac`` (its
 run directory or ``policy.zip``), acting deterministically. Adding a policy kind is one
-entry in ``POLICIES``.
+decorated factory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from rrm_data.errors import RrmError
+from rrm_data.errors import RrmError, first_line
+from rrm_data.registry import Registry
+from rrm_data.sim.observation import STATE_DIM
+
+POLICY_FILE = "policy.zip"  # what train-sac saves in its run directory
 
 
 class Policy(Protocol):
@@ -64,38 +70,55 @@ class SacPolicy:
     """A learned SAC policy (Stable-Baselines3), its mean action: learned policies make new data."""
 
     def __init__(self, path: str) -> None:
-        from rrm_data.rl.sac import load_policy
-
         self._model = load_policy(path)
 
     def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self._model.predict(obs, deterministic=True)[0]
 
 
+@cache
+def load_policy(path: str) -> Any:
+    """A SAC policy saved by ``train-sac`` (a run directory or its ``policy.zip``), loaded once."""
+    from stable_baselines3 import SAC  # only collections that roll out learned policies need SB3
+
+    file = Path(path).expanduser()
+    if file.is_dir():
+        file = file / POLICY_FILE
+    if not file.is_file():
+        raise RrmError(f"no saved SAC policy at {path} (expected a {POLICY_FILE} or a train-sac "
+                       "run directory)")
+    try:
+        model = SAC.load(file, device="cpu")
+    except Exception as exc:  # SB3 raises whatever the zip or pickle layer raises
+        raise RrmError(f"{file}: not a loadable SB3 SAC policy ({first_line(exc)})") from None
+    if model.observation_space.shape != (STATE_DIM,):
+        raise RrmError(f"{file}: the policy observes shape {model.observation_space.shape}, "
+                       f"Meta-World gives ({STATE_DIM},)")
+    return model
+
+
+POLICY_KINDS: Registry[Callable[[str, PolicySpec], Policy]] = Registry("policy")
+
+
+@POLICY_KINDS.register("expert")
 def _expert(task: str, spec: PolicySpec) -> Policy:
     return ExpertPolicy(task, spec.noise)
 
 
+@POLICY_KINDS.register("random")
 def _random(task: str, spec: PolicySpec) -> Policy:
     return RandomPolicy()
 
 
+@POLICY_KINDS.register("sac")
 def _sac(task: str, spec: PolicySpec) -> Policy:
     return SacPolicy(str(spec.arg))
-
-
-POLICIES: dict[str, Callable[[str, PolicySpec], Policy]] = {
-    "expert": _expert,
-    "random": _random,
-    "sac": _sac,
-}
 
 
 def parse_policy(spec: str) -> PolicySpec:
     """Parse and check one spec string such as ``expert:0.1``."""
     kind, _, arg = str(spec).partition(":")
-    if kind not in POLICIES:
-        raise RrmError(f"unknown policy '{spec}'; known kinds: {', '.join(POLICIES)}")
+    POLICY_KINDS.get(kind)
     parsed = PolicySpec(kind, arg or None)
     if kind == "expert" and parsed.arg is not None:
         try:
@@ -112,4 +135,4 @@ def parse_policy(spec: str) -> PolicySpec:
 
 
 def make_policy(task: str, spec: PolicySpec) -> Policy:
-    return POLICIES[spec.kind](task, spec)
+    return POLICY_KINDS.get(spec.kind)(task, spec)

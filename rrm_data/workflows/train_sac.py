@@ -38,8 +38,7 @@ from rrm_data.rl.sac import (
     train,
 )
 from rrm_data.sim.envs import check_task
-
-POLICY_FILE = "policy.zip"
+from rrm_data.sim.policies import POLICY_FILE
 
 
 def _help(text: str) -> Any:
