@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rrm_data.cli import main
-from rrm_data.workflows.info import policy_label
+from rrm_data.sim.policies import policy_label
 
 
 def table_rows(out: str) -> list[list[str]]:
@@ -34,7 +34,7 @@ def test_success_rate_and_return_per_policy(small_dataset: Path, summary: str) -
     expected = []
     for kind, sigma in sorted(set(zip(policy.tolist(), noise.tolist(), strict=True))):
         mask = (policy == kind) & (noise == sigma)
-        label = f"{kind} σ={sigma:g}" if kind == "expert" else kind
+        label = f"{kind}:{sigma:g}" if kind == "expert" else kind
         expected.append([label, str(mask.sum()), f"{success[mask].mean():.0%}",
                          f"{returns[mask].mean():.1f}"])
     expected.append(["all", "10", f"{success.mean():.0%}", f"{returns.mean():.1f}"])
@@ -58,9 +58,9 @@ def test_pairs_and_label_balance_per_teacher(small_dataset: Path, summary: str) 
 
 
 def test_policy_label() -> None:
-    assert policy_label("expert", 0.0, {"expert"}) == "expert σ=0"
-    assert policy_label("expert", 0.5, {"expert"}) == "expert σ=0.5"
-    assert policy_label("random", 0.0, {"expert"}) == "random"
+    assert policy_label("expert", 0.0) == "expert:0"
+    assert policy_label("expert", 0.5) == "expert:0.5"
+    assert policy_label("random", 0.0) == "random"
 
 
 def test_info_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,24 @@ def to_numpy(column: pa.ChunkedArray) -> np.ndarray:
         width = array.type.list_size
         return array.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
     return array.to_numpy(zero_copy_only=False)
+
+
+def positions(keys: Any, values: Any) -> np.ndarray:
+    """Row position of each value among the distinct ``keys`` (-1 where it is absent)."""
+    keys, values = np.asarray(keys), np.asarray(values)
+    if len(keys) == 0:
+        return np.full(len(values), -1)
+    order = np.argsort(keys, kind="stable")
+    found = order[np.clip(np.searchsorted(keys, values, sorter=order), 0, len(keys) - 1)]
+    return np.where(keys[found] == values, found, -1)
+
+
+def segment_first_steps(segments: pa.Table, episodes: pa.Table) -> np.ndarray:
+    """Global step row of each segment's first step: its episode's ``index_from`` + ``start``."""
+    at = positions(episodes.column("episode_index"), segments.column("episode_index"))
+    if (at < 0).any():
+        raise RrmError("a segment points at an episode that does not exist")
+    return episodes.column("index_from").to_numpy()[at] + segments.column("start").to_numpy()
 
 
 EMBEDDINGS_PREFIX = "embeddings/"

@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import positions
 from rrm_data.dataset.format import table_features
 from rrm_data.errors import RrmError, first_line
 from rrm_data.resources import resource_dir
@@ -189,15 +190,6 @@ def _repeated(keys: np.ndarray) -> np.ndarray:
     mask = np.zeros(len(keys), bool)
     mask[order[1:][keys[order][1:] == keys[order][:-1]]] = True
     return mask
-
-
-def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Row of each value in ``keys`` (unique), or -1 where it is absent."""
-    if len(keys) == 0:
-        return np.full(len(values), -1)
-    order = np.argsort(keys, kind="stable")
-    rows = order[np.minimum(np.searchsorted(keys, values, sorter=order), len(keys) - 1)]
-    return np.where(keys[rows] == values, rows, -1)
 
 
 def _nulls(part: TablePart, table: pa.Table) -> Iterator[Problem]:
@@ -435,7 +427,7 @@ def _segment_problems(part: TablePart, segments: pa.Table,
     row = _first(_repeated(ids))
     if row is not None:
         yield part.problem(row, "segment_index", f"segment {ids[row]} appears more than once")
-    at = _positions(episodes.column("episode_index").to_numpy(), episode)
+    at = positions(episodes.column("episode_index").to_numpy(), episode)
     row = _first(at < 0)
     if row is not None:
         yield part.problem(row, "episode_index", f"episode {episode[row]} does not exist")
@@ -466,7 +458,7 @@ def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
                                                f"teacher ({INFO} teachers: {', '.join(teachers)})")
         a, b = (table.column(c).to_numpy() for c in ("segment_a", "segment_b"))
         for column, values in (("segment_a", a), ("segment_b", b)):
-            row = _first(_positions(segment_ids, values) < 0)
+            row = _first(positions(segment_ids, values) < 0)
             if row is not None:
                 yield part.problem(row, column, f"segment {values[row]} does not exist")
         row = _first(a == b)

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.columns import positions, segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.metrics import preference_probability
 from rrm_data.reward.base import RewardFunction, RewardOutput
 from rrm_data.reward.resolve import resolve_reward
+from rrm_data.sim.policies import policy_label
 
 TIE = 0.5
 PARTS = RewardOutput._fields
-
-
-def policy_label(policy: str, noise: float) -> str:
-    """``expert:0.5``, ``random``: the spec the episode was collected with."""
-    return f"{policy}:{noise:g}" if policy == "expert" else policy
 
 
 @dataclass(frozen=True)
@@ -44,16 +39,6 @@ class SplitData:
     pairs: pd.DataFrame
     segments: pd.DataFrame
     episodes: pd.DataFrame
-
-
-def positions(keys: Any, values: Any) -> np.ndarray:
-    """Row position of each value among the distinct ``keys`` (-1 where it is absent)."""
-    keys, values = np.asarray(keys), np.asarray(values)
-    if len(keys) == 0:
-        return np.full(len(values), -1)
-    order = np.argsort(keys, kind="stable")
-    found = order[np.clip(np.searchsorted(keys, values, sorter=order), 0, len(keys) - 1)]
-    return np.where(keys[found] == values, found, -1)
 
 
 def load_split(dataset: DatasetDir, split: str, teacher: str | None = "oracle") -> SplitData:
@@ -87,8 +72,7 @@ def load_split(dataset: DatasetDir, split: str, teacher: str | None = "oracle") 
     # Columns are added in Arrow, before one conversion each: pandas column assignment is slow.
     context = pa.array(positions(episodes.column("episode_index"),
                                  segments.column("episode_index")))
-    first = pc.add(episodes.column("index_from").take(context), segments.column("start"))
-    segments = (segments.append_column("first", first)
+    segments = (segments.append_column("first", pa.array(segment_first_steps(segments, episodes)))
                 .append_column("task", episodes.column("task").take(context))
                 .append_column("policy", episodes.column("policy").take(context)))
     return SplitData(dataset, split, teacher, pairs.to_pandas(), segments.to_pandas(),

@@ -23,7 +23,6 @@ from rrm_data.errors import RrmError, first_line
 from rrm_data.io import atomic_directory, write_json
 from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.networks import ResidualReward, RewardParts
-from rrm_data.vision.encoders import FrameFeatures
 
 ARTIFACT_FORMAT = "rrm-reward/1"
 ARTIFACT_DIR = "reward"
@@ -58,7 +57,11 @@ class LearnedReward:
         self.columns: tuple[str, ...] = model.columns
         # Image rewards read cached encoder features; from raw frames they are computed here.
         encoders = spec.get("encoders")
-        self.frame_features = FrameFeatures(encoders) if encoders else None
+        self.frame_features = None
+        if encoders:  # only image rewards need timm
+            from rrm_data.vision.encoders import FrameFeatures
+
+            self.frame_features = FrameFeatures(encoders)
 
     def to(self, device: str | torch.device) -> LearnedReward:
         self.model.to(device)

@@ -38,9 +38,12 @@ class PolicySpec:
     def noise(self) -> float:
         return float(self.arg) if self.kind == "expert" and self.arg else 0.0
 
-    @property
-    def label(self) -> str:
-        return self.kind if self.arg is None else f"{self.kind}:{self.arg}"
+
+
+def policy_label(kind: str, noise: float) -> str:
+    """How an episode's policy is named everywhere: the spec ``policy=`` takes (``expert:0.5``,
+    ``random``), from the kind and noise its episode row stores."""
+    return f"{kind}:{noise:g}" if kind == "expert" else kind
 
 
 class ExpertPolicy:

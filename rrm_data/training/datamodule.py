@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.columns import segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 
@@ -49,15 +49,12 @@ def segment_windows(dataset: DatasetDir) -> tuple[np.ndarray, int]:
     lengths = np.unique(segments.column("length").to_numpy())
     if len(lengths) != 1:
         raise RrmError(f"{dataset.root}: segments have different lengths {lengths.tolist()}")
-    ep_ids = episodes.column("episode_index").to_numpy()
-    order = np.argsort(ep_ids)
-    seg_ep = segments.column("episode_index").to_numpy()
-    pos = np.searchsorted(ep_ids[order], seg_ep).clip(0, len(ep_ids) - 1)
-    if not np.array_equal(ep_ids[order][pos], seg_ep):
-        raise RrmError(f"{dataset.root}: a segment points at an episode that does not exist")
     first = np.empty(segments.num_rows, np.int64)
-    first[segments.column("segment_index").to_numpy()] = (
-        episodes.column("index_from").to_numpy()[order][pos] + segments.column("start").to_numpy())
+    try:
+        first[segments.column("segment_index").to_numpy()] = segment_first_steps(segments,
+                                                                                episodes)
+    except RrmError as exc:
+        raise RrmError(f"{dataset.root}: {exc}") from None
     return first, int(lengths[0])
 
 

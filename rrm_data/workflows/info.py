@@ -1,8 +1,8 @@
 """Print a short summary of a dataset: what it holds, how good its episodes are, its labels.
 
-Tasks, episodes, steps and segments; success rate and mean return per policy (kind and
-noise level σ); pairs and label balance per split and teacher, with the queries each
-teacher skipped; cameras and size on disk. Reads meta/info.json and only the columns
+Tasks, episodes, steps and segments; success rate and mean return per policy (as
+``policy=`` names it, e.g. ``expert:0.5``); pairs and label balance per split and teacher,
+with the queries each teacher skipped; cameras and size on disk. Reads meta/info.json and only the columns
 it needs, so it stays fast on large datasets.
 """
 
@@ -17,6 +17,7 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from rrm_data.dataset.reader import DatasetDir, open_dataset
+from rrm_data.sim.policies import policy_label
 from rrm_data.workflows import DatasetConfig
 
 LABEL_VALUES = (1.0, 0.0, 0.5)
@@ -63,23 +64,17 @@ def _num_rows(dataset: DatasetDir, table: str) -> int:
     return sum(pq.read_metadata(path).num_rows for path in dataset.files(table))
 
 
-def policy_label(policy: str, noise: float, noisy_kinds: set[str]) -> str:
-    """``expert σ=0.5`` for a policy kind used with noise, the bare kind otherwise."""
-    return f"{policy} σ={noise:g}" if policy in noisy_kinds else policy
-
-
 def policy_table(dataset: DatasetDir) -> Table:
     """Episodes, success rate and mean return per policy and noise level."""
     episodes = dataset.table("episodes", columns=["policy", "policy_noise", "success", "return"])
     groups = (episodes.group_by(["policy", "policy_noise"])
               .aggregate([("success", "count"), ("success", "mean"), ("return", "mean")])
               .sort_by([("policy", "ascending"), ("policy_noise", "ascending")]).to_pylist())
-    noisy = {g["policy"] for g in groups if g["policy_noise"] > 0}
     table = Table(title="episodes by policy", title_justify="left")
     for name in ("policy", "episodes", "success", "mean return"):
         table.add_column(name, justify="left" if name == "policy" else "right")
     for g in groups:
-        table.add_row(policy_label(g["policy"], g["policy_noise"], noisy), str(g["success_count"]),
+        table.add_row(policy_label(g["policy"], g["policy_noise"]), str(g["success_count"]),
                       f"{g['success_mean']:.0%}", f"{g['return_mean']:.1f}")
     success = episodes.column("success").to_numpy()
     returns = episodes.column("return").to_numpy()
@@ -114,4 +109,4 @@ def _labels_by_teacher(prefs: pa.Table) -> dict[str, np.ndarray]:
     return {name: labels[codes == i] for i, name in enumerate(encoded.dictionary.to_pylist())}
 
 
-__all__ = ["Config", "overview", "policy_label", "policy_table", "preference_table", "run"]
+__all__ = ["Config", "overview", "policy_table", "preference_table", "run"]
