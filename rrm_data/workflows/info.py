@@ -2,8 +2,8 @@
 
 Tasks, episodes, steps and segments; success rate and mean return per policy (as
 ``policy=`` names it, e.g. ``expert:0.5``); pairs and label balance per split and teacher,
-with the queries each teacher skipped; cameras and size on disk. Reads meta/info.json and only the columns
-it needs, so it stays fast on large datasets.
+with the queries each teacher skipped; cameras and size on disk. Reads meta/info.json and
+only the columns it needs, so it stays fast on large datasets.
 """
 
 from __future__ import annotations
