@@ -35,12 +35,12 @@ demo: system-deps install
 	$(BIN)/rrm-data gallery reward=$(DEMO_RUN) data=$(DEMO_DATA) k=4
 	@echo "demo done: report in $(DEMO_RUN)/eval-test/, gallery in $(DEMO_RUN)/gallery-test/index.html"
 
-test: system-deps install
-	$(BIN)/ruff check rrm_data tests benchmarks
-	$(BIN)/pytest
+test: system-deps install lint
+	$(BIN)/pytest --durations=15
 
 lint: install
 	$(BIN)/ruff check rrm_data tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) data/demo runs/demo

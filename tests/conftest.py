@@ -1,28 +1,16 @@
-"""Shared fixtures: small real datasets collected once per test session."""
+"""Shared fixtures: small real datasets and one small real reward model, made once per session."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from helpers import SMALL, TINY_TRAIN, overrides
 
 from rrm_data.cli import main
 from rrm_data.process import configure_process
 
 configure_process()  # as the rrm-data program does, before any test imports MuJoCo
-
-SMALL = {"episodes": 10, "max_steps": 60, "segment_length": 20, "segments_per_episode": 3,
-         "pairs": 120}
-
-
-def overrides(**values: object) -> list[str]:
-    """``key=value`` strings, lists in Hydra's ``[a,b]`` syntax."""
-    def text(v: object) -> str:
-        if isinstance(v, list | tuple):
-            return "[" + ",".join(map(str, v)) + "]"
-        return str(v).lower() if isinstance(v, bool) else str(v)
-
-    return [f"{k}={text(v)}" for k, v in values.items()]
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +33,13 @@ def make_dataset(tmp_path_factory: pytest.TempPathFactory):
 def small_dataset(make_dataset) -> Path:
     """The default small dataset: 10 episodes of 60 steps, all six teachers."""
     return make_dataset()
+
+
+@pytest.fixture(scope="session")
+def trained_reward(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real residual reward run (prior gripper_object, weight 1), trained for 2 epochs on the
+    small dataset: for tests that need some learned reward, not a particular one."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["train-reward", "recipe=state_residual", f"data={small_dataset}",
+                 f"out={out}", *TINY_TRAIN]) == 0
+    return out

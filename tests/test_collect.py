@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL, overrides
+from helpers import SMALL, leftovers, one_line_error, overrides, parquet_bytes
 
 import rrm_data.collection.collector as collector
 from rrm_data.cli import main
@@ -21,21 +21,8 @@ from rrm_data.sim.policies import parse_policy
 from rrm_data.workflows.collect import DEFAULT_POLICIES
 
 
-def parquet_bytes(root: Path) -> dict[str, bytes]:
-    """Every Parquet file of a dataset, by relative path."""
-    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
-    assert files, f"no Parquet files under {root}"
-    return files
-
-
 def run_collect(out: Path, **values: object) -> int:
     return main(["collect", *overrides(**{**SMALL, **values, "out": out})])
-
-
-def leftovers(out: Path) -> list[str]:
-    """Hidden temporary siblings of ``out`` (the resumable .partial folder is not one)."""
-    return sorted(p.name for p in out.parent.glob(f".{out.name}.*")
-                  if not p.name.endswith(".partial"))
 
 
 def test_same_seed_gives_identical_bytes(small_dataset, tmp_path):
@@ -43,6 +30,7 @@ def test_same_seed_gives_identical_bytes(small_dataset, tmp_path):
     assert parquet_bytes(tmp_path / "again") == parquet_bytes(small_dataset)
 
 
+@pytest.mark.slow
 def test_other_seed_gives_other_steps(small_dataset, tmp_path):
     assert run_collect(tmp_path / "seed1", seed=1) == 0
     ours, theirs = parquet_bytes(tmp_path / "seed1"), parquet_bytes(small_dataset)
@@ -57,6 +45,7 @@ def test_other_seed_gives_other_steps(small_dataset, tmp_path):
     assert parquet_bytes(fresh) == ours
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_bytes_as_one(small_dataset, tmp_path):
     assert run_collect(tmp_path / "workers2", workers=2) == 0
     assert parquet_bytes(tmp_path / "workers2") == parquet_bytes(small_dataset)
@@ -95,6 +84,7 @@ def interrupt(out: Path, sig: signal.Signals, after_episodes: int = 2) -> list[s
     return sorted(p.name for p in episodes.glob("*.arrow"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_interrupted_collect_resumes_to_the_same_dataset(sig, uninterrupted, tmp_path,
                                                          monkeypatch):
@@ -183,9 +173,7 @@ def test_policy_and_noise_are_recorded_per_episode(small_dataset):
 def test_bad_input_gets_one_clear_line(args, message, tmp_path, capsys):
     out = tmp_path / "data"
     assert main(["collect", *args, f"out={out}"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rrm-data collect: error: ")
-    assert message in err[0]
+    assert message in one_line_error(capsys, "collect")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import overrides
+from helpers import HUB_REPO, build_hub_cache, one_line_error, overrides
 from matplotlib import cbook
 from PIL import Image
-from test_hub_read import REPO, build_cache
 from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
 from rrm_data.cli import main
@@ -53,14 +52,14 @@ def copy_of(tmp_path):
 
 def test_embed_refuses_to_write_into_the_hub_cache(rendered, tmp_path, monkeypatch, capsys):
     cache = tmp_path / "hf-cache"
-    build_cache(rendered, cache)
+    build_hub_cache(rendered, cache)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     before = sorted(p.relative_to(cache) for p in cache.rglob("*"))
-    assert main(["embed", f"data={REPO}"]) == 2
+    assert main(["embed", f"data={HUB_REPO}"]) == 2
     err = capsys.readouterr().err
-    assert f"{REPO} is a Hub dataset read from the Hugging Face cache" in err
-    assert f"hf download {REPO} --repo-type dataset --local-dir DIR" in err
+    assert f"{HUB_REPO} is a Hub dataset read from the Hugging Face cache" in err
+    assert f"hf download {HUB_REPO} --repo-type dataset --local-dir DIR" in err
     assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == before
 
 
@@ -175,6 +174,7 @@ def test_image_frozen_artifact_scores_raw_frames_like_cached_features(embedded, 
     assert "val/agreement" in (image_run / "metrics.csv").read_text()
 
 
+@pytest.mark.slow
 def test_train_builds_missing_features_first(rendered, copy_of, tmp_path):
     data = copy_of(rendered)
     run = tmp_path / "run"
@@ -205,8 +205,7 @@ def test_embed_bad_input_fails_in_one_line_and_writes_nothing(
     data = copy_of(rendered)
     before = {p: p.stat().st_mtime_ns for p in data.rglob("*")}
     assert main(["embed", f"data={data}", *overrides(**args)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert message in one_line_error(capsys, "embed")
     assert {p: p.stat().st_mtime_ns for p in data.rglob("*")} == before
 
 

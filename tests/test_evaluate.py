@@ -13,14 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from helpers import one_line_error
 from PIL import Image
 
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import open_dataset
-
-TINY_TRAIN = ["model.hidden=16", "model.layers=2", "model.members=2", "trainer.max_epochs=2",
-              "trainer.enable_progress_bar=false"]
 
 
 def evaluate(data: Path, reward: str, *extra: str) -> int:
@@ -28,12 +26,9 @@ def evaluate(data: Path, reward: str, *extra: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_run(trained_reward: Path) -> Path:
     """A real residual reward model (prior gripper_object, weight 1), trained for 2 epochs."""
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert main(["train-reward", "recipe=state_residual", f"data={small_dataset}",
-                 f"out={out}", *TINY_TRAIN]) == 0
-    return out
+    return trained_reward
 
 
 def independent_prior_numbers(data: Path, prior: str, weight: float = 1.0) -> dict:
@@ -178,9 +173,7 @@ def test_bad_input_gives_one_line_and_exit_2(small_dataset: Path, tiny_run: Path
     def error_of(*argv: str) -> str:
         capsys.readouterr()
         assert main(list(argv)) == 2
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert len(lines) == 1, lines
-        return lines[0]
+        return one_line_error(capsys, argv[0])
 
     empty_run = tmp_path / "run"
     empty_run.mkdir()

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from rrm_data.cli import main
@@ -55,6 +56,7 @@ def gallery(data: Path, out: Path, *extra: str) -> int:
                  *extra])
 
 
+@pytest.mark.slow
 def test_gallery_opens_offline_in_chromium_with_every_image(small_dataset: Path,
                                                             tmp_path: Path) -> None:
     assert CHROMIUM, "Debian's chromium is missing: run `make system-deps`"
@@ -80,6 +82,7 @@ def test_gallery_opens_offline_in_chromium_with_every_image(small_dataset: Path,
     assert len(seen["broken"]) >= 1 and len(seen["errors"]) >= 1
 
 
+@pytest.mark.slow
 def test_gallery_uses_stored_frames_when_the_dataset_has_them(make_dataset,
                                                               tmp_path: Path) -> None:
     data = make_dataset(episodes=4, max_steps=30, segment_length=10, segments_per_episode=2,

@@ -6,7 +6,6 @@ symlinks, refs/main), and read with HF_HUB_OFFLINE=1: no network is needed or us
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,37 +14,18 @@ from pathlib import Path
 import huggingface_hub
 import pyarrow.parquet as pq
 import pytest
+from helpers import HUB_REPO, HUB_SHA, build_hub_cache
 
 from rrm_data.cli import main
 from rrm_data.dataset.hub import parse_hub_ref
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 
-REPO = "rrm-test/bp-prefs"
-SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-def build_cache(dataset: Path, cache: Path, repo: str = REPO) -> Path:
-    """A Hugging Face hub cache holding ``dataset`` as ``repo`` at refs/main; its snapshot."""
-    storage = cache / f"datasets--{repo.replace('/', '--')}"
-    snapshot = storage / "snapshots" / SHA
-    for path in sorted(p for p in dataset.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        blob = storage / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        link = snapshot / path.relative_to(dataset)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    (storage / "refs").mkdir()
-    (storage / "refs" / "main").write_text(SHA)
-    return snapshot
-
 
 @pytest.fixture(scope="module")
 def hub_cache(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("hf-cache")
-    build_cache(small_dataset, cache)
+    build_hub_cache(small_dataset, cache)
     return cache
 
 
@@ -57,22 +37,23 @@ def offline(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return hub_cache
 
 
-@pytest.mark.parametrize("ref", [REPO, f"{REPO}@main", f"hf://datasets/{REPO}",
-                                 f"hf://datasets/{REPO}@{SHA}"])
+@pytest.mark.parametrize("ref", [HUB_REPO, f"{HUB_REPO}@main", f"hf://datasets/{HUB_REPO}",
+                                 f"hf://datasets/{HUB_REPO}@{HUB_SHA}"])
 def test_hub_ids_open_the_cached_snapshot(ref: str, offline: Path, small_dataset: Path) -> None:
     dataset = open_dataset(ref)
-    assert dataset.root == offline / f"datasets--{REPO.replace('/', '--')}" / "snapshots" / SHA
+    storage = offline / f"datasets--{HUB_REPO.replace('/', '--')}"
+    assert dataset.root == storage / "snapshots" / HUB_SHA
     assert dataset.info == open_dataset(small_dataset).info
     assert dataset.preferences("test").equals(open_dataset(small_dataset).preferences("test"))
 
 
 def test_local_directory_keeps_priority(offline: Path, small_dataset: Path, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    local = tmp_path / REPO
+    local = tmp_path / HUB_REPO
     local.parent.mkdir()
     local.symlink_to(small_dataset)
     monkeypatch.chdir(tmp_path)
-    assert open_dataset(REPO).root == Path(REPO)
+    assert open_dataset(HUB_REPO).root == Path(HUB_REPO)
 
 
 @pytest.mark.parametrize("ref, message", [
@@ -98,7 +79,7 @@ def tree(root: Path) -> list[str]:
 
 def test_render_in_place_refuses_a_hub_dataset(offline: Path, capsys) -> None:
     before = tree(offline)
-    assert main(["render", f"data={REPO}", "camera=corner", "image_size=32"]) == 2
+    assert main(["render", f"data={HUB_REPO}", "camera=corner", "image_size=32"]) == 2
     assert "read from the Hugging Face cache, which rrm-data never modifies" in \
         capsys.readouterr().err
     assert tree(offline) == before
@@ -111,23 +92,24 @@ def test_parse_hub_ref() -> None:
     assert parse_hub_ref("/abs/path") is None
 
 
+@pytest.mark.slow
 def test_commands_read_hub_ids_offline(hub_cache: Path, tmp_path: Path) -> None:
     """The real CLI in a fresh process, configured only through the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(HF_HUB_CACHE=str(hub_cache), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "home"))
     out, run = tmp_path / "trl.parquet", tmp_path / "run"
     script = ("import sys; from rrm_data.cli import main; "
-              f"codes = [main(['validate', 'data={REPO}']), "
-              f"main(['info', 'data=hf://datasets/{REPO}']), "
-              f"main(['export-trl', 'data={REPO}@main', 'split=test', 'out={out}']), "
-              f"main(['train-reward', 'data={REPO}', 'out={run}', 'model.hidden=16', "
+              f"codes = [main(['validate', 'data={HUB_REPO}']), "
+              f"main(['info', 'data=hf://datasets/{HUB_REPO}']), "
+              f"main(['export-trl', 'data={HUB_REPO}@main', 'split=test', 'out={out}']), "
+              f"main(['train-reward', 'data={HUB_REPO}', 'out={run}', 'model.hidden=16', "
               "'model.members=1', 'trainer.max_steps=2', 'trainer.enable_progress_bar=false']), "
-              f"main(['evaluate', 'reward={run}', 'data={REPO}'])]; "
+              f"main(['evaluate', 'reward={run}', 'data={HUB_REPO}'])]; "
               "sys.exit(max(codes))")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                             text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"ok: {REPO} is a valid rrm-data/1 dataset" in result.stdout
+    assert f"ok: {HUB_REPO} is a valid rrm-data/1 dataset" in result.stdout
     assert pq.read_table(out).num_rows > 0
     assert (run / "reward" / "reward.json").is_file()
     assert (run / "eval-test" / "report.json").is_file()

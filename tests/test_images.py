@@ -13,7 +13,7 @@ import datasets
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import overrides
+from helpers import one_line_error, overrides
 from PIL import Image
 
 from rrm_data.cli import main
@@ -42,6 +42,7 @@ def steps_table(path: Path):
     return open_dataset(path).table("steps")
 
 
+@pytest.mark.slow
 def test_collect_stores_upright_frames_that_datasets_decodes(rendered, tmp_path):
     info = json.loads((rendered / "meta" / "info.json").read_text())
     assert info["cameras"] == ["corner"]
@@ -76,6 +77,7 @@ def test_frames_do_not_change_the_rollouts(rendered, state_only):
     assert with_frames.equals(steps_table(state_only))
 
 
+@pytest.mark.slow
 def test_render_adds_frames_equal_to_collected_ones_pixel_exactly(rendered, state_only, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(state_only, data)
@@ -121,8 +123,7 @@ def test_renderer_fast_and_full_differ_and_states_round_trip(state_only):
 def test_collect_bad_image_settings_fail_in_one_line(args, message, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["collect", *overrides(**{**IMAGES, **args, "out": out})]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert message in one_line_error(capsys, "collect")
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -159,6 +160,7 @@ def test_image_column_is_png_struct(rendered):
         "_type": "Image"}
 
 
+@pytest.mark.slow
 def test_collect_with_frames_in_worker_processes_matches_one_process(make_dataset):
     """Workers fork before any GL context exists (a context made first would hang them)."""
     tiny = {**IMAGES, "episodes": 4, "max_steps": 10, "segment_length": 5, "pairs": 8,

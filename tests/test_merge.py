@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SMALL, overrides
-from test_collect import leftovers, parquet_bytes
+from helpers import SMALL, leftovers, one_line_error, overrides, parquet_bytes
 
 from rrm_data.cli import main
 from rrm_data.dataset.reader import open_dataset
@@ -68,8 +67,7 @@ def test_merging_again_is_a_no_op_and_another_out_is_refused(shards, tmp_path, c
 def test_incomplete_or_mismatched_shards_are_refused(names, message, shards, tmp_path, capsys):
     out = tmp_path / "merged"
     assert merge([shards[n] for n in names], out) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0], err
+    assert message in one_line_error(capsys, "merge")
     assert not out.exists() and leftovers(out) == []
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from gymnasium.utils.env_checker import check_env
+from helpers import one_line_error
 from omegaconf import OmegaConf
 from stable_baselines3.common.buffers import ReplayBuffer
 
@@ -36,12 +37,9 @@ QUICK_SAC = {"sac.batch_size": 32, "sac.learning_starts": 100, "sac.net_arch": [
 
 
 @pytest.fixture(scope="module")
-def learned_reward(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real state_residual artifact, trained for one epoch on the small dataset."""
-    out = tmp_path_factory.mktemp("reward") / "run"
-    assert main(["train-reward", "recipe=state_residual", f"data={small_dataset}",
-                 "trainer.max_epochs=1", f"out={out}"]) == 0
-    return out
+def learned_reward(trained_reward: Path) -> Path:
+    """A real state_residual artifact, trained on the small dataset."""
+    return trained_reward
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +85,7 @@ def test_reset_seed_picks_the_same_task_variation() -> None:
     assert first in env.observation_space  # goal bounds opened (Meta-World's read [0, 0])
 
 
+@pytest.mark.slow
 def test_frame_rewards_see_the_pre_step_frames() -> None:
     venv = make_vec_env(TASK, FrameBrightness(), n_envs=2, seed=0)
     venv.reset()
@@ -152,6 +151,7 @@ def test_train_sac_on_learned_reward(sac_run: Path) -> None:
     assert not list(sac_run.parent.glob(".run.*"))  # the temporary folder is gone
 
 
+@pytest.mark.slow
 def test_train_sac_is_deterministic(tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
@@ -199,8 +199,7 @@ def test_train_sac_bad_input(args: list[str], message: str, tmp_path: Path,
     args = [a.replace("NARROW", str(narrow)) for a in args]
     out = tmp_path / "run"
     assert main(["train-sac", f"task={TASK}", "steps=10", f"out={out}", *args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert message in one_line_error(capsys, "train-sac")
     assert not out.exists() and not list(tmp_path.glob(".run.*"))
 
 

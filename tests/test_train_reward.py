@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_line_error
 
 import rrm_data
 from rrm_data.cli import main
@@ -141,8 +142,8 @@ def test_cli_cfg_shows_the_merged_recipe(capsys: pytest.CaptureFixture) -> None:
 def test_bad_input_exits_2_with_one_line(extra: list[str], message: str, small_dataset: Path,
                                          tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert train(small_dataset, tmp_path / "bad", *extra) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1, err
+    err = one_line_error(capsys, "train-reward")
+    assert message in err
     if extra == ["recipe=nope"]:
         assert "state_mlp, state_residual" in err
     assert not (tmp_path / "bad" / "reward").exists()
