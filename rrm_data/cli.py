@@ -60,11 +60,12 @@ def _config(module: ModuleType, overrides: list[str]) -> DictConfig:
 
 def _describe(module: ModuleType) -> str:
     """List a command's config keys with defaults and their help text."""
-    if not is_dataclass(module.Config):
+    config_cls: type = module.Config
+    if not is_dataclass(config_cls):
         return ""
     lines = ["config keys (key=value):"]
-    defaults = module.Config()
-    for f in fields(module.Config):
+    defaults = config_cls()
+    for f in fields(config_cls):
         help_text = f.metadata.get("help", "")
         lines.append(f"  {f.name}={getattr(defaults, f.name)!r}  {help_text}".rstrip())
     return "\n".join(lines)

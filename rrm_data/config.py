@@ -7,7 +7,7 @@ types are checked and unknown keys are refused with the closest valid names.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -33,18 +33,28 @@ def build_config(defaults: Any, overrides: list[str] | DictConfig) -> DictConfig
     extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
     _check_keys(base, extra, prefix="")
     try:
-        return OmegaConf.merge(base, extra)
+        return merge_configs(base, extra)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         where = f" for '{key}'" if key else ""
         raise RrmError(f"invalid config value{where}: {first_line(exc)}") from None
 
 
+def merge_configs(*configs: DictConfig) -> DictConfig:
+    """``OmegaConf.merge`` of dict configs, which is a dict config (typed as any config)."""
+    return cast(DictConfig, OmegaConf.merge(*configs))
+
+
+def config_dict(cfg: DictConfig) -> dict[str, Any]:
+    """A dict config (section) resolved into a plain dict with string keys."""
+    return cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+
+
 def _check_keys(base: DictConfig, extra: DictConfig, prefix: str) -> None:
     """Refuse keys that the command does not know, suggesting close matches."""
     is_open = _is_free_dict(base)
     for key in extra:
-        name = f"{prefix}{key}"
+        name = f"{prefix}{key!s}"
         if key not in base:
             if is_open:
                 continue

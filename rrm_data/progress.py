@@ -13,6 +13,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -38,7 +39,7 @@ class _RateColumn(ProgressColumn):
 class Bar:
     """Handle returned by :func:`progress`: advance it by items and, optionally, sub-items."""
 
-    def __init__(self, progress: Progress, task_id: int) -> None:
+    def __init__(self, progress: Progress, task_id: TaskID) -> None:
         self._progress, self._task = progress, task_id
         self._extra = 0
 

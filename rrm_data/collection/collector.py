@@ -23,7 +23,7 @@ from rrm_data.errors import RrmError
 from rrm_data.io import atomic_file
 from rrm_data.labels.tables import LabelSpec, build_tables
 from rrm_data.progress import console, progress
-from rrm_data.sim.envs import env_fps, make_env
+from rrm_data.sim.envs import env_fps, make_env, sawyer_env
 from rrm_data.sim.observation import ACTION_NAMES, STATE_NAMES
 from rrm_data.sim.policies import parse_policy
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
@@ -79,7 +79,7 @@ def task_env(task: str, env_seed: int, frames: FrameSpec | None) -> tuple[Any, A
     key = (task, env_seed, frames)
     if key not in _ENVS:
         env = make_env(task, env_seed)
-        renderer = FrameRenderer(env.unwrapped.model, frames) if frames else None
+        renderer = FrameRenderer(sawyer_env(env).model, frames) if frames else None
         _ENVS[key] = env, renderer
     return _ENVS[key]
 

@@ -145,8 +145,8 @@ def build_tree(root: Path, out: Path, limits: HubLimits,
         elif rel != Path("README.md"):
             _check_size(rel.as_posix(), path.stat().st_size, limits)
             _link(path, out / rel)
-    for table, splits in tables.items():
-        for split, files in splits.items():
+    for table, by_split in tables.items():
+        for split, files in by_split.items():
             if max(f.stat().st_size for f in files) <= limits.max_file_bytes:
                 for f in files:
                     _link(f, out / table / f.name)

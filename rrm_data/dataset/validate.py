@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -97,15 +97,22 @@ def describe_schema(schema: pa.Schema) -> dict[str, dict[str, Any]]:
 
 def _column_error(error: ValidationError, table: str) -> tuple[str | None, str]:
     """(column, message) of a table-schema error, in words a user can act on."""
+    # jsonschema types these as possibly unset; a table-schema error about the columns object
+    # has its schema (a mapping), the columns object itself and the keyword's value
     if error.validator == "required":
-        missing = next(c for c in error.validator_value if c not in error.instance)
+        required = cast(list[str], error.validator_value)
+        columns = cast(Mapping[str, Any], error.instance)
+        missing = next(c for c in required if c not in columns)
         return missing, f"missing (the {table} table requires it)"
     if error.validator == "additionalProperties":
-        patterns = error.schema.get("patternProperties", {})
-        extra = next(c for c in error.instance if c not in error.schema.get("properties", {})
+        schema = cast(Mapping[str, Any], error.schema)
+        columns = cast(Mapping[str, Any], error.instance)
+        patterns = schema.get("patternProperties", {})
+        extra = next(c for c in columns if c not in schema.get("properties", {})
                      and not any(re.search(p, c) for p in patterns))
         return extra, f"not a column of the {table} table"
     column, *rest = error.absolute_path
+    column = str(column)  # the path starts at a column name (the columns object's key)
     field = ".".join(map(str, rest))
     if error.validator == "const":
         return column, (f"{field} {json.dumps(error.instance)}, "
@@ -196,6 +203,7 @@ def _nulls(part: TablePart, table: pa.Table) -> Iterator[Problem]:
     for name in table.column_names:
         if table.column(name).null_count:
             row = _first(pc.is_null(table.column(name)).to_numpy(zero_copy_only=False))
+            assert row is not None  # the column has nulls
             yield part.problem(row, name, "missing value (null)")
             return
 

@@ -26,7 +26,7 @@ from rrm_data.dataset.reader import DatasetDir
 from rrm_data.evaluation import plots
 from rrm_data.evaluation.scoring import Scored, SplitData
 from rrm_data.progress import progress
-from rrm_data.sim.envs import make_env, reset_to_rand_vec
+from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
 
 MIN_FRAME_MS = 40  # browsers slow down GIF frames shorter than 20 ms; keep clips watchable
@@ -95,7 +95,7 @@ class FrameSource:
         task = str(episode["task"])
         if task not in self._renderers:
             env = make_env(task, seed=0)
-            self._renderers[task] = env, FrameRenderer(env.unwrapped.model, self.spec)
+            self._renderers[task] = env, FrameRenderer(sawyer_env(env).model, self.spec)
         env, renderer = self._renderers[task]
         reset_to_rand_vec(env, np.asarray(episode["rand_vec"]))
         states = physics_states(self._rows(rows, list(fmt.SIM_COLUMNS)))

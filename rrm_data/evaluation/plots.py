@@ -86,7 +86,7 @@ def draw_rewards(ax: Axes, output: RewardOutput, true: np.ndarray, title: str) -
     twin.plot(t, true, color="k", lw=1.0, alpha=0.6, label="true reward")
     twin.set_ylabel("true reward")
     lines = ax.get_lines() + twin.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="best")
+    ax.legend(lines, [str(line.get_label()) for line in lines], fontsize=7, loc="best")
 
 
 def rewards_over_time(grid: list[list[tuple[str, RewardOutput, np.ndarray]]],

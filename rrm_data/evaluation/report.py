@@ -45,8 +45,8 @@ def view_metrics(data: SplitData, segment: np.ndarray, episode: np.ndarray) -> d
                           segs["policy"].iloc[data.pairs["seg_b"]]),
     }
     by = {}
-    for kind, names in buckets.items():
-        names = np.asarray(names)
+    for kind, bucket in buckets.items():
+        names = np.asarray(bucket)
         by[kind] = {name: metrics.agreement(correct[(names == name) & ~tie])
                     for name in sorted(set(names))}
     episodes = data.episodes

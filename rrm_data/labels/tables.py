@@ -97,13 +97,14 @@ def _segments(rows: list[dict], index_from: np.ndarray, rewards: np.ndarray, ste
     """Windows of each episode, seeded by the episode's own seed (shard-independent)."""
     length = spec.segment_length
     counts = _segment_counts(len(rows), spec)
-    episode_ids, starts = [], []
+    episode_parts: list[np.ndarray] = []
+    start_parts: list[np.ndarray] = []
     for row, count in zip(rows, counts, strict=True):
         rng = np.random.default_rng([row["seed"], _SEGMENT_STREAM])
         s = segment_starts(row["length"], length, int(count), rng)
-        episode_ids.append(np.full(len(s), row["episode_index"], np.int64))
-        starts.append(s)
-    episode_ids, starts = np.concatenate(episode_ids), np.concatenate(starts)
+        episode_parts.append(np.full(len(s), row["episode_index"], np.int64))
+        start_parts.append(s)
+    episode_ids, starts = np.concatenate(episode_parts), np.concatenate(start_parts)
     if len(starts) == 0:
         raise RrmError(f"no segments: every episode is shorter than segment_length={length}")
     position = {r["episode_index"]: i for i, r in enumerate(rows)}
@@ -142,7 +143,9 @@ def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table
     else:
         teachers_test = teachers
     mean_return = float(seg_rewards.sum(axis=1).mean())
-    tables, skipped, next_pair = {}, {}, 0
+    tables: dict[str, pa.Table] = {}
+    skipped: dict[str, dict[str, int]] = {}
+    next_pair = 0
     for split_id, split in enumerate(fmt.SPLITS):
         a, b = sample_pairs(pools[split], seg_episode, counts[split], rng, spec.distinct_episodes)
         pair_index = np.arange(next_pair, next_pair + len(a), dtype=np.int64)

@@ -30,8 +30,11 @@ class RewardOutput(NamedTuple):
 class RewardFunction(Protocol):
     """Scores steps. ``columns`` names the steps-table columns that ``score`` reads."""
 
-    name: str
-    columns: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
 
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput: ...
 

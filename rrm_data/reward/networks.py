@@ -139,6 +139,9 @@ class ResidualReward(nn.Module):
     as_input}, ``normalization`` {mean, std} over the concatenated inputs, or None.
     """
 
+    input_mean: Tensor  # buffers, registered in __init__
+    input_std: Tensor
+
     def __init__(self, spec: Mapping[str, Any]) -> None:
         super().__init__()
         self.spec = dict(spec)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from stable_baselines3 import SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
@@ -55,7 +57,7 @@ class SacSettings:
 def make_vec_env(task: str, reward: RewardFunction, n_envs: int, seed: int,
                  episode_steps: int | None = None) -> VecEnv:
     """``n_envs`` task environments (seeds seed, seed+1, …) rewarded by r̂ in one batch."""
-    venv = DummyVecEnv([lambda i=i: task_env(task, seed + i, episode_steps)
+    venv = DummyVecEnv([partial(task_env, task, seed + i, episode_steps)
                         for i in range(n_envs)])
     venv.seed(seed)
     return VecRewardWrapper(venv, reward)
@@ -83,7 +85,7 @@ def make_sac(env: VecEnv, settings: SacSettings, seed: int, total_steps: int) ->
         policy_kwargs={"net_arch": list(settings.net_arch)}, seed=seed, device="cpu")
 
 
-def evaluate(model: SAC, env: gym.Env, episodes: int, seed: int) -> dict[str, float]:
+def evaluate(model: BaseAlgorithm, env: gym.Env, episodes: int, seed: int) -> dict[str, float]:
     """Deterministic episodes on the true reward, episode k reset with seed ``seed + k``."""
     returns, successes, lengths = [], [], []
     for k in range(episodes):
@@ -158,6 +160,7 @@ class TrainingStats(BaseCallback):
     def _on_step(self) -> bool:
         infos: list[Mapping[str, Any]] = self.locals["infos"]
         dones: np.ndarray = self.locals["dones"]
+        assert self._true_return is not None and self._success is not None  # training started
         self._true_return += [info[TRUE_REWARD] for info in infos]
         self._success |= [bool(info.get("success", False)) for info in infos]
         for i in np.flatnonzero(dones):

@@ -24,7 +24,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.relabel import frame_cameras, relabel
-from rrm_data.sim.envs import get_physics_state, make_env
+from rrm_data.sim.envs import get_physics_state, make_env, sawyer_env
 from rrm_data.sim.observation import GOAL
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 
@@ -46,7 +46,7 @@ class FrameSource:
     """Frames of the environments' current (pre-step) states, rendered as datasets render them."""
 
     def __init__(self, envs: Sequence[gym.Env], spec: FrameSpec) -> None:
-        self._envs = [env.unwrapped for env in envs]
+        self._envs = [sawyer_env(env) for env in envs]
         self._renderers = [FrameRenderer(env.model, spec) for env in self._envs]
         self._cameras = spec.cameras
 
@@ -68,6 +68,7 @@ class SeededReset(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         space = env.observation_space
+        assert isinstance(space, gym.spaces.Box)  # Meta-World observations are one vector
         low, high = space.low.copy(), space.high.copy()
         low[GOAL], high[GOAL] = -np.inf, np.inf
         self.observation_space = gym.spaces.Box(low, high, dtype=space.dtype)
@@ -75,7 +76,7 @@ class SeededReset(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         if seed is not None:
-            self.env.unwrapped.seed(seed)
+            sawyer_env(self.env).seed(seed)
         return self.env.reset(seed=seed, options=options)
 
 
@@ -137,6 +138,7 @@ class VecRewardWrapper(VecEnvWrapper):
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
+        assert isinstance(obs, np.ndarray)  # one Box observation per environment
         self._remember(obs)
         return obs
 
@@ -146,6 +148,8 @@ class VecRewardWrapper(VecEnvWrapper):
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, true_rewards, dones, infos = self.venv.step_wait()
+        assert isinstance(obs, np.ndarray)  # one Box observation per environment
+        assert self._obs is not None and self._actions is not None, "reset and step_async first"
         rewards = relabel(self.reward, self._obs, self._actions, env_reward=true_rewards,
                           frames=self._frames)
         for info, true_reward in zip(infos, true_rewards, strict=True):

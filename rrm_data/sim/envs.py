@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import metaworld  # registers the Meta-World/* environments
@@ -17,6 +17,9 @@ import numpy as np
 
 from rrm_data.errors import RrmError
 from rrm_data.registry import unknown_name
+
+if TYPE_CHECKING:
+    from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
 
 @cache
@@ -57,20 +60,26 @@ def make_env(task: str, seed: int, render: RenderSpec | None = None) -> gym.Env:
     return env
 
 
+def sawyer_env(env: gym.Env) -> SawyerXYZEnv:
+    """The Meta-World MuJoCo environment under ``env``'s wrappers (``model``, ``data``, ``dt``)."""
+    return cast("SawyerXYZEnv", env.unwrapped)
+
+
 def num_variations(env: gym.Env) -> int:
     return len(env.get_wrapper_attr("tasks"))
 
 
 def reset_to_variation(env: gym.Env, variation: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Reset into the benchmark's task variation number ``variation``; return (obs, rand_vec)."""
-    env.unwrapped.set_task(env.get_wrapper_attr("tasks")[variation])
+    unwrapped = sawyer_env(env)
+    unwrapped.set_task(env.get_wrapper_attr("tasks")[variation])
     obs, _ = env.reset(seed=seed)
-    return obs, np.asarray(env.unwrapped._last_rand_vec, dtype=np.float64).copy()
+    return obs, np.asarray(unwrapped._last_rand_vec, dtype=np.float64).copy()
 
 
 def reset_to_rand_vec(env: gym.Env, rand_vec: np.ndarray, seed: int = 0) -> np.ndarray:
     """Rebuild the scene of a stored episode from its ``rand_vec``."""
-    unwrapped = env.unwrapped
+    unwrapped = sawyer_env(env)
     unwrapped._freeze_rand_vec = True
     unwrapped._last_rand_vec = np.asarray(rand_vec, dtype=np.float64)
     obs, _ = env.reset(seed=seed)
@@ -88,7 +97,7 @@ class PhysicsState:
 
 
 def get_physics_state(env: gym.Env) -> PhysicsState:
-    data = env.unwrapped.data
+    data = sawyer_env(env).data
     return PhysicsState(data.qpos.copy(), data.qvel.copy(),
                         data.mocap_pos.ravel().copy(), data.mocap_quat.ravel().copy())
 
@@ -103,7 +112,8 @@ class PhysicsRecorder:
     preallocated array, so recording costs next to nothing beside ``env.step``."""
 
     def __init__(self, env: gym.Env, max_steps: int) -> None:
-        self._model, self._data = env.unwrapped.model, env.unwrapped.data
+        unwrapped = sawyer_env(env)
+        self._model, self._data = unwrapped.model, unwrapped.data
         size = mujoco.mj_stateSize(self._model, _PHYSICS_STATE_SPEC)
         self._states = np.empty((max_steps, size), np.float64)
 
@@ -127,7 +137,7 @@ def load_physics_state(model: mujoco.MjModel, data: mujoco.MjData, state: Physic
 
 
 def env_fps(env: gym.Env) -> float:
-    return float(env.metadata.get("render_fps") or 1.0 / env.unwrapped.dt)
+    return float(env.metadata.get("render_fps") or 1.0 / sawyer_env(env).dt)
 
 
 def suite_versions() -> dict[str, str]:

@@ -51,12 +51,15 @@ class ExpertPolicy:
 
     def __init__(self, task: str, noise: float) -> None:
         from metaworld.policies import ENV_POLICY_MAP
+        from metaworld.policies.policy import Policy as ScriptedPolicy
 
-        self._expert = ENV_POLICY_MAP[task]()
+        # every entry is a concrete subclass of the abstract scripted Policy
+        make_expert: Callable[[], ScriptedPolicy] = ENV_POLICY_MAP[task]
+        self._expert = make_expert()
         self._noise = noise
 
     def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        action = self._expert.get_action(obs)
+        action: np.ndarray = self._expert.get_action(obs)
         if self._noise > 0:
             action = action + rng.normal(0.0, self._noise, size=action.shape)
         return action.clip(-1.0, 1.0)

@@ -14,7 +14,13 @@ import pyarrow as pa
 
 from rrm_data.dataset import format as fmt
 from rrm_data.reward.priors import compute_priors
-from rrm_data.sim.envs import PhysicsRecorder, PhysicsState, num_variations, reset_to_variation
+from rrm_data.sim.envs import (
+    PhysicsRecorder,
+    PhysicsState,
+    num_variations,
+    reset_to_variation,
+    sawyer_env,
+)
 from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 from rrm_data.sim.policies import PolicySpec, make_policy
 from rrm_data.sim.rendering import FrameRenderer
@@ -80,7 +86,7 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
     done[length - 1] = True
     sim = physics.columns(length)
     steps = _steps_table(plan, observations[:length], actions[:length], rewards[:length],
-                         success[:length], done[:length], sim, env.unwrapped.dt)
+                         success[:length], done[:length], sim, sawyer_env(env).dt)
     if renderer is not None:
         states = [PhysicsState(*row) for row in zip(*sim, strict=True)]
         for column, frames in renderer.image_columns(states).items():

@@ -165,9 +165,11 @@ class PreferenceDataModule(pl.LightningDataModule):
 
     def _loader(self, pairs: LabelledPairs | None, shuffle: bool) -> DataLoader:
         assert pairs is not None, "call setup() first"
+        # torch types collate_fn as taking a list of items; with __getitems__ it gets the batch
         return DataLoader(PairBatches(self.steps, pairs, self.segment_length),
                           batch_size=self.batch_size, shuffle=shuffle,
-                          collate_fn=already_batched, num_workers=self.num_workers)
+                          collate_fn=already_batched,  # type: ignore[arg-type]
+                          num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_pairs, shuffle=True)

@@ -57,7 +57,7 @@ class RewardLearner(pl.LightningModule):
         returns = self(batch["inputs"])
         logits = returns[..., 0] - returns[..., 1]  # (K, B)
         label = batch["label"]
-        smoothing = self.hparams.label_smoothing
+        smoothing = self.hparams["label_smoothing"]
         target = (label * (1.0 - smoothing) + 0.5 * smoothing).expand_as(logits)
         loss = F.binary_cross_entropy_with_logits(logits, target)
         decided = label != 0.5
@@ -76,5 +76,5 @@ class RewardLearner(pl.LightningModule):
         self._step(batch, "val", self.val_agreement)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.reward.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
+        return torch.optim.Adam(self.reward.parameters(), lr=self.hparams["lr"],
+                                weight_decay=self.hparams["weight_decay"])

@@ -17,10 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
+from rrm_data.config import config_dict
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.reward.networks import columns_read
@@ -36,7 +37,9 @@ def resume_checkpoint(out: Path, resume: bool, overwrite: bool) -> Path | None:
     last = out / CHECKPOINTS / LAST_CHECKPOINT
     if not resume:
         # DDP ranks > 0 re-run the command after rank 0 has written config.yaml.
-        if (out / "config.yaml").exists() and rank_zero_only.rank == 0:
+        # Lightning sets ``rank`` on the function at import; its type does not declare it
+        rank = rank_zero_only.rank  # type: ignore[attr-defined]
+        if (out / "config.yaml").exists() and rank == 0:
             if not overwrite:
                 raise RrmError(f"out={out} already holds a run; pass resume=true to continue "
                                "it or overwrite=true to start again")
@@ -94,7 +97,7 @@ def quiet_lightning() -> None:
 
 def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
     quiet_lightning()
-    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    options = config_dict(cfg.trainer)
     try:
         return pl.Trainer(default_root_dir=out, logger=loggers(out),
                           callbacks=callbacks(out, cfg.optim.stop_agreement), **options)
@@ -104,8 +107,7 @@ def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
 
 def make_datamodule(cfg: DictConfig, dataset: DatasetDir) -> PreferenceDataModule:
     """The data module of a train-reward config (``data`` section) on an opened dataset."""
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    assert isinstance(data, dict)
+    data = config_dict(cfg.data)
     data.pop("source")
     columns = columns_read(list(cfg.model.inputs), str(cfg.model.prior))
     return PreferenceDataModule(dataset, columns=columns, **data)

@@ -51,10 +51,10 @@ def embed_steps(dataset: DatasetDir, cameras: list[str], encoder: FrozenEncoder,
     with progress(f"embed {encoder.name}", total=total, unit="frames") as bar:
         for path in dataset.files("steps"):
             for batch in pq.ParquetFile(path).iter_batches(batch_size, columns=["index", *columns]):
-                features = [encoder.encode(decode_column(batch.column(c))).numpy()
-                            for c in columns]
+                per_camera = [encoder.encode(decode_column(batch.column(c))).numpy()
+                              for c in columns]
                 index_parts.append(batch.column("index").to_numpy())
-                feature_parts.append(np.concatenate(features, axis=1))
+                feature_parts.append(np.concatenate(per_camera, axis=1))
                 bar.advance(batch.num_rows)
     features = np.concatenate(feature_parts).astype(np.float32)
     return pa.table({"index": pa.array(np.concatenate(index_parts), pa.int64()),

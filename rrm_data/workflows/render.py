@@ -21,7 +21,7 @@ from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
-from rrm_data.sim.envs import make_env, reset_to_rand_vec
+from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
 from rrm_data.sim.rendering import (
     IMAGE_TYPE,
     FrameRenderer,
@@ -63,7 +63,7 @@ def render_frames(dataset: DatasetDir, spec: FrameSpec) -> dict[str, pa.Array]:
         for row in episodes.to_pylist():
             if row["task"] not in renderers:
                 env = make_env(row["task"], seed=0)
-                renderers[row["task"]] = env, FrameRenderer(env.unwrapped.model, spec)
+                renderers[row["task"]] = env, FrameRenderer(sawyer_env(env).model, spec)
             env, renderer = renderers[row["task"]]
             reset_to_rand_vec(env, row["rand_vec"])
             length = row["index_to"] - row["index_from"]

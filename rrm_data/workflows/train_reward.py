@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from rrm_data.config import build_config, parse_overrides, to_yaml
+from rrm_data.config import build_config, merge_configs, parse_overrides, to_yaml
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError, first_line
 from rrm_data.progress import console
@@ -85,7 +85,7 @@ def make_config(overrides: list[str]) -> DictConfig:
     extra = parse_overrides(overrides)
     recipe_name = str(extra.get("recipe", Config.recipe))
     recipe = load_recipe(recipe_name, "model")
-    cfg = build_config(Config(), OmegaConf.merge(recipe, extra))
+    cfg = build_config(Config(), merge_configs(recipe, extra))
     cfg.recipe = recipe_name
     if cfg.out is None and cfg.data.source is not None:
         data_name = Path(str(cfg.data.source).rstrip("/")).name
@@ -135,6 +135,7 @@ def run(cfg: DictConfig) -> None:
         raise RrmError(f"{ckpt} does not fit this model config ({first_line(exc)})") \
             from None
     if trainer.is_global_zero:
+        assert datamodule.train_pairs is not None  # set by setup("fit") above
         training = {"recipe": cfg.recipe, "data": str(cfg.data.source),
                     "teacher": cfg.data.teacher, "num_labels": len(datamodule.train_pairs),
                     "seed": cfg.seed, "epochs": trainer.current_epoch}

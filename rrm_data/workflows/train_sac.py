@@ -18,10 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from stable_baselines3.common.vec_env import VecEnv
 
-from rrm_data.config import build_config, parse_overrides, to_yaml
+from rrm_data.config import (
+    build_config,
+    config_dict,
+    merge_configs,
+    parse_overrides,
+    to_yaml,
+)
 from rrm_data.errors import RrmError
 from rrm_data.io import atomic_directory, write_json
 from rrm_data.progress import console, progress
@@ -73,7 +79,7 @@ def make_config(overrides: list[str]) -> DictConfig:
     if isinstance(extra.get("reward"), bool):  # YAML reads reward=true as a boolean
         extra.reward = str(extra.reward).lower()
     recipe_name = str(extra.get("recipe", Config.recipe))
-    cfg = build_config(Config(), OmegaConf.merge(load_recipe(recipe_name, "sac"), extra))
+    cfg = build_config(Config(), merge_configs(load_recipe(recipe_name, "sac"), extra))
     cfg.recipe = recipe_name
     check_task(cfg.task)
     for key in ("steps", "eval_episodes", "threads"):
@@ -91,9 +97,10 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
     """Score one real step of the task, so a reward for other observations fails up front."""
-    obs = env.reset()
+    obs, action_shape = env.reset(), env.action_space.shape
+    assert isinstance(obs, np.ndarray) and action_shape is not None  # Box spaces
     try:
-        relabel(reward, obs, np.zeros((len(obs), *env.action_space.shape), np.float32),
+        relabel(reward, obs, np.zeros((len(obs), *action_shape), np.float32),
                 env_reward=np.zeros(len(obs)))
     except RrmError as exc:
         raise RrmError(f"reward {reward.name} does not fit task {task}: {exc}") from None
@@ -104,7 +111,7 @@ def run(cfg: DictConfig) -> None:
     if out.exists() and not cfg.overwrite:
         raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
     reward = resolve_reward(cfg.reward)
-    settings = SacSettings(**OmegaConf.to_container(cfg.sac, resolve=True))
+    settings = SacSettings(**config_dict(cfg.sac))
     env = make_vec_env(cfg.task, reward, settings.n_envs, cfg.seed, cfg.episode_steps)
     check_reward_fits(reward, env, cfg.task)
     torch.set_num_threads(cfg.threads)
