@@ -131,7 +131,7 @@ def test_relabel_in_batches_and_replay_buffer(learned_reward: Path) -> None:
     assert not buffer.rewards[20:].any()
 
 
-def test_train_sac_on_learned_reward(sac_run: Path) -> None:
+def test_train_sac_on_learned_reward(sac_run: Path, learned_reward: Path) -> None:
     names = {p.name for p in sac_run.iterdir()}
     assert {"config.yaml", "eval.csv", "progress.csv", "summary.json", "policy.zip",
             "checkpoints"} <= names
@@ -143,7 +143,7 @@ def test_train_sac_on_learned_reward(sac_run: Path) -> None:
                for r in rows)
     summary = json.loads((sac_run / "summary.json").read_text())
     assert summary["steps"] == 300 and summary["final"]["timesteps"] == 300
-    assert summary["reward"] == "run"
+    assert summary["reward"] == learned_reward.name  # the reward run's folder
     config = OmegaConf.load(sac_run / "config.yaml")
     assert config.sac.learning_rate == 3e-4 and config.sac.batch_size == 32  # recipe + override
     progress = list(csv.DictReader((sac_run / "progress.csv").open()))
