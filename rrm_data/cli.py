@@ -2,8 +2,8 @@
 
 A thin layer: each command lives in a workflow module that exposes ``Config`` (a
 dataclass of defaults), optionally ``make_config(overrides)``, and ``run(cfg)``.
-Adding a command is one ``_command`` line. The program, not the library, sets up the
-process (rendering backend, warning filters) before any command runs.
+Adding a command is one line in ``SUMMARIES`` plus its workflow module. The program, not
+the library, sets up the process (rendering backend, warning filters) before a command runs.
 """
 
 from __future__ import annotations
@@ -33,23 +33,24 @@ class Command:
 COMMANDS: Registry[Command] = Registry("command")
 
 
-def _command(name: str, workflow: str, summary: str) -> None:
-    COMMANDS.register(name)(Command(f"rrm_data.workflows.{workflow}", summary))
-
-
-_command("collect", "collect", "roll out policies and write a preference dataset")
-_command("merge", "merge", "join collection shards into one dataset")
-_command("render", "render", "add camera frames to a state-only dataset")
-_command("embed", "embed", "cache frozen-encoder features of every frame")
-_command("train-reward", "train_reward", "train a reward model from a recipe")
-_command("evaluate", "evaluate", "agreement and calibration report of a reward")
-_command("score", "score", "per-pair scores of a reward model as Parquet")
-_command("gallery", "gallery", "HTML gallery of best and worst trajectories")
-_command("publish", "publish", "upload a dataset to the Hugging Face Hub")
-_command("export-trl", "export_trl", "chosen/rejected view for TRL trainers")
-_command("train-sac", "train_sac", "train SAC on a learned or given reward")
-_command("info", "info", "print a short summary of a dataset")
-_command("validate", "validate", "check a dataset against the rrm-data/1 format")
+# Each command runs the workflow module of its name (``train-reward`` → ``train_reward``).
+SUMMARIES = {
+    "collect": "roll out policies and write a preference dataset",
+    "merge": "join collection shards into one dataset",
+    "render": "add camera frames to a state-only dataset",
+    "embed": "cache frozen-encoder features of every frame",
+    "train-reward": "train a reward model from a recipe",
+    "evaluate": "agreement and calibration report of a reward",
+    "score": "per-pair scores of a reward model as Parquet",
+    "gallery": "HTML gallery of best and worst trajectories",
+    "publish": "upload a dataset to the Hugging Face Hub",
+    "export-trl": "chosen/rejected view for TRL trainers",
+    "train-sac": "train SAC on a learned or given reward",
+    "info": "print a short summary of a dataset",
+    "validate": "check a dataset against the rrm-data/1 format",
+}
+for _name, _summary in SUMMARIES.items():
+    COMMANDS.register(_name)(Command(f"rrm_data.workflows.{_name.replace('-', '_')}", _summary))
 
 
 def _config(module: ModuleType, overrides: list[str]) -> DictConfig:

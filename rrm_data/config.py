@@ -27,6 +27,11 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         raise RrmError(f"malformed override: {first_line(exc)}") from None
 
 
+def doc(text: str) -> dict[str, str]:
+    """A config field's help text, shown by ``rrm-data COMMAND --help``."""
+    return {"help": text}
+
+
 def build_config(defaults: Any, overrides: list[str] | DictConfig) -> DictConfig:
     """Merge overrides into a structured default config, with clear errors on bad keys."""
     base = OmegaConf.structured(defaults)

@@ -84,15 +84,20 @@ class Mistake:
         return np.where(flip, 1.0 - labels, labels)
 
 
-@TEACHERS.register("skip")
 @dataclass(frozen=True)
-class Skip:
-    """Drops a query when both returns are below ε × mean segment return."""
+class _MeanReturnThreshold:
+    """A teacher whose rule applies below a threshold of ε × (mean true segment return)."""
 
     epsilon: float = 0.1
 
     def threshold(self, pairs: PairRewards) -> float:
         return self.epsilon * pairs.mean_segment_return
+
+
+@TEACHERS.register("skip")
+@dataclass(frozen=True)
+class Skip(_MeanReturnThreshold):
+    """Drops a query when both returns are below ε × mean segment return."""
 
     def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray:
         labels = _hard(pairs.returns_a - pairs.returns_b)
@@ -102,13 +107,8 @@ class Skip:
 
 @TEACHERS.register("equal")
 @dataclass(frozen=True)
-class Equal:
+class Equal(_MeanReturnThreshold):
     """Labels 0.5 when |ΔR| is below ε × mean segment return."""
-
-    epsilon: float = 0.1
-
-    def threshold(self, pairs: PairRewards) -> float:
-        return self.epsilon * pairs.mean_segment_return
 
     def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray:
         diff = pairs.returns_a - pairs.returns_b

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rrm_data.collection import collector
-from rrm_data.config import build_config, config_dict
+from rrm_data.config import build_config, config_dict, doc
 from rrm_data.errors import RrmError
 from rrm_data.labels.teachers import make_teacher
 from rrm_data.progress import console
@@ -35,44 +35,41 @@ DEFAULT_TEACHERS = ["oracle", "stochastic", "mistake", "skip", "equal", "myopic"
 RUNTIME_KEYS = ("workers", "out", "overwrite", "shard")
 
 
-def _help(text: str) -> Any:
-    return {"help": text}
-
 
 @dataclass
 class Config:
     task: Any = field(default="button-press-v3",
-                      metadata=_help("Meta-World v3 task name, or a list of them"))
-    episodes: int = field(default=60, metadata=_help("episodes in the whole dataset"))
-    seed: int = field(default=0, metadata=_help("seed of everything random"))
-    max_steps: int = field(default=500, metadata=_help("steps per episode at most"))
+                      metadata=doc("Meta-World v3 task name, or a list of them"))
+    episodes: int = field(default=60, metadata=doc("episodes in the whole dataset"))
+    seed: int = field(default=0, metadata=doc("seed of everything random"))
+    max_steps: int = field(default=500, metadata=doc("steps per episode at most"))
     policy: list[str] = field(default_factory=lambda: list(DEFAULT_POLICIES),
-                              metadata=_help("policy mixture, cycled over episodes"))
-    segment_length: int = field(default=50, metadata=_help("steps per segment"))
-    segments_per_episode: int = field(default=8, metadata=_help("segments cut from each episode"))
-    segments: int | None = field(default=None, metadata=_help("total segments (overrides "
+                              metadata=doc("policy mixture, cycled over episodes"))
+    segment_length: int = field(default=50, metadata=doc("steps per segment"))
+    segments_per_episode: int = field(default=8, metadata=doc("segments cut from each episode"))
+    segments: int | None = field(default=None, metadata=doc("total segments (overrides "
                                                               "segments_per_episode)"))
-    pairs: int = field(default=2000, metadata=_help("pairs, train and test together"))
-    test_fraction: float = field(default=0.2, metadata=_help("fraction of episodes and pairs "
+    pairs: int = field(default=2000, metadata=doc("pairs, train and test together"))
+    test_fraction: float = field(default=0.2, metadata=doc("fraction of episodes and pairs "
                                                              "held out for test"))
-    distinct_episodes: bool = field(default=True, metadata=_help("pair only segments of "
+    distinct_episodes: bool = field(default=True, metadata=doc("pair only segments of "
                                                                  "different episodes"))
     teachers: list[str] = field(default_factory=lambda: list(DEFAULT_TEACHERS),
-                                metadata=_help("scripted teachers; test always gets oracle"))
+                                metadata=doc("scripted teachers; test always gets oracle"))
     teacher_params: dict[str, Any] = field(
         default_factory=lambda: {"stochastic": {"beta": 1.0}, "mistake": {"epsilon": 0.1},
                                  "skip": {"epsilon": 0.1}, "equal": {"epsilon": 0.1},
                                  "myopic": {"gamma": 0.9}},
-        metadata=_help("per-teacher parameters, e.g. teacher_params.mistake.epsilon=0.2"))
-    camera: Any = field(default=None, metadata=_help("camera name(s) to store frames of, "
+        metadata=doc("per-teacher parameters, e.g. teacher_params.mistake.epsilon=0.2"))
+    camera: Any = field(default=None, metadata=doc("camera name(s) to store frames of, "
                                                      "e.g. corner or [corner,topview]"))
-    image_size: int = field(default=84, metadata=_help("frame height and width in pixels"))
-    render_quality: str = field(default="fast", metadata=_help("fast (no shadows, no "
+    image_size: int = field(default=84, metadata=doc("frame height and width in pixels"))
+    render_quality: str = field(default="fast", metadata=doc("fast (no shadows, no "
                                                                "multisampling) or full"))
-    workers: int = field(default=1, metadata=_help("parallel rollout processes"))
-    shard: str | None = field(default=None, metadata=_help("collect only slice i of N, as i/N"))
-    out: str = field(default="data/button-press", metadata=_help("dataset directory to write"))
-    overwrite: bool = field(default=False, metadata=_help("replace a different dataset at out"))
+    workers: int = field(default=1, metadata=doc("parallel rollout processes"))
+    shard: str | None = field(default=None, metadata=doc("collect only slice i of N, as i/N"))
+    out: str = field(default="data/button-press", metadata=doc("dataset directory to write"))
+    overwrite: bool = field(default=False, metadata=doc("replace a different dataset at out"))
 
 
 def make_config(overrides: list[str]) -> DictConfig:

@@ -16,7 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from rrm_data.config import build_config, merge_configs, parse_overrides, to_yaml
+from rrm_data.config import build_config, doc, merge_configs, parse_overrides, to_yaml
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError, first_line
 from rrm_data.progress import console
@@ -33,50 +33,46 @@ from rrm_data.vision.embeddings import (
 )
 
 
-def _help(text: str) -> Any:
-    return {"help": text}
-
-
 @dataclass
 class DataConfig:
-    source: str | None = field(default=None, metadata=_help("dataset directory or Hub id "
+    source: str | None = field(default=None, metadata=doc("dataset directory or Hub id "
                                                             "(shorthand: data=DIR)"))
-    teacher: str = field(default="oracle", metadata=_help("teacher whose labels train the model"))
-    val_teacher: str = field(default="oracle", metadata=_help("teacher of the test-split labels "
+    teacher: str = field(default="oracle", metadata=doc("teacher whose labels train the model"))
+    val_teacher: str = field(default="oracle", metadata=doc("teacher of the test-split labels "
                                                               "used for validation"))
-    num_labels: int | None = field(default=None, metadata=_help("train on the first N pairs"))
-    val_fraction: float = field(default=0.0, metadata=_help("validate on this share of the train "
+    num_labels: int | None = field(default=None, metadata=doc("train on the first N pairs"))
+    val_fraction: float = field(default=0.0, metadata=doc("validate on this share of the train "
                                                             "pairs instead of the test split"))
-    batch_size: int = field(default=64, metadata=_help("pairs per batch"))
-    num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
+    batch_size: int = field(default=64, metadata=doc("pairs per batch"))
+    num_workers: int = field(default=0, metadata=doc("DataLoader worker processes"))
 
 
 @dataclass
 class OptimConfig:
-    lr: float = field(default=3e-4, metadata=_help("Adam learning rate"))
-    weight_decay: float = field(default=0.0, metadata=_help("Adam weight decay"))
-    label_smoothing: float = field(default=0.0, metadata=_help("mix labels towards 0.5"))
-    stop_agreement: float | None = field(default=None, metadata=_help(
+    lr: float = field(default=3e-4, metadata=doc("Adam learning rate"))
+    weight_decay: float = field(default=0.0, metadata=doc("Adam weight decay"))
+    label_smoothing: float = field(default=0.0, metadata=doc("mix labels towards 0.5"))
+    stop_agreement: float | None = field(default=None, metadata=doc(
         "stop when train agreement reaches this (PEBBLE: 0.97)"))
 
 
 @dataclass
 class Config:
-    recipe: str = field(default="state_residual", metadata=_help("recipe name or YAML path"))
-    data: DataConfig = field(default_factory=DataConfig, metadata=_help("dataset and labels"))
-    model: dict[str, Any] = field(default_factory=dict, metadata=_help(
+    recipe: str = field(default="state_residual", metadata=doc("recipe name or YAML path"))
+    data: DataConfig = field(default_factory=DataConfig, metadata=doc("dataset and labels"))
+    model: dict[str, Any] = field(default_factory=dict, metadata=doc(
         "reward model: network, inputs, prior, prior_weight, negate_prior, prior_as_input, "
         "normalize, and the network's own sizes (from the recipe)"))
-    optim: OptimConfig = field(default_factory=OptimConfig, metadata=_help("optimizer and loss"))
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata=doc("optimizer and loss"))
     trainer: dict[str, Any] = field(default_factory=lambda: {
         "max_epochs": 20, "accelerator": "auto", "devices": 1, "deterministic": True,
         "log_every_n_steps": 10, "enable_model_summary": False,
-    }, metadata=_help("pytorch_lightning.Trainer arguments"))
-    seed: int = field(default=0, metadata=_help("seed of initialization and batch order"))
-    out: str | None = field(default=None, metadata=_help(
+    }, metadata=doc("pytorch_lightning.Trainer arguments"))
+    seed: int = field(default=0, metadata=doc("seed of initialization and batch order"))
+    out: str | None = field(default=None, metadata=doc(
         "run directory (default runs/<recipe>-<data name>-seed<seed>)"))
-    resume: bool = field(default=False, metadata=_help("continue from checkpoints/last.ckpt"))
-    overwrite: bool = field(default=False, metadata=_help("replace an existing run at out"))
+    resume: bool = field(default=False, metadata=doc("continue from checkpoints/last.ckpt"))
+    overwrite: bool = field(default=False, metadata=doc("replace an existing run at out"))
 
 
 def make_config(overrides: list[str]) -> DictConfig:

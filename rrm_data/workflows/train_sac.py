@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from rrm_data.config import (
     build_config,
     config_dict,
+    doc,
     merge_configs,
     parse_overrides,
     to_yaml,
@@ -47,30 +47,26 @@ from rrm_data.sim.envs import check_task
 from rrm_data.sim.policies import POLICY_FILE
 
 
-def _help(text: str) -> Any:
-    return {"help": text}
-
-
 @dataclass
 class Config:
-    task: str = field(default="button-press-v3", metadata=_help("Meta-World v3 task name"))
-    reward: str = field(default="true", metadata=_help("reward run dir or artifact, true, or "
+    task: str = field(default="button-press-v3", metadata=doc("Meta-World v3 task name"))
+    reward: str = field(default="true", metadata=doc("reward run dir or artifact, true, or "
                                                        "prior:<name>"))
-    steps: int = field(default=100_000, metadata=_help("environment steps of training"))
-    seed: int = field(default=0, metadata=_help("seed of environments, networks and sampling"))
-    recipe: str = field(default="sac_metaworld", metadata=_help("SAC recipe name or YAML path"))
-    sac: SacSettings = field(default_factory=SacSettings, metadata=_help("SB3 SAC settings"))
-    eval_every: int = field(default=10_000, metadata=_help("env steps between evaluations "
+    steps: int = field(default=100_000, metadata=doc("environment steps of training"))
+    seed: int = field(default=0, metadata=doc("seed of environments, networks and sampling"))
+    recipe: str = field(default="sac_metaworld", metadata=doc("SAC recipe name or YAML path"))
+    sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SB3 SAC settings"))
+    eval_every: int = field(default=10_000, metadata=doc("env steps between evaluations "
                                                            "(0: only at the end)"))
-    eval_episodes: int = field(default=10, metadata=_help("deterministic episodes per evaluation"))
-    episode_steps: int | None = field(default=None, metadata=_help("cut episodes shorter than "
+    eval_episodes: int = field(default=10, metadata=doc("deterministic episodes per evaluation"))
+    episode_steps: int | None = field(default=None, metadata=doc("cut episodes shorter than "
                                                                    "Meta-World's 500 steps"))
-    checkpoint_every: int = field(default=50_000, metadata=_help("env steps between checkpoints "
+    checkpoint_every: int = field(default=50_000, metadata=doc("env steps between checkpoints "
                                                                  "(0: none)"))
-    threads: int = field(default=1, metadata=_help("torch CPU threads"))
-    out: str | None = field(default=None, metadata=_help(
+    threads: int = field(default=1, metadata=doc("torch CPU threads"))
+    out: str | None = field(default=None, metadata=doc(
         "run directory (default runs/sac-<task>-<reward>-seed<seed>)"))
-    overwrite: bool = field(default=False, metadata=_help("replace an existing run at out"))
+    overwrite: bool = field(default=False, metadata=doc("replace an existing run at out"))
 
 
 def make_config(overrides: list[str]) -> DictConfig:
