@@ -31,9 +31,9 @@ demo: system-deps install
 	$(BIN)/rrm-data collect out=$(DEMO_DATA)
 	$(BIN)/rrm-data info data=$(DEMO_DATA)
 	$(BIN)/rrm-data train-reward recipe=state_residual data=$(DEMO_DATA) out=$(DEMO_RUN) overwrite=true
-	$(BIN)/rrm-data evaluate reward=$(DEMO_RUN) data=$(DEMO_DATA) split=test
-	$(BIN)/rrm-data gallery reward=$(DEMO_RUN) data=$(DEMO_DATA) k=4
-	@echo "demo done: report in $(DEMO_RUN)/eval-test/, gallery in $(DEMO_RUN)/gallery-test/index.html"
+	$(BIN)/rrm-data evaluate reward=$(DEMO_RUN) data=$(DEMO_DATA) split=test overwrite=true
+	$(BIN)/rrm-data gallery reward=$(DEMO_RUN) data=$(DEMO_DATA) k=4 overwrite=true
+	@echo "demo done: report in $(DEMO_RUN)/eval-demo-test-oracle/, gallery in $(DEMO_RUN)/gallery-demo-test/index.html"
 
 test: system-deps install lint
 	$(BIN)/pytest --durations=15

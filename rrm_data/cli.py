@@ -17,7 +17,7 @@ from types import ModuleType
 from omegaconf import DictConfig
 
 from rrm_data.config import build_config, to_yaml
-from rrm_data.errors import RrmError
+from rrm_data.errors import Interrupted, RrmError
 from rrm_data.process import configure_process
 from rrm_data.registry import Registry
 
@@ -31,6 +31,8 @@ class Command:
 
 
 COMMANDS: Registry[Command] = Registry("command")
+# What Ctrl-C leaves, unless the workflow says otherwise (``ON_INTERRUPT``).
+NOTHING_WRITTEN = "interrupted; nothing was written (what was at out= before is unchanged)"
 
 
 # Each command runs the workflow module of its name (``train-reward`` → ``train_reward``).
@@ -114,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rrm-data {name}: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"rrm-data {name}: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print(f"rrm-data {name}: interrupted; run the same command again to resume",
+        print(f"rrm-data {name}: {getattr(module, 'ON_INTERRUPT', NOTHING_WRITTEN)}",
               file=sys.stderr)
         return 130
     return 0

@@ -1,65 +1,260 @@
-"""Every write that must appear whole or not at all goes through here.
+"""Every write of a command's output goes through here, under one rule.
 
-Output is built in a hidden temporary sibling of its final path (same file system, so a
-rename is atomic) and moved into place only when complete; on any failure or interrupt
-the temporary copy is removed and the final path is left as it was.
+A command writes ``out`` only when it does not exist, or when it holds this command's own
+kind of output (recognised by what rrm-data wrote there) and ``overwrite=true``; it never
+writes into anything else, nor into the Hugging Face cache. Output is built in a hidden
+temporary sibling (same file system) and appears in one atomic step: a fresh path by one
+rename, an existing one by an atomic exchange (``renameat2(RENAME_EXCHANGE)``), so the path
+always holds the complete old or the complete new version. A lock refuses a second writer
+to the same path; what an interrupted writer left (dead process) is removed by the next.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from rrm_data.errors import RrmError
 
-def temporary_sibling(out: Path, tag: str = "tmp") -> Path:
-    """A fresh hidden directory next to ``out`` (same filesystem, so rename is atomic)."""
-    tmp = out.with_name(f".{out.name}.{tag}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+MARKER = ".rrm-output.json"  # what a directory output says about itself
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class Kind(StrEnum):
+    """What a command writes; an existing ``out`` is replaced only by output of its own kind."""
+
+    DATASET = "dataset"  # recognised by meta/info.json of format rrm-data/1
+    REWARD_RUN = "train-reward run"
+    SAC_RUN = "train-sac run"
+    ONLINE_RUN = "train-online run"
+    REPORT = "evaluate report"
+    GALLERY = "gallery"
+    SCORES = "score table"
+    TRL_VIEW = "export-trl table"
+    HUB_TREE = "publish dry-run tree"
+
+
+# ---------------------------------------------------------------------------- recognising
+
+
+def output_kind(path: Path) -> Kind | None:
+    """The kind of rrm-data output ``path`` holds, or None (not rrm-data's, or unreadable)."""
+    if path.is_dir():
+        marker = _read_json(path / MARKER)
+        if isinstance(marker, dict) and marker.get("kind") in {k.value for k in Kind}:
+            return Kind(marker["kind"])
+        info = _read_json(path / "meta" / "info.json")
+        if isinstance(info, dict) and str(info.get("format", "")).startswith("rrm-data/"):
+            return Kind.DATASET
+        return None
+    if path.suffix == ".parquet":
+        with contextlib.suppress(Exception):
+            import pyarrow.parquet as pq
+
+            metadata = pq.read_schema(path).metadata or {}
+            value = metadata.get(b"rrm_data.output", b"").decode()
+            if value in {k.value for k in Kind}:
+                return Kind(value)
+    return None
+
+
+def file_metadata(kind: Kind) -> dict[bytes, bytes]:
+    """Parquet key-value metadata that marks a single-file output as rrm-data's."""
+    return {b"rrm_data.output": kind.value.encode()}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def in_hf_cache(path: Path) -> bool:
+    """True when ``path`` lies inside the Hugging Face cache (rrm-data never writes there)."""
+    roots = [os.environ.get("HF_HUB_CACHE"), os.environ.get("HF_HOME"),
+             os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")]
+    with contextlib.suppress(ImportError):
+        from huggingface_hub import constants
+
+        roots += [constants.HF_HUB_CACHE, constants.HF_HOME]
+    target = path.expanduser().resolve()
+    return any(target.is_relative_to(Path(r).expanduser().resolve()) for r in roots if r)
+
+
+def check_out(out: Path, kind: Kind, overwrite: bool, option: str = "out") -> bool:
+    """Refuse, before any work, an ``out`` this command may not write; True if it exists.
+
+    Allowed: a path that does not exist (or an empty directory), or one holding output of
+    ``kind`` when ``overwrite`` is set.
+    """
+    out = Path(out)
+    if in_hf_cache(out):
+        raise RrmError(f"{option}={out} is inside the Hugging Face cache, which rrm-data never "
+                       "modifies; choose another path")
+    if not out.exists() and not out.is_symlink():
+        return False
+    if out.is_dir() and not any(out.iterdir()):
+        return False
+    found = output_kind(out)
+    if found is not kind:
+        what = f"a {found.value}" if found else "files rrm-data did not write"
+        raise RrmError(f"{option}={out} holds {what}; a {kind.value} replaces only an earlier "
+                       f"{kind.value} (with overwrite=true): choose another {option}=")
+    if not overwrite:
+        raise RrmError(f"{option}={out} already holds a {kind.value}; pass overwrite=true to "
+                       f"replace it, or choose another {option}=")
+    return True
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+_HELD: set[Path] = set()  # locks this process holds (a command's steps share its lock)
+
+
+@contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``.<name>.lock`` next to ``out``: a second writer to the same path is refused."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.with_name(f".{out.name}.lock").resolve()
+    if lock in _HELD:
+        yield
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RrmError(f"{out} is busy: another rrm-data process is writing it; wait for it "
+                           "to finish or choose another path") from None
+        _HELD.add(lock)
+        try:
+            clean_leftovers(out)
+            yield
+        finally:
+            _HELD.discard(lock)
+            lock.unlink(missing_ok=True)  # still held: a writer waiting on it fails, not races
+    finally:
+        os.close(fd)
+
+
+def clean_leftovers(out: Path) -> list[Path]:
+    """Remove what interrupted writers of ``out`` left: ``.<name>.tmp-PID`` / ``.old-PID``
+    siblings whose process is gone. Returns what was removed."""
+    removed = []
+    for path in out.parent.glob(f".{out.name}.*-*"):
+        tag, _, pid = path.name.rpartition("-")
+        if not pid.isdigit() or not tag.endswith((".tmp", ".old", ".partial")) or _alive(int(pid)):
+            continue
+        if tag.endswith(".partial") and tag == f".{out.name}.partial":
+            continue  # collect's resumable work folder has no pid
+        _remove(path)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b),
+                      _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(a))
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Make ``tmp`` appear at ``out`` in one step; the old version (if any) is then removed."""
+    try:
+        os.rename(tmp, out)  # out absent (or an empty directory)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+            raise
+    exchange(tmp, out)  # tmp now holds the old version
+    _remove(tmp)
+
+
+def temporary_sibling(out: Path, directory: bool = True) -> Path:
+    """A fresh hidden sibling of ``out`` (same file system, so a rename is atomic)."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    if directory:
+        tmp.mkdir(parents=True)
     return tmp
 
 
-def publish_directory(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Move a finished temporary directory to ``out``, replacing it only if allowed."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        if not overwrite:
-            raise FileExistsError(out)
-        os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+@contextmanager
+def atomic_directory(out: Path, kind: Kind, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of ``out`` to fill; it replaces ``out`` in one step when the
+    block succeeds, and is removed when it fails (``out`` is then untouched)."""
+    out = Path(out)
+    with output_lock(out):
+        check_out(out, kind, overwrite)
+        tmp = temporary_sibling(out)
+        try:
+            yield tmp
+            if kind is not Kind.DATASET:
+                write_json(tmp / MARKER, {"kind": kind.value})
+            publish(tmp, out)
+        except BaseException:
+            _remove(tmp)
+            raise
 
 
 @contextmanager
-def atomic_directory(out: Path, overwrite: bool = True, tag: str = "tmp") -> Iterator[Path]:
-    """Yield a temporary sibling of ``out`` to fill; move it to ``out`` only if all went well."""
+def atomic_file(out: Path, kind: Kind | None = None, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``out`` to write; it replaces ``out`` in one step.
+
+    With ``kind``, ``out`` follows the output rule (a command's output file); without, it is a
+    file inside a folder the caller owns (a work folder's episode).
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(out, tag)
-    try:
-        yield tmp
-        publish_directory(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    lock = output_lock(out) if kind is not None else contextlib.nullcontext()
+    with lock:
+        if kind is not None:
+            check_out(out, kind, overwrite)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_sibling(out, directory=False)
+        try:
+            yield tmp
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
-@contextmanager
-def atomic_file(out: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``out`` to write; rename it to ``out`` when done."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+def remove_owned(path: Path) -> None:
+    """Remove a folder the command itself made (a finished collection's work folder)."""
+    _remove(path)
 
 
 def write_json(path: Path, payload: Any) -> None:

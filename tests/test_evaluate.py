@@ -127,7 +127,7 @@ def test_learned_artifact_is_shown_next_to_its_prior_alone(
     # one learned reward: output goes into its run directory by default
     assert main(["score", f"reward={tiny_run / 'reward'}", f"data={small_dataset}",
                  "teacher=oracle"]) == 0
-    scores = pq.read_table(tiny_run / "scores-test.parquet").to_pandas()
+    scores = pq.read_table(tiny_run / "scores-data-test-oracle.parquet").to_pandas()
     assert len(scores) == report["counts"]["pairs"]
     assert scores.correct.mean() == pytest.approx(learned["agreement"]["value"])
 
@@ -179,7 +179,7 @@ def test_bad_input_gives_one_line_and_exit_2(small_dataset: Path, tiny_run: Path
     empty_run.mkdir()
     assert "no reward artifact" in error_of("evaluate", f"reward={empty_run}",
                                             f"data={small_dataset}")
-    assert not (empty_run / "eval-test").exists()
+    assert list(empty_run.iterdir()) == []
 
     narrow = tmp_path / "narrow"
     shutil.copytree(small_dataset, narrow)

@@ -112,4 +112,4 @@ def test_commands_read_hub_ids_offline(hub_cache: Path, tmp_path: Path) -> None:
     assert f"ok: {HUB_REPO} is a valid rrm-data/1 dataset" in result.stdout
     assert pq.read_table(out).num_rows > 0
     assert (run / "reward" / "reward.json").is_file()
-    assert (run / "eval-test" / "report.json").is_file()
+    assert (run / "eval-bp-prefs-test-oracle" / "report.json").is_file()

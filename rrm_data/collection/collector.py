@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from rrm_data.collection.meta import make_info
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_file
+from rrm_data.io import Kind, atomic_file, check_out, remove_owned
 from rrm_data.labels.tables import LabelSpec, build_tables
 from rrm_data.progress import console, progress
 from rrm_data.sim.envs import env_fps, make_env, sawyer_env
@@ -110,7 +109,7 @@ def prepare_workdir(out: Path, collection: dict[str, Any]) -> Path:
     marker = workdir / "collection.json"
     if workdir.exists() and (not marker.exists()
                              or json.loads(marker.read_text()) != collection):
-        shutil.rmtree(workdir)
+        remove_owned(workdir)
     if not workdir.exists():
         (workdir / "episodes").mkdir(parents=True)
         marker.write_text(json.dumps(collection, sort_keys=True))
@@ -135,21 +134,18 @@ def collect_episodes(plans: list[EpisodePlan], max_steps: int, env_seed: int, wo
                 bar.advance(1, steps)
 
 
-def check_out(out: Path, collection: dict[str, Any], shard: str | None, overwrite: bool) -> bool:
-    """True if ``out`` already holds this very dataset (or shard); refuse a different one."""
-    if not out.exists():
+def already_collected(out: Path, collection: dict[str, Any], shard: str | None,
+                      overwrite: bool) -> bool:
+    """True if ``out`` already holds this very dataset (or shard); refuse what collect may not
+    replace (anything but a dataset, or another dataset without ``overwrite=true``)."""
+    if not check_out(out, Kind.DATASET, overwrite=True):
         return False
-    info_path = out / "meta" / "info.json"
-    if info_path.exists():
-        info = json.loads(info_path.read_text())
-        if info.get("collection") == collection and info.get("shard") == shard and not overwrite:
-            return True
-    elif out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-        return False
+    info = json.loads((out / "meta" / "info.json").read_text())
+    if info.get("collection") == collection and info.get("shard") == shard and not overwrite:
+        return True
     if not overwrite:
-        raise RrmError(f"out={out} already holds a different dataset or other files; "
-                       "choose another out= or pass overwrite=true")
+        raise RrmError(f"out={out} already holds a different dataset; choose another out= or "
+                       "pass overwrite=true")
     return False
 
 

@@ -11,7 +11,6 @@ tree becomes one commit. The token is only ever handed to ``huggingface_hub``.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -131,7 +130,7 @@ def build_tree(root: Path, out: Path, limits: HubLimits,
     """Lay out ``root`` under ``out`` as the Hub will hold it; returns the tables and splits.
 
     Hidden files and the old card are left out; Parquet shards within the size limit are
-    linked as they are, larger table splits are rewritten in smaller shards; the card is
+    copied as they are, larger table splits are rewritten in smaller shards; the card is
     rendered last from the tables actually present (``render_readme(splits)``).
     """
     tables: dict[str, dict[str, list[Path]]] = {}
@@ -144,12 +143,12 @@ def build_tree(root: Path, out: Path, limits: HubLimits,
             tables.setdefault(rel.parent.as_posix(), {}).setdefault(split, []).append(path)
         elif rel != Path("README.md"):
             _check_size(rel.as_posix(), path.stat().st_size, limits)
-            _link(path, out / rel)
+            _copy(path, out / rel)
     for table, by_split in tables.items():
         for split, files in by_split.items():
             if max(f.stat().st_size for f in files) <= limits.max_file_bytes:
                 for f in files:
-                    _link(f, out / table / f.name)
+                    _copy(f, out / table / f.name)
             else:
                 reshard(files, out / table, split, limits.max_file_bytes)
     splits = {table: sorted(s) for table, s in tables.items()}
@@ -162,7 +161,8 @@ def build_tree(root: Path, out: Path, limits: HubLimits,
 def tree_files(tree: Path) -> list[tuple[str, int]]:
     """``(path in repo, size in bytes)`` of every file of a built tree, sorted by path."""
     return sorted((p.relative_to(tree).as_posix(), p.stat().st_size)
-                  for p in tree.rglob("*") if p.is_file())
+                  for p in tree.rglob("*")
+                  if p.is_file() and not p.relative_to(tree).as_posix().startswith("."))
 
 
 def reshard(files: list[Path], folder: Path, split: str, max_bytes: int) -> list[Path]:
@@ -214,14 +214,10 @@ def _batches(files: list[Path], rows: int) -> Iterator[list[pa.RecordBatch]]:
         yield group
 
 
-def _link(src: Path, dst: Path) -> None:
-    """Hard-link (no copy of big files) or, across file systems, copy."""
+def _copy(src: Path, dst: Path) -> None:
+    """Copy a file into the tree: never a link, so editing the tree cannot edit the dataset."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    src = src.resolve()  # snapshots in the HF cache are symlinks into blobs/
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+    shutil.copyfile(src.resolve(), dst)  # snapshots in the HF cache are symlinks into blobs/
 
 
 def _check_size(path: str, size: int, limits: HubLimits) -> None:

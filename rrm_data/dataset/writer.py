@@ -18,7 +18,7 @@ from rrm_data.dataset.format import table_features
 from rrm_data.dataset.info import DatasetInfo
 from rrm_data.dataset.stats import feature_stats
 from rrm_data.dataset.validate import check_dataset
-from rrm_data.io import atomic_directory, write_json
+from rrm_data.io import Kind, atomic_directory, write_json
 
 ROWS_PER_FILE = 100_000
 
@@ -68,7 +68,7 @@ def write_dataset(out: Path, tables: dict[str, dict[str, pa.Table]], info: Datas
         features={name: table_features(next(iter(splits.values())), names)
                   for name, splits in tables.items()},
         splits={name: sorted(splits) for name, splits in tables.items()})
-    with atomic_directory(out, overwrite) as tmp:
+    with atomic_directory(out, Kind.DATASET, overwrite) as tmp:
         write_tables(tmp, tables)
         write_json(tmp / fmt.INFO_FILE, info.to_json())
         write_json(tmp / fmt.STATS_FILE, feature_stats(tables["steps"]["train"]))

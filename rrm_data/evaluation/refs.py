@@ -48,3 +48,11 @@ def default_out(refs: list[str], dataset: DatasetDir, name: str) -> Path:
     if len(refs) == 1 and run is not None:
         return run / name
     return Path("reports") / dataset.root.resolve().name / "+".join(map(_slug, refs)) / name
+
+
+def output_stem(dataset: DatasetDir, split: str, teacher: str | None = None) -> str:
+    """``<dataset>-<split>[-<teacher>]``: default output names say what was evaluated, so
+    evaluating one reward on a second dataset or teacher never replaces the first report."""
+    name = dataset.hub.repo_id.split("/")[-1] if dataset.hub else dataset.root.resolve().name
+    parts = [name, split, *([teacher] if teacher else [])]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(parts))

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from rrm_data import __version__
 from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError, first_line
-from rrm_data.io import atomic_directory, write_json
+from rrm_data.io import Kind, atomic_directory, write_json
 from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.networks import ResidualReward, RewardParts
 
@@ -36,7 +36,7 @@ CHUNK = 2048
 def export_reward(model: ResidualReward, out: Path, name: str,
                   training: Mapping[str, Any]) -> Path:
     """Write the artifact directory ``out`` atomically (temp sibling, then rename)."""
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, Kind.REWARD_RUN, overwrite=True) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / WEIGHTS_FILE))
         write_json(tmp / SPEC_FILE, {"format": ARTIFACT_FORMAT, "rrm_data_version": __version__,

@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from rrm_data.config import config_dict
+from rrm_data.config import config_dict, to_yaml
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
+from rrm_data.io import MARKER, Kind, check_out, remove_owned, write_json
 from rrm_data.reward.networks import columns_read
 from rrm_data.training.datamodule import PreferenceDataModule
 
@@ -32,18 +33,20 @@ LAST_CHECKPOINT = "last.ckpt"
 METRICS = "metrics.csv"
 
 
-def resume_checkpoint(out: Path, resume: bool, overwrite: bool) -> Path | None:
-    """The checkpoint to resume from, refusing to clobber an earlier run by accident."""
+# Keys of a run's config that may change when it is resumed (how long and where it trains).
+RESUMABLE_CHANGES = ("trainer", "resume", "overwrite")
+
+
+def resume_checkpoint(out: Path, cfg: DictConfig) -> Path | None:
+    """The checkpoint to resume from (None: a fresh run), refusing to clobber anything but an
+    earlier train-reward run (with overwrite=true) or to resume a run of another config."""
     last = out / CHECKPOINTS / LAST_CHECKPOINT
-    if not resume:
+    if not cfg.resume:
         # DDP ranks > 0 re-run the command after rank 0 has written config.yaml.
         # Lightning sets ``rank`` on the function at import; its type does not declare it
         rank = rank_zero_only.rank  # type: ignore[attr-defined]
-        if (out / "config.yaml").exists() and rank == 0:
-            if not overwrite:
-                raise RrmError(f"out={out} already holds a run; pass resume=true to continue "
-                               "it or overwrite=true to start again")
-            shutil.rmtree(out)
+        if rank == 0 and check_out(out, Kind.REWARD_RUN, cfg.overwrite):
+            remove_owned(out)
         return None
     if not last.is_file():
         raise RrmError(f"resume=true but there is no checkpoint at {last}")
@@ -53,7 +56,48 @@ def resume_checkpoint(out: Path, resume: bool, overwrite: bool) -> Path | None:
         raise RrmError(f"{last}: corrupt checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or "state_dict" not in state:
         raise RrmError(f"{last}: corrupt checkpoint (no state_dict)")
+    if not (out / "config.yaml").is_file():
+        raise RrmError(f"out={out} has no config.yaml: it is not a train-reward run to resume")
+    changed = changed_keys(OmegaConf.load(out / "config.yaml"), cfg)
+    if changed:
+        raise RrmError(f"out={out} was trained with other settings ({', '.join(changed)}); "
+                       "resume only with the same recipe, data and teacher, or start a new run")
     return last
+
+
+def changed_keys(saved: Any, cfg: DictConfig) -> list[str]:
+    """Dotted keys whose values differ between a run's saved config and ``cfg``."""
+    def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(node, dict):
+            return {k: v for key, value in node.items()
+                    for k, v in flat(value, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): node}
+
+    a = flat(OmegaConf.to_container(saved, resolve=True))
+    b = flat(OmegaConf.to_container(cfg, resolve=True))
+    return sorted(k for k in a.keys() | b.keys()
+                  if a.get(k) != b.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES)
+
+
+def start_run(out: Path, cfg: DictConfig) -> None:
+    """Mark ``out`` as a train-reward run before anything is written into it."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / MARKER, {"kind": Kind.REWARD_RUN.value})
+    (out / "config.yaml").write_text(to_yaml(cfg))
+
+
+class SaveOnInterrupt(pl.Callback):
+    """Ctrl-C during training: save ``last.ckpt`` where ``resume=true`` finds it."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.interrupted = False
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted = True
+            trainer.save_checkpoint(self.out / CHECKPOINTS / LAST_CHECKPOINT)
 
 
 @contextmanager
@@ -62,14 +106,21 @@ def kept_metrics(out: Path, resume: bool) -> Iterator[None]:
     path, before = out / METRICS, out / f".{METRICS}.before-resume"
     if resume and path.exists():
         os.replace(path, before)
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+            yield
     finally:
         if before.exists():
             frames = [pd.read_csv(p) for p in (before, path) if p.exists()]
             pd.concat(frames, ignore_index=True).to_csv(path, index=False)
             before.unlink()
+
+
+def interrupted(trainer: pl.Trainer) -> bool:
+    """Whether Ctrl-C stopped ``trainer`` (its checkpoint was then saved)."""
+    callbacks: list[pl.Callback] = getattr(trainer, "callbacks", [])  # set by Trainer.__init__
+    return any(isinstance(c, SaveOnInterrupt) and c.interrupted for c in callbacks)
 
 
 def loggers(out: Path) -> list[pl.loggers.Logger]:
@@ -80,8 +131,10 @@ def loggers(out: Path) -> list[pl.loggers.Logger]:
 
 
 def callbacks(out: Path, stop_agreement: float | None) -> list[pl.Callback]:
+    """A checkpoint after every epoch (``last.ckpt``), saving on Ctrl-C, optional early stop."""
     callbacks: list[pl.Callback] = [pl.callbacks.ModelCheckpoint(
-        dirpath=out / CHECKPOINTS, save_top_k=0, save_last=True)]
+        dirpath=out / CHECKPOINTS, save_top_k=0, save_last=True, every_n_epochs=1,
+        save_on_train_epoch_end=True), SaveOnInterrupt(out)]
     if stop_agreement is not None:
         callbacks.append(pl.callbacks.EarlyStopping(
             monitor="train/agreement", mode="max", stopping_threshold=stop_agreement,

@@ -20,3 +20,5 @@ class RewardDataConfig:
                                                         "'prior:<name>'; several as [a,b]"})
     data: str | None = field(default=None,
                              metadata={"help": "dataset directory (or Hub dataset id)"})
+    overwrite: bool = field(default=False,
+                            metadata={"help": "replace an earlier output of this command at out"})

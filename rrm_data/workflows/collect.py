@@ -8,7 +8,6 @@ work; `rrm-data merge` joins the shards into the dataset a single run would give
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from omegaconf import DictConfig
 from rrm_data.collection import collector
 from rrm_data.config import build_config, config_dict, doc
 from rrm_data.errors import RrmError
+from rrm_data.io import output_lock, remove_owned
 from rrm_data.labels.teachers import make_teacher
 from rrm_data.progress import console
 from rrm_data.sim.envs import check_task, make_env, sawyer_env
@@ -33,6 +33,7 @@ from rrm_data.sim.rendering import (
 DEFAULT_POLICIES = ["expert:0", "expert:0.5", "expert:2", "expert:3", "random"]
 DEFAULT_TEACHERS = ["oracle", "stochastic", "mistake", "skip", "equal", "myopic"]
 RUNTIME_KEYS = ("workers", "out", "overwrite", "shard")
+ON_INTERRUPT = "interrupted; run the same command again to resume"
 
 
 
@@ -120,20 +121,22 @@ def collection_record(cfg: DictConfig) -> dict[str, Any]:
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     collection = collection_record(cfg)
-    if collector.check_out(out, collection, cfg.shard, cfg.overwrite):
-        console.print(f"{out} already holds this dataset; nothing to do")
-        return
-    plans = collector.episode_plans(collection, cfg.shard)
-    if not plans:
-        raise RrmError(f"shard {cfg.shard} holds no episodes (episodes={cfg.episodes})")
-    workdir = collector.prepare_workdir(out, {**collection, "shard": cfg.shard})
-    frames = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
-    collector.collect_episodes(plans, cfg.max_steps, cfg.seed, workdir, cfg.workers, frames)
-    collector.finish_dataset(out, collector.read_episodes(workdir, plans), collection,
-                             pairs=round(cfg.pairs * len(plans) / cfg.episodes),
-                             fps=collector.task_fps(plans[0].task, cfg.seed),
-                             cameras=list(frames.cameras) if frames else [], shard=cfg.shard)
-    shutil.rmtree(workdir, ignore_errors=True)
+    with output_lock(out):
+        if collector.already_collected(out, collection, cfg.shard, cfg.overwrite):
+            console.print(f"{out} already holds this dataset; nothing to do")
+            return
+        plans = collector.episode_plans(collection, cfg.shard)
+        if not plans:
+            raise RrmError(f"shard {cfg.shard} holds no episodes (episodes={cfg.episodes})")
+        workdir = collector.prepare_workdir(out, {**collection, "shard": cfg.shard})
+        frames = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
+        collector.collect_episodes(plans, cfg.max_steps, cfg.seed, workdir, cfg.workers, frames)
+        collector.finish_dataset(out, collector.read_episodes(workdir, plans), collection,
+                                 pairs=round(cfg.pairs * len(plans) / cfg.episodes),
+                                 fps=collector.task_fps(plans[0].task, cfg.seed),
+                                 cameras=list(frames.cameras) if frames else [],
+                                 shard=cfg.shard)
+        remove_owned(workdir)
 
 
 __all__ = ["Config", "make_config", "run"]

@@ -5,7 +5,8 @@ reported apart), per task and per policy bucket; log-loss, Brier and ECE of
 P(A ≻ B) = σ(R̂a − R̂b); Pearson and Spearman of predicted vs true segment and episode
 returns; AUROC of predicted episode return for success. A residual model also gets its
 prior part evaluated alone, side by side. Writes report.json, report.md and PNG figures
-into `out` (default `<run>/eval-<split>`, or `reports/...` for true / prior:<name>).
+into `out` (default `<run>/eval-<data>-<split>-<teacher>`, or `reports/...` for true /
+prior:<name>).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.evaluation import plots
-from rrm_data.evaluation.refs import default_out, reward_refs
+from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
 from rrm_data.evaluation.report import build_report, rich_table, to_markdown
 from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
-from rrm_data.io import atomic_directory, write_json
+from rrm_data.io import Kind, atomic_directory, check_out, write_json
 from rrm_data.progress import console
 from rrm_data.workflows import RewardDataConfig
 
@@ -37,7 +38,8 @@ class Config(RewardDataConfig):
     teacher: str = field(default="oracle", metadata={"help": "whose labels to compare with"})
     episodes: int = field(default=3, metadata={"help": "episodes in the reward-over-time plot"})
     out: str | None = field(default=None, metadata={"help": "report directory "
-                                                            "(default <run>/eval-<split>)"})
+                                                            "(default <run>/eval-<data>-"
+                                                            "<split>-<teacher>)"})
 
 
 def example_episodes(data: SplitData, count: int) -> list[int]:
@@ -74,12 +76,13 @@ def run(cfg: DictConfig) -> None:
     if cfg.episodes < 1:
         raise RrmError(f"episodes must be at least 1, got {cfg.episodes}")
     dataset = open_dataset(cfg.data)
+    out = Path(cfg.out) if cfg.out else default_out(
+        refs, dataset, f"eval-{output_stem(dataset, cfg.split, cfg.teacher)}")
+    check_out(out, Kind.REPORT, cfg.overwrite)
     data = load_split(dataset, cfg.split, cfg.teacher)
     scored = score_rewards(refs, data)
     report = build_report(data, scored)
-
-    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"eval-{cfg.split}")
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, Kind.REPORT, cfg.overwrite) as tmp:
         write_json(tmp / "report.json", report)
         (tmp / "report.md").write_text(to_markdown(report, list(FIGURES)))
         write_figures(tmp, data, scored, report, cfg.episodes)

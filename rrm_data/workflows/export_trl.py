@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from rrm_data.config import build_config
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_file
+from rrm_data.io import Kind, atomic_file, check_out, file_metadata
 from rrm_data.progress import console
 
 TIES = ("drop", "margin")
@@ -68,6 +68,8 @@ def chosen_rejected(preferences: pa.Table, ties: str) -> pa.Table:
 
 def run(cfg: DictConfig) -> None:
     dataset = open_dataset(cfg.data)
+    out = Path(cfg.out or f"{dataset.info.name}-{cfg.split}-{cfg.teacher}.trl.parquet")
+    check_out(out, Kind.TRL_VIEW, cfg.overwrite)
     preferences = dataset.preferences(cfg.split)
     teachers = sorted(set(preferences.column("teacher").to_pylist()))
     if cfg.teacher not in teachers:
@@ -75,11 +77,8 @@ def run(cfg: DictConfig) -> None:
                        f"it has: {', '.join(teachers)}")
     rows = preferences.filter(pc.equal(preferences.column("teacher"), cfg.teacher))
     view = chosen_rejected(rows, cfg.ties)
-    out = Path(cfg.out or f"{dataset.info.name}-{cfg.split}-{cfg.teacher}.trl.parquet")
-    if out.exists() and not cfg.overwrite:
-        raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
-    with atomic_file(out) as tmp:
-        pq.write_table(view, tmp)
+    with atomic_file(out, Kind.TRL_VIEW, cfg.overwrite) as tmp:
+        pq.write_table(view.replace_schema_metadata(file_metadata(Kind.TRL_VIEW)), tmp)
     console.print(f"wrote {out}: {view.num_rows} pairs of teacher {cfg.teacher} "
                   f"({rows.num_rows - view.num_rows} ties dropped)")
 

@@ -4,7 +4,7 @@ For each reward (several as `reward=[a,b]`, shown side by side): the top-k and b
 episodes and segments of the split by predicted return, each with an animated filmstrip,
 a plot of predicted (total/prior/residual) and true reward over time, success, task and
 policy. State-only datasets are re-rendered from the stored physics state. The folder
-(default `<run>/gallery-<split>`, or `reports/...`) works offline: open its index.html.
+(default `<run>/gallery-<data>-<split>`, or `reports/...`) works offline: open its index.html.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from omegaconf import DictConfig
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.gallery import build_gallery
-from rrm_data.evaluation.refs import default_out, reward_refs
+from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
 from rrm_data.evaluation.scoring import load_split, score_rewards
-from rrm_data.io import atomic_directory
+from rrm_data.io import Kind, atomic_directory, check_out
 from rrm_data.progress import console
 from rrm_data.sim.rendering import frame_spec
 from rrm_data.workflows import RewardDataConfig
@@ -33,8 +33,8 @@ class Config(RewardDataConfig):
     camera: str = field(default="corner", metadata={"help": "camera of the filmstrips"})
     image_size: int = field(default=128, metadata={"help": "size of re-rendered frames"})
     frames: int = field(default=24, metadata={"help": "frames per filmstrip at most"})
-    out: str | None = field(default=None, metadata={"help": "gallery directory "
-                                                            "(default <run>/gallery-<split>)"})
+    out: str | None = field(default=None, metadata={"help": "gallery directory (default "
+                                                            "<run>/gallery-<data>-<split>)"})
 
 
 def run(cfg: DictConfig) -> None:
@@ -45,10 +45,11 @@ def run(cfg: DictConfig) -> None:
         raise RrmError(f"k and frames must be at least 1, got k={cfg.k}, frames={cfg.frames}")
     frame_spec(cfg.camera, cfg.image_size)
     dataset = open_dataset(cfg.data)
+    out = Path(cfg.out) if cfg.out else default_out(
+        refs, dataset, f"gallery-{output_stem(dataset, cfg.split)}")
+    check_out(out, Kind.GALLERY, cfg.overwrite)
     data = load_split(dataset, cfg.split, teacher=None)
     scored = score_rewards(refs, data)
-
-    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"gallery-{cfg.split}")
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, Kind.GALLERY, cfg.overwrite) as tmp:
         build_gallery(data, scored, tmp, cfg.k, cfg.camera, cfg.image_size, cfg.frames)
     console.print(f"wrote {out}/index.html")

@@ -13,6 +13,7 @@ from rrm_data.collection import collector
 from rrm_data.collection.merge import check_shards, episode_records
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
+from rrm_data.io import output_lock
 from rrm_data.progress import console
 
 
@@ -31,10 +32,11 @@ def run(cfg: DictConfig) -> None:
     shards = [open_dataset(path) for path in cfg.shards]
     collection = check_shards(shards)
     out = Path(cfg.out)
-    if collector.check_out(out, collection, None, cfg.overwrite):
-        console.print(f"{out} already holds this dataset; nothing to do")
-        return
-    records = [record for shard in shards for record in episode_records(shard)]
-    first = shards[0].info
-    collector.finish_dataset(out, records, collection, pairs=collection["pairs"],
-                             fps=first.fps, cameras=list(first.cameras), shard=None)
+    with output_lock(out):
+        if collector.already_collected(out, collection, None, cfg.overwrite):
+            console.print(f"{out} already holds this dataset; nothing to do")
+            return
+        records = [record for shard in shards for record in episode_records(shard)]
+        first = shards[0].info
+        collector.finish_dataset(out, records, collection, pairs=collection["pairs"],
+                                 fps=first.fps, cameras=list(first.cameras), shard=None)

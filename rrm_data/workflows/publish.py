@@ -22,7 +22,7 @@ from rrm_data.dataset.card import render_card
 from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_directory
+from rrm_data.io import Kind, atomic_directory, check_out
 from rrm_data.progress import console
 
 
@@ -79,9 +79,8 @@ def run(cfg: DictConfig) -> None:
     check_dataset(dataset.root)
     if cfg.dry_run:
         out = Path(cfg.out or cfg.repo_id.replace("/", "--"))
-        if out.exists() and not cfg.overwrite:
-            raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
-        with atomic_directory(out) as tmp:
+        check_out(out, Kind.HUB_TREE, cfg.overwrite)
+        with atomic_directory(out, Kind.HUB_TREE, cfg.overwrite) as tmp:
             files = build(dataset, cfg, tmp)
         list_operations(files, "add")
         console.print(f"dry run: wrote the tree for {cfg.repo_id} to {out}; nothing uploaded")

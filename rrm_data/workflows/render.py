@@ -20,6 +20,7 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
+from rrm_data.io import Kind, check_out
 from rrm_data.progress import console, progress
 from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
 from rrm_data.sim.rendering import (
@@ -41,6 +42,7 @@ class Config:
                                                                   "multisampling) or full"})
     out: str | None = field(default=None, metadata={"help": "write the new version here "
                                                             "instead of replacing data"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a dataset at out"})
 
 
 def make_config(overrides: list[str]) -> DictConfig:
@@ -88,13 +90,12 @@ def run(cfg: DictConfig) -> None:
     missing = [c for c in fmt.SIM_COLUMNS if c not in columns]
     if missing:
         raise RrmError(f"{cfg.data} has no stored physics state ({', '.join(missing)} missing)")
-    if cfg.out is None:
-        dataset.check_writable()
-    out = Path(cfg.out or cfg.data)
+    out = Path(cfg.out) if cfg.out else dataset.root
     in_place = out.resolve() == dataset.root.resolve()
-    if not in_place and out.exists():
-        raise RrmError(f"out={out} already exists; choose another out= or leave it unset to "
-                       "replace data with the new version")
+    if in_place:
+        dataset.check_writable()
+    else:
+        check_out(out, Kind.DATASET, cfg.overwrite)
 
     frames = render_frames(dataset, spec)
     tables = dataset.tables()
@@ -105,6 +106,6 @@ def run(cfg: DictConfig) -> None:
     info = dataset.info.replace(cameras=[*have, *spec.cameras],
                                 render={"camera": list(spec.cameras), "image_size": spec.size,
                                         "render_quality": spec.quality})
-    write_dataset(out, tables, info, overwrite=in_place)
+    write_dataset(out, tables, info, overwrite=in_place or cfg.overwrite)
     console.print(f"wrote {out}: {steps.num_rows} frames of {', '.join(spec.cameras)} "
                   f"at {spec.size}×{spec.size} ({spec.quality})")

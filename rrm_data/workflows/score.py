@@ -3,7 +3,8 @@
 One row per (reward, pair, teacher), like RewardBench's per-row output: `reward`,
 `pair_index`, `teacher`, `segment_a`, `segment_b`, `score_a`, `score_b` (predicted segment
 returns), `p_a` = σ(score_a − score_b), `label` and `correct` (null on tie labels). Written
-atomically to `out` (default `<run>/scores-<split>.parquet`, or `reports/...`).
+atomically to `out` (default `<run>/scores-<data>-<split>[-<teacher>].parquet`, or
+`reports/...`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from omegaconf import DictConfig
 
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.evaluation.refs import default_out, reward_refs
+from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
 from rrm_data.evaluation.scoring import SplitData, load_split, pair_frame, score_steps
-from rrm_data.io import atomic_file
+from rrm_data.io import Kind, atomic_file, check_out, file_metadata
 from rrm_data.progress import console
 from rrm_data.reward.base import RewardFunction
 from rrm_data.reward.resolve import resolve_reward
@@ -33,8 +34,8 @@ class Config(RewardDataConfig):
     teacher: str | None = field(default=None, metadata={"help": "only this teacher's labels "
                                                                 "(default: every teacher)"})
     out: str | None = field(default=None, metadata={"help": "Parquet file to write "
-                                                            "(default <run>/scores-<split>"
-                                                            ".parquet)"})
+                                                            "(default <run>/scores-<data>-"
+                                                            "<split>[-<teacher>].parquet)"})
 
 
 def score_pairs(reward: RewardFunction, data: SplitData, ref: str | None = None) -> pd.DataFrame:
@@ -46,11 +47,11 @@ def score_pairs(reward: RewardFunction, data: SplitData, ref: str | None = None)
     return frame
 
 
-def write_parquet(frame: pd.DataFrame, out: Path) -> None:
+def write_parquet(frame: pd.DataFrame, out: Path, overwrite: bool = False) -> None:
     """Write ``frame`` as one Parquet file that appears at ``out`` whole or not at all."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    with atomic_file(out) as tmp:
-        pq.write_table(table.replace_schema_metadata(None), tmp)
+    with atomic_file(out, Kind.SCORES, overwrite) as tmp:
+        pq.write_table(table.replace_schema_metadata(file_metadata(Kind.SCORES)), tmp)
 
 
 def run(cfg: DictConfig) -> None:
@@ -58,12 +59,16 @@ def run(cfg: DictConfig) -> None:
     if cfg.data is None:
         raise RrmError("data= is required: a dataset directory")
     dataset = open_dataset(cfg.data)
+    stem = output_stem(dataset, cfg.split, cfg.teacher)
+    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"scores-{stem}.parquet")
+    check_out(out, Kind.SCORES, cfg.overwrite)
     data = load_split(dataset, cfg.split, cfg.teacher)
     rewards = [resolve_reward(ref) for ref in refs]
     frame = pd.concat([score_pairs(reward, data, ref) for ref, reward in
                        zip(refs, rewards, strict=True)], ignore_index=True)
-    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"scores-{cfg.split}.parquet")
-    write_parquet(frame, out)
-    decisive = frame["correct"].dropna()
-    console.print(f"wrote {out}: {len(frame)} rows; agreement on non-tie labels "
-                  f"{decisive.mean():.3f} (n={len(decisive)})")
+    write_parquet(frame, out, cfg.overwrite)
+    console.print(f"wrote {out}: {len(frame)} rows")
+    for (ref, teacher), rows in frame.groupby(["reward", "teacher"], sort=True):
+        decisive = rows["correct"].dropna()
+        console.print(f"  {ref} vs {teacher}: agreement on non-tie labels "
+                      f"{decisive.mean():.3f} (n={len(decisive)} pairs)")

@@ -16,9 +16,10 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from rrm_data.config import build_config, doc, merge_configs, parse_overrides, to_yaml
+from rrm_data.config import build_config, doc, merge_configs, parse_overrides
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.errors import RrmError, first_line
+from rrm_data.errors import Interrupted, RrmError, first_line
+from rrm_data.io import output_lock
 from rrm_data.progress import console
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
@@ -104,7 +105,13 @@ def run(cfg: DictConfig) -> None:
     if cfg.data.source is None:
         raise RrmError("data= is required: a dataset directory or Hub id")
     out = Path(cfg.out)
-    ckpt = trainer_parts.resume_checkpoint(out, cfg.resume, cfg.overwrite)
+    with output_lock(out):
+        train(cfg, out)
+
+
+def train(cfg: DictConfig, out: Path) -> None:
+    """Fit the recipe's reward model into the run directory ``out`` and export it."""
+    ckpt = trainer_parts.resume_checkpoint(out, cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dataset = open_dataset(cfg.data.source)
     for encoder in missing_embeddings(dataset, list(cfg.model.inputs)):
@@ -120,8 +127,7 @@ def run(cfg: DictConfig) -> None:
                             label_smoothing=cfg.optim.label_smoothing)
     trainer = trainer_parts.build_trainer(cfg, out)
     if trainer.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(to_yaml(cfg))
+        trainer_parts.start_run(out, cfg)
     try:
         with trainer_parts.kept_metrics(out, ckpt is not None):
             trainer.fit(learner, datamodule=datamodule, ckpt_path=ckpt)
@@ -130,6 +136,11 @@ def run(cfg: DictConfig) -> None:
             raise
         raise RrmError(f"{ckpt} does not fit this model config ({first_line(exc)})") \
             from None
+    except SystemExit:  # Lightning exits after handling Ctrl-C
+        if not trainer_parts.interrupted(trainer):
+            raise
+        raise Interrupted(f"interrupted in epoch {trainer.current_epoch}; the checkpoint is "
+                          f"saved: continue with the same command and resume=true") from None
     if trainer.is_global_zero:
         assert datamodule.train_pairs is not None  # set by setup("fit") above
         training = {"recipe": cfg.recipe, "data": str(cfg.data.source),

@@ -29,7 +29,7 @@ from rrm_data.config import (
     to_yaml,
 )
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_directory, write_json
+from rrm_data.io import Kind, atomic_directory, check_out, write_json
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.base import RewardFunction
@@ -104,8 +104,7 @@ def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
 
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite:
-        raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
+    check_out(out, Kind.SAC_RUN, cfg.overwrite)
     reward = resolve_reward(cfg.reward)
     settings = SacSettings(**config_dict(cfg.sac))
     env = make_vec_env(cfg.task, reward, settings.n_envs, cfg.seed, cfg.episode_steps)
@@ -113,7 +112,7 @@ def run(cfg: DictConfig) -> None:
     torch.set_num_threads(cfg.threads)
 
     try:
-        with atomic_directory(out, cfg.overwrite, tag="partial") as tmp:
+        with atomic_directory(out, Kind.SAC_RUN, cfg.overwrite) as tmp:
             final = _train(cfg, tmp, env, settings, reward)
     finally:
         env.close()
