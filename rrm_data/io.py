@@ -109,12 +109,13 @@ def check_out(out: Path, kind: Kind, overwrite: bool, option: str = "out") -> bo
         return False
     found = output_kind(out)
     if found is not kind:
-        what = f"a {found.value}" if found else "files rrm-data did not write"
-        raise RrmError(f"{option}={out} holds {what}; a {kind.value} replaces only an earlier "
+        what = (f"another kind of output ({found.value})" if found
+                else "files rrm-data did not write")
+        raise RrmError(f"{option}={out} holds {what}; this command replaces only an earlier "
                        f"{kind.value} (with overwrite=true): choose another {option}=")
     if not overwrite:
-        raise RrmError(f"{option}={out} already holds a {kind.value}; pass overwrite=true to "
-                       f"replace it, or choose another {option}=")
+        raise RrmError(f"{option}={out} already holds an earlier {kind.value}; pass "
+                       f"overwrite=true to replace it, or choose another {option}=")
     return True
 
 

@@ -133,7 +133,7 @@ def test_render_bad_input_leaves_the_dataset_untouched(state_only, tmp_path, cap
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
     for args, message in [({"camera": "nope"}, "unknown camera 'nope'; valid cameras:"),
                           ({"camera": "corner", "image_size": 2}, "image_size must lie"),
-                          ({"camera": "corner", "out": state_only}, "already holds a dataset")]:
+                          ({"camera": "corner", "out": state_only}, "holds an earlier dataset")]:
         assert main(["render", *overrides(data=data, **args)]) == 2
         assert message in capsys.readouterr().err
     assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before

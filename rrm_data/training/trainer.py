@@ -133,8 +133,9 @@ def loggers(out: Path) -> list[pl.loggers.Logger]:
 def callbacks(out: Path, stop_agreement: float | None) -> list[pl.Callback]:
     """A checkpoint after every epoch (``last.ckpt``), saving on Ctrl-C, optional early stop."""
     callbacks: list[pl.Callback] = [pl.callbacks.ModelCheckpoint(
-        dirpath=out / CHECKPOINTS, save_top_k=0, save_last=True, every_n_epochs=1,
-        save_on_train_epoch_end=True), SaveOnInterrupt(out)]
+        dirpath=out / CHECKPOINTS, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
+        every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False),
+        SaveOnInterrupt(out)]
     if stop_agreement is not None:
         callbacks.append(pl.callbacks.EarlyStopping(
             monitor="train/agreement", mode="max", stopping_threshold=stop_agreement,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from rrm_data.config import build_config, doc, merge_configs, parse_overrides
@@ -136,6 +137,8 @@ def train(cfg: DictConfig, out: Path) -> None:
             raise
         raise RrmError(f"{ckpt} does not fit this model config ({first_line(exc)})") \
             from None
+    except MisconfigurationException as exc:  # e.g. resuming past trainer.max_epochs
+        raise RrmError(first_line(exc)) from None
     except SystemExit:  # Lightning exits after handling Ctrl-C
         if not trainer_parts.interrupted(trainer):
             raise
