@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, cast
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -23,7 +24,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
             raise RrmError(f"malformed override '{item}': expected key=value")
     try:
         return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as exc:
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
         raise RrmError(f"malformed override: {first_line(exc)}") from None
 
 

@@ -48,6 +48,11 @@ class Kind(StrEnum):
 # ---------------------------------------------------------------------------- recognising
 
 
+def absolute(path: str | Path) -> Path:
+    """``path`` made absolute without resolving links (``out=.`` gets a name)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def output_kind(path: Path) -> Kind | None:
     """The kind of rrm-data output ``path`` holds, or None (not rrm-data's, or unreadable)."""
     if path.is_dir():
@@ -99,7 +104,9 @@ def check_out(out: Path, kind: Kind, overwrite: bool, option: str = "out") -> bo
     Allowed: a path that does not exist (or an empty directory), or one holding output of
     ``kind`` when ``overwrite`` is set.
     """
-    out = Path(out)
+    out = absolute(out)
+    if Path.cwd().is_relative_to(out):
+        raise RrmError(f"{option}={out} is the current directory or holds it; name a new one")
     if in_hf_cache(out):
         raise RrmError(f"{option}={out} is inside the Hugging Face cache, which rrm-data never "
                        "modifies; choose another path")
@@ -128,7 +135,7 @@ _HELD: set[Path] = set()  # locks this process holds (a command's steps share it
 @contextmanager
 def output_lock(out: Path) -> Iterator[None]:
     """Hold ``.<name>.lock`` next to ``out``: a second writer to the same path is refused."""
-    out = Path(out)
+    out = absolute(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.with_name(f".{out.name}.lock").resolve()
     if lock in _HELD:
@@ -218,7 +225,7 @@ def temporary_sibling(out: Path, directory: bool = True) -> Path:
 def atomic_directory(out: Path, kind: Kind, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``out`` to fill; it replaces ``out`` in one step when the
     block succeeds, and is removed when it fails (``out`` is then untouched)."""
-    out = Path(out)
+    out = absolute(out)
     with output_lock(out):
         check_out(out, kind, overwrite)
         tmp = temporary_sibling(out)
@@ -239,7 +246,7 @@ def atomic_file(out: Path, kind: Kind | None = None, overwrite: bool = False) ->
     With ``kind``, ``out`` follows the output rule (a command's output file); without, it is a
     file inside a folder the caller owns (a work folder's episode).
     """
-    out = Path(out)
+    out = absolute(out)
     lock = output_lock(out) if kind is not None else contextlib.nullcontext()
     with lock:
         if kind is not None:

@@ -28,7 +28,7 @@ from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 from rrm_data.sim.rendering import decode_column
 from rrm_data.vision.encoders import FrozenEncoder, create_pretrained, load_encoder
 
-IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 2,
+IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 4,
           "pairs": 40, "image_size": 32}
 TABLE = "embeddings/tf_efficientnet_lite0"
 CAMERA = fmt.image_column("corner")

@@ -23,7 +23,7 @@ from rrm_data.sim.envs import RenderSpec, get_physics_state, make_env, reset_to_
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
 
 # Small on purpose: 6 episodes × 30 steps of 32 × 32 frames.
-IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 2,
+IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 4,
           "pairs": 40, "image_size": 32}
 CAMERA = fmt.image_column("corner")
 

@@ -100,7 +100,7 @@ def test_myopic_weights_step_t_by_gamma_to_the_h_minus_1_minus_t():
 def test_unknown_teacher_and_parameter_are_refused():
     with pytest.raises(RrmError, match="unknown teacher 'psychic'"):
         make_teacher("psychic")
-    with pytest.raises(RrmError, match="unknown parameters"):
+    with pytest.raises(RrmError, match="has no parameter 'beta'"):
         make_teacher("mistake", {"beta": 1.0})
 
 
@@ -109,7 +109,8 @@ def test_unknown_teacher_and_parameter_are_refused():
 @pytest.fixture(scope="module")
 def labelled(make_dataset):
     """A dataset with many pairs and all six teachers, and its segment rewards recomputed."""
-    root = make_dataset(pairs=2000, **{f"teacher_params.{name}.epsilon": eps
+    root = make_dataset(pairs=2000, episodes=20, segments_per_episode=12,
+                        **{f"teacher_params.{name}.epsilon": eps
                                        for name, eps in EPSILON.items()})
     data = open_dataset(root)
     rewards = data.table("steps", columns=[fmt.REWARD]).column(fmt.REWARD).to_numpy()

@@ -35,29 +35,59 @@ def split_episodes(episode_indices: np.ndarray, test_fraction: float,
     return mask
 
 
-def sample_pairs(pool: np.ndarray, segment_episode: np.ndarray, count: int,
-                 rng: np.random.Generator, distinct_episodes: bool = True
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``count`` pairs uniformly from the segment ids in ``pool``.
+def count_pairs(pool: np.ndarray, segment_episode: np.ndarray, distinct_episodes: bool) -> int:
+    """How many distinct unordered pairs the segments of ``pool`` make (of different episodes
+    when ``distinct_episodes``)."""
+    n = len(pool)
+    total = n * (n - 1) // 2
+    if distinct_episodes:
+        per_episode = np.unique(segment_episode[pool], return_counts=True)[1].astype(np.int64)
+        total -= int((per_episode * (per_episode - 1) // 2).sum())
+    return total
 
-    Pairs of a segment with itself (and, by default, of two segments of one episode)
-    are redrawn; sampling is vectorized, in rounds until enough pairs are kept.
-    """
+
+def sample_pairs(pool: np.ndarray, segment_episode: np.ndarray, count: int,
+                 rng: np.random.Generator, distinct_episodes: bool = True, split: str = "train"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``count`` distinct pairs uniformly, without replacement, from the segment ids in
+    ``pool``: no pair twice (in either order), no segment with itself and, by default, no two
+    segments of one episode. Asking for more pairs than exist is refused with the maximum."""
     if count == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    episodes_in_pool = np.unique(segment_episode[pool])
-    if len(pool) < 2 or (distinct_episodes and len(episodes_in_pool) < 2):
-        raise RrmError("too few segments (or episodes) to sample pairs from; "
-                       "collect more episodes or lower test_fraction")
-    kept_a, kept_b, have = [], [], 0
-    while have < count:
-        a = pool[rng.integers(0, len(pool), size=2 * (count - have) + 16)]
-        b = pool[rng.integers(0, len(pool), size=len(a))]
-        ok = a != b
+    available = count_pairs(pool, segment_episode, distinct_episodes)
+    if count > available:
+        what = "of different episodes " if distinct_episodes else ""
+        fix = "lower pairs or test_fraction" if split == "test" else "lower pairs"
+        raise RrmError(f"{count} {split} pairs asked for, but its {len(pool)} segments make only "
+                       f"{available} distinct pairs {what}({fix}, or collect more episodes or "
+                       "segments)")
+    n = len(pool)
+    if 2 * count > available:  # most pairs wanted: list them all and choose, no redraws
+        i, j = np.triu_indices(n, k=1)
         if distinct_episodes:
-            ok &= segment_episode[a] != segment_episode[b]
-        kept_a.append(a[ok])
-        kept_b.append(b[ok])
-        have += int(ok.sum())
-    return (np.concatenate(kept_a)[:count].astype(np.int64),
-            np.concatenate(kept_b)[:count].astype(np.int64))
+            keep = segment_episode[pool[i]] != segment_episode[pool[j]]
+            i, j = i[keep], j[keep]
+        pick = rng.choice(len(i), size=count, replace=False)
+        swap = rng.random(count) < 0.5  # either segment may come first, as in the draws below
+        a, b = np.where(swap, j[pick], i[pick]), np.where(swap, i[pick], j[pick])
+        return pool[a].astype(np.int64), pool[b].astype(np.int64)
+    kept_a: list[np.ndarray] = []
+    kept_b: list[np.ndarray] = []
+    seen = np.empty(0, np.int64)
+    have = 0
+    while have < count:  # rounds of vectorized draws; duplicates and invalid pairs redrawn
+        size = 2 * (count - have) + 16
+        i, j = rng.integers(0, n, size=size), rng.integers(0, n, size=size)
+        ok = i != j
+        if distinct_episodes:
+            ok &= segment_episode[pool[i]] != segment_episode[pool[j]]
+        i, j = i[ok], j[ok]
+        key = np.minimum(i, j).astype(np.int64) * n + np.maximum(i, j)
+        _, first = np.unique(key, return_index=True)
+        first = np.sort(first)  # keep draw order, first occurrence of each pair
+        fresh = first[~np.isin(key[first], seen)][:count - have]
+        seen = np.concatenate([seen, key[fresh]])
+        kept_a.append(pool[i[fresh]])
+        kept_b.append(pool[j[fresh]])
+        have += len(fresh)
+    return (np.concatenate(kept_a).astype(np.int64), np.concatenate(kept_b).astype(np.int64))

@@ -147,7 +147,8 @@ def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table
     skipped: dict[str, dict[str, int]] = {}
     next_pair = 0
     for split_id, split in enumerate(fmt.SPLITS):
-        a, b = sample_pairs(pools[split], seg_episode, counts[split], rng, spec.distinct_episodes)
+        a, b = sample_pairs(pools[split], seg_episode, counts[split], rng,
+                            spec.distinct_episodes, split)
         pair_index = np.arange(next_pair, next_pair + len(a), dtype=np.int64)
         next_pair += len(a)
         pairs = PairRewards(seg_rewards[a], seg_rewards[b], mean_return)

@@ -8,6 +8,7 @@ own code multiplies by ε again after its first round, which we do not copy.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -44,6 +45,11 @@ class Teacher(Protocol):
 TEACHERS: Registry[type[Teacher]] = Registry("teacher")
 
 
+def param(default: float, low: float, high: float, meaning: str, low_open: bool = False) -> Any:
+    """A teacher parameter with the range make_teacher checks it against."""
+    return dataclasses.field(default=default, metadata={"range": (low, high, low_open, meaning)})
+
+
 def _hard(diff: np.ndarray) -> np.ndarray:
     """1 if a is better, 0 if b is better, 0.5 on an exact tie."""
     return np.where(diff > 0, 1.0, np.where(diff < 0, 0.0, 0.5))
@@ -63,7 +69,7 @@ class Oracle:
 class Stochastic:
     """Samples the label from σ(β · ΔR) (B-Pref's "noisy" teacher: β = 1)."""
 
-    beta: float = 1.0
+    beta: float = param(1.0, 0.0, 1e6, "β, rationality (0: coin flips)")
 
     def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray:
         logits = np.clip(self.beta * (pairs.returns_a - pairs.returns_b), -50.0, 50.0)
@@ -76,7 +82,7 @@ class Stochastic:
 class Mistake:
     """Flips the oracle label with probability ε."""
 
-    epsilon: float = 0.1
+    epsilon: float = param(0.1, 0.0, 1.0, "ε, probability of a flipped label")
 
     def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray:
         labels = _hard(pairs.returns_a - pairs.returns_b)
@@ -88,7 +94,7 @@ class Mistake:
 class _MeanReturnThreshold:
     """A teacher whose rule applies below a threshold of ε × (mean true segment return)."""
 
-    epsilon: float = 0.1
+    epsilon: float = param(0.1, 0.0, 100.0, "ε, threshold as a share of the mean return")
 
     def threshold(self, pairs: PairRewards) -> float:
         return self.epsilon * pairs.mean_segment_return
@@ -120,7 +126,7 @@ class Equal(_MeanReturnThreshold):
 class Myopic:
     """Weights step t by γ^(H−1−t), so recent steps count most, then prefers the larger sum."""
 
-    gamma: float = 0.9
+    gamma: float = param(0.9, 0.0, 1.0, "γ, discount of earlier steps", low_open=True)
 
     def weights(self, horizon: int) -> np.ndarray:
         return self.gamma ** np.arange(horizon - 1, -1, -1, dtype=np.float64)
@@ -130,13 +136,28 @@ class Myopic:
         return _hard(pairs.rewards_a @ w - pairs.rewards_b @ w)
 
 
-def make_teacher(name: str, params: Mapping[str, Any] | None = None) -> Teacher:
-    """Build a teacher by name, checking its parameters."""
+def make_teacher(name: str, params: Any = None) -> Teacher:
+    """Build a teacher by name, checking that each parameter is known, a number, in range."""
     cls = TEACHERS.get(name)
-    try:
-        return cls(**dict(params or {}))
-    except TypeError:
-        raise RrmError(f"teacher '{name}' got unknown parameters {sorted(params or {})}") from None
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise RrmError(f"teacher_params.{name} must hold named parameters "
+                       f"(teacher_params.{name}.<param>=<number>), got {params!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {}
+    for key, value in params.items():
+        if key not in fields:
+            known = ", ".join(fields) or "none"
+            raise RrmError(f"teacher '{name}' has no parameter '{key}' (its parameters: {known})")
+        low, high, low_open, meaning = fields[key].metadata["range"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                (low < value if low_open else low <= value) and value <= high):
+            bound = "(" if low_open else "["
+            raise RrmError(f"teacher_params.{name}.{key} ({meaning}) must be a number in "
+                           f"{bound}{low:g}, {high:g}], got {value!r}")
+        values[key] = float(value)
+    return cls(**values)
 
 
 def teacher_params(teacher: Teacher) -> dict[str, float]:

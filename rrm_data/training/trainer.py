@@ -117,6 +117,11 @@ def kept_metrics(out: Path, resume: bool) -> Iterator[None]:
             before.unlink()
 
 
+def save_last(trainer: pl.Trainer, out: Path) -> None:
+    """The finished run's checkpoint (after its last epoch), where resume=true continues."""
+    trainer.save_checkpoint(out / CHECKPOINTS / LAST_CHECKPOINT)
+
+
 def interrupted(trainer: pl.Trainer) -> bool:
     """Whether Ctrl-C stopped ``trainer`` (its checkpoint was then saved)."""
     callbacks: list[pl.Callback] = getattr(trainer, "callbacks", [])  # set by Trainer.__init__

@@ -85,17 +85,23 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def check_config(cfg: DictConfig) -> None:
     """Refuse bad settings before any work starts."""
+    for key in ("task", "policy", "teachers"):
+        if not cfg[key]:
+            raise RrmError(f"{key} is empty; name at least one (see rrm-data collect --help)")
     for task in cfg.task:
         check_task(str(task))
     for spec in cfg.policy:
         parse_policy(spec)
     for name in cfg.teachers:
         make_teacher(name, cfg.teacher_params.get(name))
-    for key in ("episodes", "max_steps", "segment_length", "workers"):
+    for key in ("episodes", "max_steps", "segment_length", "segments_per_episode", "workers"):
         if cfg[key] < 1:
             raise RrmError(f"{key} must be at least 1, got {cfg[key]}")
-    if cfg.pairs < 0 or cfg.segments_per_episode < 1:
-        raise RrmError("pairs must be >= 0 and segments_per_episode >= 1")
+    if cfg.segments is not None and cfg.segments < 1:
+        raise RrmError(f"segments must be at least 1 (or null: segments_per_episode decides), "
+                       f"got {cfg.segments}")
+    if not 0 <= cfg.seed < 2**63:
+        raise RrmError(f"seed must be a non-negative integer, got {cfg.seed}")
     if cfg.segment_length > cfg.max_steps:
         raise RrmError(f"segment_length={cfg.segment_length} exceeds max_steps={cfg.max_steps}")
     if not 0.0 <= cfg.test_fraction < 1.0:
@@ -110,6 +116,11 @@ def check_config(cfg: DictConfig) -> None:
         where = f" in shard {cfg.shard}" if n > 1 else ""
         raise RrmError(f"{len(range(i, cfg.episodes, n))} episodes{where} are too few to "
                        f"sample pairs from; need at least {need}")
+    segments = cfg.segments or cfg.segments_per_episode * cfg.episodes
+    most = segments * (segments - 1) // 2
+    if not 0 <= cfg.pairs <= most:
+        raise RrmError(f"pairs must lie in [0, {most}]: {segments} segments make at most {most} "
+                       f"distinct pairs, got {cfg.pairs}")
 
 
 def collection_record(cfg: DictConfig) -> dict[str, Any]:

@@ -144,6 +144,7 @@ def train(cfg: DictConfig, out: Path) -> None:
             raise
         raise Interrupted(f"interrupted in epoch {trainer.current_epoch}; the checkpoint is "
                           f"saved: continue with the same command and resume=true") from None
+    trainer_parts.save_last(trainer, out)
     if trainer.is_global_zero:
         assert datamodule.train_pairs is not None  # set by setup("fit") above
         training = {"recipe": cfg.recipe, "data": str(cfg.data.source),
