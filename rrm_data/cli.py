@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-sac": ("rrm_data.workflows.train_sac", "train SAC on a learned or given reward"),
     "info": ("rrm_data.workflows.info", "print a short summary of a dataset"),
     "validate": ("rrm_data.workflows.validate", "check a dataset against the rrm-data/1 format"),
+    "query": ("rrm_data.workflows.query", "choose the next pairs to label (uniform, ensemble)"),
+    "annotate": ("rrm_data.workflows.annotate", "browser app to label pairs; export=true exports"),
 }
 
 

@@ -13,6 +13,8 @@ STATE_DIM = 39
 ACTION_DIM = 4
 TABLES = ("steps", "episodes", "segments", "preferences")
 SPLITS = ("train", "test")
+QUERIES = "queries"  # optional table: pairs chosen for labelling by `rrm-data query`
+QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
 PRIOR_NAMES = ("object_goal", "gripper_object", "complete")
 
 STATE = "observation.state"
@@ -100,6 +102,8 @@ __all__ = [
     "DONE",
     "FORMAT_VERSION",
     "PRIOR_NAMES",
+    "QUERIES",
+    "QUERY_STRATEGIES",
     "REWARD",
     "SIM_COLUMNS",
     "SPLITS",

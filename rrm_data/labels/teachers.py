@@ -8,6 +8,7 @@ own code multiplies by ε again after its first round, which we do not copy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +123,23 @@ TEACHERS: dict[str, Callable[..., Any]] = {
     "equal": Equal,
     "myopic": Myopic,
 }
+
+
+# Human labels: teacher ``human:<annotator>`` per person, ``human`` for their aggregate.
+HUMAN = "human"
+HUMAN_PREFIX = "human:"
+ANNOTATOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+def human_teacher(annotator: str) -> str:
+    """The teacher name of one annotator's labels."""
+    return f"{HUMAN_PREFIX}{annotator}"
+
+
+def is_human_teacher(name: str) -> bool:
+    """``human`` or ``human:<annotator>`` with a valid annotator name."""
+    annotator = name.removeprefix(HUMAN_PREFIX)
+    return name == HUMAN or (annotator != name and ANNOTATOR_NAME.fullmatch(annotator) is not None)
 
 
 def make_teacher(name: str, params: Mapping[str, Any] | None = None) -> Any:
