@@ -21,6 +21,7 @@ from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.metrics import preference_probability
 from rrm_data.evaluation.scoring import positions, window_rows, window_totals
+from rrm_data.labels.sampling import pair_keys
 
 if TYPE_CHECKING:
     from rrm_data.reward.artifact import LearnedReward
@@ -55,12 +56,6 @@ def train_segments(dataset: DatasetDir) -> Segments:
     first = episodes.column("index_from").to_numpy()[at] + segments.column("start").to_numpy()
     length = segments.column("length").to_numpy()
     return Segments(ids[keep], episode[keep], first[keep], length[keep])
-
-
-def pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """One int per unordered pair {a, b}, so (a, b) and (b, a) are the same pair."""
-    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
-    return lo * (1 << 31) + hi
 
 
 def labelled_keys(dataset: DatasetDir) -> np.ndarray:
@@ -158,5 +153,5 @@ def queries_table(segment_a: np.ndarray, segment_b: np.ndarray, strategy: str,
 
 
 __all__ = ["QUERIES", "STRATEGIES", "Segments", "candidate_pairs", "disagreement", "entropy",
-           "labelled_keys", "member_returns", "pair_keys", "queries_table", "select_queries",
+           "labelled_keys", "member_returns", "queries_table", "select_queries",
            "train_segments", "unlabelled_count", "unlabelled_pairs"]

@@ -61,3 +61,9 @@ def sample_pairs(pool: np.ndarray, segment_episode: np.ndarray, count: int,
         have += int(ok.sum())
     return (np.concatenate(kept_a)[:count].astype(np.int64),
             np.concatenate(kept_b)[:count].astype(np.int64))
+
+
+def pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One int per unordered pair {a, b}, so (a, b) and (b, a) are the same pair."""
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    return lo * (1 << 31) + hi

@@ -1,0 +1,96 @@
+"""Turn a campaign's stored labels into preference rows of the dataset (train split).
+
+Each label becomes a row of teacher ``human:<annotator>`` with its confidence; each labelled
+item also gets one row of teacher ``human``: the majority label of the annotators who pass
+calibration (a tie between labels gives 0.5), with their mean confidence. Skips are not
+labels. The ``confidence`` column appears only here: scripted rows get null, so datasets
+without human labels keep their exact former layout. Exporting again replaces the human
+rows of an earlier export rather than adding to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rrm_data.annotation.agreement import majority
+from rrm_data.annotation.monitor import summary
+from rrm_data.annotation.store import Store
+from rrm_data.dataset.reader import DatasetDir
+from rrm_data.labels.tables import label_counts
+from rrm_data.labels.teachers import HUMAN, human_teacher, is_human_teacher
+
+CONFIDENCE = "confidence"
+
+
+def human_rows(store: Store, threshold: float) -> tuple[pa.Table, dict[str, Any]]:
+    """The preference rows of every stored label plus the aggregate, and what info records."""
+    items, report = store.items(), summary(store.answers(), store.items(), store.annotators(),
+                                           threshold)
+    passing = {a["annotator"] for a in report["annotators"] if a["passing"]}
+    rows: list[tuple[int, int, int, float, str, float]] = []
+    per_item: dict[int, list[tuple[float, int]]] = {}
+    for answer in store.answers():
+        if answer.label is None:
+            continue
+        item = items[answer.item_id]
+        rows.append((item.pair_index, item.segment_a, item.segment_b, answer.label,
+                     human_teacher(answer.annotator), float(answer.confidence)))
+        if answer.annotator in passing:
+            per_item.setdefault(answer.item_id, []).append((answer.label, answer.confidence))
+    for item_id, labels in per_item.items():
+        item = items[item_id]
+        rows.append((item.pair_index, item.segment_a, item.segment_b,
+                     majority([label for label, _ in labels]), HUMAN,
+                     float(np.mean([c for _, c in labels]))))
+    rows.sort(key=lambda r: (r[0], r[4]))
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    table = pa.table({
+        "pair_index": pa.array(columns[0], pa.int64()),
+        "segment_a": pa.array(columns[1], pa.int64()),
+        "segment_b": pa.array(columns[2], pa.int64()),
+        "label": pa.array(columns[3], pa.float32()),
+        "teacher": pa.array(columns[4], pa.string()),
+        CONFIDENCE: pa.array(columns[5], pa.float32()),
+    })
+    annotators = {a["annotator"]: {k: a[k] for k in ("labels", "skips", "calibration_accuracy",
+                                                     "passing", "oracle_agreement")}
+                  for a in report["annotators"]}
+    return table, {"threshold": threshold, "annotators": annotators,
+                   "aggregate": "majority of passing annotators, ties 0.5"}
+
+
+def with_confidence(table: pa.Table) -> pa.Table:
+    """A preferences table with a ``confidence`` column (null where it had none)."""
+    if CONFIDENCE in table.column_names:
+        return table
+    return table.append_column(CONFIDENCE, pa.nulls(table.num_rows, pa.float32()))
+
+
+def export_tables(dataset: DatasetDir, human: pa.Table,
+                  annotation: dict[str, Any]) -> tuple[dict[str, dict[str, pa.Table]], dict]:
+    """The dataset's tables and info with ``human`` as its only human rows (train split)."""
+    tables = dataset.tables()
+    prefs = tables["preferences"]
+    for split, table in prefs.items():
+        scripted = ~np.array([is_human_teacher(t) for t in table.column("teacher").to_pylist()],
+                             bool)
+        prefs[split] = with_confidence(table.filter(pa.array(scripted)))
+    prefs["train"] = pa.concat_tables([prefs["train"], human.select(prefs["train"].column_names)])
+    info = dict(dataset.info)
+    counts = dict(info["counts"])
+    counts["labels"] = label_counts(prefs)
+    info["counts"] = counts
+    info["annotation"] = annotation
+    return tables, info
+
+
+def human_label_count(table: pa.Table) -> int:
+    """Rows of individual annotators (not the aggregate)."""
+    return int(pc.sum(pc.starts_with(table.column("teacher"), "human:")).as_py() or 0)
+
+
+__all__ = ["CONFIDENCE", "export_tables", "human_label_count", "human_rows", "with_confidence"]
