@@ -134,7 +134,7 @@ def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
     data = copy_of(queried, tmp_path)
     campaign = tmp_path / "campaign"
     server = Server(data, f"campaign={campaign}", "annotators=[ana,ben]", "calibration=4",
-                    "calibration_first=2", "overlap=0.1")
+                    "calibration_first=2", "overlap=0.1", "threshold=0")
     driver = chromium()
     shown = []
     try:
@@ -193,6 +193,18 @@ def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
     aggregate = human.filter(pc.equal(human.column("teacher"), "human")).to_pydict()
     assert sorted(zip(aggregate["pair_index"], aggregate["label"], strict=True)) == \
         [(p, lab) for p, _, _, lab, _ in expected]  # one annotator: the majority is hers
+    assert dataset.info["annotation"]["annotators"]["ana"]["passing"]
+    # with a pass mark she cannot reach, her labels stay but the aggregate drops them
+    assert main(["annotate", f"data={data}", f"campaign={campaign}", "export=true",
+                 "threshold=1.01"]) == 2
+    assert main(["annotate", f"data={data}", f"campaign={campaign}", "export=true",
+                 f"out={tmp_path / 'strict'}", "threshold=1"]) == 0
+    strict = open_dataset(tmp_path / "strict")
+    calibration = [a for a in answers(campaign) if items[a[2]].kind == "calibration"]
+    if not all(a[4] == items[a[2]].known for a in calibration):
+        assert not strict.info["annotation"]["annotators"]["ana"]["passing"]
+        assert "human" not in strict.info["counts"]["labels"]["train"]
+    assert strict.info["counts"]["labels"]["train"]["human:ana"] == 21
     scripted = train.filter(pc.invert(pc.starts_with(train.column("teacher"), "human")))
     assert scripted.column("confidence").null_count == scripted.num_rows
     assert dataset.info["counts"]["labels"]["train"]["human:ana"] == 21

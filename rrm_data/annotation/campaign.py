@@ -32,6 +32,7 @@ class CampaignSpec:
     calibration_first: int = 5
     calibration_teacher: str = "oracle"
     overlap: float = 0.2
+    threshold: float = 0.7
     seed: int = 0
 
     def check(self) -> None:
@@ -44,6 +45,8 @@ class CampaignSpec:
                                "or '-' (and not 'admin')")
         if len(set(self.annotators)) != len(self.annotators):
             raise RrmError("annotators= names someone twice")
+        if not 0 <= self.threshold <= 1:
+            raise RrmError(f"threshold must lie in [0, 1], got {self.threshold}")
         if not 0 <= self.overlap <= 1:
             raise RrmError(f"overlap must lie in [0, 1], got {self.overlap}")
         if not 0 <= self.calibration_first <= self.calibration:

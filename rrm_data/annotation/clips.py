@@ -1,9 +1,10 @@
 """Video clips of segments for the labelling page: WebM (VP9) encoded with PyAV, cached on disk.
 
 Frames come from the dataset when it stores a camera, else they are re-rendered from the
-stored physics state (the gallery's ``FrameSource``). A clip plays at the dataset's frame
-rate, so 1× is real time. Rendering contexts are bound to the thread that made them, so
-one ``ClipMaker`` is used from one thread only (the app gives it a one-thread executor).
+stored physics state (the gallery's ``FrameSource``). At 1× a clip plays ``fps`` steps per
+second: 20 by default, a quarter of Meta-World's 80 Hz, so a 50-step segment lasts 2.5 s
+(at real time it would flash by in 0.6 s). Rendering contexts are bound to the thread that
+made them, so one ``ClipMaker`` is used from one thread only (the app gives it one thread).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rrm_data.sim.rendering import image_cameras
 
 CODEC = "libvpx-vp9"
 MIN_FPS = 1
+DEFAULT_FPS = 20.0
 
 
 def check_frames_available(dataset: DatasetDir) -> None:
@@ -50,12 +52,13 @@ def encode_webm(frames: list[np.ndarray], path: Path, fps: float) -> None:
 class ClipMaker:
     """Encodes (once) and finds the clip of a segment, in ``cache``."""
 
-    def __init__(self, dataset: DatasetDir, cache: Path, camera: str, size: int) -> None:
+    def __init__(self, dataset: DatasetDir, cache: Path, camera: str, size: int,
+                 fps: float = DEFAULT_FPS) -> None:
         check_frames_available(dataset)
         stored = image_cameras(dataset.info["features"]["steps"])
         self.camera = camera if camera in stored or not stored else stored[0]
         self.source = FrameSource(dataset, self.camera, size)
-        self.fps = float(dataset.info.get("fps") or 1.0)
+        self.fps = fps
         self.cache = Path(cache)
         self.cache.mkdir(parents=True, exist_ok=True)
         segments = dataset.table("segments", columns=["segment_index", "episode_index", "start",
@@ -68,7 +71,7 @@ class ClipMaker:
 
     def path(self, segment: int) -> Path:
         """Where a segment's clip is (or will be) cached; the name is built from an int."""
-        return self.cache / f"segment-{int(segment):06d}-{self.camera}.webm"
+        return self.cache / f"segment-{int(segment):06d}-{self.camera}-{self.fps:g}fps.webm"
 
     def ensure(self, segment: int) -> Path:
         """The segment's clip, encoding it first if it is not cached yet."""

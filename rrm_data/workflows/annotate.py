@@ -29,6 +29,7 @@ from rrm_data.errors import RrmError
 from rrm_data.progress import console
 
 STORE_FILE = "store.sqlite"
+DEFAULT_THRESHOLD = 0.7
 
 
 @dataclass
@@ -45,14 +46,17 @@ class Config:
         "help": "calibration items shown first; the rest are mixed in"})
     calibration_teacher: str = field(default="oracle", metadata={
         "help": "teacher whose train labels are the known answers"})
-    threshold: float = field(default=0.7, metadata={
-        "help": "calibration accuracy below which labels are kept but marked not passing"})
+    threshold: float | None = field(default=None, metadata={
+        "help": "calibration accuracy below which labels are kept but marked not passing "
+                "(default: the campaign's, 0.7 when it is created)"})
     overlap: float = field(default=0.2, metadata={
         "help": "share of queries shown to every annotator (for agreement)"})
     seed: int = field(default=0, metadata={"help": "seed of calibration picks and side swaps"})
     camera: str = field(default="corner", metadata={
         "help": "camera to re-render when the dataset stores no frames"})
     image_size: int = field(default=112, metadata={"help": "size of re-rendered frames"})
+    clip_fps: float = field(default=20.0, metadata={
+        "help": "steps per second at 1× (Meta-World runs at 80)"})
     export: bool = field(default=False, metadata={
         "help": "write the labels into a new dataset version instead of serving"})
     out: str | None = field(default=None, metadata={
@@ -77,6 +81,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def threshold(cfg: DictConfig, store: Store) -> float:
+    """The pass mark given now, else the campaign's own."""
+    if cfg.threshold is not None and not 0 <= cfg.threshold <= 1:
+        raise RrmError(f"threshold must lie in [0, 1], got {cfg.threshold}")
+    if cfg.threshold is not None:
+        return float(cfg.threshold)
+    return float(store.settings.get("threshold", DEFAULT_THRESHOLD))
+
+
 def export(cfg: DictConfig, dataset: DatasetDir, store: Store) -> None:
     """Write the campaign's labels into a new version of the dataset."""
     if cfg.out is None:
@@ -86,7 +99,7 @@ def export(cfg: DictConfig, dataset: DatasetDir, store: Store) -> None:
     if not in_place and out.exists():
         raise RrmError(f"out={out} already exists; choose another out= or leave it unset to "
                        "replace data with the new version")
-    human, annotation = human_rows(store, cfg.threshold)
+    human, annotation = human_rows(store, threshold(cfg, store))
     tables, info = export_tables(dataset, human, annotation)
     write_dataset(out, tables, info, overwrite=in_place)
     console.print(f"wrote {out}: {human_label_count(human)} human labels of "
@@ -111,7 +124,8 @@ def run(cfg: DictConfig) -> None:
         return
     check_frames_available(dataset)
     spec = CampaignSpec(tuple(cfg.annotators), cfg.calibration, cfg.calibration_first,
-                        cfg.calibration_teacher, cfg.overlap, cfg.seed)
+                        cfg.calibration_teacher, cfg.overlap,
+                        DEFAULT_THRESHOLD if cfg.threshold is None else cfg.threshold, cfg.seed)
     items = None
     if not path.is_file():  # a new campaign: check everything before anything is written
         spec.check()
@@ -132,9 +146,11 @@ def run(cfg: DictConfig) -> None:
         elif cfg.annotators and sorted(cfg.annotators) != store.annotators():
             raise RrmError(f"the campaign at {campaign} is for annotators "
                            f"{', '.join(store.annotators())}; start another with campaign=")
-        clips = ClipMaker(dataset, campaign / "clips", cfg.camera, cfg.image_size)
+        if cfg.clip_fps <= 0:
+            raise RrmError(f"clip_fps must be positive, got {cfg.clip_fps}")
+        clips = ClipMaker(dataset, campaign / "clips", cfg.camera, cfg.image_size, cfg.clip_fps)
         hosts = [cfg.host, "localhost", "127.0.0.1", "[::1]"]
-        app = AnnotationApp(store, clips, cfg.threshold, hosts)
+        app = AnnotationApp(store, clips, threshold(cfg, store), hosts)
         print(f"serving {base}/ (Ctrl-C to stop)", flush=True)
         server = uvicorn.Server(uvicorn.Config(app.app, log_level="warning", access_log=False,
                                                lifespan="off"))

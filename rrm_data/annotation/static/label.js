@@ -30,13 +30,12 @@ function setSpeed(step) {
   select.selectedIndex = Math.min(select.options.length - 1, Math.max(0, select.selectedIndex + step));
   for (const v of videos) v.playbackRate = Number(select.value);
 }
-// Keep the right clip on the left clip's clock.
+// Both clips loop; keep the right clip on the left clip's clock.
 videos[0].addEventListener("timeupdate", () => {
   if (Math.abs(videos[1].currentTime - videos[0].currentTime) > 0.05) {
     videos[1].currentTime = videos[0].currentTime;
   }
 });
-videos[0].addEventListener("ended", () => pauseBoth());
 
 function bothPlaying() {
   return Promise.all(videos.map((v) => new Promise((resolve) =>
