@@ -68,17 +68,27 @@ class Server:
         raise AssertionError("server did not start:\n" + "".join(lines))
 
     def request(self, method: str, path: str, token: str | None = None,
-                body: dict | None = None, timeout: float = 30) -> tuple[int, dict]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+                body: dict | None = None,
+                connection: http.client.HTTPConnection | None = None) -> tuple[int, dict]:
+        """One request, on ``connection`` (kept alive) or a fresh one."""
+        own = connection is None
+        connection = connection or self.connect()
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        connection.request(method, path, json.dumps(body) if body is not None else None, headers)
-        response = connection.getresponse()
-        payload = response.read()
-        connection.close()
+        try:
+            connection.request(method, path, json.dumps(body) if body is not None else None,
+                               headers)
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            if own:
+                connection.close()
         is_json = response.getheader("content-type", "").startswith("application/json")
         return response.status, json.loads(payload) if is_json else {"bytes": len(payload)}
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
@@ -140,7 +150,7 @@ def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
     try:
         driver.get(f"{server.url}/#token={server.tokens['ana']}")
         for k, (key, confidence) in enumerate(SCRIPT):
-            WebDriverWait(driver, 30).until(
+            WebDriverWait(driver, 30, poll_frequency=0.02).until(
                 lambda d, k=k: d.execute_script("return window.__rrm.ready.length") > k)
             assert driver.execute_script(
                 "const v = [...document.querySelectorAll('video')];"
@@ -153,14 +163,14 @@ def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
                 driver.find_element("css selector", key).click()
             else:
                 body.send_keys(key)
-        WebDriverWait(driver, 30).until(
+        WebDriverWait(driver, 30, poll_frequency=0.02).until(
             lambda d: d.execute_script("return window.__rrm.answered") == len(SCRIPT))
         speed = driver.find_element("id", "speed")
         body.send_keys("-")
         assert speed.get_attribute("value") == "0.75"
         assert driver.execute_script("return document.getElementById('left').playbackRate") == 0.75
         driver.get(f"{server.url}/monitor#token={server.tokens['admin']}")
-        WebDriverWait(driver, 30).until(
+        WebDriverWait(driver, 30, poll_frequency=0.02).until(
             lambda d: d.execute_script("return document.body.dataset.loaded") == "true")
         rows = driver.find_elements("css selector", "#annotators tbody tr")
         assert rows[0].text.startswith("ana 21 6 3")  # 21 labels, 6 ties, 3 skips
@@ -247,14 +257,21 @@ def test_bad_token_gets_401_json_and_nothing_is_written(queried: Path, tmp_path:
         server.stop()
 
 
-def run_annotators(server_of: list[Server], tokens: dict[str, str], per_annotator: int,
+def queue(campaign: Path, annotator: str) -> list[int]:
+    with sqlite3.connect(campaign / "store.sqlite") as db:
+        return [i for (i,) in db.execute("SELECT item_id FROM queue WHERE annotator = ? "
+                                         "ORDER BY position", (annotator,))]
+
+
+def run_annotators(server_of: list[Server], campaign: Path, tokens: dict[str, str],
                    acked: dict[str, list], latencies: list[float], restarted: threading.Event,
                    killed: threading.Event, errors: list) -> list[threading.Thread]:
-    """Each annotator's thread: next item, post its answer; on a dead server wait for the
-    restart and send the same answer (same request_id) again."""
+    """Each annotator's thread posts an answer to every item of its queue, one at a time; on a
+    dead server it waits for the restart and sends the same answer (same request_id) again."""
     rng = np.random.default_rng(0)
-    choices = {name: rng.choice(["left", "right", "equal"], size=per_annotator, p=[.45, .45, .1])
-               for name in tokens}
+    queues = {name: queue(campaign, name) for name in tokens}
+    choices = {name: rng.choice(["left", "right", "equal"], size=len(queues[name]),
+                                p=[.45, .45, .1]) for name in tokens}
 
     def work(name: str, token: str) -> None:
         try:
@@ -263,23 +280,27 @@ def run_annotators(server_of: list[Server], tokens: dict[str, str], per_annotato
             errors.append(exc)
 
     def answer_all(name: str, token: str) -> None:
-        for k in range(per_annotator):
-            request_id, item = str(uuid.uuid4()), None
+        server = server_of[0]
+        connection = server.connect()
+        for item, choice in zip(queues[name], choices[name], strict=True):
+            body = {"item_id": item, "choice": str(choice), "confidence": 2, "seconds": 1.5,
+                    "request_id": str(uuid.uuid4())}
             while True:
                 try:
-                    if item is None:
-                        item = server_of[0].request("GET", "/api/next", token)[1]["item"]["id"]
-                    body = {"item_id": item, "choice": str(choices[name][k]), "confidence": 2,
-                            "seconds": 1.5, "request_id": request_id}
                     start = time.perf_counter()
-                    status, reply = server_of[0].request("POST", "/api/label", token, body)
+                    status, reply = server.request("POST", "/api/label", token, body,
+                                                   connection)
                     assert status == 200, reply
                     latencies.append(time.perf_counter() - start)
-                    acked[name].append((request_id, item, bool(reply["repeated"])))
+                    acked[name].append((body["request_id"], item, bool(reply["repeated"])))
                     break
                 except (ConnectionError, http.client.HTTPException, OSError):
                     assert killed.is_set()
                     restarted.wait(60)
+                    connection.close()
+                    server = server_of[0]
+                    connection = server.connect()
+        connection.close()
 
     threads = [threading.Thread(target=work, args=(n, t)) for n, t in tokens.items()]
     for t in threads:
@@ -287,8 +308,10 @@ def run_annotators(server_of: list[Server], tokens: dict[str, str], per_annotato
     return threads
 
 
-def check_exactly_once(campaign: Path, acked: dict[str, list], per_annotator: int) -> None:
-    stored = answers(campaign)
+def check_exactly_once(campaign: Path, acked: dict[str, list], per_annotator: int,
+                       team: list[str]) -> None:
+    """Every acknowledged answer of the team is stored once, and nothing else of theirs."""
+    stored = [r for r in answers(campaign) if r[1] in team]
     ids = [r[0] for r in stored]
     assert len(ids) == len(set(ids))  # no request stored twice
     assert len({(r[1], r[2]) for r in stored}) == len(stored)  # no item answered twice
@@ -302,64 +325,64 @@ def check_exactly_once(campaign: Path, acked: dict[str, list], per_annotator: in
 
 def test_eight_annotators_load_then_kill_9_loses_and_duplicates_nothing(
         queried: Path, tmp_path: Path) -> None:
-    names = [f"a{i}" for i in range(8)]
-    per, settings = 200, ["calibration=29", "calibration_first=0", "overlap=1",
-                          f"annotators=[{','.join(names)}]"]
-    data = copy_of(queried, tmp_path)
-    # run 1: clean, measured
-    campaign = tmp_path / "run1"
-    server = Server(data, f"campaign={campaign}", *settings)
-    acked: dict[str, list] = {n: [] for n in names}
-    latencies: list[float] = []
-    start = time.perf_counter()
-    errors: list = []
-    threads = run_annotators([server], {n: server.tokens[n] for n in names}, per, acked,
-                             latencies, threading.Event(), threading.Event(), errors)
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
-    wall = time.perf_counter() - start
-    server.stop()
-    check_exactly_once(campaign, acked, per)
-    rate, p95 = 8 * per / wall, float(np.percentile(latencies, 95)) * 1000
-    print(f"\nload: {8 * per} labels in {wall:.1f} s = {rate:.0f} labels/s "
-          f"(next + label per answer); label POST p95 {p95:.1f} ms")
+    # one campaign, two teams of 8: team a for the clean run, team b for the run with a crash
+    teams = {t: [f"{t}{i}" for i in range(8)] for t in "ab"}
+    per, campaign = 200, tmp_path / "campaign"
+    server = Server(copy_of(queried, tmp_path), f"campaign={campaign}", "calibration=29",
+                    "calibration_first=0", "overlap=1",
+                    f"annotators=[{','.join(teams['a'] + teams['b'])}]")
+    holder, tokens = [server], server.tokens
+    try:
+        acked: dict[str, list] = {n: [] for n in teams["a"]}
+        latencies: list[float] = []
+        errors: list = []
+        start = time.perf_counter()
+        threads = run_annotators(holder, campaign, {n: tokens[n] for n in teams["a"]}, acked,
+                                 latencies, threading.Event(), threading.Event(), errors)
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - start
+        assert not errors, errors[0]
+        check_exactly_once(campaign, acked, per, teams["a"])
+        rate, p95 = 8 * per / wall, float(np.percentile(latencies, 95)) * 1000
+        print(f"\nload: {8 * per} labels in {wall:.1f} s = {rate:.0f} labels/s, "
+              f"p95 latency {p95:.1f} ms")
 
-    # κ and agreement on the stored labels equal scikit-learn's
-    store = Store(campaign / "store.sqlite")
-    stats = summary(store.answers(), store.items(), store.annotators(), 0.7)
-    labels = labels_by_annotator(store.answers())
-    store.close()
-    for pair in stats["pairs"]:
-        x, y = (labels[n] for n in pair["annotators"])
-        both = sorted(set(x) & set(y))
-        a = [str(x[i]) for i in both]
-        b = [str(y[i]) for i in both]
-        assert pair["items"] == per
-        assert pair["cohen_kappa"] == pytest.approx(cohen_kappa_score(a, b), abs=1e-4)
-        assert pair["agreement"] == pytest.approx(np.mean(np.array(a) == np.array(b)), abs=1e-4)
-    assert stats["fleiss"]["items"] == per and -1 <= stats["fleiss"]["kappa"] <= 1
+        # κ and agreement on the stored labels equal scikit-learn's
+        store = Store(campaign / "store.sqlite")
+        stats = summary(store.answers(), store.items(), teams["a"], 0.7)
+        labels = labels_by_annotator(store.answers())
+        store.close()
+        assert len(stats["pairs"]) == 28
+        for pair in stats["pairs"]:
+            x, y = (labels[n] for n in pair["annotators"])
+            both = sorted(set(x) & set(y))
+            a, b = [str(x[i]) for i in both], [str(y[i]) for i in both]
+            assert pair["items"] == per
+            assert pair["cohen_kappa"] == pytest.approx(cohen_kappa_score(a, b), abs=1e-4)
+            assert pair["agreement"] == pytest.approx(np.mean(np.array(a) == np.array(b)),
+                                                      abs=1e-4)
+        assert stats["fleiss"]["items"] == per and -1 <= stats["fleiss"]["kappa"] <= 1
 
-    # run 2: kill -9 in the middle, restart on the same campaign
-    campaign = tmp_path / "run2"
-    holder = [Server(data, f"campaign={campaign}", *settings)]
-    tokens = {n: holder[0].tokens[n] for n in names}
-    acked = {n: [] for n in names}
-    restarted, killed = threading.Event(), threading.Event()
-    threads = run_annotators(holder, tokens, per, acked, [], restarted, killed, errors)
-    while sum(len(v) for v in acked.values()) < 400 and not errors:
-        time.sleep(0.01)
-    killed.set()
-    holder[0].stop(signal.SIGKILL)
-    before_restart = {r for v in acked.values() for r, _, _ in v}
-    holder[0] = Server(data, f"campaign={campaign}")
-    restarted.set()
-    for t in threads:
-        t.join()
-    holder[0].stop()
-    assert not errors, errors[0]
-    check_exactly_once(campaign, acked, per)
-    assert before_restart <= {r[0] for r in answers(campaign)}
+        # team b: kill -9 in the middle of its run, restart on the same campaign
+        acked = {n: [] for n in teams["b"]}
+        restarted, killed = threading.Event(), threading.Event()
+        threads = run_annotators(holder, campaign, {n: tokens[n] for n in teams["b"]}, acked,
+                                 [], restarted, killed, errors)
+        while sum(len(v) for v in acked.values()) < 400 and not errors:
+            time.sleep(0.005)
+        killed.set()
+        holder[0].stop(signal.SIGKILL)
+        before_restart = {r for v in acked.values() for r, _, _ in v}
+        holder[0] = Server(campaign.parent / "data", f"campaign={campaign}")
+        restarted.set()
+        for t in threads:
+            t.join()
+        assert not errors, errors[0]
+        check_exactly_once(campaign, acked, per, teams["b"])
+        assert before_restart <= {r[0] for r in answers(campaign)}
+    finally:
+        holder[0].stop()
 
 
 def test_kappa_matches_scikit_learn_and_fleiss_matches_the_textbook_example() -> None:

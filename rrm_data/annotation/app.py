@@ -85,8 +85,16 @@ class AnnotationApp:
                   Route("/api/clip/{item_id:int}/{side:str}", self.clip),
                   Route("/api/stats", self.stats)]
         routes += [Route(f"/{path}", self.static) for path in STATIC]
+        self._warm_up()
         self.app = Starlette(routes=routes,
                              middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+
+    def _warm_up(self) -> None:
+        """Encode every annotator's next clips now, so the first comparison opens quickly."""
+        for name in self.store.annotators():
+            for _, left, right, _ in self.store.pending(name, 1 + PREFETCH):
+                self.executor.submit(self.clips.ensure, left)
+                self.executor.submit(self.clips.ensure, right)
 
     def close(self) -> None:
         self.executor.submit(self.clips.close).result()
