@@ -90,9 +90,11 @@ class AnnotationApp:
                              middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
 
     def _warm_up(self) -> None:
-        """Encode every annotator's next clips now, so the first comparison opens quickly."""
-        for name in self.store.annotators():
-            for _, left, right, _ in self.store.pending(name, 1 + PREFETCH):
+        """Encode every annotator's next clips now (everyone's first comparison first), so the
+        first comparison opens quickly."""
+        queues = [self.store.pending(name, 1 + PREFETCH) for name in self.store.annotators()]
+        for depth in range(1 + PREFETCH):
+            for _, left, right, _ in (q[depth] for q in queues if depth < len(q)):
                 self.executor.submit(self.clips.ensure, left)
                 self.executor.submit(self.clips.ensure, right)
 
