@@ -2,9 +2,9 @@
 
 ``comparison_ready_ms``: in a real headless Chromium, the time from opening a comparison
 (the page asks the server for the next item) to both clips playing, measured by the page
-itself, for ``COMPARISONS`` comparisons answered after a short think time (a person takes
-15-30 s; ``THINK_S`` is far shorter, so the prefetch has less time than in real use). The
-first comparison after the server starts is reported apart. ``clip_encode_ms``: one segment
+itself, for ``COMPARISONS`` comparisons answered after a think time of ``THINK_S`` (a person
+takes 15-30 s, so in real use the prefetch has five times longer). The first comparison,
+opened as soon as the server says it serves, is reported apart. ``clip_encode_ms``: one segment
 of ``SEGMENT`` steps re-rendered from the stored physics state at ``SIZE`` px and encoded
 as WebM (VP9), per segment, after the renderer exists (its one-off creation apart).
 Target: a comparison ready in under 1 s.
@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,7 @@ from rrm_data.cli import main
 from rrm_data.dataset.reader import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-SEGMENT, SIZE, COMPARISONS, THINK_S, ENCODED = 50, 112, 12, 1.0, 10
+SEGMENT, SIZE, COMPARISONS, THINK_S, ENCODED = 50, 112, 12, 3.0, 10
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--window-size=1100,760"]
 
@@ -90,7 +91,21 @@ def start_server(data: Path, campaign: Path) -> tuple[subprocess.Popen, str, dic
     raise RuntimeError("the server did not start")
 
 
-def post_labels(url: str, token: str, count: int, rng: np.random.Generator) -> None:
+def noisy_oracle(campaign: Path, annotator: str, item: int, rng: np.random.Generator,
+                 error: float) -> str:
+    """A simulated person: the side with the higher true return, wrong with prob. ``error``."""
+    with sqlite3.connect(campaign / "store.sqlite") as db:
+        oracle, swap = db.execute("SELECT i.oracle, q.swap FROM items i JOIN queue q USING "
+                                  "(item_id) WHERE q.annotator = ? AND q.item_id = ?",
+                                  (annotator, item)).fetchone()
+    if oracle == 0.5:
+        return "equal"
+    left = (oracle == 1.0) != bool(swap)
+    return "left" if left != (rng.random() < error) else "right"
+
+
+def post_labels(url: str, campaign: Path, name: str, token: str, count: int,
+                rng: np.random.Generator, error: float) -> None:
     """Another annotator's answers, straight through the API (for the monitoring page)."""
     host, port = url.removeprefix("http://").split(":")
     for _ in range(count):
@@ -98,8 +113,8 @@ def post_labels(url: str, token: str, count: int, rng: np.random.Generator) -> N
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         connection.request("GET", "/api/next", headers=headers)
         item = json.loads(connection.getresponse().read())["item"]
-        body = {"item_id": item["id"], "choice": str(rng.choice(["left", "right", "equal"],
-                                                               p=[.45, .45, .1])),
+        body = {"item_id": item["id"], "choice": noisy_oracle(campaign, name, item["id"], rng,
+                                                              error),
                 "confidence": int(rng.integers(1, 4)), "seconds": float(rng.uniform(8, 30)),
                 "request_id": str(uuid.uuid4())}
         connection.request("POST", "/api/label", json.dumps(body), headers)
@@ -115,7 +130,8 @@ def comparisons(data: Path, campaign: Path, screenshots: Path | None) -> dict:
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         driver.get(f"{url}/#token={tokens['ana']}")
-        keys = [Keys.ARROW_LEFT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN]
+        keys = {"left": Keys.ARROW_LEFT, "right": Keys.ARROW_RIGHT, "equal": Keys.ARROW_DOWN}
+        rng = np.random.default_rng(0)
         for k in range(COMPARISONS):
             WebDriverWait(driver, 60, poll_frequency=0.02).until(
                 lambda d, k=k: d.execute_script("return window.__rrm.ready.length") > k)
@@ -123,12 +139,13 @@ def comparisons(data: Path, campaign: Path, screenshots: Path | None) -> dict:
             if screenshots is not None and k == 3:
                 driver.find_element("tag name", "body").send_keys("3")
                 driver.save_screenshot(str(screenshots / "annotate-label.png"))
-            driver.find_element("tag name", "body").send_keys(keys[k % 3])
+            item = driver.execute_script("return window.__rrm.item")
+            choice = noisy_oracle(campaign, "ana", item, rng, 0.1)
+            driver.find_element("tag name", "body").send_keys(keys[choice])
         ready = driver.execute_script("return window.__rrm.ready")
         if screenshots is not None:
-            rng = np.random.default_rng(0)
-            post_labels(url, tokens["ben"], 20, rng)
-            post_labels(url, tokens["cy"], 20, rng)
+            post_labels(url, campaign, "ben", tokens["ben"], 20, rng, 0.1)
+            post_labels(url, campaign, "cy", tokens["cy"], 20, rng, 0.3)
             driver.get(f"{url}/monitor#token={tokens['admin']}")
             WebDriverWait(driver, 30).until(
                 lambda d: d.execute_script("return document.body.dataset.loaded") == "true")

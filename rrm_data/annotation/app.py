@@ -90,13 +90,17 @@ class AnnotationApp:
                              middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
 
     def _warm_up(self) -> None:
-        """Encode every annotator's next clips now (everyone's first comparison first), so the
-        first comparison opens quickly."""
+        """Encode everyone's next comparison before serving (so it opens at once, and a clip
+        that cannot be made fails here, in one line), and the ones after it in the background."""
         queues = [self.store.pending(name, 1 + PREFETCH) for name in self.store.annotators()]
+        first = []
         for depth in range(1 + PREFETCH):
             for _, left, right, _ in (q[depth] for q in queues if depth < len(q)):
-                self.executor.submit(self.clips.ensure, left)
-                self.executor.submit(self.clips.ensure, right)
+                jobs = [self.executor.submit(self.clips.ensure, s) for s in (left, right)]
+                if depth == 0:
+                    first += jobs
+        for job in first:
+            job.result()
 
     def close(self) -> None:
         self.executor.submit(self.clips.close).result()
@@ -109,6 +113,10 @@ class AnnotationApp:
     def _encode(self, segment: int) -> asyncio.Future:
         """The clip of a segment, encoded once in the clip thread (shared by all callers)."""
         future = self._clips.get(segment)
+        if future is None and self.clips.path(segment).is_file():  # made before, e.g. warm-up
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(self.clips.path(segment))
+            self._clips[segment] = future
         if future is None or (future.done() and future.exception() is not None):
             inner: Future = self.executor.submit(self.clips.ensure, segment)
             future = asyncio.wrap_future(inner)

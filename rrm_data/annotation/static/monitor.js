@@ -1,6 +1,8 @@
 "use strict";
 const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
-const show = (v) => (v === null || v === undefined ? "–" : typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : String(v));
+const show = (v) => (v === null || v === undefined ? "–" : String(v));
+// Shares, κ and seconds always with three decimals (1 is "1.000", not a count).
+const num = (v) => (v === null || v === undefined ? null : v.toFixed(3));
 
 function fill(id, rows) {
   const body = document.querySelector(`#${id} tbody`);
@@ -23,12 +25,12 @@ async function refresh() {
   document.getElementById("summary").textContent =
     `${s.labels} labels · ${s.calibration_items} calibration items · pass threshold ${s.threshold}`;
   fill("annotators", s.annotators.map((a) => [a.annotator, a.labels, a.ties, a.skips,
-    a.seconds_mean, a.seconds_median, a.calibration_labels, a.calibration_accuracy,
-    a.passing ? "yes" : "no", a.oracle_agreement]));
-  fill("pairs", s.pairs.map((p) => [p.annotators.join(" · "), p.items, p.agreement,
-    p.cohen_kappa]));
+    num(a.seconds_mean), num(a.seconds_median), a.calibration_labels,
+    num(a.calibration_accuracy), a.passing ? "yes" : "no", num(a.oracle_agreement)]));
+  fill("pairs", s.pairs.map((p) => [p.annotators.join(" · "), p.items, num(p.agreement),
+    num(p.cohen_kappa)]));
   document.getElementById("fleiss").textContent = s.fleiss
-    ? `Fleiss' κ over the ${s.fleiss.items} items every annotator labelled: ${show(s.fleiss.kappa)}` : "";
+    ? `Fleiss' κ over the ${s.fleiss.items} items every annotator labelled: ${show(num(s.fleiss.kappa))}` : "";
   document.body.dataset.loaded = "true";
 }
 refresh();
