@@ -31,6 +31,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sklearn.metrics import cohen_kappa_score
 
 from rrm_data.annotation.agreement import cohen_kappa, fleiss_kappa, majority
+from rrm_data.annotation.campaign import CampaignSpec, campaign_items, campaign_queues
 from rrm_data.annotation.monitor import labels_by_annotator, summary
 from rrm_data.annotation.store import Store
 from rrm_data.cli import main
@@ -448,3 +449,36 @@ def test_confidence_column_is_optional_and_checked(queried: Path, tmp_path: Path
         tables["preferences"][split] = table.append_column("confidence", confidence)
     with pytest.raises(Exception, match="confidence: set on a scripted teacher"):
         write_dataset(tmp_path / "bad", tables, dataset.info)
+
+
+def test_export_again_replaces_only_this_campaigns_rows(queried: Path, tmp_path: Path) -> None:
+    data = copy_of(queried, tmp_path)
+
+    def campaign(name: str, answered: int) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        spec = CampaignSpec(("ana",), calibration=1, calibration_first=0, overlap=1)
+        items = campaign_items(open_dataset(data), spec)
+        store = Store(folder / "store.sqlite")
+        store.create(items, campaign_queues(items, spec), {})
+        queries = [i for i in items if i.kind == "query"][:answered]
+        for k, item in enumerate(queries):
+            store.answer("ana", item.item_id, "left", 3, 2.0, f"{name}-request-{k}")
+        store.close()
+        return folder
+
+    def human_rows_of(teacher: str) -> int:
+        return open_dataset(data).info["counts"]["labels"]["train"].get(teacher, 0)
+
+    first = campaign("first", 3)
+    assert main(["annotate", f"data={data}", f"campaign={first}", "export=true",
+                 "threshold=0"]) == 0
+    assert (human_rows_of("human:ana"), human_rows_of("human")) == (3, 3)
+    # a second campaign on new queries: the first one's labels stay
+    assert main(["query", f"data={data}", "strategy=uniform", "n=5"]) == 0
+    second = campaign("second", 2)
+    for _ in range(2):  # exporting twice changes nothing
+        assert main(["annotate", f"data={data}", f"campaign={second}", "export=true",
+                     "threshold=0"]) == 0
+        assert (human_rows_of("human:ana"), human_rows_of("human")) == (5, 5)
+    assert validate_dataset(data) == []

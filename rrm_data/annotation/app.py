@@ -80,6 +80,7 @@ class AnnotationApp:
         # One thread: rendering contexts belong to the thread that created them.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clips")
         self._clips: dict[int, asyncio.Future] = {}
+        self._jobs: list[Future] = []
         routes = [Route("/api/next", self.next_item),
                   Route("/api/label", self.label, methods=["POST"]),
                   Route("/api/clip/{item_id:int}/{side:str}", self.clip),
@@ -96,13 +97,21 @@ class AnnotationApp:
         first = []
         for depth in range(1 + PREFETCH):
             for _, left, right, _ in (q[depth] for q in queues if depth < len(q)):
-                jobs = [self.executor.submit(self.clips.ensure, s) for s in (left, right)]
+                jobs = [self._submit(s) for s in (left, right)]
                 if depth == 0:
                     first += jobs
         for job in first:
             job.result()
 
+    def _submit(self, segment: int) -> Future:
+        job = self.executor.submit(self.clips.ensure, segment)
+        self._jobs = [j for j in self._jobs if not j.done()] + [job]
+        return job
+
     def close(self) -> None:
+        """Drop queued encodings, then free the renderers in the thread that made them."""
+        for job in self._jobs:
+            job.cancel()
         self.executor.submit(self.clips.close).result()
         self.executor.shutdown()
 
@@ -118,8 +127,7 @@ class AnnotationApp:
             future.set_result(self.clips.path(segment))
             self._clips[segment] = future
         if future is None or (future.done() and future.exception() is not None):
-            inner: Future = self.executor.submit(self.clips.ensure, segment)
-            future = asyncio.wrap_future(inner)
+            future = asyncio.wrap_future(self._submit(segment))
             future.add_done_callback(lambda f: f.exception())  # a prefetch may go unawaited
             self._clips[segment] = future
         return future

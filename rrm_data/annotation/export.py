@@ -4,8 +4,8 @@ Each label becomes a row of teacher ``human:<annotator>`` with its confidence; e
 item also gets one row of teacher ``human``: the majority label of the annotators who pass
 calibration (a tie between labels gives 0.5), with their mean confidence. Skips are not
 labels. The ``confidence`` column appears only here: scripted rows get null, so datasets
-without human labels keep their exact former layout. Exporting again replaces the human
-rows of an earlier export rather than adding to them.
+without human labels keep their exact former layout. Exporting a campaign again replaces
+the human rows of its pairs rather than adding to them.
 """
 
 from __future__ import annotations
@@ -70,15 +70,17 @@ def with_confidence(table: pa.Table) -> pa.Table:
     return table.append_column(CONFIDENCE, pa.nulls(table.num_rows, pa.float32()))
 
 
-def export_tables(dataset: DatasetDir, human: pa.Table,
+def export_tables(dataset: DatasetDir, human: pa.Table, pairs: list[int],
                   annotation: dict[str, Any]) -> tuple[dict[str, dict[str, pa.Table]], dict]:
-    """The dataset's tables and info with ``human`` as its only human rows (train split)."""
+    """The dataset's tables and info with ``human`` added to the train split, in place of any
+    human rows on the campaign's ``pairs`` (an earlier export of it); other campaigns' stay."""
     tables = dataset.tables()
     prefs = tables["preferences"]
     for split, table in prefs.items():
-        scripted = ~np.array([is_human_teacher(t) for t in table.column("teacher").to_pylist()],
-                             bool)
-        prefs[split] = with_confidence(table.filter(pa.array(scripted)))
+        teacher = table.column("teacher").to_numpy(zero_copy_only=False)
+        is_human = np.isin(teacher, [t for t in np.unique(teacher) if is_human_teacher(t)])
+        earlier = is_human & np.isin(table.column("pair_index").to_numpy(), pairs)
+        prefs[split] = with_confidence(table.filter(pa.array(~earlier)))
     prefs["train"] = pa.concat_tables([prefs["train"], human.select(prefs["train"].column_names)])
     info = dict(dataset.info)
     counts = dict(info["counts"])

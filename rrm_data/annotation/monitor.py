@@ -46,8 +46,9 @@ def calibration_accuracy(labels: dict[int, float], items: dict[int, Item]) -> tu
 
 
 def passing(n_calibration: int, accuracy: float, threshold: float, required: int) -> bool:
-    """Passes when no calibration is asked, or once its accuracy on them reaches ``threshold``."""
-    return required == 0 or (n_calibration > 0 and accuracy >= threshold)
+    """Passes when no calibration is asked (no items, or threshold 0), or once the accuracy
+    on the calibration items answered so far reaches ``threshold``."""
+    return required == 0 or threshold <= 0 or (n_calibration > 0 and accuracy >= threshold)
 
 
 def summary(answers: list[Answer], items: dict[int, Item], annotators: list[str],

@@ -501,7 +501,8 @@ def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
 
 def _confidence_problems(part: TablePart, table: pa.Table) -> Iterator[Problem]:
     """Confidence is 1-3 on human rows and null on scripted ones."""
-    human = np.array([is_human_teacher(t) for t in table.column("teacher").to_pylist()], bool)
+    teacher = table.column("teacher").to_numpy(zero_copy_only=False)
+    human = np.isin(teacher, [t for t in np.unique(teacher) if is_human_teacher(t)])
     confidence = table.column("confidence")
     missing = pc.is_null(confidence).to_numpy(zero_copy_only=False)
     value = pc.fill_null(confidence, 2.0).to_numpy()

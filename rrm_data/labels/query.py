@@ -78,15 +78,10 @@ def unlabelled_pairs(segments: Segments, labelled: np.ndarray) -> tuple[np.ndarr
     return i[ok], j[ok]
 
 
-def unlabelled_count(segments: Segments, labelled: np.ndarray) -> int:
-    return len(unlabelled_pairs(segments, labelled)[0])
-
-
-def candidate_pairs(segments: Segments, labelled: np.ndarray, size: int,
+def candidate_pairs(i: np.ndarray, j: np.ndarray, size: int,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``size`` distinct unlabelled pairs (positions into ``segments``), drawn uniformly;
-    each pair's order is random."""
-    i, j = unlabelled_pairs(segments, labelled)
+    """``size`` of the pairs (i, j) (from ``unlabelled_pairs``), drawn uniformly without
+    replacement, each in a random order."""
     if size > len(i):
         raise RrmError(f"pool={size} is larger than the {len(i)} unlabelled pairs of the "
                        "train segments; lower pool= (or n=)")
@@ -154,4 +149,4 @@ def queries_table(segment_a: np.ndarray, segment_b: np.ndarray, strategy: str,
 
 __all__ = ["QUERIES", "STRATEGIES", "Segments", "candidate_pairs", "disagreement", "entropy",
            "labelled_keys", "member_returns", "queries_table", "select_queries",
-           "train_segments", "unlabelled_count", "unlabelled_pairs"]
+           "train_segments", "unlabelled_pairs"]

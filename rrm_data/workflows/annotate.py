@@ -40,6 +40,8 @@ class Config:
     annotators: list[str] = field(default_factory=list, metadata={
         "help": "names of the annotators, e.g. [ana,ben] (when creating the campaign)"})
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    hosts: list[str] = field(default_factory=list, metadata={
+        "help": "more Host names to answer to, e.g. the machine's name when host=0.0.0.0"})
     port: int = field(default=8765, metadata={"help": "port (0: any free port)"})
     calibration: int = field(default=10, metadata={"help": "comparisons with a known answer"})
     calibration_first: int = field(default=5, metadata={
@@ -100,7 +102,8 @@ def export(cfg: DictConfig, dataset: DatasetDir, store: Store) -> None:
         raise RrmError(f"out={out} already exists; choose another out= or leave it unset to "
                        "replace data with the new version")
     human, annotation = human_rows(store, threshold(cfg, store))
-    tables, info = export_tables(dataset, human, annotation)
+    pairs = sorted({item.pair_index for item in store.items().values()})
+    tables, info = export_tables(dataset, human, pairs, annotation)
     write_dataset(out, tables, info, overwrite=in_place)
     console.print(f"wrote {out}: {human_label_count(human)} human labels of "
                   f"{len(annotation['annotators'])} annotators, "
@@ -149,7 +152,7 @@ def run(cfg: DictConfig) -> None:
         if cfg.clip_fps <= 0:
             raise RrmError(f"clip_fps must be positive, got {cfg.clip_fps}")
         clips = ClipMaker(dataset, campaign / "clips", cfg.camera, cfg.image_size, cfg.clip_fps)
-        hosts = [cfg.host, "localhost", "127.0.0.1", "[::1]"]
+        hosts = [cfg.host, "localhost", "127.0.0.1", "[::1]", *cfg.hosts]
         app = AnnotationApp(store, clips, threshold(cfg, store), hosts)
         print(f"serving {base}/ (Ctrl-C to stop)", flush=True)
         server = uvicorn.Server(uvicorn.Config(app.app, log_level="warning", access_log=False,

@@ -56,15 +56,13 @@ def run(cfg: DictConfig) -> None:
     reward = None if cfg.reward is None else load_reward(cfg.reward)
     if reward is None and cfg.strategy != "uniform":
         raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
-    pool = cfg.pool if cfg.pool is not None else 10 * cfg.n
-    if cfg.n > pool:
-        raise RrmError(f"n={cfg.n} is larger than pool={pool}")
+    if cfg.pool is not None and cfg.n > cfg.pool:
+        raise RrmError(f"n={cfg.n} is larger than pool={cfg.pool}")
 
     segments = q.train_segments(dataset)
-    rng = np.random.default_rng(cfg.seed)
-    if cfg.pool is None:
-        pool = min(pool, q.unlabelled_count(segments, q.labelled_keys(dataset)))
-    a, b = q.candidate_pairs(segments, q.labelled_keys(dataset), pool, rng)
+    i, j = q.unlabelled_pairs(segments, q.labelled_keys(dataset))
+    pool = cfg.pool if cfg.pool is not None else min(10 * cfg.n, len(i))
+    a, b = q.candidate_pairs(i, j, pool, np.random.default_rng(cfg.seed))
     returns = None if reward is None else q.member_returns(reward, dataset, segments)
     chosen, score, p_a = q.select_queries(cfg.strategy, a, b, returns, cfg.n)
     table = q.queries_table(segments.ids[a[chosen]], segments.ids[b[chosen]], cfg.strategy,

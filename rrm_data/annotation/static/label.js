@@ -7,6 +7,11 @@ const state = { item: null, openedAt: 0, busy: false };
 window.__rrm = { ready: [], answered: 0 };  // read by tests and the benchmark
 
 function status(text) { $("status").textContent = text; }
+// crypto.randomUUID exists only in secure contexts (https, localhost); this works everywhere.
+function requestId() {
+  return [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 async function api(path, options = {}) {
   const headers = { Authorization: "Bearer " + token, ...(options.headers || {}) };
@@ -77,7 +82,7 @@ async function answer(choice) {
   const confidence = choice === "skip" ? null
     : Number(document.querySelector("input[name=confidence]:checked").value);
   const body = JSON.stringify({
-    item_id: state.item.id, choice, confidence, request_id: crypto.randomUUID(),
+    item_id: state.item.id, choice, confidence, request_id: requestId(),
     seconds: Math.round((performance.now() - state.openedAt)) / 1000,
   });
   // The same request_id on a retry: the server stores the answer once.
