@@ -230,32 +230,31 @@ def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
     assert report["teacher"] == "human"
 
 
-def test_bad_token_gets_401_json_and_nothing_is_written(queried: Path, tmp_path: Path) -> None:
-    data = copy_of(queried, tmp_path)
-    campaign = tmp_path / "campaign"
-    server = Server(data, f"campaign={campaign}", "annotators=[ana]", "calibration=2",
-                    "calibration_first=1")
-    try:
-        token = server.tokens["ana"]
-        _, first = server.request("GET", "/api/next", token)
-        answer = {"item_id": first["item"]["id"], "choice": "left", "confidence": 2,
-                  "seconds": 1.0, "request_id": "bad-token-1"}
-        for bad in (None, "nope", server.tokens["admin"]):
-            status, body = server.request("POST", "/api/label", bad, answer)
-            assert status == 401 and "token" in body["error"]
-        for path in ("/api/next", f"/api/clip/{first['item']['id']}/left"):
-            assert server.request("GET", path, "x" * 32)[0] == 401
-        assert server.request("GET", "/api/stats", token)[0] == 403
-        assert server.request("POST", "/api/label", token, {**answer, "confidence": 7}) == \
-            (400, {"error": "confidence must be 1, 2 or 3"})
-        assert server.request("POST", "/api/label", token, {**answer, "extra": 1})[0] == 400
-        assert server.request("POST", "/api/label", token, {**answer, "item_id": 10**6})[0] == 404
-        assert server.request("GET", "/api/clip/0/..%2F..%2Fstore.sqlite", token)[0] == 404
-        assert answers(campaign) == []
-        assert server.request("POST", "/api/label", token, answer) == \
-            (200, {"stored": True, "answer_id": 1, "repeated": False})
-    finally:
-        server.stop()
+def check_bad_requests(server: Server, campaign: Path, token: str) -> None:
+    """A bad token gets 401 with a JSON error, bad bodies 400/404, and nothing is written;
+    then a good answer is stored."""
+    _, first = server.request("GET", "/api/next", token)
+    answer = {"item_id": first["item"]["id"], "choice": "left", "confidence": 2,
+              "seconds": 1.0, "request_id": "bad-token-1"}
+    for bad in (None, "nope", server.tokens["admin"]):
+        status, body = server.request("POST", "/api/label", bad, answer)
+        assert status == 401 and "token" in body["error"]
+    for path in ("/api/next", f"/api/clip/{first['item']['id']}/left"):
+        assert server.request("GET", path, "x" * 32)[0] == 401
+    assert server.request("GET", "/api/stats", token)[0] == 403
+    assert server.request("POST", "/api/label", token, {**answer, "confidence": 7}) == \
+        (400, {"error": "confidence must be 1, 2 or 3"})
+    assert server.request("POST", "/api/label", token, {**answer, "extra": 1})[0] == 400
+    assert server.request("POST", "/api/label", token, {**answer, "item_id": 10**6})[0] == 404
+    assert server.request("GET", "/api/clip/0/..%2F..%2Fstore.sqlite", token)[0] == 404
+    assert answers(campaign) == []
+    assert server.request("POST", "/api/label", token, answer) == \
+        (200, {"stored": True, "answer_id": 1, "repeated": False})
+    assert server.request("POST", "/api/label", token, answer) == \
+        (200, {"stored": True, "answer_id": 1, "repeated": True})
+    assert server.request("POST", "/api/label", token, {**answer, "request_id": "other-id-1"}) \
+        == (409, {"error": f"item {answer['item_id']} is already answered"})
+    assert len(answers(campaign)) == 1
 
 
 def queue(campaign: Path, annotator: str) -> list[int]:
@@ -324,16 +323,18 @@ def check_exactly_once(campaign: Path, acked: dict[str, list], per_annotator: in
     assert len(stored) == sum(len(v) for v in acked.values())
 
 
-def test_eight_annotators_load_then_kill_9_loses_and_duplicates_nothing(
+def test_bad_requests_then_eight_annotators_then_kill_9_lose_and_duplicate_nothing(
         queried: Path, tmp_path: Path) -> None:
-    # one campaign, two teams of 8: team a for the clean run, team b for the run with a crash
+    # one campaign (one server start fewer): x checks bad requests, then two teams of 8 post
+    # 200 answers each, team a in a clean run, team b in a run with a crash
     teams = {t: [f"{t}{i}" for i in range(8)] for t in "ab"}
     per, campaign = 200, tmp_path / "campaign"
     server = Server(copy_of(queried, tmp_path), f"campaign={campaign}", "calibration=29",
                     "calibration_first=0", "overlap=1",
-                    f"annotators=[{','.join(teams['a'] + teams['b'])}]")
+                    f"annotators=[{','.join(teams['a'] + teams['b'])},x]")
     holder, tokens = [server], server.tokens
     try:
+        check_bad_requests(server, campaign, tokens["x"])
         acked: dict[str, list] = {n: [] for n in teams["a"]}
         latencies: list[float] = []
         errors: list = []
