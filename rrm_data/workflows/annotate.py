@@ -155,7 +155,9 @@ def run(cfg: DictConfig) -> None:
         hosts = [cfg.host, "localhost", "127.0.0.1", "[::1]", *cfg.hosts]
         app = AnnotationApp(store, clips, threshold(cfg, store), hosts)
         print(f"serving {base}/ (Ctrl-C to stop)", flush=True)
-        server = uvicorn.Server(uvicorn.Config(app.app, log_level="warning", access_log=False,
+        # httptools parses HTTP about twice as fast as h11; no access log (nothing to leak)
+        server = uvicorn.Server(uvicorn.Config(app.app, http="httptools", loop="asyncio",
+                                               log_level="warning", access_log=False,
                                                lifespan="off"))
         try:
             server.run(sockets=[sock])
