@@ -64,6 +64,9 @@ def run(cfg: DictConfig) -> None:
     pool = cfg.pool if cfg.pool is not None else min(10 * cfg.n, len(i))
     a, b = q.candidate_pairs(i, j, pool, np.random.default_rng(cfg.seed))
     returns = None if reward is None else q.member_returns(reward, dataset, segments)
+    if cfg.strategy == "disagreement" and returns is not None and len(returns) < 2:
+        raise RrmError(f"reward {cfg.reward} has one ensemble member, so it never disagrees; "
+                       "train it with model.members=3 or use strategy=entropy")
     chosen, score, p_a = q.select_queries(cfg.strategy, a, b, returns, cfg.n)
     table = q.queries_table(segments.ids[a[chosen]], segments.ids[b[chosen]], cfg.strategy,
                             score, p_a)
