@@ -483,3 +483,15 @@ def test_export_again_replaces_only_this_campaigns_rows(queried: Path, tmp_path:
                      "threshold=0"]) == 0
         assert (human_rows_of("human:ana"), human_rows_of("human")) == (5, 5)
     assert validate_dataset(data) == []
+
+
+def test_pages_put_data_in_as_text_only() -> None:
+    """Dataset strings reach the pages through textContent only: escaped by construction."""
+    static = ROOT / "rrm_data" / "annotation" / "static"
+    for page in static.glob("*.js"):
+        text = page.read_text()
+        assert "textContent" in text
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(",
+                             text), page.name
+    for page in static.glob("*.html"):
+        assert "<script>" not in page.read_text()  # no inline script (the CSP forbids it)

@@ -128,7 +128,8 @@ class AnnotationApp:
             self._clips[segment] = future
         if future is None or (future.done() and future.exception() is not None):
             future = asyncio.wrap_future(self._submit(segment))
-            future.add_done_callback(lambda f: f.exception())  # a prefetch may go unawaited
+            # a prefetch may go unawaited: look at its outcome so asyncio does not warn
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._clips[segment] = future
         return future
 
@@ -148,9 +149,10 @@ class AnnotationApp:
         done, total = self.store.progress(name)
         item = None
         if upcoming:
-            item_id = upcoming[0][0]
+            item_id, left, right, _ = upcoming[0]
             item = {"id": item_id, "left": f"/api/clip/{item_id}/left",
-                    "right": f"/api/clip/{item_id}/right"}
+                    "right": f"/api/clip/{item_id}/right",
+                    "tasks": [self.clips.task(left), self.clips.task(right)]}
         return JSONResponse({"annotator": name, "answered": done, "total": total, "item": item},
                             headers=HEADERS)
 

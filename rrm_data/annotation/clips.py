@@ -73,6 +73,10 @@ class ClipMaker:
         """Where a segment's clip is (or will be) cached; the name is built from an int."""
         return self.cache / f"segment-{int(segment):06d}-{self.camera}-{self.fps:g}fps.webm"
 
+    def task(self, segment: int) -> str:
+        """The task of a segment's episode (shown above its clip)."""
+        return str(self._episodes[self._segments[int(segment)][0]]["task"])
+
     def ensure(self, segment: int) -> Path:
         """The segment's clip, encoding it first if it is not cached yet."""
         path = self.path(segment)

@@ -61,6 +61,8 @@ async function next() {
   }
   state.item = data.item;
   window.__rrm.item = data.item.id;
+  $("task-left").textContent = data.item.tasks[0];  // text, never HTML
+  $("task-right").textContent = data.item.tasks[1];
   document.querySelector('input[name=confidence][value="2"]').checked = true;
   const [left, right] = await Promise.all([api(data.item.left), api(data.item.right)]);
   for (const v of videos) if (v.src) URL.revokeObjectURL(v.src);
