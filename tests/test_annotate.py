@@ -33,7 +33,7 @@ from sklearn.metrics import cohen_kappa_score
 from rrm_data.annotation.agreement import cohen_kappa, fleiss_kappa, majority
 from rrm_data.annotation.campaign import CampaignSpec, campaign_items, campaign_queues
 from rrm_data.annotation.monitor import labels_by_annotator, summary
-from rrm_data.annotation.store import Store
+from rrm_data.annotation.store import Item, Store
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import open_dataset
@@ -144,7 +144,7 @@ def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
                                                                tmp_path: Path) -> None:
     data = copy_of(queried, tmp_path)
     campaign = tmp_path / "campaign"
-    server = Server(data, f"campaign={campaign}", "annotators=[ana,ben]", "calibration=4",
+    server = Server(data, f"campaign={campaign}", "annotators=[ana,ben]", "calibration=6",
                     "calibration_first=2", "overlap=0.1", "threshold=0")
     driver = chromium()
     shown = []
@@ -495,3 +495,21 @@ def test_pages_put_data_in_as_text_only() -> None:
                              text), page.name
     for page in static.glob("*.html"):
         assert "<script>" not in page.read_text()  # no inline script (the CSP forbids it)
+
+
+def test_queues_put_calibration_first_then_mix_it_in_and_share_the_overlap() -> None:
+    items = [Item(i, 100 + i, 0, 1, "query", None, 1.0) for i in range(20)]
+    items += [Item(20 + k, k, 2, 3, "calibration", 1.0, 1.0) for k in range(4)]
+    spec = CampaignSpec(("a", "b", "c"), calibration=4, calibration_first=2, overlap=0.25)
+    queues = {name: [i for i, _ in q] for name, q in campaign_queues(items, spec).items()}
+    own = []
+    for ids in queues.values():
+        assert ids[:2] == [20, 21]  # calibration first
+        later = [ids.index(22), ids.index(23)]
+        assert 2 < later[0] < later[1] < len(ids) - 1  # the rest mixed in, not at the end
+        queries = [i for i in ids if i < 20]
+        assert queries[:5] == [0, 1, 2, 3, 4]  # the overlap share: everyone sees it
+        own += queries[5:]
+    assert sorted(own) == list(range(5, 20))  # the rest dealt out, each item to one person
+    swaps = [s for q in campaign_queues(items, spec).values() for _, s in q]
+    assert 0 < sum(swaps) < len(swaps)  # sides swapped at random

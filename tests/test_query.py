@@ -29,6 +29,14 @@ def reward_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return out
 
 
+@pytest.fixture(scope="module")
+def single_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "single"
+    args = [a for a in TINY if not a.startswith("model.members")] + ["model.members=1"]
+    assert main(["train-reward", f"data={small_dataset}", f"out={out}", *args]) == 0
+    return out
+
+
 @pytest.fixture
 def data(small_dataset: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "data"
@@ -125,3 +133,11 @@ def test_bad_input_exits_2_with_one_line(data: Path, extra: list[str], message: 
     assert message in err and err.count("\n") == 1
     assert sorted(p.name for p in data.iterdir()) == before
     assert fmt.QUERIES not in before
+
+
+def test_disagreement_needs_an_ensemble(data: Path, single_run: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    assert main(["query", f"data={data}", f"reward={single_run}", "n=3"]) == 2
+    assert "has one ensemble member" in capsys.readouterr().err
+    assert main(["query", f"data={data}", f"reward={single_run}", "strategy=entropy",
+                 "n=3"]) == 0

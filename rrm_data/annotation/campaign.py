@@ -103,9 +103,8 @@ def campaign_queues(items: list[Item], spec: CampaignSpec) -> dict[str, list[tup
         mine = queries[:shared] + queries[shared:][k::len(spec.annotators)]
         first, later = calibration[:spec.calibration_first], calibration[spec.calibration_first:]
         order = list(first)
-        # later calibration items at even spacing among the queries
-        slots = set(np.linspace(0, len(mine), num=len(later), endpoint=False).round().astype(int)
-                    ) if later else set()
+        # later calibration items at even spacing among the queries (none at either end)
+        slots = set(np.linspace(0, len(mine), num=len(later) + 2)[1:-1].round().astype(int))
         rest = iter(later)
         for position, item in enumerate(mine):
             if position in slots:
