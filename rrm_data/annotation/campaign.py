@@ -22,6 +22,15 @@ from rrm_data.errors import RrmError
 from rrm_data.labels.sampling import pair_keys
 from rrm_data.labels.teachers import ANNOTATOR_NAME
 
+DEFAULT_THRESHOLD = 0.7
+
+
+def pass_mark(settings: dict, given: float | None) -> float:
+    """The calibration pass mark given now, else the campaign's own."""
+    if given is not None and not 0 <= given <= 1:
+        raise RrmError(f"threshold must lie in [0, 1], got {given}")
+    return float(given if given is not None else settings.get("threshold", DEFAULT_THRESHOLD))
+
 
 @dataclass(frozen=True)
 class CampaignSpec:
@@ -32,7 +41,7 @@ class CampaignSpec:
     calibration_first: int = 5
     calibration_teacher: str = "oracle"
     overlap: float = 0.2
-    threshold: float = 0.7
+    threshold: float = DEFAULT_THRESHOLD
     seed: int = 0
 
     def check(self) -> None:
@@ -117,4 +126,5 @@ def campaign_queues(items: list[Item], spec: CampaignSpec) -> dict[str, list[tup
     return queues
 
 
-__all__ = ["CampaignSpec", "campaign_items", "campaign_queues", "oracle_labels"]
+__all__ = ["DEFAULT_THRESHOLD", "CampaignSpec", "campaign_items", "campaign_queues",
+           "oracle_labels", "pass_mark"]

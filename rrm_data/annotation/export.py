@@ -10,6 +10,7 @@ the human rows of its pairs rather than adding to them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from rrm_data.annotation.agreement import majority
 from rrm_data.annotation.monitor import summary
 from rrm_data.annotation.store import Store
 from rrm_data.dataset.reader import DatasetDir
+from rrm_data.dataset.writer import write_dataset
 from rrm_data.labels.tables import label_counts
 from rrm_data.labels.teachers import HUMAN, human_teacher, is_human_teacher
 
@@ -90,9 +92,16 @@ def export_tables(dataset: DatasetDir, human: pa.Table, pairs: list[int],
     return tables, info
 
 
-def human_label_count(table: pa.Table) -> int:
-    """Rows of individual annotators (not the aggregate)."""
-    return int(pc.sum(pc.starts_with(table.column("teacher"), "human:")).as_py() or 0)
+def export_campaign(dataset: DatasetDir, store: Store, out: Path, overwrite: bool,
+                    threshold: float) -> tuple[int, int]:
+    """Write the dataset with the campaign's labels as a new version at ``out``; return the
+    numbers of annotator rows and of aggregate rows written."""
+    human, annotation = human_rows(store, threshold)
+    pairs = sorted({item.pair_index for item in store.items().values()})
+    tables, info = export_tables(dataset, human, pairs, annotation)
+    write_dataset(out, tables, info, overwrite=overwrite)
+    per_annotator = int(pc.sum(pc.starts_with(human.column("teacher"), "human:")).as_py() or 0)
+    return per_annotator, human.num_rows - per_annotator
 
 
-__all__ = ["CONFIDENCE", "export_tables", "human_label_count", "human_rows", "with_confidence"]
+__all__ = ["CONFIDENCE", "export_campaign", "export_tables", "human_rows", "with_confidence"]

@@ -10,26 +10,22 @@ the dataset with rows of teacher `human:<annotator>` and the aggregate `human`.
 
 from __future__ import annotations
 
-import errno
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import uvicorn
 from omegaconf import DictConfig
 
 from rrm_data.annotation.app import AnnotationApp
-from rrm_data.annotation.campaign import CampaignSpec, campaign_items, campaign_queues
+from rrm_data.annotation.campaign import CampaignSpec, campaign_items, campaign_queues, pass_mark
 from rrm_data.annotation.clips import ClipMaker, check_frames_available
-from rrm_data.annotation.export import export_tables, human_label_count, human_rows
+from rrm_data.annotation.export import export_campaign
+from rrm_data.annotation.server import bind, serve
 from rrm_data.annotation.store import ADMIN, Store
-from rrm_data.dataset.reader import DatasetDir, open_dataset
-from rrm_data.dataset.writer import write_dataset
+from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
 
 STORE_FILE = "store.sqlite"
-DEFAULT_THRESHOLD = 0.7
 
 
 @dataclass
@@ -65,51 +61,6 @@ class Config:
         "help": "with export=true: new dataset directory (default: replace data in place)"})
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket, or one clear line when the address is taken or invalid."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    # Like uvicorn: a restart may bind while old connections linger in TIME_WAIT; a port
-    # that another socket listens on is still refused.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise RrmError(f"port {port} on {host} is in use; pick another with port=") from None
-        raise RrmError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    sock.listen(128)
-    return sock
-
-
-def threshold(cfg: DictConfig, store: Store) -> float:
-    """The pass mark given now, else the campaign's own."""
-    if cfg.threshold is not None and not 0 <= cfg.threshold <= 1:
-        raise RrmError(f"threshold must lie in [0, 1], got {cfg.threshold}")
-    if cfg.threshold is not None:
-        return float(cfg.threshold)
-    return float(store.settings.get("threshold", DEFAULT_THRESHOLD))
-
-
-def export(cfg: DictConfig, dataset: DatasetDir, store: Store) -> None:
-    """Write the campaign's labels into a new version of the dataset."""
-    if cfg.out is None:
-        dataset.check_writable()
-    out = Path(cfg.out or cfg.data)
-    in_place = out.resolve() == dataset.root.resolve()
-    if not in_place and out.exists():
-        raise RrmError(f"out={out} already exists; choose another out= or leave it unset to "
-                       "replace data with the new version")
-    human, annotation = human_rows(store, threshold(cfg, store))
-    pairs = sorted({item.pair_index for item in store.items().values()})
-    tables, info = export_tables(dataset, human, pairs, annotation)
-    write_dataset(out, tables, info, overwrite=in_place)
-    console.print(f"wrote {out}: {human_label_count(human)} human labels of "
-                  f"{len(annotation['annotators'])} annotators, "
-                  f"{human.num_rows - human_label_count(human)} aggregate rows (teacher human)")
-
-
 def run(cfg: DictConfig) -> None:
     if cfg.data is None:
         raise RrmError("data= is required: a dataset directory")
@@ -119,16 +70,26 @@ def run(cfg: DictConfig) -> None:
     if cfg.export:
         if not path.is_file():
             raise RrmError(f"no campaign at {campaign} (no {STORE_FILE}); nothing to export")
+        if cfg.out is None:
+            dataset.check_writable()
+        out = Path(cfg.out or cfg.data)
+        in_place = out.resolve() == dataset.root.resolve()
+        if not in_place and out.exists():
+            raise RrmError(f"out={out} already exists; choose another out= or leave it unset "
+                           "to replace data with the new version")
         store = Store(path)
         try:
-            export(cfg, dataset, store)
+            labels, aggregate = export_campaign(dataset, store, out, in_place,
+                                                pass_mark(store.settings, cfg.threshold))
         finally:
             store.close()
+        console.print(f"wrote {out}: {labels} human labels (teacher human:<annotator>) and "
+                      f"{aggregate} aggregate rows (teacher human)")
         return
     check_frames_available(dataset)
     spec = CampaignSpec(tuple(cfg.annotators), cfg.calibration, cfg.calibration_first,
                         cfg.calibration_teacher, cfg.overlap,
-                        DEFAULT_THRESHOLD if cfg.threshold is None else cfg.threshold, cfg.seed)
+                        pass_mark({}, cfg.threshold), cfg.seed)
     items = None
     if not path.is_file():  # a new campaign: check everything before anything is written
         spec.check()
@@ -153,16 +114,9 @@ def run(cfg: DictConfig) -> None:
             raise RrmError(f"clip_fps must be positive, got {cfg.clip_fps}")
         clips = ClipMaker(dataset, campaign / "clips", cfg.camera, cfg.image_size, cfg.clip_fps)
         hosts = [cfg.host, "localhost", "127.0.0.1", "[::1]", *cfg.hosts]
-        app = AnnotationApp(store, clips, threshold(cfg, store), hosts)
+        app = AnnotationApp(store, clips, pass_mark(store.settings, cfg.threshold), hosts)
         print(f"serving {base}/ (Ctrl-C to stop)", flush=True)
-        # httptools parses HTTP about twice as fast as h11; no access log (nothing to leak)
-        server = uvicorn.Server(uvicorn.Config(app.app, http="httptools", loop="asyncio",
-                                               log_level="warning", access_log=False,
-                                               lifespan="off"))
-        try:
-            server.run(sockets=[sock])
-        finally:
-            app.close()
+        serve(app, sock)
     finally:
         sock.close()
         store.close()
