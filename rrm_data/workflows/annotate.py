@@ -24,6 +24,7 @@ from rrm_data.annotation.store import ADMIN, Store
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
+from rrm_data.sim.rendering import frame_spec
 
 STORE_FILE = "store.sqlite"
 
@@ -87,6 +88,9 @@ def run(cfg: DictConfig) -> None:
                       f"{aggregate} aggregate rows (teacher human)")
         return
     check_frames_available(dataset)
+    frame_spec(cfg.camera, cfg.image_size)  # checks the size range
+    if cfg.clip_fps <= 0:
+        raise RrmError(f"clip_fps must be positive, got {cfg.clip_fps}")
     spec = CampaignSpec(tuple(cfg.annotators), cfg.calibration, cfg.calibration_first,
                         cfg.calibration_teacher, cfg.overlap,
                         pass_mark({}, cfg.threshold), cfg.seed)
@@ -110,8 +114,6 @@ def run(cfg: DictConfig) -> None:
         elif cfg.annotators and sorted(cfg.annotators) != store.annotators():
             raise RrmError(f"the campaign at {campaign} is for annotators "
                            f"{', '.join(store.annotators())}; start another with campaign=")
-        if cfg.clip_fps <= 0:
-            raise RrmError(f"clip_fps must be positive, got {cfg.clip_fps}")
         clips = ClipMaker(dataset, campaign / "clips", cfg.camera, cfg.image_size, cfg.clip_fps)
         hosts = [cfg.host, "localhost", "127.0.0.1", "[::1]", *cfg.hosts]
         app = AnnotationApp(store, clips, pass_mark(store.settings, cfg.threshold), hosts)
