@@ -15,9 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian packages: OSMesa for offscreen MuJoCo rendering, Chromium for the gallery test.
+# Debian packages: OSMesa for offscreen MuJoCo rendering, Chromium for the gallery test,
+# chromium-driver for the labelling app's browser test (Selenium).
 system-deps:
-	@missing=""; for p in libosmesa6 chromium; do \
+	@missing=""; for p in libosmesa6 chromium chromium-driver; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

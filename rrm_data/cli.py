@@ -50,6 +50,8 @@ SUMMARIES = {
     "train-sac": "train SAC on a learned or given reward",
     "info": "print a short summary of a dataset",
     "validate": "check a dataset against the rrm-data/1 format",
+    "query": "choose the next pairs to label (uniform, ensemble)",
+    "annotate": "browser app to label pairs; export=true exports",
 }
 for _name, _summary in SUMMARIES.items():
     COMMANDS.register(_name)(Command(f"rrm_data.workflows.{_name.replace('-', '_')}", _summary))

@@ -73,7 +73,7 @@ def test_fresh_dataset_is_valid(small_dataset: Path, capsys: pytest.CaptureFixtu
 def test_schemas_are_valid_draft_2020_12() -> None:
     names = sorted(p.name for p in resource_dir("schemas").glob("*.schema.json"))
     assert names == [f"{n}.schema.json" for n in ("columns", "embeddings", "episodes", "info",
-                                                   "preferences", "segments", "steps")]
+                                                   "preferences", "queries", "segments", "steps")]
     for name in names:
         Draft202012Validator.check_schema(json.loads((resource_dir("schemas") / name).read_text()))
 

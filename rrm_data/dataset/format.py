@@ -15,6 +15,12 @@ INFO_FILE = "meta/info.json"
 STATS_FILE = "meta/stats.json"
 TABLES = ("steps", "episodes", "segments", "preferences")
 SPLITS = ("train", "test")
+QUERIES = "queries"  # optional table: pairs chosen for labelling by `rrm-data query`
+QUERY_STRATEGIES = ("uniform", "disagreement", "entropy")
+# Human labels: teacher ``human:<annotator>`` per person, ``human`` for their aggregate.
+HUMAN = "human"
+HUMAN_PREFIX = "human:"
+ANNOTATOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 
 STATE = "observation.state"
 ACTION = "action"
@@ -22,6 +28,17 @@ REWARD = "next.reward"
 SUCCESS = "next.success"
 DONE = "next.done"
 SIM_COLUMNS = ("sim.qpos", "sim.qvel", "sim.mocap_pos", "sim.mocap_quat")
+
+def human_teacher(annotator: str) -> str:
+    """The teacher name of one annotator's labels."""
+    return f"{HUMAN_PREFIX}{annotator}"
+
+
+def is_human_teacher(name: str) -> bool:
+    """``human`` or ``human:<annotator>`` with a valid annotator name."""
+    annotator = name.removeprefix(HUMAN_PREFIX)
+    return name == HUMAN or (annotator != name and ANNOTATOR_NAME.fullmatch(annotator) is not None)
+
 
 def prior_column(name: str) -> str:
     return f"prior.{name}"
@@ -110,6 +127,11 @@ __all__ = [
     "ACTION",
     "DONE",
     "FORMAT_VERSION",
+    "ANNOTATOR_NAME",
+    "HUMAN",
+    "HUMAN_PREFIX",
+    "QUERIES",
+    "QUERY_STRATEGIES",
     "REWARD",
     "SHARD_NAME",
     "SIM_COLUMNS",
@@ -118,6 +140,8 @@ __all__ = [
     "SUCCESS",
     "TABLES",
     "fixed_list_array",
+    "human_teacher",
+    "is_human_teacher",
     "image_column",
     "parquet_options",
     "prior_column",

@@ -85,7 +85,7 @@ def schema_validator(name: str) -> Draft202012Validator:
 
 def table_schema_name(table: str) -> str | None:
     """Which table schema a table directory follows (None: no schema, e.g. a tool's extra)."""
-    if table in fmt.TABLES:
+    if table in fmt.TABLES or table == fmt.QUERIES:
         return table
     return "embeddings" if table.split("/")[0] == EMBEDDINGS else None
 
@@ -317,9 +317,16 @@ class _Checker:
                                                 "teacher"]))
                        for (table, split), part in sorted(self.parts.items())
                        if table == "preferences"}
+        confidence = {split: part.read(["confidence"]).column("confidence")
+                      for (table, split), part in self.parts.items()
+                      if table == "preferences" and "confidence" in part.schema.names}
+        preferences = {split: (part, table.append_column("confidence", confidence[split])
+                               if split in confidence else table)
+                       for split, (part, table) in preferences.items()}
         for part, table in [(steps_part, steps), (episodes_part, episodes),
                             (segments_part, segments), *preferences.values()]:
-            yield from _nulls(part, table)
+            yield from _nulls(part, table.drop_columns([c for c in ["confidence"]
+                                                         if c in table.column_names]))
 
         yield from _steps_problems(steps_part, steps, [fmt.STATE, fmt.ACTION, fmt.REWARD, *priors])
         yield from _non_finite(episodes_part, episodes, ["return"])
@@ -328,6 +335,9 @@ class _Checker:
         yield from _segment_problems(segments_part, segments, episodes)
         yield from _preference_problems(preferences, segments.column("segment_index").to_numpy(),
                                         list(self.info["teachers"]))
+        if (fmt.QUERIES, "train") in self.parts:
+            yield from _query_problems(self.parts[(fmt.QUERIES, "train")],
+                                       segments.column("segment_index").to_numpy())
         yield from self._extra_table_problems(steps.num_rows)
         yield from self._count_problems(steps, episodes, segments,
                                         {s: t for s, (_, t) in preferences.items()})
@@ -368,6 +378,8 @@ class _Checker:
                     yield Problem(INFO, f"counts.labels.{split}.{teacher} is "
                                         f"{said.get(teacher, 0)}, but preferences/{split} has "
                                         f"{rows.get(teacher, 0)} rows of teacher {teacher}")
+                elif fmt.is_human_teacher(teacher):
+                    continue  # people label the queried pairs they were shown, not every pair
                 elif said.get(teacher, 0) + skipped.get(teacher, 0) != pairs:
                     yield Problem(INFO, f"counts.labels.{split}.{teacher} + counts.skipped."
                                         f"{split}.{teacher} != counts.pairs.{split} ({pairs})")
@@ -450,20 +462,24 @@ def _segment_problems(part: TablePart, segments: pa.Table,
 
 def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
                          segment_ids: np.ndarray, teachers: list[str]) -> Iterator[Problem]:
-    """Labels are valid, teachers are those meta/info.json declares, pairs point at segments,
-    test pairs are oracle-labelled."""
-    known = pa.array(teachers, pa.string())
+    """Labels are valid, teachers are those meta/info.json declares (or people's), pairs point
+    at segments, test pairs are oracle-labelled."""
     segments_of = {}
     for split, (part, table) in preferences.items():
         label = table.column("label").to_numpy()
         row = _first(~np.isin(label, LABELS))
         if row is not None:
             yield part.problem(row, "label", f"{label[row]:g} is not one of 0, 0.5, 1")
-        unknown = pc.invert(pc.is_in(table.column("teacher"), value_set=known))
-        row = _first(unknown.to_numpy(zero_copy_only=False))
+        teacher = table.column("teacher").to_numpy(zero_copy_only=False)
+        unknown = [t for t in np.unique(teacher)
+                   if t not in teachers and not fmt.is_human_teacher(t)]
+        row = _first(np.isin(teacher, unknown))
         if row is not None:
-            yield part.problem(row, "teacher", f"'{table.column('teacher')[row]}' is not a known "
-                                               f"teacher ({INFO} teachers: {', '.join(teachers)})")
+            yield part.problem(row, "teacher", f"'{teacher[row]}' is not a known teacher "
+                                               f"({INFO} teachers: {', '.join(teachers)}; "
+                                               "people: human, human:<annotator>)")
+        if "confidence" in table.column_names:
+            yield from _confidence_problems(part, table)
         a, b = (table.column(c).to_numpy() for c in ("segment_a", "segment_b"))
         for column, values in (("segment_a", a), ("segment_b", b)):
             row = _first(positions(segment_ids, values) < 0)
@@ -484,6 +500,49 @@ def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
             row %= table.num_rows
             yield part.problem(row, column, f"segment {table.column(column)[row]} is also in a "
                                             "train pair; test pairs must not share segments")
+
+
+def _confidence_problems(part: TablePart, table: pa.Table) -> Iterator[Problem]:
+    """Confidence is 1-3 on human rows and null on scripted ones."""
+    teacher = table.column("teacher").to_numpy(zero_copy_only=False)
+    human = np.isin(teacher, [t for t in np.unique(teacher) if fmt.is_human_teacher(t)])
+    confidence = table.column("confidence")
+    missing = pc.is_null(confidence).to_numpy(zero_copy_only=False)
+    value = pc.fill_null(confidence, 2.0).to_numpy()
+    for mask, message in ((human & missing, "missing on a human label"),
+                          (~human & ~missing, "set on a scripted teacher's label (must be null)"),
+                          (~missing & ((value < 1) | (value > 3)), "outside 1-3")):
+        row = _first(mask)
+        if row is not None:
+            yield part.problem(row, "confidence", message)
+
+
+def _query_problems(part: TablePart, segment_ids: np.ndarray) -> Iterator[Problem]:
+    """Queries name known strategies and distinct pairs of existing, different segments."""
+    table = part.read(["query_index", "segment_a", "segment_b", "strategy", "score"])
+    yield from _nulls(part, table)
+    yield from _non_finite(part, table, ["score"])
+    index = table.column("query_index").to_numpy()
+    row = _first(_repeated(index))
+    if row is not None:
+        yield part.problem(row, "query_index", f"query {index[row]} appears more than once")
+    strategy = table.column("strategy").to_numpy(zero_copy_only=False)
+    row = _first(~np.isin(strategy, fmt.QUERY_STRATEGIES))
+    if row is not None:
+        yield part.problem(row, "strategy", f"'{strategy[row]}' is not one of "
+                                            f"{', '.join(fmt.QUERY_STRATEGIES)}")
+    a, b = (table.column(c).to_numpy() for c in ("segment_a", "segment_b"))
+    for column, values in (("segment_a", a), ("segment_b", b)):
+        row = _first(positions(segment_ids, values) < 0)
+        if row is not None:
+            yield part.problem(row, column, f"segment {values[row]} does not exist")
+    row = _first(a == b)
+    if row is not None:
+        yield part.problem(row, "segment_b", f"segment {b[row]} is paired with itself")
+    row = _first(_repeated(np.minimum(a, b) * (1 << 31) + np.maximum(a, b)))
+    if row is not None:
+        yield part.problem(row, "segment_b", f"the pair of segments {a[row]} and {b[row]} is "
+                                             "queried more than once")
 
 
 def _oracle_problems(part: TablePart, table: pa.Table) -> Iterator[Problem]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import numpy as np
@@ -24,10 +24,12 @@ from PIL import Image
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.evaluation import plots
-from rrm_data.evaluation.scoring import Scored, SplitData
 from rrm_data.progress import progress
 from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
+
+if TYPE_CHECKING:  # scoring loads torch; FrameSource alone (the labelling app) does not need it
+    from rrm_data.evaluation.scoring import Scored, SplitData
 
 MIN_FRAME_MS = 40  # browsers slow down GIF frames shorter than 20 ms; keep clips watchable
 

@@ -86,6 +86,19 @@ def window_rows(first: np.ndarray, length: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(windows)) if windows else np.empty(0, np.int64)
 
 
+def window_totals(rows: np.ndarray, values: np.ndarray, first: np.ndarray,
+                  length: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` (..., len(rows)), scored on the sorted step rows ``rows``, over the
+    windows [first, first + length): shape (..., windows). Every window row must be scored."""
+    first, length = np.asarray(first, np.int64), np.asarray(length, np.int64)
+    sums = np.zeros((*values.shape[:-1], len(first)))
+    for n in np.unique(length):
+        which = length == n
+        at = np.searchsorted(rows, first[which][:, None] + np.arange(n)[None, :])
+        sums[..., which] = values[..., at].sum(axis=-1)
+    return sums
+
+
 @dataclass(frozen=True)
 class StepScores:
     """A reward's per-step parts on the step rows ``rows`` (sorted global indices)."""
@@ -96,14 +109,8 @@ class StepScores:
 
     def window_sums(self, first: np.ndarray, length: np.ndarray) -> RewardOutput:
         """Sum of each part over windows [first, first + length) (rows must be scored)."""
-        first, length = np.asarray(first, np.int64), np.asarray(length, np.int64)
-        sums = [np.zeros(len(first)) for _ in PARTS]
-        for n in np.unique(length):
-            which = length == n
-            at = np.searchsorted(self.rows, first[which][:, None] + np.arange(n)[None, :])
-            for total, values in zip(sums, self.output, strict=True):
-                total[which] = values[at].sum(axis=1)
-        return RewardOutput(*sums)
+        return RewardOutput(*(window_totals(self.rows, values, first, length)
+                              for values in self.output))
 
     def window(self, first: int, length: int) -> RewardOutput:
         """Per-step parts of one window, in time order."""

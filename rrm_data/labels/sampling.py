@@ -82,7 +82,7 @@ def sample_pairs(pool: np.ndarray, segment_episode: np.ndarray, count: int,
         if distinct_episodes:
             ok &= segment_episode[pool[i]] != segment_episode[pool[j]]
         i, j = i[ok], j[ok]
-        key = np.minimum(i, j).astype(np.int64) * n + np.maximum(i, j)
+        key = pair_keys(i, j)
         _, first = np.unique(key, return_index=True)
         first = np.sort(first)  # keep draw order, first occurrence of each pair
         fresh = first[~np.isin(key[first], seen)][:count - have]
@@ -91,3 +91,9 @@ def sample_pairs(pool: np.ndarray, segment_episode: np.ndarray, count: int,
         kept_b.append(pool[j[fresh]])
         have += len(fresh)
     return (np.concatenate(kept_a).astype(np.int64), np.concatenate(kept_b).astype(np.int64))
+
+
+def pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One int per unordered pair {a, b}, so (a, b) and (b, a) are the same pair."""
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    return lo * (1 << 31) + hi

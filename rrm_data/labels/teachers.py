@@ -4,6 +4,9 @@ Each teacher maps the true per-step rewards of two segments to a label,
 P(segment_a ≻ segment_b): 1.0, 0.0, 0.5 ("equally good") or NaN for a skipped query.
 Thresholds are ε × (mean true segment return of the data), computed once — B-Pref's
 own code multiplies by ε again after its first round, which we do not copy.
+
+People are teachers too: their labels carry the teacher name ``human:<annotator>``, and
+their aggregate ``human`` (see ``rrm_data.annotation``).
 """
 
 from __future__ import annotations

@@ -77,15 +77,24 @@ class LearnedReward:
         An image reward takes its ``embeddings/<encoder>`` columns, or the camera frames
         (``observation.images.<camera>``, uint8 (N, H, W, 3)) to compute them from.
         """
+        parts = self._chunks(columns)
+        return RewardOutput(*(np.concatenate([p[k].cpu().numpy() for p in parts])
+                              for k in range(3)))
+
+    def member_scores(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Each ensemble member's per-step r̂, (members, N), for steps-table columns as
+        ``score`` takes them: what query selection by ensemble disagreement reads."""
+        return np.concatenate([p.members.cpu().numpy() for p in self._chunks(columns)], axis=-1)
+
+    def _chunks(self, columns: Mapping[str, np.ndarray]) -> list[RewardParts]:
+        """Parts of the steps in ``columns``, scored CHUNK steps at a time."""
         columns = self._with_features(columns)
         missing = [c for c in self.columns if c not in columns]
         if missing:
             raise RrmError(f"reward '{self.name}' needs the columns {', '.join(missing)}")
         n = len(columns[self.columns[0]])
-        parts = [self._parts({c: columns[c][i:i + CHUNK] for c in self.columns})
-                 for i in range(0, max(n, 1), CHUNK)]
-        return RewardOutput(*(np.concatenate([p[k].cpu().numpy() for p in parts])
-                              for k in range(3)))
+        return [self._parts({c: columns[c][i:i + CHUNK] for c in self.columns})
+                for i in range(0, max(n, 1), CHUNK)]
 
     def __call__(self, obs: Any, act: Any, frames: Any = None) -> RewardOutput:
         """r̂ of a batch of observations (N, 39) and actions (N, 4), with its two parts.

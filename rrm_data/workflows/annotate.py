@@ -1,0 +1,127 @@
+"""Label the dataset's queried pairs in the browser; `export=true` writes the labels back.
+
+The first run creates the campaign (`campaign=`, default `<data>.annotation/` next to the
+dataset: its SQLite store and clip cache) from the dataset's `queries` table (make it with
+`rrm-data query`) and `calibration` pairs with known answers, and prints each annotator's
+link with a secret token, once. Later runs serve the same campaign. The server listens on
+127.0.0.1 unless `host=` says otherwise. `export=true` (no server) writes a new version of
+the dataset with rows of teacher `human:<annotator>` and the aggregate `human`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rrm_data.annotation.app import AnnotationApp
+from rrm_data.annotation.campaign import CampaignSpec, campaign_items, campaign_queues, pass_mark
+from rrm_data.annotation.clips import ClipMaker, check_frames_available
+from rrm_data.annotation.export import export_campaign
+from rrm_data.annotation.server import bind, serve
+from rrm_data.annotation.store import ADMIN, Store
+from rrm_data.dataset.reader import open_dataset
+from rrm_data.errors import RrmError
+from rrm_data.progress import console
+from rrm_data.sim.rendering import frame_spec
+
+STORE_FILE = "store.sqlite"
+
+
+@dataclass
+class Config:
+    data: str | None = field(default=None, metadata={"help": "dataset directory"})
+    campaign: str | None = field(default=None, metadata={
+        "help": "campaign folder: store and clip cache (default <data>.annotation)"})
+    annotators: list[str] = field(default_factory=list, metadata={
+        "help": "names of the annotators, e.g. [ana,ben] (when creating the campaign)"})
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    hosts: list[str] = field(default_factory=list, metadata={
+        "help": "more Host names to answer to, e.g. the machine's name when host=0.0.0.0"})
+    port: int = field(default=8765, metadata={"help": "port (0: any free port)"})
+    calibration: int = field(default=10, metadata={"help": "comparisons with a known answer"})
+    calibration_first: int = field(default=5, metadata={
+        "help": "calibration items shown first; the rest are mixed in"})
+    calibration_teacher: str = field(default="oracle", metadata={
+        "help": "teacher whose train labels are the known answers"})
+    threshold: float | None = field(default=None, metadata={
+        "help": "calibration accuracy below which labels are kept but marked not passing "
+                "(default: the campaign's, 0.7 when it is created)"})
+    overlap: float = field(default=0.2, metadata={
+        "help": "share of queries shown to every annotator (for agreement)"})
+    seed: int = field(default=0, metadata={"help": "seed of calibration picks and side swaps"})
+    camera: str = field(default="corner", metadata={
+        "help": "camera to re-render when the dataset stores no frames"})
+    image_size: int = field(default=112, metadata={"help": "size of re-rendered frames"})
+    clip_fps: float = field(default=20.0, metadata={
+        "help": "steps per second at 1× (Meta-World runs at 80)"})
+    export: bool = field(default=False, metadata={
+        "help": "write the labels into a new dataset version instead of serving"})
+    out: str | None = field(default=None, metadata={
+        "help": "with export=true: new dataset directory (default: replace data in place)"})
+
+
+def run(cfg: DictConfig) -> None:
+    if cfg.data is None:
+        raise RrmError("data= is required: a dataset directory")
+    dataset = open_dataset(cfg.data)
+    campaign = Path(cfg.campaign or f"{str(cfg.data).rstrip('/')}.annotation")
+    path = campaign / STORE_FILE
+    if cfg.export:
+        if not path.is_file():
+            raise RrmError(f"no campaign at {campaign} (no {STORE_FILE}); nothing to export")
+        if cfg.out is None:
+            dataset.check_writable()
+        out = Path(cfg.out or cfg.data)
+        in_place = out.resolve() == dataset.root.resolve()
+        if not in_place and out.exists():
+            raise RrmError(f"out={out} already exists; choose another out= or leave it unset "
+                           "to replace data with the new version")
+        store = Store(path)
+        try:
+            labels, aggregate = export_campaign(dataset, store, out, in_place,
+                                                pass_mark(store.settings, cfg.threshold))
+        finally:
+            store.close()
+        console.print(f"wrote {out}: {labels} human labels (teacher human:<annotator>) and "
+                      f"{aggregate} aggregate rows (teacher human)")
+        return
+    check_frames_available(dataset)
+    frame_spec(cfg.camera, cfg.image_size)  # checks the size range
+    if cfg.clip_fps <= 0:
+        raise RrmError(f"clip_fps must be positive, got {cfg.clip_fps}")
+    spec = CampaignSpec(tuple(cfg.annotators), cfg.calibration, cfg.calibration_first,
+                        cfg.calibration_teacher, cfg.overlap,
+                        pass_mark({}, cfg.threshold), cfg.seed)
+    items = None
+    if not path.is_file():  # a new campaign: check everything before anything is written
+        spec.check()
+        items = campaign_items(dataset, spec)
+    sock = bind(cfg.host, cfg.port)
+    campaign.mkdir(parents=True, exist_ok=True)
+    store = Store(path)
+    try:
+        base = f"http://{cfg.host}:{sock.getsockname()[1]}"
+        if items is not None:
+            tokens = store.create(items, campaign_queues(items, spec),
+                                  {"data": str(dataset.root), **vars(spec)})
+            console.print(f"created campaign {campaign}: {len(items)} items, "
+                          f"{len(spec.annotators)} annotators. Links with tokens, shown once:")
+            for name, token in tokens.items():
+                page = "monitor" if name == ADMIN else ""
+                print(f"  {name:<12} {base}/{page}#token={token}", flush=True)
+        elif cfg.annotators and sorted(cfg.annotators) != store.annotators():
+            raise RrmError(f"the campaign at {campaign} is for annotators "
+                           f"{', '.join(store.annotators())}; start another with campaign=")
+        clips = ClipMaker(dataset, campaign / "clips", cfg.camera, cfg.image_size, cfg.clip_fps)
+        hosts = [cfg.host, "localhost", "127.0.0.1", "[::1]", *cfg.hosts]
+        app = AnnotationApp(store, clips, pass_mark(store.settings, cfg.threshold), hosts)
+        print(f"serving {base}/ (Ctrl-C to stop)", flush=True)
+        serve(app, sock)
+    finally:
+        sock.close()
+        store.close()
+
+
+__all__ = ["Config", "run"]

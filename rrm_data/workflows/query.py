@@ -1,0 +1,83 @@
+"""Choose the next pairs to label and write them into the dataset as its `queries` table.
+
+A candidate pool of `pool` unlabelled pairs (default 10 × n, at most all of them) of train
+segments from two different episodes is drawn at random (`seed`); `strategy=uniform` keeps
+the first `n`, `disagreement` the `n` with the largest spread of the reward ensemble's
+P(A ≻ B), `entropy` those with the most uncertain mean P. The table replaces any earlier
+`queries` table, in a new version of the dataset (at `out`, or in place).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from rrm_data.dataset.reader import open_dataset
+from rrm_data.dataset.writer import write_dataset
+from rrm_data.errors import RrmError
+from rrm_data.labels import query as q
+from rrm_data.progress import console
+from rrm_data.reward.artifact import load_reward
+
+
+@dataclass
+class Config:
+    data: str | None = field(default=None, metadata={"help": "dataset directory"})
+    reward: str | None = field(default=None, metadata={
+        "help": "reward run or artifact whose ensemble scores the pool (not for uniform)"})
+    strategy: str = field(default="disagreement", metadata={
+        "help": "uniform, disagreement or entropy"})
+    n: int = field(default=50, metadata={"help": "pairs to choose"})
+    pool: int | None = field(default=None, metadata={"help": "candidate pairs (default 10 × n)"})
+    seed: int = field(default=0, metadata={"help": "seed of the candidate pool"})
+    out: str | None = field(default=None, metadata={"help": "new dataset version (default: "
+                                                            "replace data in place)"})
+
+
+def run(cfg: DictConfig) -> None:
+    if cfg.data is None:
+        raise RrmError("data= is required: a dataset directory")
+    if cfg.strategy not in q.STRATEGIES:
+        raise RrmError(f"unknown strategy '{cfg.strategy}'; choose one of "
+                       f"{', '.join(q.STRATEGIES)}")
+    if cfg.n < 1:
+        raise RrmError(f"n must be at least 1, got {cfg.n}")
+    dataset = open_dataset(cfg.data)
+    if cfg.out is None:
+        dataset.check_writable()
+    out = Path(cfg.out or cfg.data)
+    in_place = out.resolve() == dataset.root.resolve()
+    if not in_place and out.exists():
+        raise RrmError(f"out={out} already exists; choose another out= or leave it unset to "
+                       "replace data with the new version")
+    reward = None if cfg.reward is None else load_reward(cfg.reward)
+    if reward is None and cfg.strategy != "uniform":
+        raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
+    if cfg.pool is not None and cfg.n > cfg.pool:
+        raise RrmError(f"n={cfg.n} is larger than pool={cfg.pool}")
+
+    segments = q.train_segments(dataset)
+    i, j = q.unlabelled_pairs(segments, q.labelled_keys(dataset))
+    pool = cfg.pool if cfg.pool is not None else min(10 * cfg.n, len(i))
+    a, b = q.candidate_pairs(i, j, pool, np.random.default_rng(cfg.seed))
+    returns = None if reward is None else q.member_returns(reward, dataset, segments)
+    if cfg.strategy == "disagreement" and returns is not None and len(returns) < 2:
+        raise RrmError(f"reward {cfg.reward} has one ensemble member, so it never disagrees; "
+                       "train it with model.members=3 or use strategy=entropy")
+    chosen, score, p_a = q.select_queries(cfg.strategy, a, b, returns, cfg.n)
+    table = q.queries_table(segments.ids[a[chosen]], segments.ids[b[chosen]], cfg.strategy,
+                            score, p_a)
+    tables = dataset.tables()
+    tables[q.QUERIES] = {"train": table}
+    info = dataset.info.replace(extra={**dataset.info.extra, "queries": {
+        "strategy": cfg.strategy, "n": cfg.n, "pool": pool, "seed": cfg.seed,
+        "reward": cfg.reward}})
+    write_dataset(out, tables, info, overwrite=in_place)
+    console.print(f"wrote {out}: {table.num_rows} queries ({cfg.strategy}) from a pool of "
+                  f"{pool} pairs")
+
+
+__all__ = ["Config", "run"]
