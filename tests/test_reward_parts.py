@@ -78,7 +78,7 @@ def test_batches_gather_the_segments_of_each_pair(small_dataset: Path, steps: di
     episodes = dataset.table("episodes").to_pandas().set_index("episode_index")
     prefs = dataset.preferences("train").to_pandas()
     prefs = prefs[prefs.teacher == "mistake"].sort_values("pair_index")
-    dm = datamodule(small_dataset, teacher="mistake", num_labels=20)
+    dm = datamodule(small_dataset, teacher="mistake", num_labels=20, val_split="test")
     batch = next(iter(dm.val_dataloader()))
     assert batch["inputs"][fmt.STATE].shape == (8, 2, 20, 39)
     batch = dm.train_dataloader().dataset.__getitems__(list(range(20)))
@@ -92,9 +92,9 @@ def test_batches_gather_the_segments_of_each_pair(small_dataset: Path, steps: di
 
 
 def test_validation_split_and_held_out_fraction(small_dataset: Path) -> None:
-    dm = datamodule(small_dataset)
+    dm = datamodule(small_dataset, val_split="test")
     assert (len(dm.train_pairs), len(dm.val_pairs)) == (96, 24)
-    held = datamodule(small_dataset, val_fraction=0.25)
+    held = datamodule(small_dataset, val_split="pairs", val_fraction=0.25)
     assert (len(held.train_pairs), len(held.val_pairs)) == (72, 24)
     assert np.array_equal(held.val_pairs.first, dm.train_pairs.first[72:])
     stats = dm.input_stats(COLUMNS)

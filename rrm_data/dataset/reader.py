@@ -58,7 +58,9 @@ class DatasetDir:
         """One table split, read from its Parquet shards in order."""
         files = self.files(table, split)
         if not files:
-            raise RrmError(f"{self.root}: no '{table}' table for split '{split}'")
+            have = ", ".join(self.splits(table)) or "none"
+            raise RrmError(f"{self.root}: no '{table}' table for split '{split}' "
+                           f"(its splits: {have})")
         try:
             # ParquetFile reads a known file without read_table's dataset discovery (~1 ms).
             return pa.concat_tables([pq.ParquetFile(f).read(columns=columns) for f in files])

@@ -24,6 +24,7 @@ from rrm_data.dataset.columns import segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 
+_VAL_STREAM = 4  # the rng stream of the validation episodes (collect uses 1-3)
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
 
 
@@ -58,11 +59,20 @@ def segment_windows(dataset: DatasetDir) -> tuple[np.ndarray, int]:
     return first, int(lengths[0])
 
 
+def step_episodes(dataset: DatasetDir) -> np.ndarray:
+    """The episode of every step row, from the episodes table's index ranges."""
+    episodes = dataset.table("episodes", columns=["episode_index", "length", "index_from"])
+    order = np.argsort(episodes.column("index_from").to_numpy(), kind="stable")
+    return np.repeat(episodes.column("episode_index").to_numpy()[order],
+                     episodes.column("length").to_numpy()[order])
+
+
 def labelled_pairs(dataset: DatasetDir, split: str, teacher: str,
                    segment_first: np.ndarray) -> LabelledPairs:
     """One teacher's labelled pairs of a split, in ``pair_index`` order."""
     if split not in dataset.splits("preferences"):
-        raise RrmError(f"{dataset.root}: no '{split}' preferences")
+        have = ", ".join(dataset.splits("preferences")) or "none"
+        raise RrmError(f"{dataset.root}: no '{split}' preferences (its splits: {have})")
     table = dataset.preferences(split, ["pair_index", "segment_a", "segment_b", "label",
                                         "teacher"])
     mine = table.filter(pc.equal(table.column("teacher"), teacher))
@@ -104,14 +114,28 @@ def already_batched(batch: Batch) -> Batch:
     return batch
 
 
+VAL_SPLITS = ("episodes", "pairs", "test")
+
+
 class PreferenceDataModule(pl.LightningDataModule):
-    """Segment pairs of one teacher for training; oracle test pairs (or a held-out share of
-    the training pairs) for validation. ``num_labels`` keeps the first N training pairs."""
+    """Segment pairs of one teacher for training, and a validation set that ``val_split`` picks:
+
+    - ``episodes`` (default): the pairs touching a held-out share (``val_fraction``) of the
+      training episodes, so validation never sees the test split and shares no episode with
+      training;
+    - ``pairs``: the last ``val_fraction`` of the training pairs;
+    - ``test``: the test split's ``val_teacher`` labels (then val numbers are test numbers).
+
+    ``num_labels`` keeps the first N training pairs.
+    """
 
     def __init__(self, dataset: DatasetDir, columns: Sequence[str], teacher: str = "oracle",
                  val_teacher: str = "oracle", num_labels: int | None = None,
-                 val_fraction: float = 0.0, batch_size: int = 128, num_workers: int = 0) -> None:
+                 val_split: str = "episodes", val_fraction: float = 0.1, batch_size: int = 128,
+                 num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
+        if val_split not in VAL_SPLITS:
+            raise RrmError(f"val_split must be one of {', '.join(VAL_SPLITS)}, got '{val_split}'")
         if not 0.0 <= val_fraction < 1.0:
             raise RrmError(f"val_fraction must lie in [0, 1), got {val_fraction}")
         if num_labels is not None and num_labels < 1:
@@ -120,7 +144,8 @@ class PreferenceDataModule(pl.LightningDataModule):
             raise RrmError(f"batch_size must be at least 1, got {batch_size}")
         self.dataset, self.columns = dataset, list(columns)
         self.teacher, self.val_teacher = teacher, val_teacher
-        self.num_labels, self.val_fraction = num_labels, val_fraction
+        self.num_labels, self.val_split, self.val_fraction = num_labels, val_split, val_fraction
+        self.seed = seed
         self.batch_size, self.num_workers = batch_size, num_workers
         self.steps: dict[str, Tensor] = {}
         self.train_pairs: LabelledPairs | None = None
@@ -137,17 +162,34 @@ class PreferenceDataModule(pl.LightningDataModule):
                       for name, v in columns.items()}
         first, self.segment_length = segment_windows(dataset)
         pool = labelled_pairs(dataset, "train", self.teacher, first)
-        if self.val_fraction > 0:
+        if self.val_split == "test":
+            self.val_pairs = labelled_pairs(dataset, "test", self.val_teacher, first)
+        elif self.val_split == "pairs" and self.val_fraction > 0:
             n_val = math.ceil(self.val_fraction * len(pool))
             pool, self.val_pairs = pool.take(slice(0, -n_val)), pool.take(slice(-n_val, None))
         else:
-            self.val_pairs = labelled_pairs(dataset, "test", self.val_teacher, first)
+            pool, self.val_pairs = self._hold_out_episodes(dataset, pool)
         if self.num_labels is not None:
             if self.num_labels > len(pool):
                 raise RrmError(f"num_labels={self.num_labels} but only {len(pool)} "
                                f"'{self.teacher}' training pairs are available")
             pool = pool.take(slice(0, self.num_labels))
         self.train_pairs = pool
+
+    def _hold_out_episodes(self, dataset: DatasetDir,
+                           pool: LabelledPairs) -> tuple[LabelledPairs, LabelledPairs]:
+        """Split the training pairs by episode: pairs touching a held-out episode validate."""
+        episode_of_step = step_episodes(dataset)
+        episodes = episode_of_step[pool.first]  # (P, 2)
+        ids = np.unique(episodes)
+        n_val = int(round(self.val_fraction * len(ids)))
+        if self.val_fraction > 0 and len(ids) >= 2:
+            n_val = min(max(n_val, 1), len(ids) - 1)
+        held = np.random.default_rng([self.seed, _VAL_STREAM]).permutation(ids)[:n_val]
+        touches = np.isin(episodes, held).any(axis=1)
+        keep, val = np.flatnonzero(~touches), np.flatnonzero(touches)
+        return (LabelledPairs(pool.first[keep], pool.label[keep]),
+                LabelledPairs(pool.first[val], pool.label[val]))
 
     @property
     def column_widths(self) -> dict[str, int]:

@@ -169,4 +169,4 @@ def make_datamodule(cfg: DictConfig, dataset: DatasetDir) -> PreferenceDataModul
     data = config_dict(cfg.data)
     data.pop("source")
     columns = columns_read(list(cfg.model.inputs), str(cfg.model.prior))
-    return PreferenceDataModule(dataset, columns=columns, **data)
+    return PreferenceDataModule(dataset, columns=columns, seed=cfg.seed, **data)

@@ -40,11 +40,14 @@ class DataConfig:
     source: str | None = field(default=None, metadata=doc("dataset directory or Hub id "
                                                             "(shorthand: data=DIR)"))
     teacher: str = field(default="oracle", metadata=doc("teacher whose labels train the model"))
+    val_split: str = field(default="episodes", metadata=doc(
+        "validation pairs: episodes (those touching a held-out share of the training episodes), "
+        "pairs (a share of the train pairs) or test (the test split: then val = test numbers)"))
+    val_fraction: float = field(default=0.1, metadata=doc(
+        "share of training episodes (val_split=episodes) or pairs (pairs) held out; 0: none"))
     val_teacher: str = field(default="oracle", metadata=doc("teacher of the test-split labels "
-                                                              "used for validation"))
+                                                            "used with val_split=test"))
     num_labels: int | None = field(default=None, metadata=doc("train on the first N pairs"))
-    val_fraction: float = field(default=0.0, metadata=doc("validate on this share of the train "
-                                                            "pairs instead of the test split"))
     batch_size: int = field(default=64, metadata=doc("pairs per batch"))
     num_workers: int = field(default=0, metadata=doc("DataLoader worker processes"))
 

@@ -1,0 +1,115 @@
+"""Bad input refused up front in one line, and statistics that count what they claim:
+pairs drawn without replacement, validation on held-out episodes, per-teacher agreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import SMALL, one_line_error, overrides
+
+from rrm_data.cli import main
+from rrm_data.dataset.reader import open_dataset
+from rrm_data.training.datamodule import PreferenceDataModule, step_episodes
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["segments=-3"], "segments must be at least 1"),
+    (["segments=0"], "segments must be at least 1"),
+    (["teachers=[]"], "teachers is empty"),
+    (["policy=[]"], "policy is empty"),
+    (["task=[]"], "task is empty"),
+    (["seed=-1"], "seed must be a non-negative integer"),
+    (["teacher_params.mistake.epsilon=abc"], "must be a number in [0, 1], got 'abc'"),
+    (["teacher_params.mistake.epsilon=2"], "must be a number in [0, 1], got 2"),
+    (["teacher_params.stochastic.beta=.nan"], "teacher_params.stochastic.beta"),
+    (["teacher_params.stochastic=5"], "teacher_params.stochastic must hold named parameters"),
+    (["teacher_params.myopic.gamma=0"], "must be a number in (0, 1]"),
+    (["pairs=100000000000"], "distinct pairs, got 100000000000"),
+    (["pairs=2000"], "segments make at most 1770 distinct pairs"),
+])
+def test_collect_refuses_bad_settings_before_any_rollout(args, message, tmp_path, capsys):
+    out = tmp_path / "data"
+    assert main(["collect", *overrides(**{**SMALL, "out": out}), *args]) == 2
+    assert message in one_line_error(capsys, "collect")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_collect_refuses_the_current_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["collect", *overrides(**SMALL), "out=."]) == 2
+    assert "current directory" in one_line_error(capsys, "collect")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unclosed_list_is_one_line(small_dataset, capsys):
+    assert main(["evaluate", "reward=[runs/demo", f"data={small_dataset}"]) == 2
+    assert "malformed override" in one_line_error(capsys, "evaluate")
+
+
+def test_pairs_are_distinct_and_too_many_are_refused_with_the_maximum(small_dataset, tmp_path,
+                                                                      capsys):
+    dataset = open_dataset(small_dataset)
+    for split in ("train", "test"):
+        prefs = dataset.preferences(split).to_pandas()
+        oracle = prefs[prefs.teacher == "oracle"]
+        keys = {tuple(sorted(p)) for p in zip(oracle.segment_a, oracle.segment_b, strict=True)}
+        assert len(keys) == len(oracle) == dataset.info.counts.pairs[split]
+    # 2 held-out episodes × 6 segments make 36 test pairs of different episodes; 45 asked.
+    # Known only once segments are cut (after the rollouts, which stay resumable).
+    capsys.readouterr()
+    assert main(["collect", *overrides(**{**SMALL, "pairs": 225, "out": tmp_path / "d"})]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("rrm-data collect: error: 45 test pairs asked for")
+    assert "make only 36 distinct pairs" in last
+
+
+def test_validation_holds_out_training_episodes_by_default(small_dataset):
+    dataset = open_dataset(small_dataset)
+    dm = PreferenceDataModule(dataset, ["observation.state", "action"], batch_size=8)
+    dm.setup("fit")
+    assert dm.train_pairs is not None and dm.val_pairs is not None
+    assert len(dm.train_pairs) > 0 and len(dm.val_pairs) > 0
+    episode = step_episodes(dataset)
+    train_eps = set(episode[dm.train_pairs.first].ravel())
+    val_eps = set(episode[dm.val_pairs.first].ravel())
+    test = set(dataset.info.labelling["test_episodes"])
+    held = val_eps - train_eps
+    assert held and held.isdisjoint(test) and val_eps.isdisjoint(test)
+    assert all(set(pair) & held for pair in map(tuple, episode[dm.val_pairs.first]))
+    assert len(dm.train_pairs) + len(dm.val_pairs) == 96
+
+
+def test_score_prints_agreement_per_teacher(small_dataset, tmp_path, capsys):
+    out = tmp_path / "scores.parquet"
+    assert main(["score", "reward=true", f"data={small_dataset}", "split=train",
+                 f"out={out}"]) == 0
+    lines = capsys.readouterr().err
+    for teacher in ("oracle", "mistake", "stochastic"):
+        assert f"true vs {teacher}: agreement on non-tie labels" in lines
+    assert "true vs oracle: agreement on non-tie labels 1.000" in lines
+
+
+def test_a_missing_split_lists_those_that_exist(small_dataset, capsys):
+    assert main(["evaluate", "reward=true", f"data={small_dataset}", "split=val"]) == 2
+    assert "its splits: test, train" in one_line_error(capsys, "evaluate")
+
+
+def test_ctrl_c_message_promises_only_what_the_command_does():
+    from rrm_data import cli
+
+    assert "nothing was written" in cli.NOTHING_WRITTEN
+    render = __import__("rrm_data.workflows.render", fromlist=["x"])
+    collect = __import__("rrm_data.workflows.collect", fromlist=["x"])
+    assert not hasattr(render, "ON_INTERRUPT") and "resume" in collect.ON_INTERRUPT
+
+
+def test_val_split_keeps_test_numbers_apart(small_dataset: Path) -> None:
+    dataset = open_dataset(small_dataset)
+    default = PreferenceDataModule(dataset, ["action"], batch_size=8)
+    test = PreferenceDataModule(dataset, ["action"], batch_size=8, val_split="test")
+    default.setup("fit")
+    test.setup("fit")
+    assert default.val_pairs is not None and test.val_pairs is not None
+    assert not np.isin(default.val_pairs.first, test.val_pairs.first).any()
