@@ -113,3 +113,33 @@ def test_val_split_keeps_test_numbers_apart(small_dataset: Path) -> None:
     test.setup("fit")
     assert default.val_pairs is not None and test.val_pairs is not None
     assert not np.isin(default.val_pairs.first, test.val_pairs.first).any()
+
+
+def test_info_counts_distinct_pairs_segments_and_episodes(small_dataset, capsys):
+    assert main(["info", f"data={small_dataset}"]) == 0
+    out = capsys.readouterr().out
+    dataset = open_dataset(small_dataset)
+    test = dataset.preferences("test").to_pandas()
+    segments = dataset.table("segments").to_pandas().set_index("segment_index")
+    used = set(test.segment_a) | set(test.segment_b)
+    episodes = set(segments.loc[sorted(used), "episode_index"])
+    row = next(line for line in out.splitlines() if line.strip("│ ").startswith("test "))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells == ["test", "24", "24", str(len(used)), str(len(episodes))]
+
+
+def test_agreement_interval_counts_episodes(small_dataset, tmp_path):
+    import json
+
+    from rrm_data.evaluation.metrics import episode_bootstrap
+
+    assert main(["evaluate", "reward=prior:gripper_object", f"data={small_dataset}",
+                 f"out={tmp_path / 'r'}"]) == 0
+    view = json.loads((tmp_path / "r" / "report.json").read_text())["views"]
+    agreement = view["prior:gripper_object"]["agreement"]
+    boot = agreement["bootstrap"]
+    assert boot["episodes"] == 2  # the test split's pairs come from its two held-out episodes
+    assert 0.0 <= boot["low"] <= agreement["value"] <= boot["high"] <= 1.0
+    # all pairs on one pair of episodes: resampling episodes leaves the value as it is
+    same = episode_bootstrap(np.array([1, 0, 1, 1.0]), np.zeros(4, int), np.ones(4, int))
+    assert same["low"] == same["high"] == 0.75 and same["episodes"] == 2

@@ -31,6 +31,32 @@ def agreement(correct: np.ndarray, confidence: float = 0.95) -> dict[str, Any]:
     return {"value": k / n, "low": float(ci.low), "high": float(ci.high), "n": n}
 
 
+def episode_bootstrap(correct: np.ndarray, episode_a: np.ndarray, episode_b: np.ndarray,
+                      confidence: float = 0.95, replicates: int = 2000,
+                      seed: int = 0) -> dict[str, Any]:
+    """Agreement interval that counts episodes, not pairs, as the independent draws.
+
+    Pairs sharing an episode are not independent, so the Wilson interval over pairs is too
+    narrow. Episodes are resampled with replacement; a pair weighs the product of its two
+    episodes' multiplicities (a two-way cluster bootstrap); percentiles of the weighted
+    agreement give the interval.
+    """
+    correct = np.asarray(correct, np.float64)
+    ids, inverse = np.unique(np.concatenate([episode_a, episode_b]), return_inverse=True)
+    a, b = inverse[:len(correct)], inverse[len(correct):]
+    if len(correct) == 0 or len(ids) < 2:
+        return {"low": None, "high": None, "episodes": int(len(ids)), "replicates": 0}
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=replicates)
+    weights = counts[:, a] * counts[:, b]
+    total = weights.sum(axis=1)
+    values = (weights @ correct)[total > 0] / total[total > 0]
+    tail = (1.0 - confidence) / 2 * 100
+    return {"low": float(np.percentile(values, tail)),
+            "high": float(np.percentile(values, 100 - tail)),
+            "episodes": int(len(ids)), "replicates": int(len(values))}
+
+
 def preference_probability(logit: np.ndarray) -> np.ndarray:
     """P(A ≻ B) = σ(R̂a − R̂b) (Bradley-Terry), from the return difference."""
     return 1.0 / (1.0 + np.exp(-np.clip(logit, -700.0, 700.0)))

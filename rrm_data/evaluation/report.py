@@ -21,7 +21,8 @@ TIE_RULE = ("agreement is strict accuracy on pairs whose label is not a tie (0.5
             "use every pair with its label as a soft target")
 BUCKET_RULE = ("a pair's task (policy) bucket is the task (policy spec) of its two segments' "
                "episodes: 'x' when both are x, else 'x vs y' in sorted order")
-CI_RULE = "95% Wilson score interval"
+CI_RULE = ("95% Wilson score interval over pairs; next to it a 95% bootstrap interval over "
+           "episodes (pairs sharing an episode are not independent)")
 ECE_BINS = 10
 
 
@@ -53,7 +54,10 @@ def view_metrics(data: SplitData, segment: np.ndarray, episode: np.ndarray) -> d
     return {
         "pairs": int(len(label)),
         "ties": int(tie.sum()),
-        "agreement": metrics.agreement(correct[~tie]),
+        "agreement": {**metrics.agreement(correct[~tie]),
+                      "bootstrap": metrics.episode_bootstrap(
+                          correct[~tie], *(segs["episode_index"].to_numpy()[
+                              data.pairs[side].to_numpy()][~tie] for side in ("seg_a", "seg_b")))},
         "tie_mean_abs_p_minus_half": (float(np.mean(np.abs(p[tie] - 0.5))) if tie.any()
                                       else None),
         "log_loss": metrics.log_loss(logit, label),
@@ -101,13 +105,15 @@ def _agreement(a: dict[str, Any]) -> str:
 
 
 def _interval(a: dict[str, Any]) -> str:
-    return "–" if a["value"] is None else f"{a['low']:.3f}–{a['high']:.3f}"
+    return "–" if a["low"] is None else f"{a['low']:.3f}–{a['high']:.3f}"
 
 
 SUMMARY_ROWS: list[tuple[str, Any]] = [
     ("agreement", lambda v: _num(v["agreement"]["value"])),
-    ("  95% CI", lambda v: _interval(v["agreement"])),
+    ("  95% CI (Wilson, pairs)", lambda v: _interval(v["agreement"])),
+    ("  95% CI (bootstrap, episodes)", lambda v: _interval(v["agreement"]["bootstrap"])),
     ("  non-tie pairs", lambda v: str(v["agreement"]["n"])),
+    ("  episodes they come from", lambda v: str(v["agreement"]["bootstrap"]["episodes"])),
     ("tie pairs", lambda v: str(v["ties"])),
     ("ties: mean |p_a − 0.5|", lambda v: _num(v["tie_mean_abs_p_minus_half"])),
     ("log-loss", lambda v: _num(v["log_loss"])),

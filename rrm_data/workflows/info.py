@@ -28,7 +28,8 @@ Config = DatasetConfig
 def run(cfg: DictConfig) -> None:
     dataset = open_dataset(cfg.data)
     console = Console()
-    for part in (overview(dataset), policy_table(dataset), preference_table(dataset)):
+    for part in (overview(dataset), policy_table(dataset), split_table(dataset),
+                 preference_table(dataset)):
         console.print(part)
         console.print()
 
@@ -83,6 +84,26 @@ def policy_table(dataset: DatasetDir) -> Table:
     return table
 
 
+def split_table(dataset: DatasetDir) -> Table:
+    """Per split: distinct pairs and the segments and episodes they draw on, so a statistic's
+    number of independent things can be read off."""
+    segments = dataset.table("segments", columns=["segment_index", "episode_index"])
+    episode_of = dict(zip(segments.column("segment_index").to_pylist(),
+                          segments.column("episode_index").to_pylist(), strict=True))
+    table = Table(title="pairs per split (what statistics count)", title_justify="left")
+    for name in ("split", "pairs drawn", "distinct pairs", "segments", "episodes"):
+        table.add_column(name, justify="left" if name == "split" else "right")
+    for split in sorted(dataset.splits("preferences"), reverse=True):
+        prefs = dataset.preferences(split, columns=["segment_a", "segment_b"])
+        a, b = (prefs.column(c).to_numpy() for c in ("segment_a", "segment_b"))
+        pairs = {(min(x, y), max(x, y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)}
+        used = set(a.tolist()) | set(b.tolist())
+        table.add_row(split, str(dataset.info.counts.pairs.get(split, 0)), str(len(pairs)),
+                      str(len(used)),
+                      str(len({episode_of[s] for s in used if s in episode_of})))
+    return table
+
+
 def preference_table(dataset: DatasetDir) -> Table:
     """Label rows, skipped queries and label balance per split and teacher."""
     skipped = dataset.info.counts.skipped
@@ -109,4 +130,4 @@ def _labels_by_teacher(prefs: pa.Table) -> dict[str, np.ndarray]:
     return {name: labels[codes == i] for i, name in enumerate(encoded.dictionary.to_pylist())}
 
 
-__all__ = ["Config", "overview", "policy_table", "preference_table", "run"]
+__all__ = ["Config", "overview", "policy_table", "preference_table", "run", "split_table"]
