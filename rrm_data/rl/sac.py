@@ -27,6 +27,9 @@ from rrm_data.errors import RrmError
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
+from rrm_data.triton_apart import load_triton_apart
+
+load_triton_apart()  # before torch imports Triton lazily (see triton_apart)
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
 EVAL_FIELDS = ("timesteps", "success_rate", "true_return", "true_return_std", "episode_length")

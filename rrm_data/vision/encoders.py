@@ -24,6 +24,9 @@ from timm.data import resolve_data_config
 
 from rrm_data.errors import RrmError
 from rrm_data.registry import Registry, unknown_name
+from rrm_data.triton_apart import load_triton_apart
+
+load_triton_apart()  # before torch imports Triton lazily (see triton_apart)
 
 DEFAULT_ENCODER = "tf_efficientnet_lite0"
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
