@@ -13,8 +13,9 @@ import importlib
 import sys
 from dataclasses import dataclass, fields, is_dataclass
 from types import ModuleType
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rrm_data.config import build_config, to_yaml
 from rrm_data.errors import Interrupted, RrmError
@@ -63,16 +64,23 @@ def _config(module: ModuleType, overrides: list[str]) -> DictConfig:
     return build_config(module.Config(), overrides)
 
 
-def _describe(module: ModuleType) -> str:
-    """List a command's config keys with defaults and their help text."""
+def _describe(module: ModuleType, overrides: list[str]) -> str:
+    """List a command's config keys with the values it would run with (its recipe and the
+    given overrides applied) and their help text."""
     config_cls: type = module.Config
     if not is_dataclass(config_cls):
         return ""
+    try:
+        values: Any = _config(module, overrides)
+    except RrmError:  # e.g. a required key missing: show the plain defaults
+        values = config_cls()
     lines = ["config keys (key=value):"]
-    defaults = config_cls()
     for f in fields(config_cls):
         help_text = f.metadata.get("help", "")
-        lines.append(f"  {f.name}={getattr(defaults, f.name)!r}  {help_text}".rstrip())
+        value = values[f.name] if isinstance(values, DictConfig) else getattr(values, f.name)
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        lines.append(f"  {f.name}={value!r}  {help_text}".rstrip())
     return "\n".join(lines)
 
 
@@ -105,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in rest):
         print(f"usage: rrm-data {name} [key=value ...] [--cfg] [--debug]\n")
         print((module.__doc__ or COMMANDS.get(name).summary).strip() + "\n")
-        print(_describe(module))
+        print(_describe(module, [a for a in rest if a not in ("-h", "--help")]))
         return 0
     try:
         cfg = _config(module, [a for a in rest])

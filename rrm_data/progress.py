@@ -32,7 +32,8 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         elapsed = max(time.monotonic() - task.fields["started"], 1e-9)
-        count = task.completed if self.field == "completed" else task.fields.get(self.field, 0)
+        count = (task.completed - task.fields["done_before"] if self.field == "completed"
+                 else task.fields.get(self.field, 0))  # restored items were not done now
         return Text(f"{count / elapsed:,.1f} {self.unit}/s", style="progress.data.speed")
 
 
@@ -59,5 +60,5 @@ def progress(description: str, total: int, unit: str = "items",
     columns += [TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False, refresh_per_second=2) as bar:
         task_id = bar.add_task(description, total=total, completed=done,
-                               started=time.monotonic(), extra=0)
+                               started=time.monotonic(), extra=0, done_before=done)
         yield Bar(bar, task_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -213,3 +214,17 @@ def test_embed_needs_frames(make_dataset, copy_of, capsys):
     data = copy_of(make_dataset(**IMAGES))
     assert main(["embed", f"data={data}"]) == 2
     assert "no camera frames; add some first: rrm-data render" in capsys.readouterr().err
+
+
+def test_image_reward_refuses_features_made_another_way(embedded, image_run, copy_of, capsys):
+    """Re-embedded at another frame size, the dataset's features are not those the reward
+    learned from: scoring it is refused instead of giving a silently wrong agreement."""
+    data = copy_of(embedded)
+    info = json.loads((data / "meta" / "info.json").read_text())
+    info["embeddings"][TABLE]["frames"]["height"] = 64
+    info["embeddings"][TABLE]["frames"]["width"] = 64
+    (data / "meta" / "info.json").write_text(json.dumps(info))
+    assert main(["evaluate", f"reward={image_run}", f"data={data}", f"out={data}-report"]) == 2
+    assert "made with other frames" in one_line_error(capsys, "evaluate")
+    assert main(["evaluate", f"reward={image_run}", f"data={embedded}",
+                 f"out={data}-report"]) == 0

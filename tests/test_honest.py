@@ -143,3 +143,11 @@ def test_agreement_interval_counts_episodes(small_dataset, tmp_path):
     # all pairs on one pair of episodes: resampling episodes leaves the value as it is
     same = episode_bootstrap(np.array([1, 0, 1, 1.0]), np.zeros(4, int), np.ones(4, int))
     assert same["low"] == same["high"] == 0.75 and same["episodes"] == 2
+
+
+def test_help_shows_the_recipe_values(capsys):
+    assert main(["train-reward", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "'max_epochs': 3" in out  # recipe state_residual, not the dataclass's 20
+    assert main(["train-reward", "--help", "recipe=state_mlp"]) == 0
+    assert "'max_epochs': 5" in capsys.readouterr().out

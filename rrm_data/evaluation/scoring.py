@@ -129,8 +129,28 @@ def score_rows(reward: RewardFunction, columns: Mapping[str, np.ndarray],
     return StepScores(reward.name, rows, RewardOutput(*parts))
 
 
+# What a features table and a reward record about how features were made; all must match.
+FEATURE_SOURCE = ("encoder", "weights_sha256", "preprocessing", "cameras", "frames")
+
+
+def check_feature_source(reward: RewardFunction, data: SplitData) -> None:
+    """Refuse to score an image reward on cached features made another way (another camera,
+    image size, encoder or weights) than those it was trained on."""
+    records = (getattr(reward, "spec", None) or {}).get("encoders") or {}
+    for column, record in records.items():
+        have = data.dataset.info.embeddings.get(column)
+        if have is None:
+            continue
+        differ = [k for k in FEATURE_SOURCE if record.get(k) != have.get(k)]
+        if differ:
+            raise RrmError(f"reward {reward.name} was trained on {column} made with other "
+                           f"{', '.join(differ)} than {data.dataset.root}'s; embed this dataset "
+                           "as its training data was, or score another one")
+
+
 def score_steps(reward: RewardFunction, data: SplitData, whole_episodes: bool) -> StepScores:
     """Score the split's segments (and, if asked, the whole episodes they come from)."""
+    check_feature_source(reward, data)
     if whole_episodes:
         rows = window_rows(data.episodes["index_from"], data.episodes["length"])
     else:

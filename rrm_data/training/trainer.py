@@ -109,6 +109,7 @@ def kept_metrics(out: Path, resume: bool) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
             yield
     finally:
         if before.exists():
