@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("rrm_data.workflows.publish", "upload a dataset to the Hugging Face Hub"),
     "export-trl": ("rrm_data.workflows.export_trl", "chosen/rejected view for TRL trainers"),
     "train-sac": ("rrm_data.workflows.train_sac", "train SAC on a learned or given reward"),
+    "train-online": ("rrm_data.workflows.train_online", "online PbRL: SAC while a teacher "
+                     "labels (RRM, PEBBLE)"),
     "info": ("rrm_data.workflows.info", "print a short summary of a dataset"),
     "validate": ("rrm_data.workflows.validate", "check a dataset against the rrm-data/1 format"),
 }

@@ -35,6 +35,7 @@ from rrm_data.rl.sac import (
     entropy_coefficient,
     make_sac,
     make_vec_env,
+    resolve_device,
     train,
 )
 from rrm_data.sim.envs import check_task
@@ -84,6 +85,7 @@ def make_config(overrides: list[str]) -> DictConfig:
         if cfg.sac[key] < 1:
             raise RrmError(f"sac.{key} must be at least 1, got {cfg.sac[key]}")
     entropy_coefficient(cfg.sac.ent_coef)
+    resolve_device(cfg.sac.device)
     if cfg.out is None:
         label = Path(str(cfg.reward).rstrip("/")).name.replace(":", "-")
         cfg.out = f"runs/sac-{cfg.task}-{label}-seed{cfg.seed}"
@@ -128,14 +130,18 @@ def _train(cfg: DictConfig, tmp: Path, env: VecEnv, settings: SacSettings,
                                     tmp / "eval.csv", cfg.episode_steps)
     started = time.perf_counter()
     with progress("train-sac", total=cfg.steps, unit="steps", extra_unit="episodes") as bar:
-        train(model, cfg.steps, tmp, evaluation, cfg.checkpoint_every, bar)
+        stats = train(model, cfg.steps, tmp, evaluation, cfg.checkpoint_every, bar)
     seconds = time.perf_counter() - started
     model.save(tmp / POLICY_FILE)
     final = evaluation.rows[-1]
     write_json(tmp / "summary.json", {
         "task": cfg.task, "reward": reward.name, "steps": int(model.num_timesteps),
         "seed": cfg.seed, "final": final, "seconds": round(seconds, 2),
-        "env_steps_per_s": round(model.num_timesteps / seconds, 1)})
+        "device": str(model.device), "learning_starts": settings.learning_starts,
+        # Steady state: env steps/s once learning runs (after learning_starts), evaluation
+        # time left out; the warm-up (random actions, no updates) is reported apart.
+        **stats.speeds(evaluation.seconds),
+        "evaluation_seconds": round(evaluation.seconds, 2)})
     return final
 
 
