@@ -23,7 +23,7 @@ from rrm_data.reward.networks import ResidualReward
 from rrm_data.reward.priors import gripper_object
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl import RewardWrapper, make_vec_env, relabel, relabel_replay_buffer, task_env
-from rrm_data.rl.sac import load_policy
+from rrm_data.rl.sac import check_reward_fits, load_policy
 from rrm_data.sim.envs import get_physics_state
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 from rrm_data.training.module import reward_spec
@@ -98,6 +98,12 @@ def test_frame_rewards_see_the_pre_step_frames() -> None:
         rewards = venv.step(np.random.uniform(-1, 1, (2, 4)).astype(np.float32))[1]
         np.testing.assert_allclose(rewards, expected, rtol=1e-6)
     assert expected[0] > 0 and expected[0] != expected[1]
+
+
+def test_train_sac_checks_a_frame_reward_with_frames() -> None:
+    """A reward on frames (an image_frozen run) is checked on rendered frames, not refused."""
+    venv = make_vec_env(TASK, FrameBrightness(), n_envs=1, seed=0)
+    check_reward_fits(FrameBrightness(), venv, TASK)  # raised "steps do not provide" before
 
 
 def test_vec_wrapper_scores_all_envs_in_one_batch(learned_reward: Path) -> None:

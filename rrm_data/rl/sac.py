@@ -87,6 +87,16 @@ def make_vec_env(task: str, reward: RewardFunction, n_envs: int, seed: int,
     return VecRewardWrapper(venv, reward)
 
 
+def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
+    """Score one real step through the rewarded environments (frames included, rendered as
+    the reward's training data was), so a reward for other observations fails up front."""
+    env.reset()
+    try:
+        env.step(np.zeros((env.num_envs, *env.action_space.shape), np.float32))
+    except RrmError as exc:
+        raise RrmError(f"reward {reward.name} does not fit task {task}: {exc}") from None
+
+
 def entropy_coefficient(text: str) -> str | float:
     """SB3's ``ent_coef``: ``auto``, ``auto_<initial value>`` (learned) or a fixed number."""
     if str(text).startswith("auto"):

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv
@@ -28,10 +27,10 @@ from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.base import RewardFunction
 from rrm_data.reward.resolve import resolve_reward
-from rrm_data.rl.relabel import relabel
 from rrm_data.rl.sac import (
     EvaluationCallback,
     SacSettings,
+    check_reward_fits,
     entropy_coefficient,
     make_sac,
     make_vec_env,
@@ -90,16 +89,6 @@ def make_config(overrides: list[str]) -> DictConfig:
         label = Path(str(cfg.reward).rstrip("/")).name.replace(":", "-")
         cfg.out = f"runs/sac-{cfg.task}-{label}-seed{cfg.seed}"
     return cfg
-
-
-def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
-    """Score one real step of the task, so a reward for other observations fails up front."""
-    obs = env.reset()
-    try:
-        relabel(reward, obs, np.zeros((len(obs), *env.action_space.shape), np.float32),
-                env_reward=np.zeros(len(obs)))
-    except RrmError as exc:
-        raise RrmError(f"reward {reward.name} does not fit task {task}: {exc}") from None
 
 
 def run(cfg: DictConfig) -> None:
