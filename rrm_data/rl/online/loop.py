@@ -17,13 +17,14 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -97,6 +98,13 @@ class OnlineSettings:
     @property
     def first_round(self) -> int:
         return self.sac.learning_starts + self.unsupervised_steps
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> OnlineSettings:
+        """The settings among a command's config keys (an OmegaConf config or mapping)."""
+        values = OmegaConf.to_container(
+            OmegaConf.create({f.name: cfg[f.name] for f in fields(cls)}), resolve=True)
+        return cls(**{**values, "sac": SacSettings(**values["sac"])})
 
 
 def check_settings(s: OnlineSettings) -> None:

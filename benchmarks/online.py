@@ -1,0 +1,79 @@
+"""Env steps/s of `train-online` ÷ `train-sac` on a fixed learned reward of the same size.
+
+`train-online` (recipe `rrm`: residual reward, PEBBLE's 3 x 256 ensemble of 3) runs with
+its querying, labelling, reward training and relabelling; `train-sac` then runs the same
+SAC on the reward that run produced (a fixed artifact of the same size), so the only
+difference is the online work. Both report steady-state steps/s (after
+`learning_starts`, evaluation left out). Rounds come every `--round-every` steps (B-Pref:
+5,000; default here 1,000, five times harsher, to keep the run short). Target >= 0.8.
+
+    python benchmarks/online.py [--rounds 2] [--round-every 1000] [--sac sac_cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+from common import save_result
+from omegaconf import OmegaConf
+
+from rrm_data.cli import main
+from rrm_data.recipes import load_recipe
+
+TASK = "reach-v3"
+
+
+def sac_overrides(recipe: str, learning_starts: int) -> list[str]:
+    sac = OmegaConf.to_container(load_recipe(recipe, "sac").sac)
+    sac.update(learning_starts=learning_starts, device="cpu")
+    return [f"sac.{k}=" + ("[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v))
+            for k, v in sac.items()]
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def main_benchmark(rounds: int, round_every: int, labels_per_round: int, sac: str,
+                   learning_starts: int) -> dict:
+    torch.set_num_threads(1)
+    steps = learning_starts + rounds * round_every
+    common = [f"task={TASK}", f"steps={steps}", "seed=0", "threads=1", "eval_every=0",
+              "eval_episodes=1", *sac_overrides(sac, learning_starts)]
+    with tempfile.TemporaryDirectory() as tmp:
+        online, fixed = Path(tmp) / "online", Path(tmp) / "sac"
+        assert main(["train-online", "recipe=rrm", *common, f"round_every={round_every}",
+                     f"labels_per_round={labels_per_round}",
+                     f"feedback={rounds * labels_per_round}", f"out={online}"]) == 0
+        assert main(["train-sac", f"reward={online / 'reward'}", *common,
+                     "checkpoint_every=0", f"out={fixed}"]) == 0
+        on, off = summary(online), summary(fixed)
+        rounds_csv = (online / "rounds.csv").read_text().splitlines()
+    ratio = round(on["steady_steps_per_s"] / off["steady_steps_per_s"], 3)
+    return {
+        "task": TASK, "sac_recipe": sac, "steps": steps, "learning_starts": learning_starts,
+        "round_every": round_every, "labels_per_round": labels_per_round, "rounds": rounds,
+        "torch_threads": 1, "device": "cpu",
+        "machine": platform.processor() or platform.machine(),
+        "train_online_steps_per_s": on["steady_steps_per_s"],
+        "train_sac_steps_per_s": off["steady_steps_per_s"],
+        "ratio": ratio, "target_ratio": 0.8, "meets_target": ratio >= 0.8,
+        "round_log": rounds_csv,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--round-every", type=int, default=1000)
+    parser.add_argument("--labels-per-round", type=int, default=50)
+    parser.add_argument("--sac", default="sac_cpu")
+    parser.add_argument("--learning-starts", type=int, default=1000)
+    args = parser.parse_args()
+    save_result("online", main_benchmark(args.rounds, args.round_every, args.labels_per_round,
+                                         args.sac, args.learning_starts))
