@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from omegaconf import OmegaConf
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -151,10 +152,13 @@ def test_train_sac_on_learned_reward(sac_run: Path) -> None:
     summary = json.loads((sac_run / "summary.json").read_text())
     assert summary["steps"] == 300 and summary["final"]["timesteps"] == 300
     assert summary["reward"] == "run"
+    assert summary["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")
+    assert summary["warmup_steps_per_s"] > 0 and summary["steady_steps_per_s"] > 0
     config = OmegaConf.load(sac_run / "config.yaml")
     assert config.sac.learning_rate == 3e-4 and config.sac.batch_size == 32  # recipe + override
     progress = list(csv.DictReader((sac_run / "progress.csv").open()))
     assert any(r.get("rollout/true_return") for r in progress)  # 50-step episodes ended
+    assert any(r.get("rollout/learned_return") for r in progress)  # r̂'s return beside it
     assert not list(sac_run.parent.glob(".run.*"))  # the temporary folder is gone
 
 

@@ -80,7 +80,8 @@ class OnlineSettings:
                                                      "stochastic, mistake, skip, equal, myopic)"})
     teacher_params: dict[str, Any] = field(default_factory=dict,
                                            metadata={"help": "the teacher's parameters"})
-    reward_max_epochs: int = field(default=200, metadata={"help": "epoch cap per round"})
+    reward_max_epochs: int = field(default=10, metadata={"help": "epoch cap per round "
+                                                         "(B-Pref Meta-World: 10)"})
     target_agreement: float = field(default=0.97, metadata={"help": "stop a round's reward "
                                                             "training at this train agreement"})
     reward_batch_size: int = field(default=128, metadata={"help": "pairs per reward step"})
