@@ -84,6 +84,8 @@ def run(cfg: DictConfig) -> None:
             final = write_outputs(
                 online, tmp, f"online-{Path(cfg.recipe).stem}",
                 {"command": "train-online", "recipe": cfg.recipe},
+                {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+                 if k not in ("out", "overwrite", "threads")},
                 {"seconds": round(seconds, 2), **stats.speeds(evaluation.seconds),
                  "evaluation_seconds": round(evaluation.seconds, 2)})
     finally:

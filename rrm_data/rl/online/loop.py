@@ -76,6 +76,8 @@ class OnlineSettings:
     entropy_k: int = field(default=5, metadata={"help": "k of the k-NN state entropy"})
     reset_critic: bool = field(default=True, metadata={"help": "re-initialize the critics "
                                                        "after unsupervised pre-training"})
+    reset_updates: int = field(default=100, metadata={"help": "gradient steps on the first "
+                                                      "learned reward right after the reset"})
     teacher: str = field(default="oracle", metadata={"help": "scripted teacher (oracle, "
                                                      "stochastic, mistake, skip, equal, myopic)"})
     teacher_params: dict[str, Any] = field(default_factory=dict,
@@ -117,6 +119,8 @@ def check_settings(s: OnlineSettings) -> None:
     if s.feedback < s.labels_per_round:
         raise RrmError(f"feedback={s.feedback} is smaller than one round "
                        f"(labels_per_round={s.labels_per_round})")
+    if s.reset_updates < 0:
+        raise RrmError(f"reset_updates must be at least 0, got {s.reset_updates}")
     for key in ("steps", "round_every", "segment_length", "pool_factor", "recent_episodes",
                 "reward_max_epochs", "reward_batch_size", "eval_episodes", "entropy_k"):
         if getattr(s, key) < 1:
@@ -179,6 +183,7 @@ class OnlineRun:
                                   replay_buffer_kwargs={"entropy_k": s.entropy_k})
             self.model.replay_buffer.intrinsic = s.unsupervised_steps > 0
             self.state = LoopState(next_tick=s.first_round)
+            self.store.restore(0)  # episodes of a run killed before its first checkpoint
             (self.workdir / "eval.csv").unlink(missing_ok=True)
         else:
             self._restore(checkpoint)
@@ -211,9 +216,10 @@ class OnlineRun:
         s, first = self.s, not self.state.rounds
         started = time.perf_counter()
         buffer = self.model.replay_buffer
+        reset = first and getattr(buffer, "intrinsic", False) and s.reset_critic
         if first and getattr(buffer, "intrinsic", False):
             buffer.intrinsic = False
-            if s.reset_critic:
+            if reset:
                 reset_critic(self.model)
         count = min(s.labels_per_round, self.labels_left())
         candidates = self.store.recent()
@@ -238,6 +244,8 @@ class OnlineRun:
                                 self.inputs["label"])
                if len(self.inputs.get("label", ())) else FitResult(0, 0.0, 0.0))
         relabel_replay_buffer(self.model.replay_buffer, self.learner.reward)
+        if reset and s.reset_updates > 0:  # PEBBLE: fit the fresh critics before going on
+            self.model.train(gradient_steps=s.reset_updates, batch_size=s.sac.batch_size)
         self.store.prune(self.state.labels.episodes())
         record = {"timesteps": int(self.model.num_timesteps), "asked": count,
                   "skipped": int((~answered).sum()), "labels": len(self.state.labels),
@@ -311,12 +319,12 @@ class RoundCallback(BaseCallback):
 
     def __init__(self, run: OnlineRun) -> None:
         super().__init__()
-        self.run: Callable[[], None] = run.tick
+        self.tick: Callable[[], None] = run.tick
         self.state = run.state
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.state.next_tick:
-            self.run()
+            self.tick()
         return True
 
 

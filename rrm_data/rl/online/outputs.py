@@ -29,9 +29,10 @@ def prepare_workdir(out: Path, config_text: str) -> Path:
 
 
 def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, Any],
-                  timing: Mapping[str, Any]) -> dict[str, float]:
+                  arguments: Mapping[str, Any], timing: Mapping[str, Any]) -> dict[str, float]:
     """Policy, reward artifact, feedback dataset, logs and summary into ``tmp``; returns the
-    last evaluation. ``record`` (recipe, command) goes into the artifact and dataset meta."""
+    last evaluation. ``record`` (recipe, command) goes into the artifact and summary;
+    ``arguments`` (the command's resolved keys) into the feedback dataset's meta and card."""
     s, log, workdir = online.s, online.state.labels, online.workdir
     (tmp / "config.yaml").write_text((workdir / "config.yaml").read_text())
     online.model.save(tmp / POLICY_FILE)
@@ -50,8 +51,7 @@ def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, 
     if len(log.answered()):
         write_feedback(tmp / "feedback", online.store, log, s.segment_length, s.teacher,
                        online.teacher.params(), round(s.test_fraction * len(log)), s.seed,
-                       {**record, "task": s.task, "seed": s.seed, "teacher": s.teacher,
-                        "teacher_params": dict(s.teacher_params), "sampling": s.sampling},
+                       {"command": record.get("command", "train-online"), **arguments},
                        fps=env_fps(online.env.venv.envs[0]))
     final = last_evaluation(tmp / "eval.csv")
     write_json(tmp / "summary.json", {
