@@ -6,6 +6,8 @@ each seed, it runs:
 - `true`: train-sac on the task's own reward (the ceiling);
 - `prior`: train-sac on the prior alone (`prior:gripper_object`);
 - `rrm-<B>`: train-online recipe=rrm with B oracle labels (default B = 500, 2000);
+  `--prior-weights 1 3 10` adds `rrm-<B>-w<w>` runs with `model.prior_weight=w` (the
+  priors span about [-0.5, 0], the residual [-1, 1]: the prior's scale is a parameter);
 - `pebble-<B>`: train-online recipe=pebble with the same budgets;
 - `offline`: collect (expert with noise, and random), train-reward state_residual on
   2,000 oracle labels, train-sac on the result.
@@ -51,15 +53,16 @@ def conditions(args: argparse.Namespace) -> dict[str, list[str]]:
     sac = ["train-sac", f"recipe={args.sac}", "checkpoint_every=0", *common]
     out: dict[str, list[str]] = {"true": [*sac, "reward=true"],
                                  "prior": [*sac, "reward=prior:gripper_object"]}
-    for recipe in ("rrm", "pebble"):
-        for budget in args.budgets:
-            per_round = max(1, budget // args.rounds)
-            unsup = [f"unsupervised_steps={args.unsupervised_steps}"] if recipe == "pebble" \
-                else []
-            out[f"{recipe}-{budget}"] = [
-                "train-online", f"recipe={recipe}", f"sac_recipe={args.sac}", *common,
-                f"feedback={per_round * args.rounds}", f"labels_per_round={per_round}",
-                f"round_every={args.round_every}", *unsup]
+    for budget in args.budgets:
+        per_round = max(1, budget // args.rounds)
+        online = ["train-online", f"sac_recipe={args.sac}", *common,
+                  f"feedback={per_round * args.rounds}", f"labels_per_round={per_round}",
+                  f"round_every={args.round_every}"]
+        for weight in args.prior_weights:  # the prior's scale, a studied parameter
+            name = f"rrm-{budget}" + ("" if weight == 1.0 else f"-w{weight:g}")
+            out[name] = [*online, "recipe=rrm", f"model.prior_weight={weight}"]
+        out[f"pebble-{budget}"] = [*online, "recipe=pebble",
+                                   f"unsupervised_steps={args.unsupervised_steps}"]
     out["offline"] = [*sac, "reward={offline_reward}"]
     return out
 
@@ -145,6 +148,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=40_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--budgets", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--prior-weights", type=float, nargs="+", default=[1.0],
+                        help="RRM runs for each weight w of r0 (e.g. 1 3 10)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--round-every", type=int, default=2000)
     parser.add_argument("--unsupervised-steps", type=int, default=4000)

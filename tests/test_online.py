@@ -117,24 +117,32 @@ def _episodes(n: int, length: int, seed: int) -> dict[int, EpisodeArrays]:
                              rng.random(length)) for i in range(n)}
 
 
-def test_disagreement_picks_the_pairs_with_the_largest_spread() -> None:
+@pytest.mark.parametrize("sampling", ["disagreement", "entropy"])
+def test_uncertainty_sampling_picks_the_most_uncertain_pairs(sampling: str) -> None:
+    """disagreement: largest std over members of P(a ≻ b); entropy: largest mean binary
+    entropy of the members' P(a ≻ b), both computed here directly from the ensemble."""
     episodes = _episodes(6, 40, 0)
     model = ResidualReward(reward_spec(
         {"network": "mlp", "inputs": ["observation.state", "action"], "prior": "zero",
          "prior_weight": 0.0, "negate_prior": False, "prior_as_input": False,
          "hidden": 16, "layers": 2, "members": 3}, {"observation.state": 39, "action": 4},
         None)).eval()
-    chosen = select_queries(episodes.__getitem__, list(episodes), 5, 10, "disagreement",
+    chosen = select_queries(episodes.__getitem__, list(episodes), 5, 10, sampling,
                             model, 8, np.random.default_rng(3))
     pool = random_pairs(episodes.__getitem__, list(episodes), 40, 10, np.random.default_rng(3))
-    with torch.no_grad():  # the spread, computed directly: std over members of σ(Ra − Rb)
+    with torch.no_grad():
         returns = segment_returns(model, pair_inputs(episodes.__getitem__, pool))
-        spread = torch.sigmoid(preference_logits(returns)).std(dim=0, correction=0).numpy()
-    top = np.argsort(-spread)[:5]
+        p = torch.sigmoid(preference_logits(returns)).double()  # (members, pairs)
+    if sampling == "disagreement":
+        score = p.std(dim=0, correction=0).numpy()
+    else:
+        score = (-(p * p.log() + (1 - p) * (1 - p).log())).mean(dim=0).numpy()
+    top = np.argsort(-score)[:5]
     assert np.array_equal(chosen.episode_a, pool.episode_a[top])
     assert np.array_equal(chosen.start_a, pool.start_a[top])
     assert np.array_equal(chosen.start_b, pool.start_b[top])
     assert (chosen.episode_a != chosen.episode_b).all()
+    assert len(np.unique(score[top])) == 5  # a strict ranking, not a tie picked by chance
 
 
 def test_knn_state_entropy_matches_brute_force() -> None:
