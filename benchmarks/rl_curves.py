@@ -121,7 +121,7 @@ def save(args: argparse.Namespace, curves: dict, seconds: dict) -> dict:
               "budgets": args.budgets, "smoke": args.smoke,
               "conditions": {name: summarize(rows) for name, rows in curves.items()},
               "seconds_per_run": seconds}
-    name = "rl_curves_smoke" if args.smoke else "rl_curves"
+    name = args.name or ("rl_curves_smoke" if args.smoke else "rl_curves")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -160,6 +160,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="*", help="run only these conditions")
     parser.add_argument("--work", type=Path, default=Path("runs/rl_curves"))
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--name", help="results file name (default rl_curves[_smoke])")
     args = parser.parse_args(argv)
     args.extra, args.collect_extra = [], []
     if args.smoke:  # the machinery, end to end, in a few minutes
