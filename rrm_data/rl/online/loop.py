@@ -216,11 +216,11 @@ class OnlineRun:
         s, first = self.s, not self.state.rounds
         started = time.perf_counter()
         buffer = self.model.replay_buffer
-        reset = first and getattr(buffer, "intrinsic", False) and s.reset_critic
-        if first and getattr(buffer, "intrinsic", False):
-            buffer.intrinsic = False
-            if reset:
-                reset_critic(self.model)
+        unsupervised = first and getattr(buffer, "intrinsic", False)
+        buffer.intrinsic = False  # from now on the buffer's (relabelled) rewards count
+        reset = unsupervised and s.reset_critic
+        if reset:
+            reset_critic(self.model)
         count = min(s.labels_per_round, self.labels_left())
         candidates = self.store.recent()
         if not candidates:
