@@ -23,8 +23,11 @@ from rrm_data.reward.networks import ResidualReward
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.entropy import knn_distance
 from rrm_data.rl.online.episodes import EpisodeArrays
-from rrm_data.rl.online.queries import pair_inputs, random_pairs, select_queries
+from rrm_data.rl.online.loop import OnlineRun, OnlineSettings
+from rrm_data.rl.online.queries import Queries, pair_inputs, random_pairs, select_queries
+from rrm_data.rl.online.teacher import Teacher
 from rrm_data.rl.sac import load_policy
+from rrm_data.workflows.train_online import make_config
 from tests.conftest import overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +111,35 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     assert summary["resumed_from"] and summary["resumed_from"][0] >= 300
     assert summary["steps"] == 700 and summary["labels"] == 40
     assert main(["validate", f"data={out / 'feedback'}"]) == 0
+
+
+class PreferFirst:
+    """A stand-in for a human queue: says "a is better" to everything and counts the asks."""
+
+    name = "human:test"
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def label(self, queries: Queries) -> np.ndarray:
+        self.asked.append(len(queries))
+        assert queries.rewards_a.shape == (len(queries), queries.length)
+        return np.ones(len(queries))
+
+    def params(self) -> dict[str, float]:
+        return {}
+
+
+def test_any_teacher_plugs_into_the_loop(tmp_path: Path) -> None:
+    values = {**QUICK, "steps": 300, "feedback": 20, "eval_every": 0}
+    cfg = make_config([*overrides(**values), f"out={tmp_path / 'run'}"])
+    teacher = PreferFirst()
+    assert isinstance(teacher, Teacher)
+    online = OnlineRun(OnlineSettings.from_config(cfg), tmp_path / "work", teacher=teacher)
+    online.learn()
+    online.env.close()
+    assert teacher.asked == [10, 10]
+    assert online.state.labels.label == [1.0] * 20
 
 
 def _episodes(n: int, length: int, seed: int) -> dict[int, EpisodeArrays]:

@@ -162,12 +162,13 @@ class LoopState:
 class OnlineRun:
     """One run of the loop in its work folder: build or restore, learn, checkpoint."""
 
-    def __init__(self, s: OnlineSettings, workdir: Path) -> None:
+    def __init__(self, s: OnlineSettings, workdir: Path, teacher: Teacher | None = None) -> None:
+        """``teacher`` replaces the scripted one that ``s.teacher`` names (a human queue)."""
         check_settings(s)
         self.s, self.workdir = s, Path(workdir)
         self.device = resolve_device(s.sac.device)
         self.store = EpisodeStore(self.workdir, s.task, s.recent_episodes, seed=s.seed)
-        self.teacher = make_teacher_for(s)
+        self.teacher: Teacher = teacher if teacher is not None else make_teacher_for(s)
         self.learner = OnlineRewardLearner(
             reward_spec(s.model, STATE_INPUTS, None), lr=s.reward_lr,
             batch_size=s.reward_batch_size, max_epochs=s.reward_max_epochs,

@@ -37,7 +37,7 @@ def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, 
     (tmp / "config.yaml").write_text((workdir / "config.yaml").read_text())
     online.model.save(tmp / POLICY_FILE)
     export_reward(online.learner.model, tmp / ARTIFACT_DIR, name,
-                  {**record, "task": s.task, "labels": len(log), "teacher": s.teacher,
+                  {**record, "task": s.task, "labels": len(log), "teacher": online.teacher.name,
                    "sampling": s.sampling, "steps": int(online.model.num_timesteps),
                    "seed": s.seed})
     for file in ("eval.csv", "progress.csv"):
@@ -49,7 +49,7 @@ def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, 
             writer.writeheader()
             writer.writerows(online.state.rounds)
     if len(log.answered()):
-        write_feedback(tmp / "feedback", online.store, log, s.segment_length, s.teacher,
+        write_feedback(tmp / "feedback", online.store, log, s.segment_length, online.teacher.name,
                        online.teacher.params(), round(s.test_fraction * len(log)), s.seed,
                        {"command": record.get("command", "train-online"), **arguments},
                        fps=env_fps(online.env.venv.envs[0]))
