@@ -49,6 +49,7 @@ SUMMARIES = {
     "publish": "upload a dataset to the Hugging Face Hub",
     "export-trl": "chosen/rejected view for TRL trainers",
     "train-sac": "train SAC on a learned or given reward",
+    "train-online": "online PbRL: SAC while a teacher labels (RRM, PEBBLE)",
     "info": "print a short summary of a dataset",
     "validate": "check a dataset against the rrm-data/1 format",
     "query": "choose the next pairs to label (uniform, ensemble)",

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from helpers import one_line_error
 from omegaconf import OmegaConf
@@ -24,6 +25,7 @@ from rrm_data.reward.networks import ResidualReward
 from rrm_data.reward.priors import gripper_object
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl import RewardWrapper, make_vec_env, relabel, relabel_replay_buffer, task_env
+from rrm_data.rl.sac import check_reward_fits
 from rrm_data.sim.envs import get_physics_state
 from rrm_data.sim.policies import load_policy
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
@@ -99,6 +101,12 @@ def test_frame_rewards_see_the_pre_step_frames() -> None:
     assert expected[0] > 0 and expected[0] != expected[1]
 
 
+def test_train_sac_checks_a_frame_reward_with_frames() -> None:
+    """A reward on frames (an image_frozen run) is checked on rendered frames, not refused."""
+    venv = make_vec_env(TASK, FrameBrightness(), n_envs=1, seed=0)
+    check_reward_fits(FrameBrightness(), venv, TASK)  # raised "steps do not provide" before
+
+
 def test_vec_wrapper_scores_all_envs_in_one_batch(learned_reward: Path) -> None:
     reward = load_reward(learned_reward)
     venv = make_vec_env(TASK, reward, n_envs=3, seed=0, episode_steps=4)
@@ -144,10 +152,13 @@ def test_train_sac_on_learned_reward(sac_run: Path, learned_reward: Path) -> Non
     summary = json.loads((sac_run / "summary.json").read_text())
     assert summary["steps"] == 300 and summary["final"]["timesteps"] == 300
     assert summary["reward"] == learned_reward.name  # the reward run's folder
+    assert summary["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")
+    assert summary["warmup_steps_per_s"] > 0 and summary["steady_steps_per_s"] > 0
     config = OmegaConf.load(sac_run / "config.yaml")
     assert config.sac.learning_rate == 3e-4 and config.sac.batch_size == 32  # recipe + override
     progress = list(csv.DictReader((sac_run / "progress.csv").open()))
     assert any(r.get("rollout/true_return") for r in progress)  # 50-step episodes ended
+    assert any(r.get("rollout/learned_return") for r in progress)  # r̂'s return beside it
     assert not list(sac_run.parent.glob(".run.*"))  # the temporary folder is gone
 
 

@@ -88,12 +88,16 @@ def run_episode(job: tuple[EpisodePlan, int, int, str, FrameSpec | None]) -> tup
     plan, max_steps, env_seed, workdir, frames = job
     env, renderer = task_env(plan.task, env_seed, frames)
     record = rollout(env, plan, max_steps, renderer)
-    path = episode_file(Path(workdir), plan.index)
-    table = record.steps.replace_schema_metadata({"rrm_episode": json.dumps(record.episode)})
+    write_episode(episode_file(Path(workdir), plan.index), record.steps, record.episode)
+    return plan.index, record.steps.num_rows
+
+
+def write_episode(path: Path, steps: pa.Table, row: dict) -> None:
+    """Store one finished episode (steps, with its episodes row as metadata) atomically."""
+    table = steps.replace_schema_metadata({"rrm_episode": json.dumps(row)})
     with atomic_file(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, \
             pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    return plan.index, record.steps.num_rows
 
 
 def read_episode(path: Path) -> tuple[pa.Table, dict]:

@@ -52,7 +52,8 @@ def size_category(rows: int) -> str:
 
 
 def collect_command(info: DatasetInfo) -> str:
-    """The ``rrm-data collect`` command line that reproduces this dataset's content."""
+    """The command line (``rrm-data collect`` unless the dataset records another command)
+    that reproduces this dataset's content."""
     def value(v: Any) -> str:
         if v is None:
             return "null"
@@ -71,10 +72,12 @@ def collect_command(info: DatasetInfo) -> str:
                 out.append(shlex.quote(f"{prefix}{key}={value(v)}"))
         return out
 
-    args = items("", info.collection)
+    collection = dict(info.collection)
+    command = collection.pop("command", "collect")  # train-online records its own command
+    args = items("", collection)
     if info.shard:
         args.append(f"shard={info.shard}")
-    return " ".join(["rrm-data collect", *args, f"out={shlex.quote(info.name)}"])
+    return " ".join([f"rrm-data {command}", *args, f"out={shlex.quote(info.name)}"])
 
 
 def teacher_rows(info: DatasetInfo) -> list[dict[str, str]]:

@@ -54,7 +54,7 @@ def build_tables(episode_steps: list[pa.Table], episode_rows: list[dict],
     steps = steps.add_column(0, "index", pa.array(np.arange(steps.num_rows, dtype=np.int64)))
     lengths = np.array([r["length"] for r in rows], np.int64)
     index_to = np.cumsum(lengths)
-    episodes = _episodes_table(rows, index_to - lengths, index_to)
+    episodes = episodes_table(rows, index_to - lengths, index_to)
 
     rewards = steps.column(fmt.REWARD).to_numpy().astype(np.float64)
     segments, seg_rewards = _segments(rows, index_to - lengths, rewards, steps, spec)
@@ -66,7 +66,8 @@ def build_tables(episode_steps: list[pa.Table], episode_rows: list[dict],
     )
 
 
-def _episodes_table(rows: list[dict], index_from: np.ndarray, index_to: np.ndarray) -> pa.Table:
+def episodes_table(rows: list[dict], index_from: np.ndarray, index_to: np.ndarray) -> pa.Table:
+    """The episodes table from episode rows and their step ranges [index_from, index_to)."""
     def col(key: str) -> list:
         return [r[key] for r in rows]
 
@@ -109,12 +110,20 @@ def _segments(rows: list[dict], index_from: np.ndarray, rewards: np.ndarray, ste
         raise RrmError(f"no segments: every episode is shorter than segment_length={length}")
     position = {r["episode_index"]: i for i, r in enumerate(rows)}
     first = index_from[[position[e] for e in episode_ids]] + starts
+    return segments_table(episode_ids, starts, first, length, rewards, steps)
+
+
+def segments_table(episode_ids: np.ndarray, starts: np.ndarray, first: np.ndarray, length: int,
+                   rewards: np.ndarray, steps: pa.Table, first_id: int = 0
+                   ) -> tuple[pa.Table, np.ndarray]:
+    """The segments table of windows (episode, start) whose first global step is ``first``,
+    numbered from ``first_id``; also their true per-step rewards (segments, length)."""
     window = first[:, None] + np.arange(length)[None, :]
     seg_rewards = rewards[window]
     columns = {
-        "segment_index": pa.array(np.arange(len(starts), dtype=np.int64)),
-        "episode_index": pa.array(episode_ids),
-        "start": pa.array(starts),
+        "segment_index": pa.array(np.arange(first_id, first_id + len(starts), dtype=np.int64)),
+        "episode_index": pa.array(np.asarray(episode_ids, np.int64)),
+        "start": pa.array(np.asarray(starts, np.int64)),
         "length": pa.array(np.full(len(starts), length, np.int64)),
         "return": pa.array(seg_rewards.sum(axis=1).astype(np.float32)),
     }

@@ -9,7 +9,8 @@ episodes, so runs on different rewards compare on the same scale.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
@@ -32,7 +35,6 @@ from rrm_data.triton_apart import load_triton_apart
 load_triton_apart()  # before torch imports Triton lazily (see triton_apart)
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
-EVAL_FIELDS = ("timesteps", "success_rate", "true_return", "true_return_std", "episode_length")
 
 
 @dataclass
@@ -55,15 +57,47 @@ class SacSettings:
     target_update_interval: int = field(default=2, metadata={"help": "gradient steps between "
                                                              "target updates"})
     n_envs: int = field(default=1, metadata={"help": "environments stepped together"})
+    device: str = field(default="auto", metadata={"help": "torch device of the networks: auto "
+                                                  "(CUDA when present), cpu, cuda, cuda:N"})
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; other names are checked."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise RrmError(f"sac.device must be auto, cpu or cuda[:N], got '{name}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RrmError(f"sac.device={name} but no CUDA device is visible; use auto or cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise RrmError(f"sac.device must be auto, cpu or cuda[:N], got '{name}'")
+    return str(device)
 
 
 def make_vec_env(task: str, reward: RewardFunction, n_envs: int, seed: int,
-                 episode_steps: int | None = None) -> VecEnv:
-    """``n_envs`` task environments (seeds seed, seed+1, …) rewarded by r̂ in one batch."""
-    venv = DummyVecEnv([partial(task_env, task, seed + i, episode_steps)
-                        for i in range(n_envs)])
+                 episode_steps: int | None = None,
+                 wrap: Callable[[gym.Env], gym.Env] | None = None) -> VecEnv:
+    """``n_envs`` task environments (seeds seed, seed+1, …) rewarded by r̂ in one batch;
+    ``wrap`` wraps each one first (the online loop records episodes there)."""
+    def make(i: int) -> gym.Env:
+        env = task_env(task, seed + i, episode_steps)
+        return env if wrap is None else wrap(env)
+
+    venv = DummyVecEnv([partial(make, i) for i in range(n_envs)])
     venv.seed(seed)
     return VecRewardWrapper(venv, reward)
+
+
+def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
+    """Score one real step through the rewarded environments (frames included, rendered as
+    the reward's training data was), so a reward for other observations fails up front."""
+    env.reset()
+    try:
+        env.step(np.zeros((env.num_envs, *env.action_space.shape), np.float32))
+    except RrmError as exc:
+        raise RrmError(f"reward {reward.name} does not fit task {task}: {exc}") from None
 
 
 def entropy_coefficient(text: str) -> str | float:
@@ -77,15 +111,19 @@ def entropy_coefficient(text: str) -> str | float:
             from None
 
 
-def make_sac(env: VecEnv, settings: SacSettings, seed: int, total_steps: int) -> SAC:
+def make_sac(env: VecEnv, settings: SacSettings, seed: int, total_steps: int,
+             replay_buffer_class: type[ReplayBuffer] | None = None,
+             replay_buffer_kwargs: dict[str, Any] | None = None) -> SAC:
     return SAC(
         "MlpPolicy", env, learning_rate=settings.learning_rate,
+        replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
         buffer_size=max(1, min(settings.buffer_size, total_steps)),
         learning_starts=settings.learning_starts, batch_size=settings.batch_size,
         tau=settings.tau, gamma=settings.gamma, train_freq=settings.train_freq,
         gradient_steps=settings.gradient_steps, ent_coef=entropy_coefficient(settings.ent_coef),
         target_update_interval=settings.target_update_interval,
-        policy_kwargs={"net_arch": list(settings.net_arch)}, seed=seed, device="cpu")
+        policy_kwargs={"net_arch": list(settings.net_arch)}, seed=seed,
+        device=resolve_device(settings.device))
 
 
 def evaluate(model: BaseAlgorithm, env: gym.Env, episodes: int, seed: int) -> dict[str, float]:
@@ -109,17 +147,25 @@ def evaluate(model: BaseAlgorithm, env: gym.Env, episodes: int, seed: int) -> di
 
 
 class EvaluationCallback(BaseCallback):
-    """Every ``every`` env steps (and at the end), evaluate and append a row to ``eval.csv``."""
+    """Every ``every`` env steps (and at the end), evaluate and append a row to ``eval.csv``.
+
+    ``extra`` adds columns to each row (the online loop adds the labels used so far);
+    ``seconds`` is the wall time spent evaluating, which speed figures leave out.
+    """
 
     def __init__(self, task: str, every: int, episodes: int, seed: int, csv_path: Path,
-                 episode_steps: int | None = None) -> None:
+                 episode_steps: int | None = None,
+                 extra: Callable[[], dict[str, float]] | None = None,
+                 first: int | None = None) -> None:
         super().__init__()
         self.every, self.episodes = every, episodes
         self.seed = seed + EVAL_SEED_OFFSET
         self.env = task_env(task, self.seed, episode_steps)
         self.csv_path = csv_path
+        self.extra = extra
         self.rows: list[dict[str, float]] = []
-        self._next = every
+        self.seconds = 0.0
+        self._next = every if first is None else first
 
     def _on_step(self) -> bool:
         if self.every > 0 and self.num_timesteps >= self._next:
@@ -132,7 +178,8 @@ class EvaluationCallback(BaseCallback):
             self.run()
 
     def run(self) -> dict[str, float]:
-        row = {"timesteps": self.num_timesteps,
+        started = time.perf_counter()
+        row = {"timesteps": self.num_timesteps, **(self.extra() if self.extra else {}),
                **evaluate(self.model, self.env, self.episodes, self.seed)}
         self.rows.append(row)
         for key, value in row.items():
@@ -140,48 +187,80 @@ class EvaluationCallback(BaseCallback):
                 self.logger.record(f"eval/{key}", value)
         new = not self.csv_path.exists()
         with self.csv_path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=list(row))
             if new:
                 writer.writeheader()
             writer.writerow(row)
+        self.seconds += time.perf_counter() - started
         return row
 
 
 class TrainingStats(BaseCallback):
-    """Advances the progress bar and logs true return and success of training episodes."""
+    """Advances the progress bar; logs the learned-reward return next to the true return and
+    the success of training episodes; times the steady state (after ``learning_starts``)."""
 
     def __init__(self, bar: Bar | None = None) -> None:
         super().__init__()
         self.bar = bar
         self._true_return: np.ndarray | None = None
+        self._learned_return: np.ndarray | None = None
         self._success: np.ndarray | None = None
+        self.steady_from: tuple[int, float] | None = None  # (num_timesteps, perf_counter)
+        self.started: tuple[int, float] | None = None
 
     def _on_training_start(self) -> None:
         n = self.training_env.num_envs
         self._true_return, self._success = np.zeros(n), np.zeros(n, bool)
+        self._learned_return = np.zeros(n)
+        self.started = (self.num_timesteps, time.perf_counter())
 
     def _on_step(self) -> bool:
         infos: list[Mapping[str, Any]] = self.locals["infos"]
         dones: np.ndarray = self.locals["dones"]
         assert self._true_return is not None and self._success is not None  # training started
         self._true_return += [info[TRUE_REWARD] for info in infos]
+        self._learned_return += np.asarray(self.locals["rewards"], dtype=np.float64)
         self._success |= [bool(info.get("success", False)) for info in infos]
         for i in np.flatnonzero(dones):
             self.logger.record_mean("rollout/true_return", float(self._true_return[i]))
+            self.logger.record_mean("rollout/learned_return", float(self._learned_return[i]))
             self.logger.record_mean("rollout/success_rate", float(self._success[i]))
-            self._true_return[i], self._success[i] = 0.0, False
+            self._true_return[i], self._learned_return[i], self._success[i] = 0.0, 0.0, False
+        if self.steady_from is None and self.num_timesteps >= self.model.learning_starts:
+            self.steady_from = (self.num_timesteps, time.perf_counter())
         if self.bar is not None:
             self.bar.advance(len(dones), int(dones.sum()))
         return True
 
+    def speeds(self, excluded_seconds: float = 0.0) -> dict[str, float | None]:
+        """Env steps/s of the warm-up (random steps) and of the steady state (learning), the
+        latter leaving out ``excluded_seconds`` (evaluation) spent in it."""
+        now = time.perf_counter()
+
+        def rate(start: tuple[int, float] | None, end: tuple[int, float], skip: float = 0.0
+                 ) -> float | None:
+            if start is None or end[0] <= start[0]:
+                return None
+            return round((end[0] - start[0]) / max(end[1] - start[1] - skip, 1e-9), 2)
+
+        end = (self.num_timesteps, now)
+        return {"warmup_steps_per_s": rate(self.started, self.steady_from or end),
+                "steady_steps_per_s": rate(self.steady_from, end, excluded_seconds)}
+
 
 def train(model: SAC, steps: int, out: Path, evaluation: EvaluationCallback,
-          checkpoint_every: int, bar: Bar | None = None) -> SAC:
-    """Learn for ``steps`` env steps, logging CSV to ``out`` and checkpointing there."""
+          checkpoint_every: int, bar: Bar | None = None,
+          extra_callbacks: tuple[BaseCallback, ...] = (), resume: bool = False
+          ) -> TrainingStats:
+    """Learn for ``steps`` more env steps, logging CSV to ``out`` and checkpointing there;
+    returns the stats callback (speeds). ``resume`` continues a loaded model's count."""
     model.set_logger(configure(str(out), ["csv"]))
-    callbacks: list[BaseCallback] = [TrainingStats(bar), evaluation]
+    stats = TrainingStats(bar)
+    callbacks: list[BaseCallback] = [stats, *extra_callbacks, evaluation]
     if checkpoint_every > 0:
         every = max(checkpoint_every // model.n_envs, 1)
         callbacks.append(CheckpointCallback(every, str(out / "checkpoints"), name_prefix="sac"))
-    model.learn(total_timesteps=steps, callback=callbacks, log_interval=1)
+    model.learn(total_timesteps=steps, callback=callbacks, log_interval=1,
+                reset_num_timesteps=not resume)
+    return stats
     return model

@@ -85,8 +85,8 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
             break
     done[length - 1] = True
     sim = physics.columns(length)
-    steps = _steps_table(plan, observations[:length], actions[:length], rewards[:length],
-                         success[:length], done[:length], sim, sawyer_env(env).dt)
+    steps = steps_table(plan.index, plan.task, observations[:length], actions[:length],
+                        rewards[:length], success[:length], done[:length], sim, sawyer_env(env).dt)
     if renderer is not None:
         states = [PhysicsState(*row) for row in zip(*sim, strict=True)]
         for column, frames in renderer.image_columns(states).items():
@@ -106,16 +106,18 @@ def rollout(env: gym.Env, plan: EpisodePlan, max_steps: int,
     return EpisodeRecord(steps, episode)
 
 
-def _steps_table(plan: EpisodePlan, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-                 success: np.ndarray, done: np.ndarray, physics: list[np.ndarray],
-                 dt: float) -> pa.Table:
+def steps_table(episode_index: int, task: str, obs: np.ndarray, actions: np.ndarray,
+                rewards: np.ndarray, success: np.ndarray, done: np.ndarray,
+                physics: list[np.ndarray], dt: float) -> pa.Table:
+    """One episode's rows of the steps table (no global ``index`` yet): the collector and the
+    online loop's episode log both build them here, so their datasets are alike."""
     n = len(rewards)
     frame = np.arange(n, dtype=np.int64)
     columns: dict[str, pa.Array] = {
-        "episode_index": pa.array(np.full(n, plan.index, np.int64)),
+        "episode_index": pa.array(np.full(n, episode_index, np.int64)),
         "frame_index": pa.array(frame),
         "timestamp": pa.array((frame * dt).astype(np.float32)),
-        "task": pa.array([plan.task] * n, pa.string()),
+        "task": pa.array([task] * n, pa.string()),
         fmt.STATE: fmt.fixed_list_array(obs.astype(np.float32), pa.float32()),
         fmt.ACTION: fmt.fixed_list_array(actions.astype(np.float32), pa.float32()),
         fmt.REWARD: pa.array(rewards.astype(np.float32)),

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 from stable_baselines3.common.vec_env import VecEnv
@@ -34,13 +33,14 @@ from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.base import RewardFunction
 from rrm_data.reward.resolve import resolve_reward
-from rrm_data.rl.relabel import relabel
 from rrm_data.rl.sac import (
     EvaluationCallback,
     SacSettings,
+    check_reward_fits,
     entropy_coefficient,
     make_sac,
     make_vec_env,
+    resolve_device,
     train,
 )
 from rrm_data.sim.envs import check_task
@@ -85,21 +85,11 @@ def make_config(overrides: list[str]) -> DictConfig:
         if cfg.sac[key] < 1:
             raise RrmError(f"sac.{key} must be at least 1, got {cfg.sac[key]}")
     entropy_coefficient(cfg.sac.ent_coef)
+    resolve_device(cfg.sac.device)
     if cfg.out is None:
         label = Path(str(cfg.reward).rstrip("/")).name.replace(":", "-")
         cfg.out = f"runs/sac-{cfg.task}-{label}-seed{cfg.seed}"
     return cfg
-
-
-def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
-    """Score one real step of the task, so a reward for other observations fails up front."""
-    obs, action_shape = env.reset(), env.action_space.shape
-    assert isinstance(obs, np.ndarray) and action_shape is not None  # Box spaces
-    try:
-        relabel(reward, obs, np.zeros((len(obs), *action_shape), np.float32),
-                env_reward=np.zeros(len(obs)))
-    except RrmError as exc:
-        raise RrmError(f"reward {reward.name} does not fit task {task}: {exc}") from None
 
 
 def run(cfg: DictConfig) -> None:
@@ -129,14 +119,18 @@ def _train(cfg: DictConfig, tmp: Path, env: VecEnv, settings: SacSettings,
                                     tmp / "eval.csv", cfg.episode_steps)
     started = time.perf_counter()
     with progress("train-sac", total=cfg.steps, unit="steps", extra_unit="episodes") as bar:
-        train(model, cfg.steps, tmp, evaluation, cfg.checkpoint_every, bar)
+        stats = train(model, cfg.steps, tmp, evaluation, cfg.checkpoint_every, bar)
     seconds = time.perf_counter() - started
     model.save(tmp / POLICY_FILE)
     final = evaluation.rows[-1]
     write_json(tmp / "summary.json", {
         "task": cfg.task, "reward": reward.name, "steps": int(model.num_timesteps),
         "seed": cfg.seed, "final": final, "seconds": round(seconds, 2),
-        "env_steps_per_s": round(model.num_timesteps / seconds, 1)})
+        "device": str(model.device), "learning_starts": settings.learning_starts,
+        # Steady state: env steps/s once learning runs (after learning_starts), evaluation
+        # time left out; the warm-up (random actions, no updates) is reported apart.
+        **stats.speeds(evaluation.seconds),
+        "evaluation_seconds": round(evaluation.seconds, 2)})
     return final
 
 

@@ -1,0 +1,179 @@
+"""Success rate against env steps: true reward, prior, RRM and PEBBLE online, offline.
+
+On one task (default reach-v3 with `sac_cpu`, CPU-sized SAC), at equal env steps and for
+each seed, it runs:
+
+- `true`: train-sac on the task's own reward (the ceiling);
+- `prior`: train-sac on the prior alone (`prior:gripper_object`);
+- `rrm-<B>`: train-online recipe=rrm with B oracle labels (default B = 500, 2000);
+  `--prior-weights 1 3 10` adds `rrm-<B>-w<w>` runs with `model.prior_weight=w` (the
+  priors span about [-0.5, 0], the residual [-1, 1]: the prior's scale is a parameter);
+- `pebble-<B>`: train-online recipe=pebble with the same budgets;
+- `offline`: collect (expert with noise, and random), train-reward state_residual on
+  2,000 oracle labels, train-sac on the result.
+
+At CPU scale the B-Pref cadence (50 labels every 5,000 steps) would not spend 2,000
+labels in 40k steps, so online runs ask `budget / rounds` labels every `round_every`
+steps (default 10 rounds, every 2,000 steps: the budget is spent by a third of the run);
+PEBBLE's unsupervised phase is scaled the same way (`--unsupervised-steps`).
+
+Every run writes its own directory under `--work` (kept; a finished run is not redone,
+so the script resumes and extends). The curves (mean, min and max over seeds of the
+evaluation success rate at each evaluation) go to benchmarks/results/rl_curves.json and
+rl_curves.png, after every run. `--smoke` runs the whole machinery in a few minutes
+(tiny steps and budgets; results/rl_curves_smoke.json): the numbers mean nothing.
+
+    python benchmarks/rl_curves.py [--task reach-v3] [--steps 40000] [--seeds 0 1]
+    python benchmarks/rl_curves.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+from rrm_data.cli import main as cli
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def conditions(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Condition name → the CLI command (without out=) of one seed (``{seed}`` filled later)."""
+    common = [f"task={args.task}", f"steps={args.steps}", f"eval_every={args.eval_every}",
+              f"eval_episodes={args.eval_episodes}", "seed={seed}", *args.extra]
+    sac = ["train-sac", f"recipe={args.sac}", "checkpoint_every=0", *common]
+    out: dict[str, list[str]] = {"true": [*sac, "reward=true"],
+                                 "prior": [*sac, "reward=prior:gripper_object"]}
+    for budget in args.budgets:
+        per_round = max(1, budget // args.rounds)
+        online = ["train-online", f"sac_recipe={args.sac}", *common,
+                  f"feedback={per_round * args.rounds}", f"labels_per_round={per_round}",
+                  f"round_every={args.round_every}"]
+        for weight in args.prior_weights:  # the prior's scale, a studied parameter
+            name = f"rrm-{budget}" + ("" if weight == 1.0 else f"-w{weight:g}")
+            out[name] = [*online, "recipe=rrm", f"model.prior_weight={weight}"]
+        out[f"pebble-{budget}"] = [*online, "recipe=pebble",
+                                   f"unsupervised_steps={args.unsupervised_steps}"]
+    out["offline"] = [*sac, "reward={offline_reward}"]
+    return out
+
+
+def offline_reward(args: argparse.Namespace, seed: int) -> Path:
+    """collect + train-reward (state_residual) for one seed; the reward run directory."""
+    data, run = args.work / f"offline-data-seed{seed}", args.work / f"offline-reward-seed{seed}"
+    if not data.exists():
+        assert cli(["collect", f"task={args.task}", f"episodes={args.offline_episodes}",
+                    "policy=[expert:0.3,expert:1.0,random]", f"pairs={args.offline_labels}",
+                    f"seed={seed}", f"out={data}", *args.collect_extra]) == 0
+    if not run.exists():
+        assert cli(["train-reward", "recipe=state_residual", f"data={data}",
+                    f"seed={seed}", f"out={run}"]) == 0
+    return run
+
+
+def run_all(args: argparse.Namespace) -> dict:
+    args.work.mkdir(parents=True, exist_ok=True)
+    curves: dict[str, dict[int, list[dict]]] = {}
+    seconds: dict[str, list[float]] = {}
+    for name, command in conditions(args).items():
+        if args.only and name not in args.only:
+            continue
+        for seed in args.seeds:
+            out = args.work / f"{name}-seed{seed}"
+            if not (out / "eval.csv").exists():
+                reward = offline_reward(args, seed) if name == "offline" else ""
+                argv = [a.format(seed=seed, offline_reward=reward) for a in command]
+                started = time.perf_counter()
+                assert cli([*argv, f"out={out}"]) == 0, argv
+                seconds.setdefault(name, []).append(round(time.perf_counter() - started, 1))
+            with (out / "eval.csv").open() as f:
+                curves.setdefault(name, {})[seed] = list(csv.DictReader(f))
+            save(args, curves, seconds)
+    return save(args, curves, seconds)
+
+
+def summarize(rows_by_seed: dict[int, list[dict]]) -> dict:
+    steps = sorted({int(r["timesteps"]) for rows in rows_by_seed.values() for r in rows})
+    by_step = {s: [float(r["success_rate"]) for rows in rows_by_seed.values() for r in rows
+                   if int(r["timesteps"]) == s] for s in steps}
+    labels = {s: [float(r["labels"]) for rows in rows_by_seed.values() for r in rows
+                  if int(r["timesteps"]) == s and "labels" in r] for s in steps}
+    return {"timesteps": steps, "seeds": sorted(rows_by_seed),
+            "success_mean": [float(np.mean(by_step[s])) for s in steps],
+            "success_min": [float(np.min(by_step[s])) for s in steps],
+            "success_max": [float(np.max(by_step[s])) for s in steps],
+            "labels_mean": [float(np.mean(labels[s])) if labels[s] else None for s in steps]}
+
+
+def save(args: argparse.Namespace, curves: dict, seconds: dict) -> dict:
+    result = {"task": args.task, "steps": args.steps, "sac_recipe": args.sac,
+              "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
+              "round_every": args.round_every, "rounds": args.rounds,
+              "budgets": args.budgets, "smoke": args.smoke,
+              "conditions": {name: summarize(rows) for name, rows in curves.items()},
+              "seconds_per_run": seconds}
+    name = args.name or ("rl_curves_smoke" if args.smoke else "rl_curves")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for cond, c in result["conditions"].items():
+        line, = ax.plot(c["timesteps"], c["success_mean"], marker="o", ms=3,
+                        label=f"{cond} ({len(c['seeds'])} seeds)")
+        ax.fill_between(c["timesteps"], c["success_min"], c["success_max"], alpha=0.15,
+                        color=line.get_color())
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(f"evaluation success rate ({args.eval_episodes} episodes)")
+    ax.set_title(f"{args.task}, SAC {args.sac}: mean and min-max over seeds")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
+    plt.close(fig)
+    return result
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="reach-v3")
+    parser.add_argument("--sac", default="sac_cpu")
+    parser.add_argument("--steps", type=int, default=40_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--prior-weights", type=float, nargs="+", default=[1.0],
+                        help="RRM runs for each weight w of r0 (e.g. 1 3 10)")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--round-every", type=int, default=2000)
+    parser.add_argument("--unsupervised-steps", type=int, default=4000)
+    parser.add_argument("--eval-every", type=int, default=5000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--offline-episodes", type=int, default=60)
+    parser.add_argument("--offline-labels", type=int, default=2500)
+    parser.add_argument("--only", nargs="*", help="run only these conditions")
+    parser.add_argument("--work", type=Path, default=Path("runs/rl_curves"))
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--name", help="results file name (default rl_curves[_smoke])")
+    args = parser.parse_args(argv)
+    args.extra, args.collect_extra = [], []
+    if args.smoke:  # the machinery, end to end, in a few minutes
+        args.steps, args.seeds, args.budgets, args.rounds = 600, [0], [20, 40], 2
+        args.round_every, args.unsupervised_steps = 150, 100
+        args.eval_every, args.eval_episodes = 300, 1
+        args.offline_episodes, args.offline_labels = 6, 60
+        args.work = args.work.with_name(args.work.name + "_smoke")
+        args.extra = ["episode_steps=50", "sac.learning_starts=100", "sac.batch_size=64",
+                      "sac.net_arch=[64,64]"]
+        args.collect_extra = ["max_steps=50", "segment_length=25", "segments_per_episode=4"]
+    return args
+
+
+if __name__ == "__main__":
+    run_all(parse())

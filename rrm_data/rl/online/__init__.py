@@ -1,0 +1,7 @@
+"""Online preference-based RL (PEBBLE, and RRM on top of it): SAC collects experience with
+r̂, a teacher labels segment pairs drawn from it, r̂ is retrained, the replay buffer relabelled.
+
+Parts: ``episodes`` (what SAC did, recorded with its physics), ``queries`` (which pairs to
+ask), ``teacher`` (who answers), ``learner`` (r̂ from all answers), ``entropy`` (PEBBLE's
+unsupervised phase), ``feedback`` (every query as a dataset), ``loop`` (it all, resumable).
+"""

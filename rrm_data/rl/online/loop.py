@@ -1,0 +1,350 @@
+"""The online loop as B-Pref runs PEBBLE, resumable from its last checkpoint.
+
+SAC (Stable-Baselines3, the project's ``make_sac``) steps environments rewarded by r̂.
+After ``learning_starts`` random steps and ``unsupervised_steps`` of state-entropy
+pre-training (PEBBLE; 0 for RRM), and then every ``round_every`` env steps while budget
+is left, a round: pick ``labels_per_round`` pairs of windows of recent episodes (uniform
+on the first round, else by ``sampling``), ask the teacher, train r̂ on every label so
+far, relabel the whole replay buffer. Queries asked (skipped ones included) never
+exceed ``feedback``. After every round (and every ``round_every`` steps once the budget
+is spent) the whole state is saved: policy, replay buffer, reward and its optimizer,
+labels and the random generators; a restarted run continues from there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+
+from rrm_data.dataset import format as fmt
+from rrm_data.errors import RrmError
+from rrm_data.io import atomic_directory, write_json
+from rrm_data.progress import Bar
+from rrm_data.reward.spec import reward_spec
+from rrm_data.rl.online.entropy import StateEntropyReplayBuffer
+from rrm_data.rl.online.episodes import EpisodeLog, EpisodeStore
+from rrm_data.rl.online.feedback import LabelLog
+from rrm_data.rl.online.learner import FitResult, OnlineRewardLearner, as_labels
+from rrm_data.rl.online.queries import SAMPLINGS, pair_inputs, select_queries
+from rrm_data.rl.online.teacher import ScriptedTeacher, Teacher
+from rrm_data.rl.relabel import relabel_replay_buffer
+from rrm_data.rl.sac import (
+    EvaluationCallback,
+    SacSettings,
+    TrainingStats,
+    make_sac,
+    make_vec_env,
+    resolve_device,
+    train,
+)
+
+CHECKPOINT = "checkpoint"
+STATE_INPUTS = {fmt.STATE: fmt.STATE_DIM, fmt.ACTION: fmt.ACTION_DIM}
+
+
+@dataclass
+class OnlineSettings:
+    """Knobs of the loop, with B-Pref's defaults; recipes ``rrm`` and ``pebble`` set them."""
+
+    task: str = field(default="button-press-v3", metadata={"help": "Meta-World v3 task name"})
+    steps: int = field(default=100_000, metadata={"help": "environment steps in all"})
+    seed: int = field(default=0, metadata={"help": "seed of envs, networks, queries, teacher"})
+    feedback: int = field(default=2000, metadata={"help": "total queries the teacher is asked"})
+    labels_per_round: int = field(default=50, metadata={"help": "queries per round"})
+    round_every: int = field(default=5000, metadata={"help": "env steps between rounds"})
+    segment_length: int = field(default=50, metadata={"help": "steps per queried window"})
+    sampling: str = field(default="uniform", metadata={"help": "uniform, disagreement or "
+                                                       "entropy (B-Pref's feed types)"})
+    pool_factor: int = field(default=10, metadata={"help": "candidate pool = pool_factor x "
+                                                   "labels_per_round (disagreement, entropy)"})
+    recent_episodes: int = field(default=100, metadata={"help": "queries draw windows from "
+                                                        "this many newest episodes"})
+    unsupervised_steps: int = field(default=0, metadata={"help": "PEBBLE's state-entropy "
+                                                         "pre-training steps (0: none)"})
+    entropy_k: int = field(default=5, metadata={"help": "k of the k-NN state entropy"})
+    reset_critic: bool = field(default=True, metadata={"help": "re-initialize the critics "
+                                                       "after unsupervised pre-training"})
+    reset_updates: int = field(default=100, metadata={"help": "gradient steps on the first "
+                                                      "learned reward right after the reset"})
+    teacher: str = field(default="oracle", metadata={"help": "scripted teacher (oracle, "
+                                                     "stochastic, mistake, skip, equal, myopic)"})
+    teacher_params: dict[str, Any] = field(default_factory=dict,
+                                           metadata={"help": "the teacher's parameters"})
+    reward_max_epochs: int = field(default=10, metadata={"help": "epoch cap per round "
+                                                         "(B-Pref Meta-World: 10)"})
+    target_agreement: float = field(default=0.97, metadata={"help": "stop a round's reward "
+                                                            "training at this train agreement"})
+    reward_batch_size: int = field(default=128, metadata={"help": "pairs per reward step"})
+    reward_lr: float = field(default=3e-4, metadata={"help": "Adam step size of the reward"})
+    test_fraction: float = field(default=0.2, metadata={"help": "oracle test pairs of the "
+                                                        "feedback dataset, x labels"})
+    model: dict[str, Any] = field(default_factory=dict, metadata={"help": "reward model "
+                                                                  "(as train-reward's model)"})
+    sac: SacSettings = field(default_factory=SacSettings, metadata={"help": "SB3 SAC settings"})
+    eval_every: int = field(default=10_000, metadata={"help": "env steps between evaluations"})
+    eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per eval"})
+    episode_steps: int | None = field(default=None, metadata={"help": "cut episodes shorter "
+                                                              "than Meta-World's 500 steps"})
+
+    @property
+    def first_round(self) -> int:
+        return self.sac.learning_starts + self.unsupervised_steps
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> OnlineSettings:
+        """The settings among a command's config keys (an OmegaConf config or mapping)."""
+        values = OmegaConf.to_container(
+            OmegaConf.create({f.name: cfg[f.name] for f in fields(cls)}), resolve=True)
+        return cls(**{**values, "sac": SacSettings(**values["sac"])})
+
+
+def check_settings(s: OnlineSettings) -> None:
+    """Refuse settings the loop cannot run, each with one line."""
+    if s.sampling not in SAMPLINGS:
+        raise RrmError(f"unknown sampling '{s.sampling}'; known: {', '.join(SAMPLINGS)}")
+    if s.labels_per_round < 1:
+        raise RrmError(f"labels_per_round must be at least 1, got {s.labels_per_round}")
+    if s.feedback < s.labels_per_round:
+        raise RrmError(f"feedback={s.feedback} is smaller than one round "
+                       f"(labels_per_round={s.labels_per_round})")
+    if s.reset_updates < 0:
+        raise RrmError(f"reset_updates must be at least 0, got {s.reset_updates}")
+    for key in ("steps", "round_every", "segment_length", "pool_factor", "recent_episodes",
+                "reward_max_epochs", "reward_batch_size", "eval_episodes", "entropy_k"):
+        if getattr(s, key) < 1:
+            raise RrmError(f"{key} must be at least 1, got {getattr(s, key)}")
+    if s.first_round >= s.steps:
+        raise RrmError(f"steps={s.steps} ends before the first round (learning_starts + "
+                       f"unsupervised_steps = {s.first_round})")
+    if s.episode_steps is not None and s.episode_steps < s.segment_length:
+        raise RrmError(f"episode_steps={s.episode_steps} is shorter than "
+                       f"segment_length={s.segment_length}")
+    if not 0.0 <= s.test_fraction < 1.0:
+        raise RrmError(f"test_fraction must lie in [0, 1), got {s.test_fraction}")
+    unknown = set(s.model.get("inputs", [])) - set(STATE_INPUTS)
+    if unknown:
+        raise RrmError(f"train-online learns from state and action; model.inputs has "
+                       f"{', '.join(sorted(unknown))}")
+    make_teacher_for(s)
+    resolve_device(s.sac.device)
+    reward_spec(s.model, STATE_INPUTS, None)
+
+
+def make_teacher_for(s: OnlineSettings) -> Teacher:
+    return ScriptedTeacher(s.teacher, s.teacher_params, s.seed)
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint restores besides the networks and the buffer."""
+
+    next_tick: int
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    labels: LabelLog = field(default_factory=LabelLog)
+    next_episode: int = 0
+    rng: dict[str, Any] = field(default_factory=dict)
+    teacher_rng: dict[str, Any] = field(default_factory=dict)
+    resumed_from: list[int] = field(default_factory=list)
+
+
+class OnlineRun:
+    """One run of the loop in its work folder: build or restore, learn, checkpoint."""
+
+    def __init__(self, s: OnlineSettings, workdir: Path, teacher: Teacher | None = None) -> None:
+        """``teacher`` replaces the scripted one that ``s.teacher`` names (a human queue)."""
+        check_settings(s)
+        self.s, self.workdir = s, Path(workdir)
+        self.device = resolve_device(s.sac.device)
+        self.store = EpisodeStore(self.workdir, s.task, s.recent_episodes, seed=s.seed)
+        self.teacher: Teacher = teacher if teacher is not None else make_teacher_for(s)
+        self.learner = OnlineRewardLearner(
+            reward_spec(s.model, STATE_INPUTS, None), lr=s.reward_lr,
+            batch_size=s.reward_batch_size, max_epochs=s.reward_max_epochs,
+            target_agreement=s.target_agreement, seed=s.seed, device=self.device)
+        self.rng = np.random.default_rng([s.seed, 5])
+        self.env = make_vec_env(s.task, self.learner.reward, s.sac.n_envs, s.seed,
+                                s.episode_steps, wrap=lambda env: EpisodeLog(env, self.store))
+        self.inputs: dict[str, torch.Tensor] = {}
+        checkpoint = find_checkpoint(self.workdir)
+        if checkpoint is None:
+            self.model = make_sac(self.env, s.sac, s.seed, s.steps,
+                                  replay_buffer_class=StateEntropyReplayBuffer,
+                                  replay_buffer_kwargs={"entropy_k": s.entropy_k})
+            self.model.replay_buffer.intrinsic = s.unsupervised_steps > 0
+            self.state = LoopState(next_tick=s.first_round)
+            self.store.restore(0)  # episodes of a run killed before its first checkpoint
+            (self.workdir / "eval.csv").unlink(missing_ok=True)
+        else:
+            self._restore(checkpoint)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def learn(self, bar: Bar | None = None) -> tuple[TrainingStats, EvaluationCallback]:
+        s, done = self.s, self.model.num_timesteps
+        evaluation = EvaluationCallback(
+            s.task, s.eval_every, s.eval_episodes, s.seed, self.workdir / "eval.csv",
+            s.episode_steps, extra=lambda: {"labels": len(self.state.labels)},
+            first=(done // s.eval_every + 1) * s.eval_every if s.eval_every > 0 else None)
+        if bar is not None and done:
+            bar.advance(done, 0)
+        stats = train(self.model, s.steps - done, self.workdir, evaluation, 0, bar,
+                      (RoundCallback(self),), resume=done > 0)
+        return stats, evaluation
+
+    def tick(self) -> None:
+        """At a round's time: a round if budget is left, then a checkpoint."""
+        if self.labels_left() > 0:
+            self.round()
+        self.state.next_tick += self.s.round_every
+        self.checkpoint()
+
+    def labels_left(self) -> int:
+        return self.s.feedback - len(self.state.labels)
+
+    def round(self) -> dict[str, Any]:
+        s, first = self.s, not self.state.rounds
+        started = time.perf_counter()
+        buffer = self.model.replay_buffer
+        unsupervised = first and getattr(buffer, "intrinsic", False)
+        buffer.intrinsic = False  # from now on the buffer's (relabelled) rewards count
+        reset = unsupervised and s.reset_critic
+        if reset:
+            reset_critic(self.model)
+        count = min(s.labels_per_round, self.labels_left())
+        candidates = self.store.recent()
+        if not candidates:
+            raise RrmError(f"no finished episode to query at step {self.model.num_timesteps}; "
+                           "raise learning_starts or shorten episode_steps")
+        queries = select_queries(self.store.episode, candidates, count, s.segment_length,
+                                 "uniform" if first else s.sampling, self.learner.model,
+                                 s.pool_factor, self.rng)
+        labels = np.asarray(self.teacher.label(queries), np.float64)
+        self.state.labels.add(queries, labels)
+        if first and s.model.get("normalize", False):
+            recent = [self.store.episode(e) for e in candidates]
+            self.learner.set_normalization({
+                fmt.STATE: torch.as_tensor(np.concatenate([e.obs for e in recent])),
+                fmt.ACTION: torch.as_tensor(np.concatenate([e.action for e in recent]))})
+        answered = ~np.isnan(labels)
+        new = pair_inputs(self.store.episode, queries.take(np.flatnonzero(answered)),
+                          self.device)
+        self._append_inputs(new, labels[answered])
+        fit = (self.learner.fit({c: v for c, v in self.inputs.items() if c != "label"},
+                                self.inputs["label"])
+               if len(self.inputs.get("label", ())) else FitResult(0, 0.0, 0.0))
+        relabel_replay_buffer(self.model.replay_buffer, self.learner.reward)
+        if reset and s.reset_updates > 0:  # PEBBLE: fit the fresh critics before going on
+            self.model.train(gradient_steps=s.reset_updates, batch_size=s.sac.batch_size)
+        self.store.prune(self.state.labels.episodes())
+        record = {"timesteps": int(self.model.num_timesteps), "asked": count,
+                  "skipped": int((~answered).sum()), "labels": len(self.state.labels),
+                  "epochs": fit.epochs, "train_agreement": round(fit.agreement, 4),
+                  "loss": round(fit.loss, 5), "seconds": round(time.perf_counter() - started, 2)}
+        self.state.rounds.append(record)
+        self.model.logger.record("reward/train_agreement", fit.agreement)
+        self.model.logger.record("reward/labels", len(self.state.labels))
+        return record
+
+    def _append_inputs(self, new: dict[str, torch.Tensor], labels: np.ndarray) -> None:
+        new = {**new, "label": as_labels(labels, self.device)}
+        self.inputs = {c: torch.cat([self.inputs[c], v]) if c in self.inputs else v
+                       for c, v in new.items()}
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        self.state.next_episode = self.store.next_index
+        self.state.rng = self.rng.bit_generator.state
+        self.state.teacher_rng = getattr(self.teacher, "rng", self.rng).bit_generator.state
+        with atomic_directory(self.workdir / CHECKPOINT, overwrite=True) as tmp:
+            self.model.save(tmp / "sac.zip")
+            self.model.save_replay_buffer(tmp / "replay.pkl")
+            torch.save({"model": self.learner.model.state_dict(),
+                        "spec": self.learner.model.spec, **self.learner.state()},
+                       tmp / "reward.pt")
+            state = asdict(self.state)
+            state["labels"] = self.state.labels.to_dict()
+            state["timesteps"] = int(self.model.num_timesteps)
+            write_json(tmp / "state.json", state)
+            if (self.workdir / "eval.csv").exists():
+                shutil.copy(self.workdir / "eval.csv", tmp / "eval.csv")
+
+    def _restore(self, checkpoint: Path) -> None:
+        state = json.loads((checkpoint / "state.json").read_text())
+        labels = LabelLog.from_dict(state.pop("labels"))
+        timesteps = state.pop("timesteps")
+        self.state = LoopState(**{**state, "labels": labels})
+        self.state.resumed_from.append(int(timesteps))
+        saved = torch.load(checkpoint / "reward.pt", map_location=self.device,
+                           weights_only=False)
+        self.learner.model.spec.update(saved["spec"])
+        self.learner.reward.spec.update(saved["spec"])
+        self.learner.model.load_state_dict(saved["model"])
+        self.learner.load_state(saved)
+        self.rng.bit_generator.state = state["rng"]
+        if hasattr(self.teacher, "rng"):
+            self.teacher.rng.bit_generator.state = state["teacher_rng"]
+        self.store.restore(self.state.next_episode)
+        self.model = SAC.load(checkpoint / "sac.zip", env=self.env, device=self.device)
+        self.model.load_replay_buffer(checkpoint / "replay.pkl")
+        # SB3 saves the last observation of the killed run's environments; these are new
+        # ones, so let learn() reset them (and the episode log with them).
+        self.model._last_obs = None
+        eval_csv = self.workdir / "eval.csv"
+        eval_csv.unlink(missing_ok=True)
+        if (checkpoint / "eval.csv").exists():
+            shutil.copy(checkpoint / "eval.csv", eval_csv)
+        answered = labels.answered()
+        if len(answered):
+            episode = cache(self.store.episode)
+            self._append_inputs(pair_inputs(episode, labels.queries(answered,
+                                                                    self.s.segment_length),
+                                            self.device),
+                                np.asarray(labels.label, np.float64)[answered])
+
+
+class RoundCallback(BaseCallback):
+    """Calls the run's ``tick`` when its time comes, between two env steps."""
+
+    def __init__(self, run: OnlineRun) -> None:
+        super().__init__()
+        self.tick: Callable[[], None] = run.tick
+        self.state = run.state
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.state.next_tick:
+            self.tick()
+        return True
+
+
+def reset_critic(model: SAC) -> None:
+    """Fresh critics (and targets, and optimizer state) after unsupervised pre-training, as
+    PEBBLE does: values learned for the entropy reward would mislead the new reward."""
+    for module in model.critic.modules():
+        if hasattr(module, "reset_parameters") and module is not model.critic:
+            module.reset_parameters()
+    model.critic_target.load_state_dict(model.critic.state_dict())
+    model.critic.optimizer.state.clear()
+
+
+def find_checkpoint(workdir: Path) -> Path | None:
+    """The last complete checkpoint; one interrupted between its two renames is recovered."""
+    path = workdir / CHECKPOINT
+    for leftover in workdir.glob(f".{CHECKPOINT}.*"):
+        if not path.exists() and ".old-" in leftover.name and (leftover / "state.json").exists():
+            leftover.rename(path)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+    return path if (path / "state.json").exists() else None

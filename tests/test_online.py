@@ -1,0 +1,204 @@
+"""train-online: the PEBBLE / RRM loop end to end, its budget, its feedback dataset, resume
+after kill -9, disagreement sampling, and one-line errors. Runs are tiny (hundreds of steps)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rrm_data.cli import main
+from rrm_data.reward.artifact import load_reward
+from rrm_data.reward.loss import preference_logits, segment_returns
+from rrm_data.reward.networks import ResidualReward
+from rrm_data.reward.spec import reward_spec
+from rrm_data.rl.online.entropy import knn_distance
+from rrm_data.rl.online.episodes import EpisodeArrays
+from rrm_data.rl.online.loop import OnlineRun, OnlineSettings
+from rrm_data.rl.online.queries import Queries, pair_inputs, random_pairs, select_queries
+from rrm_data.rl.online.teacher import Teacher
+from rrm_data.rl.sac import load_policy
+from rrm_data.workflows.train_online import make_config
+from tests.conftest import overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK = "reach-v3"
+# 50-step episodes, a round every 100 steps from step 100, 10 queries of 20-step windows.
+QUICK = {"task": TASK, "episode_steps": 50, "sac.learning_starts": 100, "sac.batch_size": 32,
+         "sac.net_arch": [32, 32], "model.hidden": 32, "model.layers": 2,
+         "labels_per_round": 10, "round_every": 100, "segment_length": 20, "pool_factor": 3,
+         "reward_max_epochs": 10, "eval_every": 200, "eval_episodes": 1}
+
+
+@pytest.fixture(scope="module")
+def online_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RRM online, 400 steps, a budget of 25 that is not a multiple of a round (10)."""
+    out = tmp_path_factory.mktemp("online") / "run"
+    assert main(["train-online", *overrides(**QUICK, recipe="rrm", steps=400, feedback=25,
+                                            sampling="disagreement", out=out)]) == 0
+    return out
+
+
+def test_loop_runs_end_to_end(online_run: Path) -> None:
+    for name in ("policy.zip", "reward/reward.json", "eval.csv", "rounds.csv", "progress.csv",
+                 "summary.json", "config.yaml", "feedback/meta/info.json"):
+        assert (online_run / name).exists(), name
+    assert not any(p.name.startswith(".") for p in online_run.parent.iterdir())  # work dir gone
+    with (online_run / "eval.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["timesteps"]) for r in rows] == [200, 400]
+    assert {"labels", "success_rate", "true_return"} <= set(rows[0])
+    reward = load_reward(online_run)
+    assert reward.spec["prior"]["name"] == "gripper_object" and reward.spec["normalization"]
+    assert load_policy(str(online_run)).num_timesteps == 400  # what collect's sac:PATH loads
+    with (online_run / "progress.csv").open() as f:
+        assert "rollout/learned_return" in next(csv.reader(f))
+
+
+def test_labels_never_exceed_the_budget(online_run: Path) -> None:
+    summary = json.loads((online_run / "summary.json").read_text())
+    with (online_run / "rounds.csv").open() as f:
+        rounds = list(csv.DictReader(f))
+    assert [int(r["asked"]) for r in rounds] == [10, 10, 5]  # the last round is cut to fit
+    assert summary["labels"] == 25 == summary["feedback_budget"]
+    info = json.loads((online_run / "feedback" / "meta" / "info.json").read_text())
+    assert info["counts"]["pairs"]["train"] == 25
+
+
+def test_feedback_dataset_validates_and_trains_a_reward(online_run: Path,
+                                                         tmp_path: Path) -> None:
+    data = online_run / "feedback"
+    assert main(["validate", f"data={data}"]) == 0
+    assert main(["train-reward", "recipe=state_residual", f"data={data}",
+                 "trainer.max_epochs=1", f"out={tmp_path / 'reward'}"]) == 0
+    assert main(["evaluate", f"reward={tmp_path / 'reward'}", f"data={data}",
+                 f"out={tmp_path / 'eval'}"]) == 0
+
+
+def test_resume_after_kill_9(tmp_path: Path) -> None:
+    """PEBBLE (with its entropy phase) killed after its second checkpoint resumes there."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "rrm_data.cli", "train-online",
+            *overrides(**QUICK, recipe="pebble", unsupervised_steps=100, steps=700,
+                       feedback=40, out=out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    state = out.with_name(f".{out.name}.online") / "checkpoint" / "state.json"
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if state.exists() and json.loads(state.read_text())["timesteps"] >= 300:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not out.exists()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_from"] and summary["resumed_from"][0] >= 300
+    assert summary["steps"] == 700 and summary["labels"] == 40
+    assert main(["validate", f"data={out / 'feedback'}"]) == 0
+
+
+class PreferFirst:
+    """A stand-in for a human queue: says "a is better" to everything and counts the asks."""
+
+    name = "human:test"
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def label(self, queries: Queries) -> np.ndarray:
+        self.asked.append(len(queries))
+        assert queries.rewards_a.shape == (len(queries), queries.length)
+        return np.ones(len(queries))
+
+    def params(self) -> dict[str, float]:
+        return {}
+
+
+def test_any_teacher_plugs_into_the_loop(tmp_path: Path) -> None:
+    values = {**QUICK, "steps": 300, "feedback": 20, "eval_every": 0}
+    cfg = make_config([*overrides(**values), f"out={tmp_path / 'run'}"])
+    teacher = PreferFirst()
+    assert isinstance(teacher, Teacher)
+    online = OnlineRun(OnlineSettings.from_config(cfg), tmp_path / "work", teacher=teacher)
+    online.learn()
+    online.env.close()
+    assert teacher.asked == [10, 10]
+    assert online.state.labels.label == [1.0] * 20
+
+
+def _episodes(n: int, length: int, seed: int) -> dict[int, EpisodeArrays]:
+    rng = np.random.default_rng(seed)
+    return {i: EpisodeArrays(rng.normal(size=(length, 39)).astype(np.float32),
+                             rng.uniform(-1, 1, (length, 4)).astype(np.float32),
+                             rng.random(length)) for i in range(n)}
+
+
+@pytest.mark.parametrize("sampling", ["disagreement", "entropy"])
+def test_uncertainty_sampling_picks_the_most_uncertain_pairs(sampling: str) -> None:
+    """disagreement: largest std over members of P(a ≻ b); entropy: largest mean binary
+    entropy of the members' P(a ≻ b), both computed here directly from the ensemble."""
+    episodes = _episodes(6, 40, 0)
+    model = ResidualReward(reward_spec(
+        {"network": "mlp", "inputs": ["observation.state", "action"], "prior": "zero",
+         "prior_weight": 0.0, "negate_prior": False, "prior_as_input": False,
+         "hidden": 16, "layers": 2, "members": 3}, {"observation.state": 39, "action": 4},
+        None)).eval()
+    chosen = select_queries(episodes.__getitem__, list(episodes), 5, 10, sampling,
+                            model, 8, np.random.default_rng(3))
+    pool = random_pairs(episodes.__getitem__, list(episodes), 40, 10, np.random.default_rng(3))
+    with torch.no_grad():
+        returns = segment_returns(model, pair_inputs(episodes.__getitem__, pool))
+        p = torch.sigmoid(preference_logits(returns)).double()  # (members, pairs)
+    if sampling == "disagreement":
+        score = p.std(dim=0, correction=0).numpy()
+    else:
+        score = (-(p * p.log() + (1 - p) * (1 - p).log())).mean(dim=0).numpy()
+    top = np.argsort(-score)[:5]
+    assert np.array_equal(chosen.episode_a, pool.episode_a[top])
+    assert np.array_equal(chosen.start_a, pool.start_a[top])
+    assert np.array_equal(chosen.start_b, pool.start_b[top])
+    assert (chosen.episode_a != chosen.episode_b).all()
+    assert len(np.unique(score[top])) == 5  # a strict ranking, not a tie picked by chance
+
+
+def test_knn_state_entropy_matches_brute_force() -> None:
+    points = torch.randn(50, 5)
+    queries = points[:7]
+    brute = torch.cdist(queries, points).sort(dim=1).values[:, 3]  # self is the 0th neighbour
+    assert torch.allclose(knn_distance(queries, points, k=3, chunk=16), brute)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sampling=most_fun"], "unknown sampling 'most_fun'"),
+    (["feedback=5"], "smaller than one round"),
+    (["teacher=grumpy"], "unknown teacher 'grumpy'"),
+    (["recipe=nope"], "unknown recipe 'nope'"),
+])
+def test_bad_input_gets_one_line(args: list[str], message: str, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train-online", *overrides(**QUICK, steps=300, out=tmp_path / "r"),
+                 *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_refuses_an_existing_out(online_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train-online", *overrides(**QUICK, steps=300, out=online_run)]) == 2
+    assert "already exists" in capsys.readouterr().err
