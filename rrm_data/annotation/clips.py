@@ -1,7 +1,7 @@
 """Video clips of segments for the labelling page: WebM (VP9) encoded with PyAV, cached on disk.
 
 Frames come from the dataset when it stores a camera, else they are re-rendered from the
-stored physics state (the gallery's ``FrameSource``). At 1× a clip plays ``fps`` steps per
+stored physics state (``sim.episode_frames``). At 1× a clip plays ``fps`` steps per
 second: 20 by default, a quarter of Meta-World's 80 Hz, so a 50-step segment lasts 2.5 s
 (at real time it would flash by in 0.6 s). Rendering contexts are bound to the thread that
 made them, so one ``ClipMaker`` is used from one thread only (the app gives it one thread).
@@ -19,8 +19,8 @@ from av.video.stream import VideoStream
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
-from rrm_data.evaluation.gallery import FrameSource
 from rrm_data.io import atomic_file
+from rrm_data.sim.episode_frames import EpisodeFrames
 from rrm_data.sim.rendering import image_cameras
 
 CODEC = "libvpx-vp9"
@@ -58,7 +58,7 @@ class ClipMaker:
         check_frames_available(dataset)
         stored = image_cameras(dataset.info.features["steps"])
         self.camera = camera if camera in stored or not stored else stored[0]
-        self.source = FrameSource(dataset, self.camera, size)
+        self.source = EpisodeFrames(dataset, self.camera, size)
         self.fps = fps
         self.cache = Path(cache)
         self.cache.mkdir(parents=True, exist_ok=True)

@@ -12,24 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 import numpy as np
-import pandas as pd
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from PIL import Image
 
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.reader import DatasetDir
 from rrm_data.evaluation import plots
+from rrm_data.evaluation.scoring import Scored, SplitData
 from rrm_data.progress import progress
-from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
-from rrm_data.sim.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
-
-if TYPE_CHECKING:  # scoring loads torch; FrameSource alone (the labelling app) does not need it
-    from rrm_data.evaluation.scoring import Scored, SplitData
+from rrm_data.sim.episode_frames import EpisodeFrames
 
 MIN_FRAME_MS = 40  # browsers slow down GIF frames shorter than 20 ms; keep clips watchable
 
@@ -71,42 +64,6 @@ def subsample(first: int, length: int, count: int) -> np.ndarray:
     """At most ``count`` evenly spaced step rows of a window, always keeping its last step."""
     return np.unique(np.linspace(first, first + length - 1, num=min(count, length)).round()
                      .astype(np.int64))
-
-
-class FrameSource:
-    """Upright RGB frames of chosen step rows: stored frames when the dataset has the camera,
-    else rendered from the rows' stored physics state in the episode's rebuilt scene."""
-
-    def __init__(self, dataset: DatasetDir, camera: str, size: int) -> None:
-        self.dataset, self.camera = dataset, camera
-        self.stored = fmt.image_column(camera) in dataset.info.features["steps"]
-        self.spec = FrameSpec((camera,), size)
-        self._renderers: dict[str, tuple[Any, FrameRenderer]] = {}
-
-    def _rows(self, rows: np.ndarray, columns: list[str]) -> Any:
-        """Only the needed rows of the steps table, in the order of ``rows``."""
-        table = pq.read_table(self.dataset.files("steps"), columns=["index", *columns],
-                              filters=pc.field("index").isin(rows))
-        order = pd.Index(table.column("index").to_numpy()).get_indexer(rows)
-        return table.take(order)
-
-    def frames(self, episode: dict[str, Any], rows: np.ndarray) -> list[np.ndarray]:
-        if self.stored:
-            return list(decode_column(self._rows(rows, [fmt.image_column(self.camera)])
-                                      .column(fmt.image_column(self.camera))))
-        task = str(episode["task"])
-        if task not in self._renderers:
-            env = make_env(task, seed=0)
-            self._renderers[task] = env, FrameRenderer(sawyer_env(env).model, self.spec)
-        env, renderer = self._renderers[task]
-        reset_to_rand_vec(env, np.asarray(episode["rand_vec"]))
-        states = physics_states(self._rows(rows, list(fmt.SIM_COLUMNS)))
-        return [renderer.render(state)[self.camera] for state in states]
-
-    def close(self) -> None:
-        for env, renderer in self._renderers.values():
-            renderer.close()
-            env.close()
 
 
 def write_filmstrip(frames: list[np.ndarray], path: Path, frame_ms: int) -> None:
@@ -194,7 +151,7 @@ def build_gallery(data: SplitData, scored: list[Scored], root: Path, k: int, cam
     true_reward = data.dataset.table("steps", columns=[fmt.REWARD]).column(fmt.REWARD).to_numpy()
     picks = [list(_groups(s, data, k)) for s in scored]
     needed = {clip.name: clip for column in picks for _, clip, _, _ in column}
-    source = FrameSource(data.dataset, camera, size)
+    source = EpisodeFrames(data.dataset, camera, size)
     try:
         with progress("gallery", total=len(needed), unit="clips") as bar:
             for name, clip in sorted(needed.items()):
