@@ -240,6 +240,21 @@ def atomic_directory(out: Path, kind: Kind, overwrite: bool = False) -> Iterator
 
 
 @contextmanager
+def replaced_directory(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``, a folder inside a work folder the command owns
+    (no output rule, no lock): it replaces ``path`` in one step when the block succeeds, and
+    is removed when it fails. What a killed writer left goes with ``clean_leftovers(path)``."""
+    path = absolute(path)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        publish(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextmanager
 def atomic_file(out: Path, kind: Kind | None = None, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``out`` to write; it replaces ``out`` in one step.
 

@@ -24,6 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rrm_data.errors import RrmError
@@ -93,9 +94,11 @@ def make_vec_env(task: str, reward: RewardFunction, n_envs: int, seed: int,
 def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
     """Score one real step through the rewarded environments (frames included, rendered as
     the reward's training data was), so a reward for other observations fails up front."""
+    action_shape = env.action_space.shape
+    assert action_shape is not None  # a Box space
     env.reset()
     try:
-        env.step(np.zeros((env.num_envs, *env.action_space.shape), np.float32))
+        env.step(np.zeros((env.num_envs, *action_shape), np.float32))
     except RrmError as exc:
         raise RrmError(f"reward {reward.name} does not fit task {task}: {exc}") from None
 
@@ -207,17 +210,21 @@ class TrainingStats(BaseCallback):
         self._success: np.ndarray | None = None
         self.steady_from: tuple[int, float] | None = None  # (num_timesteps, perf_counter)
         self.started: tuple[int, float] | None = None
+        self.learning_starts = 0
 
     def _on_training_start(self) -> None:
         n = self.training_env.num_envs
         self._true_return, self._success = np.zeros(n), np.zeros(n, bool)
         self._learned_return = np.zeros(n)
         self.started = (self.num_timesteps, time.perf_counter())
+        if isinstance(self.model, OffPolicyAlgorithm):  # SAC: random steps, then learning
+            self.learning_starts = self.model.learning_starts
 
     def _on_step(self) -> bool:
         infos: list[Mapping[str, Any]] = self.locals["infos"]
         dones: np.ndarray = self.locals["dones"]
-        assert self._true_return is not None and self._success is not None  # training started
+        assert self._true_return is not None and self._learned_return is not None  # started
+        assert self._success is not None
         self._true_return += [info[TRUE_REWARD] for info in infos]
         self._learned_return += np.asarray(self.locals["rewards"], dtype=np.float64)
         self._success |= [bool(info.get("success", False)) for info in infos]
@@ -226,7 +233,7 @@ class TrainingStats(BaseCallback):
             self.logger.record_mean("rollout/learned_return", float(self._learned_return[i]))
             self.logger.record_mean("rollout/success_rate", float(self._success[i]))
             self._true_return[i], self._learned_return[i], self._success[i] = 0.0, 0.0, False
-        if self.steady_from is None and self.num_timesteps >= self.model.learning_starts:
+        if self.steady_from is None and self.num_timesteps >= self.learning_starts:
             self.steady_from = (self.num_timesteps, time.perf_counter())
         if self.bar is not None:
             self.bar.advance(len(dones), int(dones.sum()))
@@ -263,4 +270,3 @@ def train(model: SAC, steps: int, out: Path, evaluation: EvaluationCallback,
     model.learn(total_timesteps=steps, callback=callbacks, log_interval=1,
                 reset_num_timesteps=not resume)
     return stats
-    return model
