@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from helpers import edit_column, edit_info
 from jsonschema import Draft202012Validator
 
 from rrm_data.cli import main
@@ -34,33 +34,6 @@ def validate(data: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
     code = main(["validate", f"data={data}"])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
-
-
-def edit_column(path: Path, column: str, edit: Callable[[np.ndarray], np.ndarray | None]) -> None:
-    """Rewrite one column of a Parquet file through numpy (vectors as (rows, size) arrays)."""
-    table = pq.read_table(path)
-    field = table.schema.field(column)
-    vector = pa.types.is_fixed_size_list(field.type)
-    chunked = table.column(column).combine_chunks()
-    if vector:
-        values = chunked.flatten().to_numpy().reshape(len(chunked), field.type.list_size).copy()
-    else:
-        values = chunked.to_numpy(zero_copy_only=False).copy()
-    result = edit(values)
-    values = values if result is None else result
-    if vector:
-        array = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), field.type.list_size)
-    else:
-        array = pa.array(values, type=field.type)
-    table = table.set_column(table.schema.get_field_index(column), field, array)
-    pq.write_table(table, path)
-
-
-def edit_info(data: Path, edit: Callable[[dict], None]) -> None:
-    path = data / "meta" / "info.json"
-    info = json.loads(path.read_text())
-    edit(info)
-    path.write_text(json.dumps(info))
 
 
 def test_fresh_dataset_is_valid(small_dataset: Path, capsys: pytest.CaptureFixture) -> None:

@@ -58,9 +58,10 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-def dataset_problems(root: str | Path) -> Iterator[Problem]:
-    """Every problem of the dataset at ``root``, lazily: take the first with ``next``."""
-    return _Checker(Path(root)).problems()
+def dataset_problems(root: str | Path, frames: bool = True) -> Iterator[Problem]:
+    """Every problem of the dataset at ``root``, lazily: take the first with ``next``.
+    ``frames=False`` skips decoding camera frames, for commands that never read them."""
+    return _Checker(Path(root), frames).problems()
 
 
 def validate_dataset(root: str | Path) -> list[Problem]:
@@ -68,9 +69,9 @@ def validate_dataset(root: str | Path) -> list[Problem]:
     return list(dataset_problems(root))
 
 
-def check_dataset(root: str | Path) -> None:
+def check_dataset(root: str | Path, frames: bool = True) -> None:
     """Raise RrmError naming the first problem (file, row, column) of the dataset at ``root``."""
-    problem = next(dataset_problems(root), None)
+    problem = next(dataset_problems(root, frames), None)
     if problem is not None:
         raise RrmError(str(problem))
 
@@ -229,8 +230,9 @@ def _non_finite(part: TablePart, table: pa.Table, columns: list[str]) -> Iterato
 class _Checker:
     """Runs the stages in order over one dataset directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, frames: bool = True) -> None:
         self.root = root
+        self.frames = frames
         self.info: dict[str, Any] = {}
         self.parts: dict[tuple[str, str], TablePart] = {}
 
@@ -350,7 +352,8 @@ class _Checker:
                                                          if c in table.column_names]))
 
         yield from _steps_problems(steps_part, steps, [fmt.STATE, fmt.ACTION, fmt.REWARD, *priors])
-        yield from _image_problems(steps_part)
+        if self.frames:
+            yield from _image_problems(steps_part)
         yield from _non_finite(episodes_part, episodes, ["return"])
         yield from _non_finite(segments_part, segments, ["return", *segment_priors])
         yield from _episode_problems(episodes_part, episodes, steps_part, steps)
