@@ -365,4 +365,5 @@ def test_corruption_is_caught_and_no_command_crashes(
         if code == 2:
             lines = err.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith(f"rrm-data {command}: error: "), lines
+            assert command == "info" or expected in lines[0]  # validate's own message
         outcomes.setdefault(command, Counter())["refused" if code else "ran"] += 1

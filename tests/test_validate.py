@@ -177,3 +177,18 @@ def test_embeddings_table_is_checked(data: Path) -> None:
     with pytest.raises(Exception, match=r"train-00000-of-00001.parquet row 9 column index: "
                                         r"step 600 does not exist"):
         check_dataset(data)
+
+
+@pytest.mark.parametrize("collect", [{"test_fraction": 0},
+                                     {"teachers": ["skip"], "teacher_params.skip.epsilon": 1}],
+                         ids=["no test pairs", "skipped pairs"])
+def test_valid_edge_cases_pass(make_dataset, collect: dict) -> None:
+    """What the new checks must not refuse: an empty test split when counts.pairs.test is 0,
+    and gaps in pair_index where a teacher skipped every label of a pair."""
+    data = make_dataset(**collect)
+    assert validate_dataset(data) == []
+    pairs = pq.read_table(data / TRAIN, columns=["pair_index"]).column(0).to_numpy()
+    if "teachers" in collect:
+        assert len(np.unique(pairs)) < pairs.max() + 1  # the gaps are there
+    else:
+        assert pq.read_metadata(data / TEST).num_rows == 0
