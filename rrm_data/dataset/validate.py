@@ -149,6 +149,11 @@ class TablePart:
         i = int(np.searchsorted(self.offsets, row, side="right")) - 1
         return Problem(self.relative(self.files[i]), message, int(row - self.offsets[i]), column)
 
+    def shard(self, i: int) -> TablePart:
+        """The rows of file ``i`` as a part of their own, to read a large column file by file."""
+        return TablePart(self.root, self.files[i:i + 1], self.offsets[i:i + 2] - self.offsets[i],
+                         self.schema)
+
     def read(self, columns: list[str]) -> pa.Table:
         parts = []
         for path in self.files:
@@ -425,9 +430,8 @@ def _image_problems(part: TablePart) -> Iterator[Problem]:
     a header check is not enough, a frame cut short only fails when its pixels are read."""
     cameras = [n for n in part.schema.names if n.startswith(fmt.image_column(""))]
     for column in cameras:
-        for i, path in enumerate(part.files):
-            values = TablePart(part.root, [path], part.offsets[i:i + 2] - part.offsets[i],
-                               part.schema).read([column]).column(column).combine_chunks()
+        for i in range(len(part.files)):
+            values = part.shard(i).read([column]).column(column).combine_chunks()
             pngs = values.field("bytes")
             row = _first(pc.is_null(pngs).to_numpy(zero_copy_only=False)
                          | pc.is_null(values).to_numpy(zero_copy_only=False))
