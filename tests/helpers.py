@@ -4,9 +4,14 @@ datasets, a Hugging Face cache built by hand, and the one-line error assertion."
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 # A small real collection: 10 episodes of 60 steps (seconds to collect on 2 cores).
@@ -66,3 +71,30 @@ def build_hub_cache(dataset: Path, cache: Path, repo: str = HUB_REPO) -> Path:
     (storage / "refs").mkdir()
     (storage / "refs" / "main").write_text(HUB_SHA)
     return snapshot
+
+
+def edit_column(path: Path, column: str, edit: Callable[[np.ndarray], np.ndarray | None]) -> None:
+    """Rewrite one column of a Parquet file through numpy (vectors as (rows, size) arrays)."""
+    table = pq.read_table(path)
+    field = table.schema.field(column)
+    vector = pa.types.is_fixed_size_list(field.type)
+    chunked = table.column(column).combine_chunks()
+    if vector:
+        values = chunked.flatten().to_numpy().reshape(len(chunked), field.type.list_size).copy()
+    else:
+        values = chunked.to_numpy(zero_copy_only=False).copy()
+    result = edit(values)
+    values = values if result is None else result
+    if vector:
+        array = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), field.type.list_size)
+    else:
+        array = pa.array(values, type=field.type)
+    table = table.set_column(table.schema.get_field_index(column), field, array)
+    pq.write_table(table, path)
+
+
+def edit_info(data: Path, edit: Callable[[dict], None]) -> None:
+    path = data / "meta" / "info.json"
+    info = json.loads(path.read_text())
+    edit(info)
+    path.write_text(json.dumps(info))

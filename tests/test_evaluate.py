@@ -191,7 +191,8 @@ def test_bad_input_gives_one_line_and_exit_2(small_dataset: Path, tiny_run: Path
         pq.write_table(steps.set_column(steps.schema.get_field_index(fmt.STATE), fmt.STATE,
                                         narrow_state), path)
     line = error_of("score", f"reward={tiny_run}", f"data={narrow}", f"out={tmp_path / 's.pq'}")
-    assert "observation.state has width 20" in line and "expects 39" in line
+    # the format fixes the state at 39: refused as validate refuses it, before the reward runs
+    assert "column observation.state: shape [20], expected [39]" in line
     assert not (tmp_path / "s.pq").exists()
 
     no_oracle = make_dataset(teachers=["mistake"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from helpers import edit_column, edit_info
 from jsonschema import Draft202012Validator
 
 from rrm_data.cli import main
@@ -34,33 +34,6 @@ def validate(data: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
     code = main(["validate", f"data={data}"])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
-
-
-def edit_column(path: Path, column: str, edit: Callable[[np.ndarray], np.ndarray | None]) -> None:
-    """Rewrite one column of a Parquet file through numpy (vectors as (rows, size) arrays)."""
-    table = pq.read_table(path)
-    field = table.schema.field(column)
-    vector = pa.types.is_fixed_size_list(field.type)
-    chunked = table.column(column).combine_chunks()
-    if vector:
-        values = chunked.flatten().to_numpy().reshape(len(chunked), field.type.list_size).copy()
-    else:
-        values = chunked.to_numpy(zero_copy_only=False).copy()
-    result = edit(values)
-    values = values if result is None else result
-    if vector:
-        array = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), field.type.list_size)
-    else:
-        array = pa.array(values, type=field.type)
-    table = table.set_column(table.schema.get_field_index(column), field, array)
-    pq.write_table(table, path)
-
-
-def edit_info(data: Path, edit: Callable[[dict], None]) -> None:
-    path = data / "meta" / "info.json"
-    info = json.loads(path.read_text())
-    edit(info)
-    path.write_text(json.dumps(info))
 
 
 def test_fresh_dataset_is_valid(small_dataset: Path, capsys: pytest.CaptureFixture) -> None:
@@ -204,3 +177,18 @@ def test_embeddings_table_is_checked(data: Path) -> None:
     with pytest.raises(Exception, match=r"train-00000-of-00001.parquet row 9 column index: "
                                         r"step 600 does not exist"):
         check_dataset(data)
+
+
+@pytest.mark.parametrize("collect", [{"test_fraction": 0},
+                                     {"teachers": ["skip"], "teacher_params.skip.epsilon": 1}],
+                         ids=["no test pairs", "skipped pairs"])
+def test_valid_edge_cases_pass(make_dataset, collect: dict) -> None:
+    """What the new checks must not refuse: an empty test split when counts.pairs.test is 0,
+    and gaps in pair_index where a teacher skipped every label of a pair."""
+    data = make_dataset(**collect)
+    assert validate_dataset(data) == []
+    pairs = pq.read_table(data / TRAIN, columns=["pair_index"]).column(0).to_numpy()
+    if "teachers" in collect:
+        assert len(np.unique(pairs)) < pairs.max() + 1  # the gaps are there
+    else:
+        assert pq.read_metadata(data / TEST).num_rows == 0

@@ -65,7 +65,7 @@ class DatasetDir:
             # ParquetFile reads a known file without read_table's dataset discovery (~1 ms).
             return pa.concat_tables([pq.ParquetFile(f).read(columns=columns) for f in files])
         except (pa.ArrowInvalid, OSError) as exc:
-            raise RrmError(f"{files[0].parent}: unreadable Parquet ({exc})") from None
+            raise RrmError(f"{files[0].parent}: unreadable Parquet ({first_line(exc)})") from None
 
     def tables(self) -> dict[str, dict[str, pa.Table]]:
         """Every table and split, e.g. to write a new version of the dataset."""

@@ -9,6 +9,7 @@ columns at once with numpy and reading only the columns they need.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections import defaultdict
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from jsonschema import Draft202012Validator, ValidationError
+from PIL import Image
 from referencing import Registry, Resource
 
 from rrm_data.dataset import format as fmt
@@ -34,6 +36,8 @@ from rrm_data.resources import resource_dir
 INFO = "meta/info.json"
 EMBEDDINGS = "embeddings"
 LABELS = (0.0, 0.5, 1.0)
+NEEDS_ROWS = ("steps", "episodes", "segments")  # tables that are empty only when broken
+KNOWN_TABLES = "steps, episodes, segments, preferences, queries, embeddings/<encoder>"
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,10 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-def dataset_problems(root: str | Path) -> Iterator[Problem]:
-    """Every problem of the dataset at ``root``, lazily: take the first with ``next``."""
-    return _Checker(Path(root)).problems()
+def dataset_problems(root: str | Path, frames: bool = True) -> Iterator[Problem]:
+    """Every problem of the dataset at ``root``, lazily: take the first with ``next``.
+    ``frames=False`` skips decoding camera frames, for commands that never read them."""
+    return _Checker(Path(root), frames).problems()
 
 
 def validate_dataset(root: str | Path) -> list[Problem]:
@@ -64,9 +69,9 @@ def validate_dataset(root: str | Path) -> list[Problem]:
     return list(dataset_problems(root))
 
 
-def check_dataset(root: str | Path) -> None:
+def check_dataset(root: str | Path, frames: bool = True) -> None:
     """Raise RrmError naming the first problem (file, row, column) of the dataset at ``root``."""
-    problem = next(dataset_problems(root), None)
+    problem = next(dataset_problems(root, frames), None)
     if problem is not None:
         raise RrmError(str(problem))
 
@@ -87,7 +92,8 @@ def table_schema_name(table: str) -> str | None:
     """Which table schema a table directory follows (None: no schema, e.g. a tool's extra)."""
     if table in fmt.TABLES or table == fmt.QUERIES:
         return table
-    return "embeddings" if table.split("/")[0] == EMBEDDINGS else None
+    parts = table.split("/")
+    return EMBEDDINGS if len(parts) == 2 and parts[0] == EMBEDDINGS else None
 
 
 def describe_schema(schema: pa.Schema) -> dict[str, dict[str, Any]]:
@@ -142,6 +148,11 @@ class TablePart:
         """A problem at a row of the whole split, located in the file that holds it."""
         i = int(np.searchsorted(self.offsets, row, side="right")) - 1
         return Problem(self.relative(self.files[i]), message, int(row - self.offsets[i]), column)
+
+    def shard(self, i: int) -> TablePart:
+        """The rows of file ``i`` as a part of their own, to read a large column file by file."""
+        return TablePart(self.root, self.files[i:i + 1], self.offsets[i:i + 2] - self.offsets[i],
+                         self.schema)
 
     def read(self, columns: list[str]) -> pa.Table:
         parts = []
@@ -224,8 +235,9 @@ def _non_finite(part: TablePart, table: pa.Table, columns: list[str]) -> Iterato
 class _Checker:
     """Runs the stages in order over one dataset directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, frames: bool = True) -> None:
         self.root = root
+        self.frames = frames
         self.info: dict[str, Any] = {}
         self.parts: dict[tuple[str, str], TablePart] = {}
 
@@ -261,6 +273,10 @@ class _Checker:
             for split in sorted({"train", *self.info["splits"].get(table, [])}):
                 if (table, split) not in layout:
                     yield Problem(f"{table}/", f"no {split}-*.parquet files")
+        for table in sorted({table for table, _ in layout}):
+            if table_schema_name(table) is None:
+                yield Problem(f"{table}/", f"not a table of the rrm-data/1 format (known: "
+                                           f"{KNOWN_TABLES})")
         for (table, split), files in layout.items():
             rows, schema = [0], None
             for path in files:
@@ -275,6 +291,18 @@ class _Checker:
                 yield from self._schema_problems(relative, table, describe_schema(schema))
             if schema is not None and len(rows) == len(files) + 1:
                 self.parts[(table, split)] = TablePart(self.root, files, np.array(rows), schema)
+                yield from self._empty_problems(table, split, files[0], rows[-1])
+
+    def _empty_problems(self, table: str, split: str, first: Path,
+                        rows: int) -> Iterator[Problem]:
+        """A split without rows where the format needs some: every later check (and every
+        command) would otherwise work on nothing."""
+        relative = first.relative_to(self.root).as_posix()
+        if rows == 0 and table in NEEDS_ROWS:
+            yield Problem(relative, f"no rows: the {table} table needs at least one")
+        pairs = self.info["counts"]["pairs"].get(split, 0)
+        if rows == 0 and table == "preferences" and pairs > 0:
+            yield Problem(relative, f"no rows, but {INFO} counts.pairs.{split} is {pairs}")
 
     def _schema_problems(self, relative: str, table: str,
                          description: dict[str, Any]) -> Iterator[Problem]:
@@ -329,11 +357,14 @@ class _Checker:
                                                          if c in table.column_names]))
 
         yield from _steps_problems(steps_part, steps, [fmt.STATE, fmt.ACTION, fmt.REWARD, *priors])
+        if self.frames:
+            yield from _image_problems(steps_part)
         yield from _non_finite(episodes_part, episodes, ["return"])
         yield from _non_finite(segments_part, segments, ["return", *segment_priors])
         yield from _episode_problems(episodes_part, episodes, steps_part, steps)
         yield from _segment_problems(segments_part, segments, episodes)
         yield from _preference_problems(preferences, segments.column("segment_index").to_numpy(),
+                                        segments.column("episode_index").to_numpy(),
                                         list(self.info["teachers"]))
         if (fmt.QUERIES, "train") in self.parts:
             yield from _query_problems(self.parts[(fmt.QUERIES, "train")],
@@ -394,6 +425,37 @@ def _steps_problems(part: TablePart, steps: pa.Table, numeric: list[str]) -> Ite
     yield from _non_finite(part, steps, numeric)
 
 
+def _image_problems(part: TablePart) -> Iterator[Problem]:
+    """Every stored camera frame decodes as an image (a file at a time, to bound memory);
+    a header check is not enough, a frame cut short only fails when its pixels are read."""
+    cameras = [n for n in part.schema.names if n.startswith(fmt.image_column(""))]
+    for column in cameras:
+        for i in range(len(part.files)):
+            values = part.shard(i).read([column]).column(column).combine_chunks()
+            pngs = values.field("bytes")
+            row = _first(pc.is_null(pngs).to_numpy(zero_copy_only=False)
+                         | pc.is_null(values).to_numpy(zero_copy_only=False))
+            if row is not None:
+                yield part.problem(int(part.offsets[i]) + row, column, "frame without image bytes")
+                return
+            for row, data in enumerate(pngs.to_pylist()):
+                message = _undecodable(data)
+                if message is not None:
+                    yield part.problem(int(part.offsets[i]) + row, column,
+                                       f"undecodable frame ({message})")
+                    return
+
+
+def _undecodable(data: bytes) -> str | None:
+    """Why a frame's bytes are not an image (None: they decode)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError) as exc:  # what PIL raises on broken data
+        return first_line(exc)
+    return None
+
+
 def _episode_problems(part: TablePart, episodes: pa.Table, steps_part: TablePart,
                       steps: pa.Table) -> Iterator[Problem]:
     """Episodes are unique and tile the steps table; each step's episode and frame agree."""
@@ -447,6 +509,10 @@ def _segment_problems(part: TablePart, segments: pa.Table,
     row = _first(_repeated(ids))
     if row is not None:
         yield part.problem(row, "segment_index", f"segment {ids[row]} appears more than once")
+    row = _first(ids != np.arange(len(ids)))
+    if row is not None:
+        yield part.problem(row, "segment_index", f"{ids[row]}, expected {row}: segment_index "
+                                                 "numbers the segments 0, 1, 2, ... in row order")
     at = positions(episodes.column("episode_index").to_numpy(), episode)
     row = _first(at < 0)
     if row is not None:
@@ -461,9 +527,10 @@ def _segment_problems(part: TablePart, segments: pa.Table,
 
 
 def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
-                         segment_ids: np.ndarray, teachers: list[str]) -> Iterator[Problem]:
+                         segment_ids: np.ndarray, segment_episodes: np.ndarray,
+                         teachers: list[str]) -> Iterator[Problem]:
     """Labels are valid, teachers are those meta/info.json declares (or people's), pairs point
-    at segments, test pairs are oracle-labelled."""
+    at segments, test pairs are oracle-labelled, pair indices are consistent."""
     segments_of = {}
     for split, (part, table) in preferences.items():
         label = table.column("label").to_numpy()
@@ -491,15 +558,71 @@ def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
         segments_of[split] = np.concatenate([a, b])
         if split == "test":
             yield from _oracle_problems(part, table)
+        yield from _pair_index_problems(part, table)
+    yield from _shared_pair_problems(preferences)
     if "test" in segments_of and "train" in segments_of:
-        part, table = preferences["test"]
-        shared = np.isin(segments_of["test"], segments_of["train"])
+        yield from _leakage_problems(preferences["test"], segments_of, segment_ids,
+                                     segment_episodes)
+
+
+def _leakage_problems(test: tuple[TablePart, pa.Table], segments_of: dict[str, np.ndarray],
+                      segment_ids: np.ndarray, segment_episodes: np.ndarray) -> Iterator[Problem]:
+    """Test pairs share neither a segment nor an episode with train pairs: overlapping
+    windows of one episode would let a model be tested on what it was trained on."""
+    part, table = test
+    at = {split: positions(segment_ids, ids) for split, ids in segments_of.items()}
+    if (at["test"] < 0).any() or (at["train"] < 0).any():
+        return  # a missing segment is already reported
+    train_episodes = segment_episodes[at["train"]]
+    for shared, why in ((np.isin(segments_of["test"], segments_of["train"]), "segment {s} is"),
+                        (np.isin(segment_episodes[at["test"]], train_episodes),
+                         "segment {s} is of episode {e}, which is")):
         row = _first(shared)
         if row is not None:
+            e = segment_episodes[at["test"][row]]
             column = "segment_a" if row < table.num_rows else "segment_b"
             row %= table.num_rows
-            yield part.problem(row, column, f"segment {table.column(column)[row]} is also in a "
-                                            "train pair; test pairs must not share segments")
+            s = table.column(column)[row]
+            yield part.problem(row, column, why.format(s=s, e=e) + " also in a train pair; "
+                               "test pairs must not share segments or episodes with train pairs")
+            return
+
+
+def _pair_index_problems(part: TablePart, table: pa.Table) -> Iterator[Problem]:
+    """Within a split, a pair has one row per teacher and one pair of segments. Gaps are
+    allowed: a pair every teacher skipped has no rows."""
+    pair, a, b = (table.column(c).to_numpy() for c in ("pair_index", "segment_a", "segment_b"))
+    row = _first(pair < 0)
+    if row is not None:
+        yield part.problem(row, "pair_index", f"{pair[row]} is negative")
+        return
+    teacher = pc.dictionary_encode(table.column("teacher")).combine_chunks().indices.to_numpy()
+    row = _first(_repeated(pair * (1 << 20) + teacher))
+    if row is not None:
+        yield part.problem(row, "pair_index", f"pair {pair[row]} has two rows of teacher "
+                                              f"{table.column('teacher')[row]}")
+    order = np.argsort(pair, kind="stable")
+    first = order[np.searchsorted(pair[order], pair)]  # the first row of each row's pair
+    row = _first((a != a[first]) | (b != b[first]))
+    if row is not None:
+        yield part.problem(row, "pair_index", f"pair {pair[row]} is segments {a[row]} and "
+                                              f"{b[row]} here, but {a[first[row]]} and "
+                                              f"{b[first[row]]} in row {first[row]}")
+
+
+def _shared_pair_problems(preferences: dict[str, tuple[TablePart, pa.Table]]
+                          ) -> Iterator[Problem]:
+    """A pair index belongs to one split."""
+    seen: dict[str, np.ndarray] = {}
+    for split, (part, table) in sorted(preferences.items()):
+        pair = table.column("pair_index").to_numpy()
+        for other, pairs in seen.items():
+            row = _first(np.isin(pair, pairs))
+            if row is not None:
+                yield part.problem(row, "pair_index", f"pair {pair[row]} is also in the {other} "
+                                                      "split")
+                return
+        seen[split] = pair
 
 
 def _confidence_problems(part: TablePart, table: pa.Table) -> Iterator[Problem]:

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import open_dataset
+from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
 from rrm_data.evaluation import plots
 from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
@@ -76,6 +77,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.episodes < 1:
         raise RrmError(f"episodes must be at least 1, got {cfg.episodes}")
     dataset = open_dataset(cfg.data)
+    check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out = Path(cfg.out) if cfg.out else default_out(
         refs, dataset, f"eval-{output_stem(dataset, cfg.split, cfg.teacher)}")
     check_out(out, Kind.REPORT, cfg.overwrite)
