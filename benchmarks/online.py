@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 from common import save_result
-from omegaconf import OmegaConf
 
 from rrm_data.cli import main
+from rrm_data.config import config_dict
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.learner import OnlineRewardLearner
@@ -32,7 +32,7 @@ TASK = "reach-v3"
 
 
 def sac_overrides(recipe: str, learning_starts: int) -> list[str]:
-    sac = OmegaConf.to_container(load_recipe(recipe, "sac").sac)
+    sac = config_dict(load_recipe(recipe, "sac").sac)
     sac.update(learning_starts=learning_starts, device="cpu")
     return [f"sac.{k}=" + ("[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v))
             for k, v in sac.items()]

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from bare_sac import BareSac, bare_loop_steps_per_s
 from common import save_result
-from omegaconf import OmegaConf
 
 from rrm_data.cli import main
+from rrm_data.config import config_dict
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.base import TrueReward
 from rrm_data.rl.sac import SacSettings, make_sac, make_vec_env
@@ -77,7 +77,7 @@ def update_costs(settings: SacSettings, fills: int, updates: int) -> dict[str, f
 
 def main_benchmark(recipe: str, steps: int, learning_starts: int, repeats: int) -> dict:
     torch.set_num_threads(1)
-    settings = SacSettings(**{**OmegaConf.to_container(load_recipe(recipe, "sac").sac),
+    settings = SacSettings(**{**config_dict(load_recipe(recipe, "sac").sac),
                               "learning_starts": learning_starts, "device": "cpu"})
     wall: dict[str, list[float]] = {"train_sac": [], "bare": []}
     cpu: dict[str, list[float]] = {"train_sac": [], "bare": []}

@@ -26,7 +26,7 @@ from rrm_data.rl.online.episodes import EpisodeArrays
 from rrm_data.rl.online.loop import OnlineRun, OnlineSettings
 from rrm_data.rl.online.queries import Queries, pair_inputs, random_pairs, select_queries
 from rrm_data.rl.online.teacher import Teacher
-from rrm_data.rl.sac import load_policy
+from rrm_data.sim.policies import load_policy
 from rrm_data.workflows.train_online import make_config
 from tests.conftest import overrides
 
@@ -201,4 +201,4 @@ def test_bad_input_gets_one_line(args: list[str], message: str, tmp_path: Path,
 
 def test_refuses_an_existing_out(online_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train-online", *overrides(**QUICK, steps=300, out=online_run)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already holds an earlier train-online run" in capsys.readouterr().err

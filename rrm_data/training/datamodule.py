@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from rrm_data.dataset.columns import segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
+from rrm_data.progress import console
 from rrm_data.triton_apart import load_triton_apart
 
 load_triton_apart()  # before torch imports Triton lazily (see triton_apart)
@@ -168,8 +169,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         if self.val_split == "test":
             self.val_pairs = labelled_pairs(dataset, "test", self.val_teacher, first)
         elif self.val_split == "pairs" and self.val_fraction > 0:
-            n_val = math.ceil(self.val_fraction * len(pool))
-            pool, self.val_pairs = pool.take(slice(0, -n_val)), pool.take(slice(-n_val, None))
+            pool, self.val_pairs = self._hold_out_pairs(pool)
         else:
             pool, self.val_pairs = self._hold_out_episodes(dataset, pool)
         if self.num_labels is not None:
@@ -179,12 +179,21 @@ class PreferenceDataModule(pl.LightningDataModule):
             pool = pool.take(slice(0, self.num_labels))
         self.train_pairs = pool
 
+    def _hold_out_pairs(self, pool: LabelledPairs) -> tuple[LabelledPairs, LabelledPairs]:
+        """The last ``val_fraction`` of the training pairs validate."""
+        n_val = math.ceil(self.val_fraction * len(pool))
+        return pool.take(slice(0, -n_val)), pool.take(slice(-n_val, None))
+
     def _hold_out_episodes(self, dataset: DatasetDir,
                            pool: LabelledPairs) -> tuple[LabelledPairs, LabelledPairs]:
         """Split the training pairs by episode: pairs touching a held-out episode validate."""
         episode_of_step = step_episodes(dataset)
         episodes = episode_of_step[pool.first]  # (P, 2)
         ids = np.unique(episodes)
+        if len(ids) < 3 and self.val_fraction > 0:  # holding one out would leave no pair
+            console.print(f"{len(ids)} training episodes are too few to hold one out; "
+                          f"validating on the last {self.val_fraction:.0%} of the pairs instead")
+            return self._hold_out_pairs(pool)
         n_val = int(round(self.val_fraction * len(ids)))
         if self.val_fraction > 0 and len(ids) >= 2:
             n_val = min(max(n_val, 1), len(ids) - 1)

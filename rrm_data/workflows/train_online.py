@@ -14,7 +14,6 @@ kill -9) resumes from its last checkpoint when the same command is run again.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,25 +21,27 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rrm_data.config import build_config, parse_overrides, to_yaml
+from rrm_data.config import build_config, config_dict, doc, merge_configs, parse_overrides, to_yaml
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_directory
+from rrm_data.io import Kind, atomic_directory, check_out, output_lock, remove_owned
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
 from rrm_data.rl.online.loop import OnlineRun, OnlineSettings, check_settings
 from rrm_data.rl.online.outputs import prepare_workdir, write_outputs
 from rrm_data.sim.envs import check_task
 
+ON_INTERRUPT = "interrupted; run the same command again to resume from the last checkpoint"
+
 
 @dataclass
 class Config(OnlineSettings):
-    recipe: str = field(default="rrm", metadata={"help": "online recipe name or YAML path"})
-    sac_recipe: str | None = field(default=None, metadata={"help": "take the sac: settings "
-                                                           "of this SAC recipe (e.g. sac_cpu)"})
-    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
-    out: str | None = field(default=None, metadata={"help": "run directory (default "
-                                                    "runs/online-<recipe>-<task>-seed<seed>)"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing run at out"})
+    recipe: str = field(default="rrm", metadata=doc("online recipe name or YAML path"))
+    sac_recipe: str | None = field(default=None, metadata=doc("take the sac: settings of this "
+                                                              "SAC recipe (e.g. sac_cpu)"))
+    threads: int = field(default=1, metadata=doc("torch CPU threads"))
+    out: str | None = field(default=None, metadata=doc("run directory (default "
+                                                       "runs/online-<recipe>-<task>-seed<seed>)"))
+    overwrite: bool = field(default=False, metadata=doc("replace an existing run at out"))
 
 
 def make_config(overrides: list[str]) -> DictConfig:
@@ -49,10 +50,11 @@ def make_config(overrides: list[str]) -> DictConfig:
     extra = parse_overrides(overrides)
     recipe_name = str(extra.get("recipe", Config.recipe))
     recipe = load_recipe(recipe_name, "online")
-    layered = OmegaConf.merge(recipe.online, {k: v for k, v in recipe.items() if k != "online"})
+    rest = [str(k) for k in recipe if k != "online"]  # model:, sac:
+    layers = [recipe.online, OmegaConf.masked_copy(recipe, rest)]
     if extra.get("sac_recipe"):
-        layered = OmegaConf.merge(layered, {"sac": load_recipe(str(extra.sac_recipe), "sac").sac})
-    cfg = build_config(Config(), OmegaConf.merge(layered, extra))
+        layers.append(OmegaConf.masked_copy(load_recipe(str(extra.sac_recipe), "sac"), "sac"))
+    cfg = build_config(Config(), merge_configs(*layers, extra))
     cfg.recipe = recipe_name
     check_task(cfg.task)
     if cfg.threads < 1:
@@ -65,32 +67,32 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite:
-        raise RrmError(f"out={out} already exists; choose another out= or pass overwrite=true")
-    workdir = prepare_workdir(out, to_yaml(cfg))
-    torch.set_num_threads(cfg.threads)
-    online = OnlineRun(OnlineSettings.from_config(cfg), workdir)
-    resumed = online.model.num_timesteps
-    if resumed:
-        console.print(f"resuming {out} from step {resumed} "
-                      f"({len(online.state.labels)} labels so far)")
-    started = time.perf_counter()
-    try:
-        with progress("train-online", total=cfg.steps, unit="steps",
-                      extra_unit="episodes") as bar:
-            stats, evaluation = online.learn(bar)
-        seconds = time.perf_counter() - started
-        with atomic_directory(out, cfg.overwrite, tag="partial") as tmp:
-            final = write_outputs(
-                online, tmp, f"online-{Path(cfg.recipe).stem}",
-                {"command": "train-online", "recipe": cfg.recipe},
-                {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
-                 if k not in ("out", "overwrite", "threads")},
-                {"seconds": round(seconds, 2), **stats.speeds(evaluation.seconds),
-                 "evaluation_seconds": round(evaluation.seconds, 2)})
-    finally:
-        online.env.close()
-    shutil.rmtree(workdir, ignore_errors=True)
+    check_out(out, Kind.ONLINE_RUN, cfg.overwrite)
+    with output_lock(out):
+        workdir = prepare_workdir(out, to_yaml(cfg))
+        torch.set_num_threads(cfg.threads)
+        online = OnlineRun(OnlineSettings.from_config(cfg), workdir)
+        resumed = online.model.num_timesteps
+        if resumed:
+            console.print(f"resuming {out} from step {resumed} "
+                          f"({len(online.state.labels)} labels so far)")
+        started = time.perf_counter()
+        try:
+            with progress("train-online", total=cfg.steps, unit="steps",
+                          extra_unit="episodes") as bar:
+                stats, evaluation = online.learn(bar)
+            seconds = time.perf_counter() - started
+            with atomic_directory(out, Kind.ONLINE_RUN, cfg.overwrite) as tmp:
+                final = write_outputs(
+                    online, tmp, f"online-{Path(cfg.recipe).stem}",
+                    {"command": "train-online", "recipe": cfg.recipe},
+                    {k: v for k, v in config_dict(cfg).items()
+                     if k not in ("out", "overwrite", "threads")},
+                    {"seconds": round(seconds, 2), **stats.speeds(evaluation.seconds),
+                     "evaluation_seconds": round(evaluation.seconds, 2)})
+        finally:
+            online.env.close()
+        remove_owned(workdir)
     console.print(f"wrote {out}: {len(online.state.labels)} labels, success rate "
                   f"{final['success_rate']:.2f}, true return {final['true_return']:.1f}")
 

@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from rrm_data.collection.collector import episode_file, read_episode, write_episode
 from rrm_data.dataset import format as fmt
-from rrm_data.sim.envs import PhysicsRecorder
+from rrm_data.io import remove_owned
+from rrm_data.sim.envs import PhysicsRecorder, env_fps, sawyer_env
 from rrm_data.sim.rollout import steps_table
 
 POLICY = "sac-online"
@@ -55,6 +56,7 @@ class EpisodeStore:
         self.root, self.task, self.recent_count = Path(root), task, recent
         self.next_index, self.seed = next_index, seed
         self.arrays: dict[int, EpisodeArrays] = {}
+        self.fps = 0.0  # of the episodes' environment, set by the EpisodeLog that fills it
 
     def add(self, steps: pa.Table, row: dict[str, Any]) -> int:
         """Store one finished episode; returns its number."""
@@ -89,7 +91,7 @@ class EpisodeStore:
         recent = set(self.arrays)
         for index in self.on_disk():
             if index not in recent and index not in keep:
-                episode_file(self.root, index).unlink(missing_ok=True)
+                remove_owned(episode_file(self.root, index))
 
     def restore(self, next_index: int) -> None:
         """After a restart: forget episodes finished after the checkpoint, reload recent ones."""
@@ -97,7 +99,7 @@ class EpisodeStore:
         on_disk = self.on_disk()
         for index in on_disk:
             if index >= next_index:
-                episode_file(self.root, index).unlink()
+                remove_owned(episode_file(self.root, index))
         self.arrays = {i: self.episode(i) for i in [i for i in on_disk if i < next_index]
                        [-self.recent_count:]}
 
@@ -108,7 +110,8 @@ class EpisodeLog(gym.Wrapper):
     def __init__(self, env: gym.Env, store: EpisodeStore) -> None:
         super().__init__(env)
         self.store = store
-        self.capacity = int(getattr(env.unwrapped, "max_path_length", 500)) + 1
+        store.fps = env_fps(env)
+        self.capacity = sawyer_env(env).max_path_length + 1
         self._physics = PhysicsRecorder(env, self.capacity)
         self._rows: dict[str, list] = {}
         self._rand_vec: list[float] = []
@@ -118,7 +121,7 @@ class EpisodeLog(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         self._obs = np.asarray(obs)
         self._rows = {"obs": [], "action": [], "reward": [], "success": []}
-        self._rand_vec = np.asarray(self.env.unwrapped._last_rand_vec, np.float64).tolist()
+        self._rand_vec = np.asarray(sawyer_env(self.env)._last_rand_vec, np.float64).tolist()
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -143,7 +146,7 @@ class EpisodeLog(gym.Wrapper):
         done[-1] = True
         steps = steps_table(-1, self.store.task, np.asarray(self._rows["obs"][:n]),
                             np.asarray(self._rows["action"][:n]), rewards, success, done,
-                            self._physics.columns(n), self.env.unwrapped.dt)
+                            self._physics.columns(n), sawyer_env(self.env).dt)
         self.store.add(steps, {
             "task": self.store.task, "rand_vec": self._rand_vec, "seed": self.store.seed,
             "policy": POLICY, "policy_noise": 0.0, "length": n,

@@ -1,9 +1,10 @@
 """Every query the online loop asked, written as an ``rrm-data/1`` dataset.
 
 The train split holds the teacher's answers (skipped queries are counted, not stored);
-the test split holds oracle labels of fresh windows of the same episodes, drawn at the
-end and never shown to the learner nor counted in the budget, so ``train-reward`` and
-``evaluate`` can measure agreement on it as on any collected dataset.
+the test split holds oracle labels of windows of episodes that no query touched (held out,
+as ``collect`` holds them out), drawn at the end and never shown to the learner nor counted
+in the budget, so ``train-reward`` and ``evaluate`` can measure agreement on it as on any
+collected dataset.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import numpy as np
 import pyarrow as pa
 
 from rrm_data.collection.meta import make_info
+from rrm_data.dataset import format as fmt
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.labels.tables import BuiltTables, episodes_table, segments_table
 from rrm_data.labels.teachers import Oracle, PairRewards
 from rrm_data.rl.online.episodes import EpisodeStore
 from rrm_data.rl.online.queries import Queries, random_pairs
+from rrm_data.sim.observation import ACTION_NAMES, STATE_NAMES
 
 
 @dataclass
@@ -49,10 +52,12 @@ class LabelLog:
 
     def queries(self, rows: np.ndarray, length: int) -> Queries:
         """The answered queries ``rows`` (true rewards left empty: not needed to train)."""
+        def column(values: list[int]) -> np.ndarray:
+            return np.asarray(values, np.int64)[rows]
+
         empty = np.zeros((len(rows), 0))
-        return Queries(*(np.asarray(getattr(self, k), np.int64)[rows]
-                         for k in ("episode_a", "start_a", "episode_b", "start_b")),
-                       length, empty, empty)
+        return Queries(column(self.episode_a), column(self.start_a), column(self.episode_b),
+                       column(self.start_b), length, empty, empty)
 
     def episodes(self) -> set[int]:
         return set(self.episode_a) | set(self.episode_b)
@@ -68,14 +73,17 @@ class LabelLog:
 def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, length: int, teacher: str,
                    teacher_params: Mapping[str, float], test_pairs: int, seed: int,
                    collection: Mapping[str, Any], fps: float) -> None:
-    """Write the queries of ``log`` (and ``test_pairs`` oracle test pairs) as a dataset."""
+    """Write the queries of ``log`` as a dataset, with ``test_pairs`` oracle test pairs of
+    the stored episodes no query touched (none when fewer than two are left)."""
     keep = log.answered()
     asked = log.queries(keep, length)
-    episodes = sorted(log.episodes()) or store.recent()
+    queried = log.episodes()
+    held_out = [e for e in store.on_disk() if e not in queried]
     rng = np.random.default_rng([seed, 11])
-    test = (random_pairs(store.episode, episodes, test_pairs, length, rng)
-            if test_pairs and len(episodes) >= 2 else None)
-    used = sorted(set(episodes))
+    test = (random_pairs(store.episode, held_out, test_pairs, length, rng)
+            if test_pairs and len(held_out) >= 2 else None)
+    tested = set[int]() if test is None else {int(e) for e in (*test.episode_a, *test.episode_b)}
+    used = sorted(queried | tested)
     number = {e: i for i, e in enumerate(used)}
     records = [store.read(e) for e in used]
     steps_parts, rows = [], []
@@ -97,7 +105,7 @@ def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, length: int, t
     seg_episode = np.concatenate([np.array([number[int(e)] for e in eps], np.int64)
                                   for eps, _ in sides])
     seg_start = np.concatenate([np.asarray(s, np.int64) for _, s in sides])
-    rewards = steps.column("next.reward").to_numpy().astype(np.float64)
+    rewards = steps.column(fmt.REWARD).to_numpy().astype(np.float64)
     segments, seg_rewards = segments_table(seg_episode, seg_start,
                                            index_from[seg_episode] + seg_start, length,
                                            rewards, steps)
@@ -125,7 +133,8 @@ def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, length: int, t
                         "test": {"oracle": 0} if test is not None else {}},
         })
     info = make_info(out.name, built, dict(collection), fps=fps, cameras=[])
-    write_dataset(out, built.tables, info, overwrite=True)
+    write_dataset(out, built.tables, info, overwrite=True,
+                  names={fmt.STATE: STATE_NAMES, fmt.ACTION: ACTION_NAMES})
 
 
 def _preferences(pair_index: np.ndarray, a: np.ndarray, b: np.ndarray, labels: np.ndarray,

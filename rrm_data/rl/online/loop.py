@@ -20,17 +20,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
+from rrm_data.config import config_dict, doc
 from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_directory, write_json
+from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
 from rrm_data.progress import Bar
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.entropy import StateEntropyReplayBuffer
@@ -49,64 +50,65 @@ from rrm_data.rl.sac import (
     resolve_device,
     train,
 )
+from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 
 CHECKPOINT = "checkpoint"
-STATE_INPUTS = {fmt.STATE: fmt.STATE_DIM, fmt.ACTION: fmt.ACTION_DIM}
+STATE_INPUTS = {fmt.STATE: STATE_DIM, fmt.ACTION: ACTION_DIM}
 
 
 @dataclass
 class OnlineSettings:
     """Knobs of the loop, with B-Pref's defaults; recipes ``rrm`` and ``pebble`` set them."""
 
-    task: str = field(default="button-press-v3", metadata={"help": "Meta-World v3 task name"})
-    steps: int = field(default=100_000, metadata={"help": "environment steps in all"})
-    seed: int = field(default=0, metadata={"help": "seed of envs, networks, queries, teacher"})
-    feedback: int = field(default=2000, metadata={"help": "total queries the teacher is asked"})
-    labels_per_round: int = field(default=50, metadata={"help": "queries per round"})
-    round_every: int = field(default=5000, metadata={"help": "env steps between rounds"})
-    segment_length: int = field(default=50, metadata={"help": "steps per queried window"})
-    sampling: str = field(default="uniform", metadata={"help": "uniform, disagreement or "
-                                                       "entropy (B-Pref's feed types)"})
-    pool_factor: int = field(default=10, metadata={"help": "candidate pool = pool_factor x "
-                                                   "labels_per_round (disagreement, entropy)"})
-    recent_episodes: int = field(default=100, metadata={"help": "queries draw windows from "
-                                                        "this many newest episodes"})
-    unsupervised_steps: int = field(default=0, metadata={"help": "PEBBLE's state-entropy "
-                                                         "pre-training steps (0: none)"})
-    entropy_k: int = field(default=5, metadata={"help": "k of the k-NN state entropy"})
-    reset_critic: bool = field(default=True, metadata={"help": "re-initialize the critics "
-                                                       "after unsupervised pre-training"})
-    reset_updates: int = field(default=100, metadata={"help": "gradient steps on the first "
-                                                      "learned reward right after the reset"})
-    teacher: str = field(default="oracle", metadata={"help": "scripted teacher (oracle, "
-                                                     "stochastic, mistake, skip, equal, myopic)"})
+    task: str = field(default="button-press-v3", metadata=doc("Meta-World v3 task name"))
+    steps: int = field(default=100_000, metadata=doc("environment steps in all"))
+    seed: int = field(default=0, metadata=doc("seed of envs, networks, queries, teacher"))
+    feedback: int = field(default=2000, metadata=doc("total queries the teacher is asked"))
+    labels_per_round: int = field(default=50, metadata=doc("queries per round"))
+    round_every: int = field(default=5000, metadata=doc("env steps between rounds"))
+    segment_length: int = field(default=50, metadata=doc("steps per queried window"))
+    sampling: str = field(default="uniform", metadata=doc("uniform, disagreement or "
+                                                          "entropy (B-Pref's feed types)"))
+    pool_factor: int = field(default=10, metadata=doc("candidate pool = pool_factor x "
+                                                      "labels_per_round (disagreement, entropy)"))
+    recent_episodes: int = field(default=100, metadata=doc("queries draw windows from "
+                                                           "this many newest episodes"))
+    unsupervised_steps: int = field(default=0, metadata=doc("PEBBLE's state-entropy "
+                                                            "pre-training steps (0: none)"))
+    entropy_k: int = field(default=5, metadata=doc("k of the k-NN state entropy"))
+    reset_critic: bool = field(default=True, metadata=doc("re-initialize the critics "
+                                                          "after unsupervised pre-training"))
+    reset_updates: int = field(default=100, metadata=doc("gradient steps on the first "
+                                                         "learned reward right after the reset"))
+    teacher: str = field(default="oracle", metadata=doc(
+        "scripted teacher (oracle, stochastic, mistake, skip, equal, myopic)"))
     teacher_params: dict[str, Any] = field(default_factory=dict,
-                                           metadata={"help": "the teacher's parameters"})
-    reward_max_epochs: int = field(default=10, metadata={"help": "epoch cap per round "
-                                                         "(B-Pref Meta-World: 10)"})
-    target_agreement: float = field(default=0.97, metadata={"help": "stop a round's reward "
-                                                            "training at this train agreement"})
-    reward_batch_size: int = field(default=128, metadata={"help": "pairs per reward step"})
-    reward_lr: float = field(default=3e-4, metadata={"help": "Adam step size of the reward"})
-    test_fraction: float = field(default=0.2, metadata={"help": "oracle test pairs of the "
-                                                        "feedback dataset, x labels"})
-    model: dict[str, Any] = field(default_factory=dict, metadata={"help": "reward model "
-                                                                  "(as train-reward's model)"})
-    sac: SacSettings = field(default_factory=SacSettings, metadata={"help": "SB3 SAC settings"})
-    eval_every: int = field(default=10_000, metadata={"help": "env steps between evaluations"})
-    eval_episodes: int = field(default=10, metadata={"help": "deterministic episodes per eval"})
-    episode_steps: int | None = field(default=None, metadata={"help": "cut episodes shorter "
-                                                              "than Meta-World's 500 steps"})
+                                           metadata=doc("the teacher's parameters"))
+    reward_max_epochs: int = field(default=10, metadata=doc("epoch cap per round "
+                                                            "(B-Pref Meta-World: 10)"))
+    target_agreement: float = field(default=0.97, metadata=doc("stop a round's reward "
+                                                               "training at this train agreement"))
+    reward_batch_size: int = field(default=128, metadata=doc("pairs per reward step"))
+    reward_lr: float = field(default=3e-4, metadata=doc("Adam step size of the reward"))
+    test_fraction: float = field(default=0.2, metadata=doc("oracle test pairs of the "
+                                                           "feedback dataset, x labels"))
+    model: dict[str, Any] = field(default_factory=dict, metadata=doc("reward model "
+                                                                     "(as train-reward's model)"))
+    sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SB3 SAC settings"))
+    eval_every: int = field(default=10_000, metadata=doc("env steps between evaluations"))
+    eval_episodes: int = field(default=10, metadata=doc("deterministic episodes per eval"))
+    episode_steps: int | None = field(default=None, metadata=doc("cut episodes shorter "
+                                                                 "than Meta-World's 500 steps"))
 
     @property
     def first_round(self) -> int:
         return self.sac.learning_starts + self.unsupervised_steps
 
     @classmethod
-    def from_config(cls, cfg: Any) -> OnlineSettings:
-        """The settings among a command's config keys (an OmegaConf config or mapping)."""
-        values = OmegaConf.to_container(
-            OmegaConf.create({f.name: cfg[f.name] for f in fields(cls)}), resolve=True)
+    def from_config(cls, cfg: DictConfig) -> OnlineSettings:
+        """The settings among a command's config keys."""
+        every = config_dict(cfg)
+        values = {f.name: every[f.name] for f in fields(cls)}
         return cls(**{**values, "sac": SacSettings(**values["sac"])})
 
 
@@ -182,12 +184,17 @@ class OnlineRun:
             self.model = make_sac(self.env, s.sac, s.seed, s.steps,
                                   replay_buffer_class=StateEntropyReplayBuffer,
                                   replay_buffer_kwargs={"entropy_k": s.entropy_k})
-            self.model.replay_buffer.intrinsic = s.unsupervised_steps > 0
+            self.buffer.intrinsic = s.unsupervised_steps > 0
             self.state = LoopState(next_tick=s.first_round)
             self.store.restore(0)  # episodes of a run killed before its first checkpoint
-            (self.workdir / "eval.csv").unlink(missing_ok=True)
+            remove_owned(self.workdir / "eval.csv")
         else:
             self._restore(checkpoint)
+
+    @property
+    def buffer(self) -> StateEntropyReplayBuffer:
+        """SAC's replay buffer (made, or loaded from a checkpoint, with this class)."""
+        return cast(StateEntropyReplayBuffer, self.model.replay_buffer)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -216,9 +223,8 @@ class OnlineRun:
     def round(self) -> dict[str, Any]:
         s, first = self.s, not self.state.rounds
         started = time.perf_counter()
-        buffer = self.model.replay_buffer
-        unsupervised = first and getattr(buffer, "intrinsic", False)
-        buffer.intrinsic = False  # from now on the buffer's (relabelled) rewards count
+        unsupervised = first and self.buffer.intrinsic
+        self.buffer.intrinsic = False  # from now on the buffer's (relabelled) rewards count
         reset = unsupervised and s.reset_critic
         if reset:
             reset_critic(self.model)
@@ -244,7 +250,7 @@ class OnlineRun:
         fit = (self.learner.fit({c: v for c, v in self.inputs.items() if c != "label"},
                                 self.inputs["label"])
                if len(self.inputs.get("label", ())) else FitResult(0, 0.0, 0.0))
-        relabel_replay_buffer(self.model.replay_buffer, self.learner.reward)
+        relabel_replay_buffer(self.buffer, self.learner.reward)
         if reset and s.reset_updates > 0:  # PEBBLE: fit the fresh critics before going on
             self.model.train(gradient_steps=s.reset_updates, batch_size=s.sac.batch_size)
         self.store.prune(self.state.labels.episodes())
@@ -266,9 +272,9 @@ class OnlineRun:
 
     def checkpoint(self) -> None:
         self.state.next_episode = self.store.next_index
-        self.state.rng = self.rng.bit_generator.state
-        self.state.teacher_rng = getattr(self.teacher, "rng", self.rng).bit_generator.state
-        with atomic_directory(self.workdir / CHECKPOINT, overwrite=True) as tmp:
+        self.state.rng = dict(self.rng.bit_generator.state)
+        self.state.teacher_rng = dict(getattr(self.teacher, "rng", self.rng).bit_generator.state)
+        with replaced_directory(self.workdir / CHECKPOINT) as tmp:
             self.model.save(tmp / "sac.zip")
             self.model.save_replay_buffer(tmp / "replay.pkl")
             torch.save({"model": self.learner.model.state_dict(),
@@ -303,7 +309,7 @@ class OnlineRun:
         # ones, so let learn() reset them (and the episode log with them).
         self.model._last_obs = None
         eval_csv = self.workdir / "eval.csv"
-        eval_csv.unlink(missing_ok=True)
+        remove_owned(eval_csv)
         if (checkpoint / "eval.csv").exists():
             shutil.copy(checkpoint / "eval.csv", eval_csv)
         answered = labels.answered()
@@ -333,18 +339,16 @@ def reset_critic(model: SAC) -> None:
     """Fresh critics (and targets, and optimizer state) after unsupervised pre-training, as
     PEBBLE does: values learned for the entropy reward would mislead the new reward."""
     for module in model.critic.modules():
-        if hasattr(module, "reset_parameters") and module is not model.critic:
-            module.reset_parameters()
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset) and module is not model.critic:
+            reset()
     model.critic_target.load_state_dict(model.critic.state_dict())
     model.critic.optimizer.state.clear()
 
 
 def find_checkpoint(workdir: Path) -> Path | None:
-    """The last complete checkpoint; one interrupted between its two renames is recovered."""
+    """The last complete checkpoint (it is replaced in one step), after removing what a
+    killed writer of the next one left."""
     path = workdir / CHECKPOINT
-    for leftover in workdir.glob(f".{CHECKPOINT}.*"):
-        if not path.exists() and ".old-" in leftover.name and (leftover / "state.json").exists():
-            leftover.rename(path)
-        else:
-            shutil.rmtree(leftover, ignore_errors=True)
+    clean_leftovers(path)
     return path if (path / "state.json").exists() else None

@@ -8,13 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rrm_data.io import write_json
+from rrm_data.io import remove_owned, write_json
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.rl.online.feedback import write_feedback
 from rrm_data.rl.online.loop import OnlineRun
-from rrm_data.sim.envs import env_fps
-
-POLICY_FILE = "policy.zip"
+from rrm_data.sim.policies import POLICY_FILE
 
 
 def prepare_workdir(out: Path, config_text: str) -> Path:
@@ -22,7 +20,7 @@ def prepare_workdir(out: Path, config_text: str) -> Path:
     workdir = out.with_name(f".{out.name}.online")
     marker = workdir / "config.yaml"
     if workdir.exists() and (not marker.exists() or marker.read_text() != config_text):
-        shutil.rmtree(workdir)
+        remove_owned(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     marker.write_text(config_text)
     return workdir
@@ -52,7 +50,7 @@ def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, 
         write_feedback(tmp / "feedback", online.store, log, s.segment_length, online.teacher.name,
                        online.teacher.params(), round(s.test_fraction * len(log)), s.seed,
                        {"command": record.get("command", "train-online"), **arguments},
-                       fps=env_fps(online.env.venv.envs[0]))
+                       fps=online.store.fps)
     final = last_evaluation(tmp / "eval.csv")
     write_json(tmp / "summary.json", {
         **record, "task": s.task, "steps": int(online.model.num_timesteps), "seed": s.seed,
