@@ -98,11 +98,13 @@ def test_card_body_states_what_the_data_is(info: dict) -> None:
         assert len(widths) == 1, block
 
 
-def test_collect_command_reproduces_the_collection(info: dict) -> None:
+@pytest.mark.parametrize("name", [None, "my data (v2)"])
+def test_collect_command_reproduces_the_collection(info: dict, name: str | None) -> None:
+    info = {**info, "name": name or info["name"]}
     command = collect_command(DatasetInfo.from_json(info))
     words = shlex.split(command)
     assert words[:2] == ["rrm-data", "collect"]
-    cfg = collect.make_config(words[2:])
+    cfg = collect.make_config(words[2:])  # every value passes collect's checks as printed
     assert collect.collection_record(cfg) == info["collection"]
     assert cfg.out == info["name"]
 

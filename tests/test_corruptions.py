@@ -332,15 +332,21 @@ def outcomes() -> Iterator[dict[str, Counter[str]]]:
         print(f"{command}: {dict(codes)}")
 
 
-def reading_commands(data: Path, tmp: Path) -> dict[str, list[str]]:
-    """Every command that reads a dataset, with tiny settings and outputs under ``tmp``."""
-    return {
+def reading_commands(data: Path, tmp: Path, frames: bool) -> dict[str, list[str]]:
+    """Every command that reads a dataset, with tiny settings and outputs under ``tmp``; the
+    ones that decode frames (embed, gallery) on the datasets that have frames."""
+    commands = {
         "info": ["info", f"data={data}"],
         "train-reward": ["train-reward", f"data={data}", f"out={tmp / 'run'}", *TINY_TRAIN],
         "evaluate": ["evaluate", "reward=true", f"data={data}", f"out={tmp / 'report'}"],
         "score": ["score", "reward=true", f"data={data}", f"out={tmp / 'scores.parquet'}"],
         "export-trl": ["export-trl", f"data={data}", f"out={tmp / 'trl.parquet'}"],
     }
+    if frames:
+        commands["embed"] = ["embed", f"data={data}"]
+        commands["gallery"] = ["gallery", "reward=true", f"data={data}", "k=1", "frames=2",
+                               f"out={tmp / 'gallery'}"]
+    return commands
 
 
 @pytest.mark.parametrize(("name", "seed"), CASES)
@@ -358,7 +364,7 @@ def test_corruption_is_caught_and_no_command_crashes(
     assert expected in one_line_error(capsys, "validate")
     outcomes.setdefault("validate", Counter())["refused"] += 1
 
-    for command, argv in reading_commands(data, tmp_path / "out").items():
+    for command, argv in reading_commands(data, tmp_path / "out", spec.frames).items():
         code = main(argv)  # a crash raises here: the in-process form of a traceback
         err = capsys.readouterr().err
         assert code in (0, 2), (command, code, err)

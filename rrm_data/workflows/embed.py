@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from rrm_data.config import build_config
 from rrm_data.dataset.reader import open_dataset
+from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
 from rrm_data.sim.rendering import MAX_SIZE, MIN_SIZE
 from rrm_data.vision.embeddings import ensure_embeddings
@@ -45,5 +46,7 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 
 def run(cfg: DictConfig) -> None:
-    ensure_embeddings(open_dataset(cfg.data), cfg.encoder, cfg.weights, cfg.pretrained,
+    dataset = open_dataset(cfg.data)
+    check_dataset(dataset.root)  # every frame decodes before any is embedded
+    ensure_embeddings(dataset, cfg.encoder, cfg.weights, cfg.pretrained,
                       list(cfg.camera) if cfg.camera else None, cfg.image_size, cfg.batch_size)

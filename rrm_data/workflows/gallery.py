@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rrm_data.dataset.reader import open_dataset
+from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.gallery import build_gallery
 from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
@@ -45,6 +46,7 @@ def run(cfg: DictConfig) -> None:
         raise RrmError(f"k and frames must be at least 1, got k={cfg.k}, frames={cfg.frames}")
     frame_spec(cfg.camera, cfg.image_size)
     dataset = open_dataset(cfg.data)
+    check_dataset(dataset.root)  # refuse what validate refuses (undecodable frames too)
     out = Path(cfg.out) if cfg.out else default_out(
         refs, dataset, f"gallery-{output_stem(dataset, cfg.split)}")
     check_out(out, Kind.GALLERY, cfg.overwrite)
