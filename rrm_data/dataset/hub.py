@@ -32,6 +32,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from rrm_data.dataset.format import parquet_options, shard_name, shard_split
 from rrm_data.errors import RrmError, first_line
+from rrm_data.io import remove_owned
 
 HF_PREFIX = "hf://datasets/"
 MB = 1_000_000
@@ -177,7 +178,7 @@ def reshard(files: list[Path], folder: Path, split: str, max_bytes: int) -> list
         if largest <= max_bytes:
             return written
         for p in written:
-            p.unlink()
+            remove_owned(p)
         if per_shard == 1:
             raise RrmError(f"{folder.name}/{split}: one row takes {largest / MB:.3g} MB, over the "
                            f"file-size limit of {max_bytes / MB:.3g} MB (max_file_mb)")

@@ -548,13 +548,7 @@ def _preference_problems(preferences: dict[str, tuple[TablePart, pa.Table]],
         if "confidence" in table.column_names:
             yield from _confidence_problems(part, table)
         a, b = (table.column(c).to_numpy() for c in ("segment_a", "segment_b"))
-        for column, values in (("segment_a", a), ("segment_b", b)):
-            row = _first(positions(segment_ids, values) < 0)
-            if row is not None:
-                yield part.problem(row, column, f"segment {values[row]} does not exist")
-        row = _first(a == b)
-        if row is not None:
-            yield part.problem(row, "segment_b", f"segment {b[row]} is paired with itself")
+        yield from _pair_problems(part, a, b, segment_ids)
         segments_of[split] = np.concatenate([a, b])
         if split == "test":
             yield from _oracle_problems(part, table)
@@ -625,6 +619,18 @@ def _shared_pair_problems(preferences: dict[str, tuple[TablePart, pa.Table]]
         seen[split] = pair
 
 
+def _pair_problems(part: TablePart, a: np.ndarray, b: np.ndarray,
+                   segment_ids: np.ndarray) -> Iterator[Problem]:
+    """Both segments of every pair exist, and no segment is paired with itself."""
+    for column, values in (("segment_a", a), ("segment_b", b)):
+        row = _first(positions(segment_ids, values) < 0)
+        if row is not None:
+            yield part.problem(row, column, f"segment {values[row]} does not exist")
+    row = _first(a == b)
+    if row is not None:
+        yield part.problem(row, "segment_b", f"segment {b[row]} is paired with itself")
+
+
 def _confidence_problems(part: TablePart, table: pa.Table) -> Iterator[Problem]:
     """Confidence is 1-3 on human rows and null on scripted ones."""
     teacher = table.column("teacher").to_numpy(zero_copy_only=False)
@@ -655,13 +661,7 @@ def _query_problems(part: TablePart, segment_ids: np.ndarray) -> Iterator[Proble
         yield part.problem(row, "strategy", f"'{strategy[row]}' is not one of "
                                             f"{', '.join(fmt.QUERY_STRATEGIES)}")
     a, b = (table.column(c).to_numpy() for c in ("segment_a", "segment_b"))
-    for column, values in (("segment_a", a), ("segment_b", b)):
-        row = _first(positions(segment_ids, values) < 0)
-        if row is not None:
-            yield part.problem(row, column, f"segment {values[row]} does not exist")
-    row = _first(a == b)
-    if row is not None:
-        yield part.problem(row, "segment_b", f"segment {b[row]} is paired with itself")
+    yield from _pair_problems(part, a, b, segment_ids)
     row = _first(_repeated(np.minimum(a, b) * (1 << 31) + np.maximum(a, b)))
     if row is not None:
         yield part.problem(row, "segment_b", f"the pair of segments {a[row]} and {b[row]} is "

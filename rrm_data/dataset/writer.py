@@ -16,9 +16,10 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.card import render_card
 from rrm_data.dataset.format import table_features
 from rrm_data.dataset.info import DatasetInfo
+from rrm_data.dataset.reader import DatasetDir
 from rrm_data.dataset.stats import feature_stats
 from rrm_data.dataset.validate import check_dataset
-from rrm_data.io import Kind, atomic_directory, write_json
+from rrm_data.io import Kind, atomic_directory, check_out, write_json
 
 ROWS_PER_FILE = 100_000
 
@@ -48,6 +49,16 @@ def write_tables(root: Path, tables: dict[str, dict[str, pa.Table]]) -> None:
                 part = table.slice(i * ROWS_PER_FILE, ROWS_PER_FILE)
                 pq.write_table(part, root / name / fmt.shard_name(split, i, n_files),
                                **fmt.parquet_options(part.schema))
+
+
+def new_version_target(dataset: DatasetDir, out: str | None, overwrite: bool) -> tuple[Path, bool]:
+    """Where a command that writes a new version of ``dataset`` writes it: in place (never a
+    Hub snapshot), or ``out`` under the output rule. Returns (path, in place)."""
+    if out is None or Path(out).resolve() == dataset.root.resolve():
+        dataset.check_writable()
+        return dataset.root, True
+    check_out(Path(out), Kind.DATASET, overwrite)
+    return Path(out), False
 
 
 def feature_names(info: DatasetInfo) -> dict[str, list[str]]:

@@ -7,7 +7,6 @@ continues from), ``metrics.csv``, TensorBoard logs and the exported ``reward/`` 
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -24,7 +23,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from rrm_data.config import config_dict, to_yaml
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
-from rrm_data.io import MARKER, Kind, check_out, remove_owned, write_json
+from rrm_data.io import MARKER, Kind, atomic_file, check_out, remove_owned, write_json
 from rrm_data.reward.networks import columns_read
 from rrm_data.training.datamodule import PreferenceDataModule
 
@@ -102,20 +101,19 @@ class SaveOnInterrupt(pl.Callback):
 
 @contextmanager
 def kept_metrics(out: Path, resume: bool) -> Iterator[None]:
-    """Lightning's CSVLogger deletes an existing metrics.csv: on resume, keep its rows."""
-    path, before = out / METRICS, out / f".{METRICS}.before-resume"
-    if resume and path.exists():
-        os.replace(path, before)
+    """Lightning's CSVLogger starts metrics.csv afresh: on resume, keep the earlier rows."""
+    path = out / METRICS
+    before = pd.read_csv(path) if resume and path.exists() else None
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
             warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
             yield
     finally:
-        if before.exists():
-            frames = [pd.read_csv(p) for p in (before, path) if p.exists()]
-            pd.concat(frames, ignore_index=True).to_csv(path, index=False)
-            before.unlink()
+        if before is not None:
+            frames = [before, *([pd.read_csv(path)] if path.exists() else [])]
+            with atomic_file(path) as tmp:
+                pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
 
 
 def save_last(trainer: pl.Trainer, out: Path) -> None:

@@ -22,6 +22,7 @@ from rrm_data.annotation.export import export_campaign
 from rrm_data.annotation.server import bind, serve
 from rrm_data.annotation.store import ADMIN, Store
 from rrm_data.dataset.reader import open_dataset
+from rrm_data.dataset.writer import new_version_target
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
 from rrm_data.sim.rendering import frame_spec
@@ -60,6 +61,7 @@ class Config:
         "help": "write the labels into a new dataset version instead of serving"})
     out: str | None = field(default=None, metadata={
         "help": "with export=true: new dataset directory (default: replace data in place)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a dataset at out"})
 
 
 def run(cfg: DictConfig) -> None:
@@ -71,16 +73,10 @@ def run(cfg: DictConfig) -> None:
     if cfg.export:
         if not path.is_file():
             raise RrmError(f"no campaign at {campaign} (no {STORE_FILE}); nothing to export")
-        if cfg.out is None:
-            dataset.check_writable()
-        out = Path(cfg.out or cfg.data)
-        in_place = out.resolve() == dataset.root.resolve()
-        if not in_place and out.exists():
-            raise RrmError(f"out={out} already exists; choose another out= or leave it unset "
-                           "to replace data with the new version")
+        out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
         store = Store(path)
         try:
-            labels, aggregate = export_campaign(dataset, store, out, in_place,
+            labels, aggregate = export_campaign(dataset, store, out, in_place or cfg.overwrite,
                                                 pass_mark(store.settings, cfg.threshold))
         finally:
             store.close()

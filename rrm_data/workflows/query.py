@@ -10,13 +10,12 @@ P(A ≻ B), `entropy` those with the most uncertain mean P. The table replaces a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.dataset.writer import write_dataset
+from rrm_data.dataset.writer import new_version_target, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
 from rrm_data.progress import console
@@ -35,6 +34,7 @@ class Config:
     seed: int = field(default=0, metadata={"help": "seed of the candidate pool"})
     out: str | None = field(default=None, metadata={"help": "new dataset version (default: "
                                                             "replace data in place)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a dataset at out"})
 
 
 def run(cfg: DictConfig) -> None:
@@ -46,13 +46,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.n < 1:
         raise RrmError(f"n must be at least 1, got {cfg.n}")
     dataset = open_dataset(cfg.data)
-    if cfg.out is None:
-        dataset.check_writable()
-    out = Path(cfg.out or cfg.data)
-    in_place = out.resolve() == dataset.root.resolve()
-    if not in_place and out.exists():
-        raise RrmError(f"out={out} already exists; choose another out= or leave it unset to "
-                       "replace data with the new version")
+    out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
     reward = None if cfg.reward is None else load_reward(cfg.reward)
     if reward is None and cfg.strategy != "uniform":
         raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
@@ -75,7 +69,7 @@ def run(cfg: DictConfig) -> None:
     info = dataset.info.replace(extra={**dataset.info.extra, "queries": {
         "strategy": cfg.strategy, "n": cfg.n, "pool": pool, "seed": cfg.seed,
         "reward": cfg.reward}})
-    write_dataset(out, tables, info, overwrite=in_place)
+    write_dataset(out, tables, info, overwrite=in_place or cfg.overwrite)
     console.print(f"wrote {out}: {table.num_rows} queries ({cfg.strategy}) from a pool of "
                   f"{pool} pairs")
 

@@ -9,7 +9,6 @@ replacing ``data`` unless ``out=`` names another directory).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -18,9 +17,8 @@ from omegaconf import DictConfig
 from rrm_data.config import build_config
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir, open_dataset
-from rrm_data.dataset.writer import write_dataset
+from rrm_data.dataset.writer import new_version_target, write_dataset
 from rrm_data.errors import RrmError
-from rrm_data.io import Kind, check_out
 from rrm_data.progress import console, progress
 from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
 from rrm_data.sim.rendering import (
@@ -90,12 +88,7 @@ def run(cfg: DictConfig) -> None:
     missing = [c for c in fmt.SIM_COLUMNS if c not in columns]
     if missing:
         raise RrmError(f"{cfg.data} has no stored physics state ({', '.join(missing)} missing)")
-    out = Path(cfg.out) if cfg.out else dataset.root
-    in_place = out.resolve() == dataset.root.resolve()
-    if in_place:
-        dataset.check_writable()
-    else:
-        check_out(out, Kind.DATASET, cfg.overwrite)
+    out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
 
     frames = render_frames(dataset, spec)
     tables = dataset.tables()
