@@ -30,7 +30,7 @@ def frame_cameras(reward: RewardFunction) -> tuple[str, ...]:
     return cameras or tuple((getattr(reward, "spec", {}).get("frames") or {}).get("cameras", ()))
 
 
-def step_columns(reward: RewardFunction, obs: np.ndarray, act: np.ndarray, *,
+def live_step_columns(reward: RewardFunction, obs: np.ndarray, act: np.ndarray, *,
                  env_reward: np.ndarray | None = None,
                  frames: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The columns ``reward`` reads, for a batch of N steps (obs (N, 39), act (N, 4))."""
@@ -62,7 +62,7 @@ def relabel(reward: RewardFunction, obs: np.ndarray, act: np.ndarray, *,
     out = np.empty(n, dtype=np.float32)
     for start in range(0, n, batch_size):
         part = slice(start, min(start + batch_size, n))
-        columns = step_columns(
+        columns = live_step_columns(
             reward, obs[part], act[part],
             env_reward=None if env_reward is None else env_reward[part],
             frames=None if frames is None else {c: f[part] for c, f in frames.items()})

@@ -31,7 +31,7 @@ from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 TRUE_REWARD = "true_reward"
 
 
-def frame_spec(reward: RewardFunction) -> FrameSpec | None:
+def reward_frame_spec(reward: RewardFunction) -> FrameSpec | None:
     """How frames must be rendered for ``reward`` (as its training data was): None if none."""
     cameras = frame_cameras(reward)
     if not cameras:
@@ -99,7 +99,7 @@ class RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, reward=reward)
         super().__init__(env)
         self.reward = reward
-        spec = frame_spec(reward)
+        spec = reward_frame_spec(reward)
         self._source = None if spec is None else FrameSource([env], spec)
         self._obs: np.ndarray | None = None
         self._frames: dict[str, np.ndarray] | None = None
@@ -130,7 +130,7 @@ class VecRewardWrapper(VecEnvWrapper):
     def __init__(self, venv: VecEnv, reward: RewardFunction) -> None:
         super().__init__(venv)
         self.reward = reward
-        spec = frame_spec(reward)
+        spec = reward_frame_spec(reward)
         self._source = None if spec is None else FrameSource(venv.get_attr("unwrapped"), spec)
         self._obs: np.ndarray | None = None
         self._frames: dict[str, np.ndarray] | None = None
