@@ -151,3 +151,41 @@ def test_help_shows_the_recipe_values(capsys):
     assert "'max_epochs': 3" in out  # recipe state_residual, not the dataclass's 20
     assert main(["train-reward", "--help", "recipe=state_mlp"]) == 0
     assert "'max_epochs': 5" in capsys.readouterr().out
+
+
+def test_without_a_test_split_the_message_does_not_blame_test_fraction(tmp_path, capsys):
+    argv = overrides(**{**SMALL, "pairs": 1700, "test_fraction": 0, "out": tmp_path / "d"})
+    assert main(["collect", *argv]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "1700 train pairs asked for" in last and "test_fraction" not in last
+
+
+def test_training_on_small_data_keeps_lightning_warnings_out(small_dataset, tmp_path, capsys):
+    assert main(["train-reward", f"data={small_dataset}", f"out={tmp_path / 'run'}",
+                 "model.hidden=16", "model.members=1", "trainer.max_epochs=1",
+                 "trainer.enable_progress_bar=false"]) == 0
+    err = capsys.readouterr().err
+    assert "smaller than the logging interval" not in err and "Warning" not in err
+
+
+def test_a_resumed_bar_counts_only_this_runs_items():
+    import time
+
+    from rich.progress import Progress
+
+    from rrm_data.progress import _RateColumn
+
+    with Progress(disable=True) as bar:  # 6 episodes restored, 2 done now, in about 10 s
+        task_id = bar.add_task("collect", total=10, completed=6, extra=0, done_before=6,
+                               started=time.monotonic() - 10.0)
+        bar.update(task_id, advance=2)
+        text = _RateColumn("completed", "episodes").render(bar.tasks[0]).plain
+    assert 0.19 < float(text.split()[0]) <= 0.2  # 2 / 10 s, not 8 / 10 s
+
+
+def test_overwriting_an_output_file_leaves_no_old_copy(small_dataset, tmp_path):
+    out = tmp_path / "scores.parquet"
+    for extra in ([], ["overwrite=true"]):
+        assert main(["score", "reward=true", f"data={small_dataset}", f"out={out}",
+                     *extra]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]
