@@ -15,6 +15,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from rrm_data.dataset.reader import open_dataset
+from rrm_data.dataset.validate import check_dataset
 from rrm_data.dataset.writer import new_version_target, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
@@ -46,6 +47,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.n < 1:
         raise RrmError(f"n must be at least 1, got {cfg.n}")
     dataset = open_dataset(cfg.data)
+    check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
     reward = None if cfg.reward is None else load_reward(cfg.reward)
     if reward is None and cfg.strategy != "uniform":

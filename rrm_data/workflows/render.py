@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from rrm_data.config import build_config
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir, open_dataset
+from rrm_data.dataset.validate import check_dataset
 from rrm_data.dataset.writer import new_version_target, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
@@ -78,6 +79,7 @@ def render_frames(dataset: DatasetDir, spec: FrameSpec) -> dict[str, pa.Array]:
 
 def run(cfg: DictConfig) -> None:
     dataset = open_dataset(cfg.data)
+    check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
     assert spec is not None
     columns = dataset.info.features["steps"]
