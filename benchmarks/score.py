@@ -65,7 +65,8 @@ def main_benchmark(episodes: int, pairs: int) -> dict:
                  "trainer.enable_progress_bar=false")
 
         cfg = build_config(score.Config(), [f"reward={run}", f"data={data}", f"split={SPLIT}",
-                                            f"out={Path(tmp) / 'scores.parquet'}"])
+                                            f"out={Path(tmp) / 'scores.parquet'}",
+                                            "overwrite=true"])
         split = load_split(open_dataset(data), SPLIT, teacher=None)
         n_pairs = len(split.pairs)
         rows = window_rows(split.segments["first"], split.segments["length"])
