@@ -166,9 +166,7 @@ def clean_leftovers(out: Path) -> list[Path]:
     for path in out.parent.glob(f".{out.name}.*-*"):
         tag, _, pid = path.name.rpartition("-")
         if not pid.isdigit() or not tag.endswith((".tmp", ".old", ".partial")) or _alive(int(pid)):
-            continue
-        if tag.endswith(".partial") and tag == f".{out.name}.partial":
-            continue  # collect's resumable work folder has no pid
+            continue  # collect's resumable work folder ``.<name>.partial`` has no pid: kept
         _remove(path)
         removed.append(path)
     return removed

@@ -17,10 +17,10 @@ import pyarrow.compute as pc
 
 from rrm_data.annotation.store import Item
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import pair_keys
 from rrm_data.dataset.format import ANNOTATOR_NAME
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
-from rrm_data.labels.sampling import pair_keys
 
 DEFAULT_THRESHOLD = 0.7
 

@@ -32,6 +32,12 @@ def positions(keys: Any, values: Any) -> np.ndarray:
     return np.where(keys[found] == values, found, -1)
 
 
+def pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One int per unordered pair {a, b}, so (a, b) and (b, a) are the same pair."""
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    return lo * (1 << 31) + hi
+
+
 def segment_first_steps(segments: pa.Table, episodes: pa.Table) -> np.ndarray:
     """Global step row of each segment's first step: its episode's ``index_from`` + ``start``."""
     at = positions(episodes.column("episode_index"), segments.column("episode_index"))

@@ -28,7 +28,7 @@ from PIL import Image
 from referencing import Registry, Resource
 
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.columns import positions
+from rrm_data.dataset.columns import pair_keys, positions
 from rrm_data.dataset.format import table_features
 from rrm_data.errors import RrmError, first_line
 from rrm_data.resources import resource_dir
@@ -662,7 +662,7 @@ def _query_problems(part: TablePart, segment_ids: np.ndarray) -> Iterator[Proble
                                             f"{', '.join(fmt.QUERY_STRATEGIES)}")
     a, b = (table.column(c).to_numpy() for c in ("segment_a", "segment_b"))
     yield from _pair_problems(part, a, b, segment_ids)
-    row = _first(_repeated(np.minimum(a, b) * (1 << 31) + np.maximum(a, b)))
+    row = _first(_repeated(pair_keys(a, b)))
     if row is not None:
         yield part.problem(row, "segment_b", f"the pair of segments {a[row]} and {b[row]} is "
                                              "queried more than once")

@@ -16,12 +16,11 @@ import numpy as np
 import pyarrow as pa
 
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.columns import pair_keys, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.metrics import preference_probability
 from rrm_data.evaluation.scoring import positions, window_rows, window_totals
-from rrm_data.labels.sampling import pair_keys
 
 if TYPE_CHECKING:
     from rrm_data.reward.artifact import LearnedReward

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rrm_data.dataset.columns import pair_keys
 from rrm_data.errors import RrmError
 
 
@@ -91,9 +92,3 @@ def sample_pairs(pool: np.ndarray, segment_episode: np.ndarray, count: int,
         kept_b.append(pool[j[fresh]])
         have += len(fresh)
     return (np.concatenate(kept_a).astype(np.int64), np.concatenate(kept_b).astype(np.int64))
-
-
-def pair_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """One int per unordered pair {a, b}, so (a, b) and (b, a) are the same pair."""
-    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
-    return lo * (1 << 31) + hi
