@@ -117,8 +117,17 @@ def summarize(rows_by_seed: dict[int, list[dict]]) -> dict:
                    if int(r["timesteps"]) == s] for s in steps}
     labels = {s: [float(r["labels"]) for rows in rows_by_seed.values() for r in rows
                   if int(r["timesteps"]) == s and "labels" in r] for s in steps}
+    per_seed = {seed: [float(r["success_rate"]) for r in rows]
+                for seed, rows in sorted(rows_by_seed.items())}
+    reached = {seed: next((int(r["timesteps"]) for r in rows
+                           if float(r["success_rate"]) >= 0.8), None)
+               for seed, rows in sorted(rows_by_seed.items())}
     return {"timesteps": steps, "seeds": sorted(rows_by_seed),
-            "success_mean": [float(np.mean(by_step[s])) for s in steps],
+            # per seed: the mean over all evaluations (area under the curve, in [0, 1]) and
+            # the first evaluation step at >= 0.8 success (None: never within the run)
+            "success_area_per_seed": {s: round(float(np.mean(v)), 3) for s, v in per_seed.items()},
+            "first_step_at_0.8_per_seed": reached,
+            "success_mean": [round(float(np.mean(by_step[s])), 3) for s in steps],
             "success_min": [float(np.min(by_step[s])) for s in steps],
             "success_max": [float(np.max(by_step[s])) for s in steps],
             "labels_mean": [float(np.mean(labels[s])) if labels[s] else None for s in steps]}
