@@ -22,7 +22,8 @@ Every run writes its own directory under `--work` (kept; a finished run is not r
 and a longer earlier run counts up to `--steps`, so the script resumes and extends; a
 failed run is listed in the JSON and the rest go on). Seeds can run as parallel
 processes (`--seeds 0` and `--seeds 1` with their own `--name`); a last run with all
-seeds then only reads their `eval.csv` and `summary.json`. The curves (mean, min and max
+seeds then only reads their `eval.csv` and `summary.json` (`--report` reads what is
+finished and starts nothing, while other runs are going). The curves (mean, min and max
 over seeds of the evaluation success rate at each evaluation) go to
 benchmarks/results/<name>.json and .png, after every run. `--smoke` runs the whole
 machinery in a few minutes (tiny steps and budgets; results/rl_curves_smoke.json): the
@@ -96,6 +97,8 @@ def run_all(args: argparse.Namespace) -> dict:
             continue
         for seed in args.seeds:
             out = args.work / f"{name}-seed{seed}"
+            if args.report and not (out / "eval.csv").exists():
+                continue
             if not (out / "eval.csv").exists():
                 reward = offline_reward(args, seed) if name == "offline" else ""
                 argv = [a.format(seed=seed, offline_reward=reward) for a in command]
@@ -178,6 +181,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--offline-labels", type=int, default=2500)
     parser.add_argument("--only", nargs="*", help="run only these conditions")
     parser.add_argument("--work", type=Path, default=Path("runs/rl_curves"))
+    parser.add_argument("--report", action="store_true",
+                        help="start no run: plot the finished ones (others may be running)")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--name", help="results file name (default rl_curves[_smoke])")
     args = parser.parse_args(argv)
