@@ -116,20 +116,19 @@ def run_all(args: argparse.Namespace) -> dict:
 
 def summarize(rows_by_seed: dict[int, list[dict]]) -> dict:
     steps = sorted({int(r["timesteps"]) for rows in rows_by_seed.values() for r in rows})
-    by_step = {s: [float(r["success_rate"]) for rows in rows_by_seed.values() for r in rows
-                   if int(r["timesteps"]) == s] for s in steps}
+    per_seed = {seed: {int(r["timesteps"]): float(r["success_rate"]) for r in rows}
+                for seed, rows in sorted(rows_by_seed.items())}
+    by_step = {s: [c[s] for c in per_seed.values() if s in c] for s in steps}
     labels = {s: [float(r["labels"]) for rows in rows_by_seed.values() for r in rows
                   if int(r["timesteps"]) == s and "labels" in r] for s in steps}
-    per_seed = {seed: [float(r["success_rate"]) for r in rows]
-                for seed, rows in sorted(rows_by_seed.items())}
-    reached = {seed: next((int(r["timesteps"]) for r in rows
-                           if float(r["success_rate"]) >= 0.8), None)
-               for seed, rows in sorted(rows_by_seed.items())}
     return {"timesteps": steps, "seeds": sorted(rows_by_seed),
+            "success_per_seed": {seed: [c.get(s) for s in steps] for seed, c in per_seed.items()},
             # per seed: the mean over all evaluations (area under the curve, in [0, 1]) and
             # the first evaluation step at >= 0.8 success (None: never within the run)
-            "success_area_per_seed": {s: round(float(np.mean(v)), 3) for s, v in per_seed.items()},
-            "first_step_at_0.8_per_seed": reached,
+            "success_area_per_seed": {seed: round(float(np.mean(list(c.values()))), 3)
+                                      for seed, c in per_seed.items()},
+            "first_step_at_0.8_per_seed": {seed: next((s for s in sorted(c) if c[s] >= 0.8), None)
+                                           for seed, c in per_seed.items()},
             "success_mean": [round(float(np.mean(by_step[s])), 3) for s in steps],
             "success_min": [float(np.min(by_step[s])) for s in steps],
             "success_max": [float(np.max(by_step[s])) for s in steps],
@@ -146,21 +145,38 @@ def save(args: argparse.Namespace, curves: dict, seconds: dict, failed: list[str
     name = args.name or ("rl_curves_smoke" if args.smoke else "rl_curves")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for cond, c in result["conditions"].items():
-        line, = ax.plot(c["timesteps"], c["success_mean"], marker="o", ms=3,
-                        label=f"{cond} ({len(c['seeds'])} seeds)")
-        ax.fill_between(c["timesteps"], c["success_min"], c["success_max"], alpha=0.15,
-                        color=line.get_color())
-    ax.set_xlabel("env steps")
-    ax.set_ylabel(f"evaluation success rate ({args.eval_episodes} episodes)")
-    ax.set_title(f"{args.task}, SAC {args.sac}: mean and min-max over seeds")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=120)
-    plt.close(fig)
+    plot(args, result, RESULTS / f"{name}.png")
     return result
+
+
+def plot(args: argparse.Namespace, result: dict, path: Path) -> None:
+    """One panel per condition: each seed thin, their mean bold, the true reward's mean
+    dashed for reference (overlaid min-max bands of seven conditions are unreadable)."""
+    conds = result["conditions"]
+    cols = min(4, max(1, len(conds)))
+    rows = -(-len(conds) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows + 0.8), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax, (cond, c) in zip(axes.flat, conds.items(), strict=False):  # spare panels stay
+        if cond != "true" and "true" in conds:
+            ax.plot(conds["true"]["timesteps"], conds["true"]["success_mean"], "--",
+                    color="grey", lw=1, label="true (mean)")
+        for seed, ys in c["success_per_seed"].items():
+            ax.plot(c["timesteps"], ys, lw=0.8, alpha=0.6, label=f"seed {seed}")
+        ax.plot(c["timesteps"], c["success_mean"], color="black", lw=2, marker="o", ms=3,
+                label="mean")
+        ax.set_title(f"{cond} ({len(c['seeds'])} seeds)", fontsize=9)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(conds):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6, loc="lower right")
+    fig.supxlabel("env steps")
+    fig.supylabel(f"evaluation success ({args.eval_episodes} episodes)")
+    fig.suptitle(f"{args.task}, SAC {args.sac}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
