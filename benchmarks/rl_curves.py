@@ -15,7 +15,7 @@ equal env steps and for each seed, it runs:
 
 At CPU scale the B-Pref cadence (50 labels every 5,000 steps) would not spend 2,000
 labels in 30k steps, so online runs ask `budget / rounds` labels every `round_every`
-steps (default 10 rounds, every 2,000 steps: the budget is spent by 21k steps);
+steps (default 10 rounds, every 2,000 steps: the last round is at 19k steps);
 PEBBLE's unsupervised phase is scaled the same way (`--unsupervised-steps`).
 
 Every run writes its own directory under `--work` (kept; a finished run is not redone,
