@@ -23,8 +23,8 @@ and a longer earlier run counts up to `--steps`, so the script resumes and exten
 failed run is listed in the JSON and the rest go on). Seeds can run as parallel
 processes (`--seeds 0` and `--seeds 1` with their own `--name`); a last run with all
 seeds then only reads their `eval.csv` and `summary.json` (`--report` reads what is
-finished and starts nothing, while other runs are going). The curves (mean, min and max
-over seeds of the evaluation success rate at each evaluation) go to
+finished and starts nothing, while other runs are going). The curves (each seed's, and
+their mean, min and max, of the evaluation success rate at each evaluation) go to
 benchmarks/results/<name>.json and .png, after every run. `--smoke` runs the whole
 machinery in a few minutes (tiny steps and budgets; results/rl_curves_smoke.json): the
 numbers mean nothing.
@@ -97,9 +97,9 @@ def run_all(args: argparse.Namespace) -> dict:
             continue
         for seed in args.seeds:
             out = args.work / f"{name}-seed{seed}"
-            if args.report and not (out / "eval.csv").exists():
-                continue
             if not (out / "eval.csv").exists():
+                if args.report:
+                    continue
                 reward = offline_reward(args, seed) if name == "offline" else ""
                 argv = [a.format(seed=seed, offline_reward=reward) for a in command]
                 if cli([*argv, f"out={out}"]) != 0:
@@ -115,20 +115,22 @@ def run_all(args: argparse.Namespace) -> dict:
 
 
 def summarize(rows_by_seed: dict[int, list[dict]]) -> dict:
-    steps = sorted({int(r["timesteps"]) for rows in rows_by_seed.values() for r in rows})
-    per_seed = {seed: {int(r["timesteps"]): float(r["success_rate"]) for r in rows}
-                for seed, rows in sorted(rows_by_seed.items())}
-    by_step = {s: [c[s] for c in per_seed.values() if s in c] for s in steps}
-    labels = {s: [float(r["labels"]) for rows in rows_by_seed.values() for r in rows
-                  if int(r["timesteps"]) == s and "labels" in r] for s in steps}
+    rows_at = {seed: {int(r["timesteps"]): r for r in rows}
+               for seed, rows in sorted(rows_by_seed.items())}
+    steps = sorted({s for rows in rows_at.values() for s in rows})
+    success = {seed: {s: float(r["success_rate"]) for s, r in rows.items()}
+               for seed, rows in rows_at.items()}
+    by_step = {s: [c[s] for c in success.values() if s in c] for s in steps}
+    labels = {s: [float(rows[s]["labels"]) for rows in rows_at.values()
+                  if s in rows and "labels" in rows[s]] for s in steps}
     return {"timesteps": steps, "seeds": sorted(rows_by_seed),
-            "success_per_seed": {seed: [c.get(s) for s in steps] for seed, c in per_seed.items()},
+            "success_per_seed": {seed: [c.get(s) for s in steps] for seed, c in success.items()},
             # per seed: the mean over all evaluations (area under the curve, in [0, 1]) and
             # the first evaluation step at >= 0.8 success (None: never within the run)
             "success_area_per_seed": {seed: round(float(np.mean(list(c.values()))), 3)
-                                      for seed, c in per_seed.items()},
+                                      for seed, c in success.items()},
             "first_step_at_0.8_per_seed": {seed: next((s for s in sorted(c) if c[s] >= 0.8), None)
-                                           for seed, c in per_seed.items()},
+                                           for seed, c in success.items()},
             "success_mean": [round(float(np.mean(by_step[s])), 3) for s in steps],
             "success_min": [float(np.min(by_step[s])) for s in steps],
             "success_max": [float(np.max(by_step[s])) for s in steps],
@@ -153,6 +155,8 @@ def plot(args: argparse.Namespace, result: dict, path: Path) -> None:
     """One panel per condition: each seed thin, their mean bold, the true reward's mean
     dashed for reference (overlaid min-max bands of seven conditions are unreadable)."""
     conds = result["conditions"]
+    if not conds:  # --report before any run finished: the JSON says so, no empty figure
+        return
     cols = min(4, max(1, len(conds)))
     rows = -(-len(conds) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows + 0.8), sharex=True,
