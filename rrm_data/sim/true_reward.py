@@ -10,14 +10,15 @@ and offline-RL controls need the true reward of any (s, a, s′). Meta-World v3 
   ``hand_init_pos``), ``maxDist`` …, restored by rebuilding the scene from the episode's
   ``rand_vec`` (as rendering does);
 - MuJoCo quantities of s′ that the observation does not hold: the gripper's centre
-  ``tcp_center`` (the fingertip sites, not the hand position in ``obs[0:3]``) and, in the
+  ``tcp_center`` (the fingertip sites, about 4.5 cm from the hand position ``obs[0:3]``) and, in the
   grasping tasks, the finger pads' positions. So s′ is given as its physics state (what the
   dataset stores in ``sim.*``), loaded with ``mj_forward``; the observation is rebuilt from
   it exactly as ``step`` builds it (float64, clipped to the observation space).
 
-No term reads anything from before s′ except the previous-frame copy inside the
-observation, taken from s. The one thing not reproduced is ``step``'s reward of 0 after a
-simulator instability (``_did_see_sim_exception``), which no stored state reveals.
+No term reads anything from before s′: the previous-frame copy inside the observation is
+taken from s, as ``step`` does, but no v3 reward reads it. The one thing not reproduced
+is ``step``'s reward of 0 after a simulator instability (``_did_see_sim_exception``),
+which no stored state reveals.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 
 # The part of an observation that is the current frame; step copies it into the next one.
 _FRAME = slice(0, 18)
+# What a reward may read of s′'s observation: its current frame and the goal. No v3 reward
+# reads the previous-frame copy (18:36), which comes from s.
+_READ = np.r_[0:18, 36:39]
 
 
 class TaskScene:
@@ -121,8 +125,9 @@ def true_rewards(task: str, rand_vec: np.ndarray, obs: np.ndarray, actions: np.n
 
     s′ is given twice: ``next_obs`` as stored and ``next_physics`` (its ``sim.*`` state),
     which the reward needs (see the module docstring). The observation rebuilt from
-    ``next_physics`` must match ``next_obs`` within ``atol`` (stored observations are
-    float32), so a misaligned pair fails instead of scoring another state.
+    ``next_physics`` must match ``next_obs`` (current frame and goal) within ``atol``
+    (stored observations are float32), so a misaligned pair fails instead of scoring
+    another state.
     """
     obs, actions = np.asarray(obs, np.float64), np.asarray(actions, np.float64)
     next_obs = np.asarray(next_obs, np.float64)
@@ -135,7 +140,7 @@ def true_rewards(task: str, rand_vec: np.ndarray, obs: np.ndarray, actions: np.n
     rewards = np.empty(len(obs), np.float64)
     for i, state in enumerate(next_physics):
         rewards[i], rebuilt = scene.reward(obs[i], actions[i], state)
-        gap = float(np.abs(rebuilt - next_obs[i]).max())
+        gap = float(np.abs(rebuilt[_READ] - next_obs[i, _READ]).max())
         if gap > atol:
             raise RrmError(f"{task}: next_obs row {i} differs from the observation of its "
                            f"next_physics by {gap:.3g} (> {atol}); are they the same step?")
