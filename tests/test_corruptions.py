@@ -205,8 +205,19 @@ def train_test_leakage(data: Path, rng: np.random.Generator) -> str:
     else:
         episode = pq.read_table(data / SEGMENTS, columns=["episode_index"]).column(0).to_numpy()
         _set_row(data, SEGMENTS, "episode_index", segment, int(episode[rng.choice(used)]))
+        _sum_segment_again(data, segment)  # its returns follow it: leakage is the one problem
         row = int(np.flatnonzero(np.isin(test.column("segment_a").to_numpy(), segment))[0])
     return f"{TEST} row {row} column segment_a: segment {segment} is"
+
+
+def _sum_segment_again(data: Path, row: int) -> None:
+    """Recompute a segment's returns over its (60-step episode's) window of the steps."""
+    segment = pq.read_table(data / SEGMENTS).slice(row, 1).to_pylist()[0]
+    first = segment["episode_index"] * 60 + segment["start"]
+    steps = pq.read_table(data / STEPS).slice(first, segment["length"])
+    for column in [c for c in segment if c.startswith("return")]:
+        source = "next.reward" if column == "return" else column.removeprefix("return.")
+        _set_row(data, SEGMENTS, column, row, sum(steps.column(source).to_pylist()))
 
 
 @family()
