@@ -1,6 +1,8 @@
 """A corruption generator: families of damage done to small real datasets, each at a few
 seeded places. `validate` must name each one in one line, and no command that reads datasets
-may crash on any of them (one clean line, or success where the damage does not concern it)."""
+may crash on any of them (one clean line, or success where the damage does not concern it).
+A derived value that disagrees with its source (an edited or mis-merged dataset) concerns every
+command: each one that checks its dataset up front refuses it with validate's line."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ import pytest
 from helpers import edit_column, edit_info, one_line_error
 
 from rrm_data.cli import main
+from rrm_data.dataset.priors import stored_priors
 
 STEPS = "steps/train-00000-of-00001.parquet"
 EPISODES = "episodes/train-00000-of-00001.parquet"
@@ -39,15 +43,16 @@ Corrupt = Callable[[Path, np.random.Generator], str]  # damages a dataset; what 
 class Family:
     corrupt: Corrupt
     frames: bool = False  # needs a dataset with camera frames
+    derived: bool = False  # a derived column edited: every command that checks data refuses
 
 
 FAMILIES: dict[str, Family] = {}
 
 
-def family(frames: bool = False) -> Callable[[Corrupt], Corrupt]:
+def family(frames: bool = False, derived: bool = False) -> Callable[[Corrupt], Corrupt]:
     """Register a corruption under its function's name."""
     def add(corrupt: Corrupt) -> Corrupt:
-        FAMILIES[corrupt.__name__] = Family(corrupt, frames)
+        FAMILIES[corrupt.__name__] = Family(corrupt, frames, derived)
         return corrupt
     return add
 
@@ -63,6 +68,12 @@ def _pick(rng: np.random.Generator, options: tuple | list) -> str:
 def _set_row(data: Path, file: str, column: str, row: int, value: object) -> None:
     def edit(values: np.ndarray) -> None:
         values[row] = value
+    edit_column(data / file, column, edit)
+
+
+def _add_to_row(data: Path, file: str, column: str, row: int, delta: float) -> None:
+    def edit(values: np.ndarray) -> None:
+        values[row] += delta
     edit_column(data / file, column, edit)
 
 
@@ -194,8 +205,19 @@ def train_test_leakage(data: Path, rng: np.random.Generator) -> str:
     else:
         episode = pq.read_table(data / SEGMENTS, columns=["episode_index"]).column(0).to_numpy()
         _set_row(data, SEGMENTS, "episode_index", segment, int(episode[rng.choice(used)]))
+        _sum_segment_again(data, segment)  # its returns follow it: leakage is the one problem
         row = int(np.flatnonzero(np.isin(test.column("segment_a").to_numpy(), segment))[0])
     return f"{TEST} row {row} column segment_a: segment {segment} is"
+
+
+def _sum_segment_again(data: Path, row: int) -> None:
+    """Recompute a segment's returns over its (60-step episode's) window of the steps."""
+    segment = pq.read_table(data / SEGMENTS).slice(row, 1).to_pylist()[0]
+    first = segment["episode_index"] * 60 + segment["start"]
+    steps = pq.read_table(data / STEPS).slice(first, segment["length"])
+    for column in [c for c in segment if c.startswith("return")]:
+        source = "next.reward" if column == "return" else column.removeprefix("return.")
+        _set_row(data, SEGMENTS, column, row, sum(steps.column(source).to_pylist()))
 
 
 @family()
@@ -308,6 +330,58 @@ def missing_table_file(data: Path, rng: np.random.Generator) -> str:
     return f"{file.split('/')[0]}/: no {file.split('/')[1].split('-')[0]}-*.parquet files"
 
 
+# --- derived columns edited: each no longer agrees with the steps it is computed from --------
+# Every edit is far outside validate's float32 tolerance (1e-4 of the window's magnitude).
+
+@family(derived=True)
+def episode_return_edited(data: Path, rng: np.random.Generator) -> str:
+    row = int(rng.integers(_rows(data, EPISODES)))
+    _add_to_row(data, EPISODES, "return", row, _pick(rng, [1.0, -2.5, 50.0]))
+    return f"{EPISODES} row {row} column return: "
+
+
+@family(derived=True)
+def episode_length_edited(data: Path, rng: np.random.Generator) -> str:
+    """One step more or fewer than the episode's rows of the steps table (and its bounds)."""
+    row, delta = int(rng.integers(_rows(data, EPISODES))), int(_pick(rng, [-1, 1, 5]))
+    _add_to_row(data, EPISODES, "length", row, delta)
+    return f"{EPISODES} row {row} column length: {60 + delta}, but episode"
+
+
+@family(derived=True)
+def episode_success_flipped(data: Path, rng: np.random.Generator) -> str:
+    row = int(rng.integers(_rows(data, EPISODES)))
+    success = bool(pq.read_table(data / EPISODES, columns=["success"]).column(0)[row].as_py())
+    _set_row(data, EPISODES, "success", row, not success)
+    return f"{EPISODES} row {row} column success: {not success}, but next.success is true at"
+
+
+@family(derived=True)
+def segment_return_edited(data: Path, rng: np.random.Generator) -> str:
+    row = int(rng.integers(_rows(data, SEGMENTS)))
+    _add_to_row(data, SEGMENTS, "return", row, _pick(rng, [1.0, -2.5, 50.0]))
+    return f"{SEGMENTS} row {row} column return: "
+
+
+def _step_prior_edited(name: str, data: Path, rng: np.random.Generator) -> str:
+    row = int(rng.integers(_rows(data, STEPS)))
+    _add_to_row(data, STEPS, f"prior.{name}", row, _pick(rng, [0.05, -0.2, 1.0]))
+    return f"{STEPS} row {row} column prior.{name}: "
+
+
+def _segment_prior_return_edited(name: str, data: Path, rng: np.random.Generator) -> str:
+    row = int(rng.integers(_rows(data, SEGMENTS)))
+    _add_to_row(data, SEGMENTS, f"return.prior.{name}", row, _pick(rng, [0.5, -1.0, 3.0]))
+    return f"{SEGMENTS} row {row} column return.prior.{name}: "
+
+
+for _prior in stored_priors():  # one family per stored prior column and per segment prior sum
+    FAMILIES[f"step_prior_{_prior}_edited"] = Family(partial(_step_prior_edited, _prior),
+                                                     derived=True)
+    FAMILIES[f"segment_prior_{_prior}_return_edited"] = Family(
+        partial(_segment_prior_return_edited, _prior), derived=True)
+
+
 CASES = [pytest.param(name, seed, id=f"{name}-{seed}") for name in FAMILIES for seed in SEEDS]
 
 
@@ -332,9 +406,12 @@ def outcomes() -> Iterator[dict[str, Counter[str]]]:
         print(f"{command}: {dict(codes)}")
 
 
-def reading_commands(data: Path, tmp: Path, frames: bool) -> dict[str, list[str]]:
+def reading_commands(data: Path, tmp: Path, frames: bool,
+                     derived: bool = False) -> dict[str, list[str]]:
     """Every command that reads a dataset, with tiny settings and outputs under ``tmp``; the
-    ones that decode frames (embed, gallery) on the datasets that have frames."""
+    ones that decode frames (embed, gallery) on the datasets that have frames. A derived
+    column's damage adds the commands that would work for long on a sound dataset (query,
+    render, publish): each must refuse it before any work."""
     commands = {
         "info": ["info", f"data={data}"],
         "train-reward": ["train-reward", f"data={data}", f"out={tmp / 'run'}", *TINY_TRAIN],
@@ -342,10 +419,16 @@ def reading_commands(data: Path, tmp: Path, frames: bool) -> dict[str, list[str]
         "score": ["score", "reward=true", f"data={data}", f"out={tmp / 'scores.parquet'}"],
         "export-trl": ["export-trl", f"data={data}", f"out={tmp / 'trl.parquet'}"],
     }
-    if frames:
+    if frames or derived:
         commands["embed"] = ["embed", f"data={data}"]
         commands["gallery"] = ["gallery", "reward=true", f"data={data}", "k=1", "frames=2",
                                f"out={tmp / 'gallery'}"]
+    if derived:
+        commands["query"] = ["query", f"data={data}", "strategy=uniform", "n=2",
+                             f"out={tmp / 'queried'}"]
+        commands["render"] = ["render", f"data={data}", "image_size=16", f"out={tmp / 'rendered'}"]
+        commands["publish"] = ["publish", f"data={data}", "repo_id=rrm-test/prefs", "dry_run=true",
+                               f"out={tmp / 'published'}"]
     return commands
 
 
@@ -364,10 +447,12 @@ def test_corruption_is_caught_and_no_command_crashes(
     assert expected in one_line_error(capsys, "validate")
     outcomes.setdefault("validate", Counter())["refused"] += 1
 
-    for command, argv in reading_commands(data, tmp_path / "out", spec.frames).items():
+    for command, argv in reading_commands(data, tmp_path / "out", spec.frames,
+                                          spec.derived).items():
         code = main(argv)  # a crash raises here: the in-process form of a traceback
         err = capsys.readouterr().err
         assert code in (0, 2), (command, code, err)
+        assert code == 2 or not spec.derived or command == "info", (command, err)
         if code == 2:
             lines = err.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith(f"rrm-data {command}: error: "), lines

@@ -10,10 +10,10 @@ import torch
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.priors import PRIORS
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.reward.networks import ResidualReward
-from rrm_data.reward.priors import PRIORS
 from rrm_data.training.datamodule import PreferenceDataModule
 
 COLUMNS = [fmt.STATE, fmt.ACTION]

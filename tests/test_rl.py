@@ -18,11 +18,11 @@ from stable_baselines3.common.buffers import ReplayBuffer
 
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.priors import gripper_object
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import export_reward, load_reward
 from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.networks import ResidualReward
-from rrm_data.reward.priors import gripper_object
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl import RewardWrapper, make_vec_env, relabel, relabel_replay_buffer, task_env
 from rrm_data.rl.sac import check_reward_fits

@@ -14,10 +14,10 @@ import rrm_data
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.priors import PRIORS
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardFunction
-from rrm_data.reward.priors import PRIORS
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.training.module import RewardLearner
 

@@ -192,3 +192,91 @@ def test_valid_edge_cases_pass(make_dataset, collect: dict) -> None:
         assert len(np.unique(pairs)) < pairs.max() + 1  # the gaps are there
     else:
         assert pq.read_metadata(data / TEST).num_rows == 0
+
+
+EPISODES = "episodes/train-00000-of-00001.parquet"
+
+
+def _message(data: Path, capsys: pytest.CaptureFixture) -> str:
+    code, out = validate(data, capsys)
+    assert code == 2 and len(out.strip().splitlines()) == 1, out
+    return out
+
+
+def test_derived_values_are_recomputed_from_their_source(data: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """The expected values in validate's lines agree with an independent computation: a
+    prior by numpy's norm over the state's object and goal, an episode's return by Python's
+    sum of its rewards, its success by any()."""
+    steps = pq.read_table(data / STEPS, columns=["observation.state", "next.reward",
+                                                 "next.success"])
+    state = np.stack(steps.column("observation.state").to_pylist()).astype(np.float64)
+    reward = steps.column("next.reward").to_pylist()
+    original = {p: p.read_bytes() for p in (data / STEPS, data / EPISODES)}
+
+    _set(data / STEPS, "prior.object_goal", 70, 0.0)
+    object_goal = -np.linalg.norm(state[70, 4:7] - state[70, 36:39])
+    assert (f"{STEPS} row 70 column prior.object_goal: 0, but its formula -||obs[4:7] - "
+            f"obs[36:39]|| over observation.state gives {object_goal:.6g}"
+            in _message(data, capsys))
+    (data / STEPS).write_bytes(original[data / STEPS])
+
+    _set(data / EPISODES, "return", 3, 1e4)
+    assert (f"{EPISODES} row 3 column return: 10000, but the episode's next.reward sum to "
+            f"{sum(reward[180:240]):.6g}" in _message(data, capsys))
+    (data / EPISODES).write_bytes(original[data / EPISODES])
+
+    success = any(steps.column("next.success").to_pylist()[120:180])
+    _set(data / EPISODES, "success", 2, not success)
+    assert (f"{EPISODES} row 2 column success: {not success}, but next.success is true at "
+            f"{sum(steps.column('next.success').to_pylist()[120:180])} of its steps"
+            in _message(data, capsys))
+
+
+def _set(path: Path, column: str, row: int, value: object) -> None:
+    def edit(v: np.ndarray) -> None:
+        v[row] = value
+    edit_column(path, column, edit)
+
+
+def test_float32_sums_are_tolerated_and_edits_are_not(data: Path) -> None:
+    """Segment returns summed in float32, one step after another (the least accurate honest
+    order), pass; an edit of 1e-3 of the window's magnitude (10x the tolerance) is refused."""
+    reward = pq.read_table(data / STEPS, columns=["next.reward"]).column(0).to_numpy()
+    segments = pq.read_table(data / SEGMENTS, columns=["episode_index", "start", "length",
+                                                       "return"])
+    first = (segments.column("episode_index").to_numpy() * 60
+             + segments.column("start").to_numpy())  # 60-step episodes, in order
+    windows = [reward[f:f + n] for f, n in zip(first, segments.column("length").to_numpy(),
+                                               strict=True)]
+    float32_sums = np.array([np.cumsum(w, dtype=np.float32)[-1] for w in windows])
+    assert (float32_sums != segments.column("return").to_numpy()).any()  # some differ
+    edit_column(data / SEGMENTS, "return", lambda v: float32_sums)
+    assert validate_dataset(data) == []
+
+    scale = np.abs(windows[4]).astype(np.float64).sum()
+    edit_column(data / SEGMENTS, "return",
+                lambda v: np.where(np.arange(len(v)) == 4, v + 1e-3 * scale, v))
+    assert [str(p).split(":")[0] for p in validate_dataset(data)] == [
+        f"{SEGMENTS} row 4 column return"]
+
+
+def test_a_prior_without_a_formula_is_refused(data: Path) -> None:
+    table = pq.read_table(data / STEPS)
+    pq.write_table(table.append_column("prior.nothing", table.column("prior.complete")),
+                   data / STEPS)
+    edit_info(data, lambda info: info["features"]["steps"].update(
+        {"prior.nothing": info["features"]["steps"]["prior.complete"]}))
+    with pytest.raises(Exception, match=r"column prior.nothing: unknown prior 'nothing'"):
+        check_dataset(data)
+
+
+def test_a_segment_prior_return_without_its_steps_column_is_refused(data: Path) -> None:
+    table = pq.read_table(data / SEGMENTS)
+    pq.write_table(table.append_column("return.prior.nothing", table.column("return")),
+                   data / SEGMENTS)
+    edit_info(data, lambda info: info["features"]["segments"].update(
+        {"return.prior.nothing": info["features"]["segments"]["return"]}))
+    with pytest.raises(Exception, match=r"row 0 column return.prior.nothing: the steps table has "
+                                        r"no prior.nothing column"):
+        check_dataset(data)

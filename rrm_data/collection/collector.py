@@ -17,13 +17,13 @@ import pyarrow as pa
 
 from rrm_data.collection.meta import make_info
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.observation import ACTION_NAMES, STATE_NAMES
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.io import Kind, atomic_file, check_out, remove_owned
 from rrm_data.labels.tables import LabelSpec, build_tables
 from rrm_data.progress import console, progress
 from rrm_data.sim.envs import env_fps, make_env, sawyer_env
-from rrm_data.sim.observation import ACTION_NAMES, STATE_NAMES
 from rrm_data.sim.policies import parse_policy
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 from rrm_data.sim.rollout import EpisodePlan, plan_episodes, rollout

@@ -9,9 +9,9 @@ import pyarrow.compute as pc
 
 from rrm_data import __version__
 from rrm_data.dataset.info import Counts, DatasetInfo
+from rrm_data.dataset.priors import prior_formulas
 from rrm_data.labels.tables import BuiltTables, label_counts
 from rrm_data.labels.teachers import teacher_description
-from rrm_data.reward.priors import prior_formulas
 from rrm_data.sim.envs import suite_versions
 
 LABEL_CONVENTION = "label = P(segment_a preferred over segment_b); 0.5 = equally good"

@@ -3,8 +3,9 @@
 Three stages, each run only when the ones before found nothing, so the first problem
 reported is a cause rather than a consequence of one: meta/info.json against its JSON
 Schema; every Parquet file's footer and Arrow schema against its table's JSON Schema;
-then the values (references between tables, value ranges, counts), checked on whole
-columns at once with numpy and reading only the columns they need.
+then the values (references between tables, value ranges, counts, and every derived column
+against the steps it is computed from), checked on whole columns at once with numpy and reading
+only the columns they need, each once.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import io
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,6 +32,7 @@ from referencing import Registry, Resource
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import pair_keys, positions
 from rrm_data.dataset.format import table_features
+from rrm_data.dataset.priors import PRIORS
 from rrm_data.errors import RrmError, first_line
 from rrm_data.resources import resource_dir
 
@@ -38,6 +41,14 @@ EMBEDDINGS = "embeddings"
 LABELS = (0.0, 0.5, 1.0)
 NEEDS_ROWS = ("steps", "episodes", "segments")  # tables that are empty only when broken
 KNOWN_TABLES = "steps, episodes, segments, preferences, queries, embeddings/<encoder>"
+# A derived value agrees with its source when |stored - recomputed| <= ATOL + RTOL * scale, the
+# scale being the sum of the terms' magnitudes (|value| for one step's prior). Writers sum float32
+# values in float64 and round once, but a sum of n float32 terms accumulated in float32 is off by
+# up to (n - 1) * 2^-24 * sum|terms|: 3e-5 for Meta-World's longest episodes (500 steps), so RTOL
+# = 1e-4 accepts every honest summation order while an edit of 0.01% of a window's magnitude is
+# caught. ATOL covers values near 0: a prior recomputed from the float32 state differs from the
+# one written from the float64 observation by ~1e-7 m.
+RTOL, ATOL = 1e-4, 1e-5
 
 
 @dataclass(frozen=True)
@@ -335,7 +346,7 @@ class _Checker:
         segments_part = self.parts[("segments", "train")]
         priors = [n for n in steps_part.schema.names if n.startswith("prior.")]
         steps = steps_part.read(["index", "episode_index", "frame_index", fmt.STATE, fmt.ACTION,
-                                 fmt.REWARD, *priors])
+                                 fmt.REWARD, fmt.SUCCESS, *priors])
         episodes = episodes_part.read(["episode_index", "length", "index_from", "index_to",
                                        "return", "success"])
         segment_priors = [n for n in segments_part.schema.names if n.startswith("return.")]
@@ -351,18 +362,24 @@ class _Checker:
         preferences = {split: (part, table.append_column("confidence", confidence[split])
                                if split in confidence else table)
                        for split, (part, table) in preferences.items()}
-        for part, table in [(steps_part, steps), (episodes_part, episodes),
-                            (segments_part, segments), *preferences.values()]:
-            yield from _nulls(part, table.drop_columns([c for c in ["confidence"]
-                                                         if c in table.column_names]))
-
-        yield from _steps_problems(steps_part, steps, [fmt.STATE, fmt.ACTION, fmt.REWARD, *priors])
-        if self.frames:
-            yield from _image_problems(steps_part)
-        yield from _non_finite(episodes_part, episodes, ["return"])
-        yield from _non_finite(segments_part, segments, ["return", *segment_priors])
-        yield from _episode_problems(episodes_part, episodes, steps_part, steps)
-        yield from _segment_problems(segments_part, segments, episodes)
+        nulls = (problem for part, table in [(steps_part, steps), (episodes_part, episodes),
+                                             (segments_part, segments), *preferences.values()]
+                 for problem in _nulls(part, table.drop_columns(
+                     [c for c in ["confidence"] if c in table.column_names])))
+        sound = True
+        for problem in chain(
+                nulls,
+                _steps_problems(steps_part, steps, [fmt.STATE, fmt.ACTION, fmt.REWARD, *priors]),
+                _image_problems(steps_part) if self.frames else (),
+                _non_finite(episodes_part, episodes, ["return"]),
+                _non_finite(segments_part, segments, ["return", *segment_priors]),
+                _episode_problems(episodes_part, episodes, steps_part, steps),
+                _segment_problems(segments_part, segments, episodes)):
+            sound = False
+            yield problem
+        if sound:  # derived values are recomputed over sound tables only
+            yield from _derived_problems(steps_part, steps, episodes_part, episodes,
+                                         segments_part, segments)
         yield from _preference_problems(preferences, segments.column("segment_index").to_numpy(),
                                         segments.column("episode_index").to_numpy(),
                                         list(self.info["teachers"]))
@@ -461,10 +478,18 @@ def _episode_problems(part: TablePart, episodes: pa.Table, steps_part: TablePart
     """Episodes are unique and tile the steps table; each step's episode and frame agree."""
     ids, length, start, stop = (episodes.column(c).to_numpy()
                                 for c in ("episode_index", "length", "index_from", "index_to"))
+    at = positions(ids, steps.column("episode_index").to_numpy())
+    owned = np.bincount(at[at >= 0], minlength=len(ids))  # the steps rows of each episode
+    # index_to - index_from != length: length is the odd one out when the steps agree with the
+    # bounds, so it is named, as the derived column it is
+    wrong_length = (stop - start != length) & (stop - start == owned)
     checks = [
         ("episode_index", _repeated(ids), lambda r: f"episode {ids[r]} appears more than once"),
         ("length", length < 1, lambda r: f"{length[r]}: an episode has at least one step"),
-        ("index_to", stop - start != length,
+        ("length", wrong_length,
+         lambda r: f"{length[r]}, but episode {ids[r]} has {owned[r]} steps (index_from "
+                   f"{start[r]} to index_to {stop[r]}, and its rows of the steps table)"),
+        ("index_to", (stop - start != length) & ~wrong_length,
          lambda r: f"{stop[r]}, expected index_from + length = {start[r] + length[r]}"),
     ]
     order = np.argsort(start, kind="stable")
@@ -499,6 +524,82 @@ def _episode_problems(part: TablePart, episodes: pa.Table, steps_part: TablePart
             yield steps_part.problem(row, column, f"{values[row]}, expected {expected[row]}: "
                                                   f"episodes put step {row} at frame {frame[row]} "
                                                   f"of episode {owner[row]}")
+
+
+def _derived_problems(steps_part: TablePart, steps: pa.Table, episodes_part: TablePart,
+                      episodes: pa.Table, segments_part: TablePart,
+                      segments: pa.Table) -> Iterator[Problem]:
+    """Every derived value agrees with what it is computed from: each stored ``prior.<name>``
+    with its formula over ``observation.state``; an episode's ``return`` and ``success`` with
+    its steps' rewards and success flags; a segment's ``return`` and ``return.prior.<name>``
+    with the sums over its window. The structure (tiling, segments inside episodes) is sound."""
+    state = _numbers(steps.column(fmt.STATE))
+    for column in fmt.prior_columns(steps.column_names):
+        name = fmt.prior_name(column)
+        if name not in PRIORS:
+            yield steps_part.problem(0, column, f"{PRIORS.unknown(name)} (its values cannot be "
+                                                "checked against a formula)")
+            continue
+        stored = steps.column(column).to_numpy().astype(np.float64)
+        expected = np.asarray(PRIORS.get(name)(state), np.float64)
+        row = _first(~_agrees(stored, expected, np.abs(expected)))
+        if row is not None:
+            yield steps_part.problem(row, column, f"{stored[row]:.6g}, but its formula "
+                                                  f"{PRIORS.get(name).formula} over "
+                                                  f"{fmt.STATE} gives {expected[row]:.6g}")
+    start, length, success = (episodes.column(c).to_numpy()
+                              for c in ("index_from", "length", "success"))
+    reward = steps.column(fmt.REWARD).to_numpy()
+    yield from _sum_problems(episodes_part, episodes.column("return").to_numpy(), reward,
+                             start, length, "return", f"the episode's {fmt.REWARD}")
+    successes = _window_sums(steps.column(fmt.SUCCESS).to_numpy(zero_copy_only=False),
+                             start, length)
+    row = _first(success != (successes > 0))
+    if row is not None:
+        yield episodes_part.problem(row, "success", f"{success[row]}, but {fmt.SUCCESS} is true "
+                                                    f"at {successes[row]:g} of its steps")
+    seg_start, seg_length, seg_episode = (segments.column(c).to_numpy()
+                                          for c in ("start", "length", "episode_index"))
+    first = start[positions(episodes.column("episode_index").to_numpy(), seg_episode)] + seg_start
+
+    def window(r: int) -> str:
+        return f" over steps [{seg_start[r]}, {seg_start[r] + seg_length[r]}) of episode " \
+               f"{seg_episode[r]}"
+
+    for column in ["return", *(c for c in segments.column_names if c.startswith("return."))]:
+        source = fmt.REWARD if column == "return" else column.removeprefix("return.")
+        if source not in steps.column_names:
+            yield segments_part.problem(0, column, f"the steps table has no {source} column "
+                                                   "to sum it from")
+            continue
+        yield from _sum_problems(segments_part, segments.column(column).to_numpy(),
+                                 steps.column(source).to_numpy(), first, seg_length, column,
+                                 source, window)
+
+
+def _sum_problems(part: TablePart, stored: np.ndarray, values: np.ndarray, first: np.ndarray,
+                  length: np.ndarray, column: str, source: str,
+                  window: Callable[[int], str] = lambda row: "") -> Iterator[Problem]:
+    """The first row whose stored sum disagrees with its window of ``values`` (``source``,
+    and the ``window`` of a row, name them in the message)."""
+    expected = _window_sums(values, first, length)
+    scale = _window_sums(np.abs(values), first, length)
+    row = _first(~_agrees(stored.astype(np.float64), expected, scale))
+    if row is not None:
+        yield part.problem(row, column, f"{stored[row]:.6g}, but {source}{window(row)} sum to "
+                                        f"{expected[row]:.6g}")
+
+
+def _window_sums(values: np.ndarray, first: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """``values[first:first + length].sum()`` of each window (length >= 1) in float64, in one
+    ``reduceat`` over the window bounds (the sums between windows are dropped)."""
+    padded = np.append(values.astype(np.float64), 0.0)  # a window may end at the last value
+    return np.add.reduceat(padded, np.stack([first, first + length], axis=1).ravel())[::2]
+
+
+def _agrees(stored: np.ndarray, expected: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Where a stored derived value equals its recomputation up to float32 rounding."""
+    return np.abs(stored - expected) <= ATOL + RTOL * scale
 
 
 def _segment_problems(part: TablePart, segments: pa.Table,

@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from rrm_data.dataset import format as fmt
-from rrm_data.reward.priors import PRIORS
+from rrm_data.dataset.priors import PRIORS
 
 
 class RewardOutput(NamedTuple):

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.priors import PRIORS
 from rrm_data.errors import RrmError
 from rrm_data.registry import Registry
-from rrm_data.reward.priors import PRIORS
 from rrm_data.triton_apart import load_triton_apart
 
 load_triton_apart()  # before torch imports Triton lazily (see triton_apart)

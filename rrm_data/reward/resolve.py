@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rrm_data.dataset.priors import PRIORS
 from rrm_data.errors import RrmError
 from rrm_data.reward.artifact import load_reward
 from rrm_data.reward.base import PriorReward, RewardFunction, TrueReward
-from rrm_data.reward.priors import PRIORS
 
 
 def resolve_reward(ref: str | Path) -> RewardFunction:

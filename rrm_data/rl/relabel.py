@@ -14,9 +14,9 @@ import numpy as np
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import is_embedding_column
+from rrm_data.dataset.priors import PRIORS
 from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardFunction
-from rrm_data.reward.priors import PRIORS
 
 IMAGE_PREFIX = fmt.image_column("")
 PRIOR_PREFIX = fmt.prior_column("")

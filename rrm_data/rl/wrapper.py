@@ -21,11 +21,11 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from rrm_data.dataset.observation import GOAL
 from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.relabel import frame_cameras, relabel
 from rrm_data.sim.envs import get_physics_state, make_env, sawyer_env
-from rrm_data.sim.observation import GOAL
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 
 TRUE_REWARD = "true_reward"

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rrm_data.dataset.observation import STATE_DIM
 from rrm_data.errors import RrmError, first_line
 from rrm_data.registry import Registry
-from rrm_data.sim.observation import STATE_DIM
 
 POLICY_FILE = "policy.zip"  # what train-sac saves in its run directory
 

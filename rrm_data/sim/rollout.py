@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from rrm_data.dataset import format as fmt
-from rrm_data.reward.priors import compute_priors
+from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
+from rrm_data.dataset.priors import compute_priors
 from rrm_data.sim.envs import (
     PhysicsRecorder,
     PhysicsState,
@@ -21,7 +22,6 @@ from rrm_data.sim.envs import (
     reset_to_variation,
     sawyer_env,
 )
-from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 from rrm_data.sim.policies import PolicySpec, make_policy
 from rrm_data.sim.rendering import FrameRenderer
 

@@ -28,6 +28,7 @@ from functools import cache
 
 import numpy as np
 
+from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError
 from rrm_data.sim.envs import (
     PhysicsState,
@@ -38,7 +39,6 @@ from rrm_data.sim.envs import (
     reset_to_rand_vec,
     sawyer_env,
 )
-from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 
 # The part of an observation that is the current frame; step copies it into the next one.
 _FRAME = slice(0, 18)

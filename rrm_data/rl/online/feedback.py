@@ -19,12 +19,12 @@ import pyarrow as pa
 
 from rrm_data.collection.meta import make_info
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.observation import ACTION_NAMES, STATE_NAMES
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.labels.tables import BuiltTables, episodes_table, segments_table
 from rrm_data.labels.teachers import Oracle, PairRewards
 from rrm_data.rl.online.episodes import EpisodeStore
 from rrm_data.rl.online.queries import Queries, random_pairs
-from rrm_data.sim.observation import ACTION_NAMES, STATE_NAMES
 
 
 @dataclass

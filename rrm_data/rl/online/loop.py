@@ -30,6 +30,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rrm_data.config import config_dict, doc
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError
 from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
 from rrm_data.progress import Bar
@@ -50,7 +51,6 @@ from rrm_data.rl.sac import (
     resolve_device,
     train,
 )
-from rrm_data.sim.observation import ACTION_DIM, STATE_DIM
 
 CHECKPOINT = "checkpoint"
 STATE_INPUTS = {fmt.STATE: STATE_DIM, fmt.ACTION: ACTION_DIM}

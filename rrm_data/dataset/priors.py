@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from rrm_data.dataset.observation import GOAL, HAND, OBJECT
 from rrm_data.registry import Registry
-from rrm_data.sim.observation import GOAL, HAND, OBJECT
 
 Array = Any  # numpy.ndarray or torch.Tensor of observations (..., 39)
 
