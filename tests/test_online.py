@@ -94,17 +94,17 @@ def _killed_after_checkpoint(out: Path, values: dict[str, object], at_least: int
     proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if state.exists() and json.loads(state.read_text())["timesteps"] >= at_least:
-                break
+        deadline, reached = time.monotonic() + 180, -1
+        while time.monotonic() < deadline and proc.poll() is None and reached < at_least:
+            reached = json.loads(state.read_text())["timesteps"] if state.exists() else -1
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert reached >= at_least, f"no checkpoint at step {at_least} within 180 s"
     assert not out.exists()
-    return args, int(json.loads(state.read_text())["timesteps"])
+    return args, reached
 
 
 def test_resume_after_kill_9(tmp_path: Path) -> None:
@@ -137,8 +137,9 @@ def test_resume_keeps_logs_ignores_threads_and_refuses_other_settings(
     values = {**QUICK, "steps": 500, "feedback": 30}
     _, n = _killed_after_checkpoint(out, values, 200)
     checkpoint = tmp_path / ".run.online" / "checkpoint"
-    before = [r["time/total_timesteps"] for r in _rows(checkpoint / "progress.csv")]
-    assert before and int(before[-1]) <= n
+    logged = [r["time/total_timesteps"] for r in _rows(tmp_path / ".run.online" / "progress.csv")]
+    before = [x for x in logged if x and int(x) < n]  # the row at n comes after the checkpoint
+    assert len(before) >= 3
 
     other = overrides(**{**values, "seed": 1, "feedback": 20}, out=out)
     assert main(["train-online", *other]) == 2

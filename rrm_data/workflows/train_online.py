@@ -9,7 +9,9 @@ training is done and holds `policy.zip` (which `collect policy=sac:OUT` rolls ou
 `reward/` (the final reward artifact), `eval.csv` (success rate and true return against
 env steps and labels used), `rounds.csv`, `progress.csv`, `feedback/` (every query asked,
 an rrm-data/1 dataset), `config.yaml` and `summary.json`. An interrupted run (even
-kill -9) resumes from its last checkpoint when the same command is run again.
+kill -9) resumes from its last checkpoint when the same command is run again (`threads`
+may differ; other settings that differ are refused unless `overwrite=true`, which starts
+again), its logs appended to.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class Config(OnlineSettings):
     threads: int = field(default=1, metadata=doc("torch CPU threads"))
     out: str | None = field(default=None, metadata=doc("run directory (default "
                                                        "runs/online-<recipe>-<task>-seed<seed>)"))
-    overwrite: bool = field(default=False, metadata=doc("replace an existing run at out"))
+    overwrite: bool = field(default=False, metadata=doc("replace an existing run at out, or "
+                                                        "a checkpoint of other settings"))
 
 
 def make_config(overrides: list[str]) -> DictConfig:
