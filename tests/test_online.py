@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_line_error, overrides
 
 from rrm_data.cli import main
 from rrm_data.reward.artifact import load_reward
@@ -25,12 +26,12 @@ from rrm_data.rl.online.entropy import knn_distance
 from rrm_data.rl.online.episodes import EpisodeArrays
 from rrm_data.rl.online.loop import OnlineRun, OnlineSettings
 from rrm_data.rl.online.queries import Queries, pair_inputs, random_pairs, select_queries
-from rrm_data.rl.online.teacher import Teacher
+from rrm_data.rl.online.teacher import ScriptedTeacher, Teacher
 from rrm_data.sim.policies import load_policy
 from rrm_data.workflows.train_online import make_config
-from tests.conftest import overrides
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 TASK = "reach-v3"
 # 50-step episodes, a round every 100 steps from step 100, 10 queries of 20-step windows.
 QUICK = {"task": TASK, "episode_steps": 50, "sac.learning_starts": 100, "sac.batch_size": 32,
@@ -84,33 +85,132 @@ def test_feedback_dataset_validates_and_trains_a_reward(online_run: Path,
                  f"out={tmp_path / 'eval'}"]) == 0
 
 
-def test_resume_after_kill_9(tmp_path: Path) -> None:
-    """PEBBLE (with its entropy phase) killed after its second checkpoint resumes there."""
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "rrm_data.cli", "train-online",
-            *overrides(**QUICK, recipe="pebble", unsupervised_steps=100, steps=700,
-                       feedback=40, out=out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _killed_after_checkpoint(out: Path, values: dict[str, object], at_least: int,
+                             ) -> tuple[list[str], int]:
+    """Start ``train-online`` with ``values`` in a process and kill -9 it once its checkpoint
+    has reached step ``at_least``; the command line and the checkpoint's step."""
+    args = [sys.executable, "-m", "rrm_data.cli", "train-online", *overrides(**values, out=out)]
     state = out.with_name(f".{out.name}.online") / "checkpoint" / "state.json"
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if state.exists() and json.loads(state.read_text())["timesteps"] >= 300:
-                break
+        deadline, reached = time.monotonic() + 180, -1
+        while time.monotonic() < deadline and proc.poll() is None and reached < at_least:
+            reached = json.loads(state.read_text())["timesteps"] if state.exists() else -1
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert reached >= at_least, f"no checkpoint at step {at_least} within 180 s"
     assert not out.exists()
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    return args, reached
+
+
+def test_resume_after_kill_9(tmp_path: Path) -> None:
+    """PEBBLE (with its entropy phase) killed after its second checkpoint resumes there."""
+    out = tmp_path / "run"
+    args, _ = _killed_after_checkpoint(out, {**QUICK, "recipe": "pebble",
+                                             "unsupervised_steps": 100, "steps": 700,
+                                             "feedback": 40}, 300)
+    done = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from"] and summary["resumed_from"][0] >= 300
     assert summary["steps"] == 700 and summary["labels"] == 40
     assert main(["validate", f"data={out / 'feedback'}"]) == 0
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_keeps_logs_ignores_threads_and_refuses_other_settings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Killed at step N: other settings are refused by name and leave the checkpoint; the
+    same ones with threads=2 and out spelled relative with a slash resume at N, and every
+    log keeps its rows from before N."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    values = {**QUICK, "steps": 500, "feedback": 30}
+    _, n = _killed_after_checkpoint(out, values, 200)
+    checkpoint = tmp_path / ".run.online" / "checkpoint"
+    logged = [r["time/total_timesteps"] for r in _rows(tmp_path / ".run.online" / "progress.csv")]
+    before = [x for x in logged if x and int(x) < n]  # the row at n comes after the checkpoint
+    assert len(before) >= 3
+
+    other = overrides(**{**values, "seed": 1, "feedback": 20}, out=out)
+    assert main(["train-online", *other]) == 2
+    error = one_line_error(capsys, "train-online")
+    assert "(feedback, seed)" in error and "overwrite=true" in error
+    assert (checkpoint / "state.json").exists()
+
+    assert main(["train-online", *overrides(**values, out="run/", threads=2)]) == 0
+    assert f"resuming run from step {n} " in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_from"] == [n] and summary["steps"] == 500
+    after = [r["time/total_timesteps"] for r in _rows(out / "progress.csv")]
+    assert after[:len(before)] == before and len(after) > len(before)
+    assert [int(x) for x in after] == sorted({int(x) for x in after})  # none logged twice
+    assert [int(r["timesteps"]) for r in _rows(out / "eval.csv")] == [200, 400, 500]
+    assert [int(r["timesteps"]) for r in _rows(out / "rounds.csv")] == [100, 200, 300]
+    assert not (tmp_path / ".run.online").exists()
+
+
+def _crash_at_call(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
+    """Make the scripted teacher's ``call``-th answer (a round) raise, as a crash would."""
+    label, calls = ScriptedTeacher.label, []
+
+    def crashing(self: ScriptedTeacher, queries: Queries) -> np.ndarray:
+        calls.append(len(queries))
+        if len(calls) == call:
+            raise RuntimeError("simulated crash")
+        return label(self, queries)
+
+    monkeypatch.setattr(ScriptedTeacher, "label", crashing)
+
+
+def test_all_skipped_rounds_crashes_and_overwrite(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A teacher that skips every query: rounds count against the budget and the run goes
+    on. A crash before the first checkpoint leaves nothing, after it the checkpoint (which
+    resumes); overwrite=true with other settings starts again from step 0."""
+    values = {**QUICK, "steps": 300, "feedback": 20, "teacher": "skip",
+              "teacher_params.epsilon": 2}
+    out = tmp_path / "run"
+    command = ["train-online", *overrides(**values, out=out)]
+    _crash_at_call(monkeypatch, 1)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(command)
+    assert list(tmp_path.iterdir()) == []
+    _crash_at_call(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(command)
+    assert [p.name for p in tmp_path.iterdir()] == [".run.online"]
+    monkeypatch.undo()
+
+    assert main(command) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_from"] == [100]
+    assert (summary["labels"], summary["answered"], summary["rounds"]) == (20, 0, 2)
+    assert [(r["asked"], r["skipped"], r["epochs"]) for r in _rows(out / "rounds.csv")] == [
+        ("10", "10", "0")] * 2
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+    other = tmp_path / "other"
+    _crash_at_call(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(["train-online", *overrides(**values, out=other)])
+    monkeypatch.undo()
+    capsys.readouterr()
+    fresh = overrides(**{**values, "seed": 1}, out=other, overwrite=True)
+    assert main(["train-online", *fresh]) == 0
+    assert "resuming" not in capsys.readouterr().err
+    summary = json.loads((other / "summary.json").read_text())
+    assert summary["resumed_from"] == [] and summary["seed"] == 1
 
 
 class PreferFirst:
@@ -189,6 +289,8 @@ def test_knn_state_entropy_matches_brute_force() -> None:
     (["feedback=5"], "smaller than one round"),
     (["teacher=grumpy"], "unknown teacher 'grumpy'"),
     (["recipe=nope"], "unknown recipe 'nope'"),
+    (["sac.learning_starts=40"], "comes before the first episodes end (step 50 = 50 steps"),
+    (["sac.ent_coef=lots"], "sac.ent_coef must be"),
 ])
 def test_bad_input_gets_one_line(args: list[str], message: str, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,7 +298,7 @@ def test_bad_input_gets_one_line(args: list[str], message: str, tmp_path: Path,
                  *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "r").exists()
+    assert list(tmp_path.iterdir()) == []  # nothing made, not even a work folder
 
 
 def test_refuses_an_existing_out(online_run: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,7 +23,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
@@ -255,13 +255,28 @@ class TrainingStats(BaseCallback):
                 "steady_steps_per_s": rate(self.steady_from, end, excluded_seconds)}
 
 
+class AppendingCSV(CSVOutputFormat):
+    """SB3's ``progress.csv`` writer continuing an existing file (SB3's own truncates it):
+    a resumed run keeps the rows logged before its checkpoint."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            super().__init__(str(path))
+            return
+        self.file = path.open("r+")  # not "a": SB3 rewrites the header when keys are added
+        self.keys = [k for k in self.file.readline().rstrip("\n").split(",") if k]
+        self.file.seek(0, 2)
+        self.separator, self.quotechar = ",", '"'
+
+
 def train(model: SAC, steps: int, out: Path, evaluation: EvaluationCallback,
           checkpoint_every: int, bar: Bar | None = None,
           extra_callbacks: tuple[BaseCallback, ...] = (), resume: bool = False
           ) -> TrainingStats:
     """Learn for ``steps`` more env steps, logging CSV to ``out`` and checkpointing there;
     returns the stats callback (speeds). ``resume`` continues a loaded model's count."""
-    model.set_logger(configure(str(out), ["csv"]))
+    model.set_logger(Logger(str(out), [AppendingCSV(out / "progress.csv")]) if resume
+                     else configure(str(out), ["csv"]))
     stats = TrainingStats(bar)
     callbacks: list[BaseCallback] = [stats, *extra_callbacks, evaluation]
     if checkpoint_every > 0:

@@ -9,7 +9,9 @@ training is done and holds `policy.zip` (which `collect policy=sac:OUT` rolls ou
 `reward/` (the final reward artifact), `eval.csv` (success rate and true return against
 env steps and labels used), `rounds.csv`, `progress.csv`, `feedback/` (every query asked,
 an rrm-data/1 dataset), `config.yaml` and `summary.json`. An interrupted run (even
-kill -9) resumes from its last checkpoint when the same command is run again.
+kill -9) resumes from its last checkpoint when the same command is run again (`threads`
+may differ; other settings that differ are refused unless `overwrite=true`, which starts
+again), its logs appended to.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rrm_data.config import build_config, config_dict, doc, merge_configs, parse_overrides, to_yaml
+from rrm_data.config import build_config, config_dict, doc, merge_configs, parse_overrides
 from rrm_data.errors import RrmError
 from rrm_data.io import Kind, atomic_directory, check_out, output_lock, remove_owned
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
-from rrm_data.rl.online.loop import OnlineRun, OnlineSettings, check_settings
+from rrm_data.rl.online.loop import OnlineRun, OnlineSettings, check_settings, find_checkpoint
 from rrm_data.rl.online.outputs import prepare_workdir, write_outputs
 from rrm_data.sim.envs import check_task
 
 ON_INTERRUPT = "interrupted; run the same command again to resume from the last checkpoint"
+# Keys that do not change a run's result: a checkpoint resumes whatever they say.
+NOT_IDENTITY = ("threads", "out", "overwrite")
 
 
 @dataclass
@@ -41,7 +45,8 @@ class Config(OnlineSettings):
     threads: int = field(default=1, metadata=doc("torch CPU threads"))
     out: str | None = field(default=None, metadata=doc("run directory (default "
                                                        "runs/online-<recipe>-<task>-seed<seed>)"))
-    overwrite: bool = field(default=False, metadata=doc("replace an existing run at out"))
+    overwrite: bool = field(default=False, metadata=doc("replace an existing run at out, or "
+                                                        "a checkpoint of other settings"))
 
 
 def make_config(overrides: list[str]) -> DictConfig:
@@ -69,32 +74,43 @@ def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     check_out(out, Kind.ONLINE_RUN, cfg.overwrite)
     with output_lock(out):
-        workdir = prepare_workdir(out, to_yaml(cfg))
-        torch.set_num_threads(cfg.threads)
-        online = OnlineRun(OnlineSettings.from_config(cfg), workdir)
-        resumed = online.model.num_timesteps
-        if resumed:
-            console.print(f"resuming {out} from step {resumed} "
-                          f"({len(online.state.labels)} labels so far)")
-        started = time.perf_counter()
+        workdir = prepare_workdir(out, cfg, NOT_IDENTITY, cfg.overwrite)
         try:
-            with progress("train-online", total=cfg.steps, unit="steps",
-                          extra_unit="episodes") as bar:
-                stats, evaluation = online.learn(bar)
-            seconds = time.perf_counter() - started
-            with atomic_directory(out, Kind.ONLINE_RUN, cfg.overwrite) as tmp:
-                final = write_outputs(
-                    online, tmp, f"online-{Path(cfg.recipe).stem}",
-                    {"command": "train-online", "recipe": cfg.recipe},
-                    {k: v for k, v in config_dict(cfg).items()
-                     if k not in ("out", "overwrite", "threads")},
-                    {"seconds": round(seconds, 2), **stats.speeds(evaluation.seconds),
-                     "evaluation_seconds": round(evaluation.seconds, 2)})
-        finally:
-            online.env.close()
+            final, labels = _train(cfg, out, workdir)
+        except BaseException:
+            if find_checkpoint(workdir) is None:  # nothing to resume: leave nothing
+                remove_owned(workdir)
+            raise
         remove_owned(workdir)
-    console.print(f"wrote {out}: {len(online.state.labels)} labels, success rate "
+    console.print(f"wrote {out}: {labels} labels, success rate "
                   f"{final['success_rate']:.2f}, true return {final['true_return']:.1f}")
+
+
+def _train(cfg: DictConfig, out: Path, workdir: Path) -> tuple[dict[str, float], int]:
+    """Train (from the checkpoint in ``workdir`` if any) and write ``out``; the last
+    evaluation and the number of labels."""
+    torch.set_num_threads(cfg.threads)
+    online = OnlineRun(OnlineSettings.from_config(cfg), workdir)
+    resumed = online.model.num_timesteps
+    if resumed:
+        console.print(f"resuming {out} from step {resumed} "
+                      f"({len(online.state.labels)} labels so far)")
+    started = time.perf_counter()
+    try:
+        with progress("train-online", total=cfg.steps, unit="steps",
+                      extra_unit="episodes") as bar:
+            stats, evaluation = online.learn(bar)
+        seconds = time.perf_counter() - started
+        with atomic_directory(out, Kind.ONLINE_RUN, cfg.overwrite) as tmp:
+            final = write_outputs(
+                online, tmp, f"online-{Path(cfg.recipe).stem}",
+                {"command": "train-online", "recipe": cfg.recipe},
+                {k: v for k, v in config_dict(cfg).items() if k not in NOT_IDENTITY},
+                {"seconds": round(seconds, 2), **stats.speeds(evaluation.seconds),
+                 "evaluation_seconds": round(evaluation.seconds, 2)})
+    finally:
+        online.env.close()
+    return final, len(online.state.labels)
 
 
 __all__ = ["Config", "make_config", "run"]

@@ -46,6 +46,7 @@ from rrm_data.rl.sac import (
     EvaluationCallback,
     SacSettings,
     TrainingStats,
+    entropy_coefficient,
     make_sac,
     make_vec_env,
     resolve_device,
@@ -53,7 +54,9 @@ from rrm_data.rl.sac import (
 )
 
 CHECKPOINT = "checkpoint"
+LOGS = ("eval.csv", "progress.csv")  # appended to while training, kept with each checkpoint
 STATE_INPUTS = {fmt.STATE: STATE_DIM, fmt.ACTION: ACTION_DIM}
+EPISODE_STEPS = 500  # Meta-World's max_path_length, the longest episode
 
 
 @dataclass
@@ -104,6 +107,11 @@ class OnlineSettings:
     def first_round(self) -> int:
         return self.sac.learning_starts + self.unsupervised_steps
 
+    @property
+    def episode_length(self) -> int:
+        """Steps of every training episode (Meta-World v3 tasks never end early)."""
+        return min(self.episode_steps or EPISODE_STEPS, EPISODE_STEPS)
+
     @classmethod
     def from_config(cls, cfg: DictConfig) -> OnlineSettings:
         """The settings among a command's config keys."""
@@ -130,9 +138,16 @@ def check_settings(s: OnlineSettings) -> None:
     if s.first_round >= s.steps:
         raise RrmError(f"steps={s.steps} ends before the first round (learning_starts + "
                        f"unsupervised_steps = {s.first_round})")
-    if s.episode_steps is not None and s.episode_steps < s.segment_length:
-        raise RrmError(f"episode_steps={s.episode_steps} is shorter than "
+    if s.episode_length < s.segment_length:
+        raise RrmError(f"episodes of {s.episode_length} steps (episode_steps) are shorter than "
                        f"segment_length={s.segment_length}")
+    n_envs = max(s.sac.n_envs, 1)  # steps count over all envs, which step together
+    if -(-s.first_round // n_envs) < s.episode_length:
+        raise RrmError(f"the first round (step {s.first_round} = sac.learning_starts + "
+                       f"unsupervised_steps) comes before the first episodes end (step "
+                       f"{s.episode_length * n_envs} = {s.episode_length} steps x "
+                       f"sac.n_envs={n_envs}): nothing to query; raise sac.learning_starts or "
+                       "shorten episode_steps")
     if not 0.0 <= s.test_fraction < 1.0:
         raise RrmError(f"test_fraction must lie in [0, 1), got {s.test_fraction}")
     unknown = set(s.model.get("inputs", [])) - set(STATE_INPUTS)
@@ -141,6 +156,7 @@ def check_settings(s: OnlineSettings) -> None:
                        f"{', '.join(sorted(unknown))}")
     make_teacher_for(s)
     resolve_device(s.sac.device)
+    entropy_coefficient(s.sac.ent_coef)
     reward_spec(s.model, STATE_INPUTS, None)
 
 
@@ -187,7 +203,8 @@ class OnlineRun:
             self.buffer.intrinsic = s.unsupervised_steps > 0
             self.state = LoopState(next_tick=s.first_round)
             self.store.restore(0)  # episodes of a run killed before its first checkpoint
-            remove_owned(self.workdir / "eval.csv")
+            for log in LOGS:
+                remove_owned(self.workdir / log)
         else:
             self._restore(checkpoint)
 
@@ -207,14 +224,16 @@ class OnlineRun:
         if bar is not None and done:
             bar.advance(done, 0)
         stats = train(self.model, s.steps - done, self.workdir, evaluation, 0, bar,
-                      (RoundCallback(self),), resume=done > 0)
+                      (RoundCallback(self, evaluation),), resume=done > 0)
         return stats, evaluation
 
-    def tick(self) -> None:
-        """At a round's time: a round if budget is left, then a checkpoint."""
+    def tick(self, evaluation: BaseCallback) -> None:
+        """At a round's time: a round if budget is left, then ``evaluation`` if one is due
+        at this step (so the checkpoint keeps its row), then a checkpoint."""
         if self.labels_left() > 0:
             self.round()
         self.state.next_tick += self.s.round_every
+        evaluation.on_step()  # evaluates only when due; its own call then does nothing
         self.checkpoint()
 
     def labels_left(self) -> int:
@@ -230,9 +249,6 @@ class OnlineRun:
             reset_critic(self.model)
         count = min(s.labels_per_round, self.labels_left())
         candidates = self.store.recent()
-        if not candidates:
-            raise RrmError(f"no finished episode to query at step {self.model.num_timesteps}; "
-                           "raise learning_starts or shorten episode_steps")
         queries = select_queries(self.store.episode, candidates, count, s.segment_length,
                                  "uniform" if first else s.sampling, self.learner.model,
                                  s.pool_factor, self.rng)
@@ -244,12 +260,13 @@ class OnlineRun:
                 fmt.STATE: torch.as_tensor(np.concatenate([e.obs for e in recent])),
                 fmt.ACTION: torch.as_tensor(np.concatenate([e.action for e in recent]))})
         answered = ~np.isnan(labels)
-        new = pair_inputs(self.store.episode, queries.take(np.flatnonzero(answered)),
-                          self.device)
-        self._append_inputs(new, labels[answered])
-        fit = (self.learner.fit({c: v for c, v in self.inputs.items() if c != "label"},
-                                self.inputs["label"])
-               if len(self.inputs.get("label", ())) else FitResult(0, 0.0, 0.0))
+        fit = FitResult(0, 0.0, 0.0)  # every query skipped: r̂ stays as it was
+        if answered.any():
+            self._append_inputs(pair_inputs(self.store.episode,
+                                            queries.take(np.flatnonzero(answered)), self.device),
+                                labels[answered])
+            fit = self.learner.fit({c: v for c, v in self.inputs.items() if c != "label"},
+                                   self.inputs["label"])
         relabel_replay_buffer(self.buffer, self.learner.reward)
         if reset and s.reset_updates > 0:  # PEBBLE: fit the fresh critics before going on
             self.model.train(gradient_steps=s.reset_updates, batch_size=s.sac.batch_size)
@@ -259,7 +276,8 @@ class OnlineRun:
                   "epochs": fit.epochs, "train_agreement": round(fit.agreement, 4),
                   "loss": round(fit.loss, 5), "seconds": round(time.perf_counter() - started, 2)}
         self.state.rounds.append(record)
-        self.model.logger.record("reward/train_agreement", fit.agreement)
+        if fit.epochs:
+            self.model.logger.record("reward/train_agreement", fit.agreement)
         self.model.logger.record("reward/labels", len(self.state.labels))
         return record
 
@@ -284,8 +302,9 @@ class OnlineRun:
             state["labels"] = self.state.labels.to_dict()
             state["timesteps"] = int(self.model.num_timesteps)
             write_json(tmp / "state.json", state)
-            if (self.workdir / "eval.csv").exists():
-                shutil.copy(self.workdir / "eval.csv", tmp / "eval.csv")
+            for log in LOGS:
+                if (self.workdir / log).exists():
+                    shutil.copy(self.workdir / log, tmp / log)
 
     def _restore(self, checkpoint: Path) -> None:
         state = json.loads((checkpoint / "state.json").read_text())
@@ -308,10 +327,10 @@ class OnlineRun:
         # SB3 saves the last observation of the killed run's environments; these are new
         # ones, so let learn() reset them (and the episode log with them).
         self.model._last_obs = None
-        eval_csv = self.workdir / "eval.csv"
-        remove_owned(eval_csv)
-        if (checkpoint / "eval.csv").exists():
-            shutil.copy(checkpoint / "eval.csv", eval_csv)
+        for log in LOGS:  # their rows up to the checkpoint; the resumed run appends
+            remove_owned(self.workdir / log)
+            if (checkpoint / log).exists():
+                shutil.copy(checkpoint / log, self.workdir / log)
         answered = labels.answered()
         if len(answered):
             episode = cache(self.store.episode)
@@ -324,14 +343,14 @@ class OnlineRun:
 class RoundCallback(BaseCallback):
     """Calls the run's ``tick`` when its time comes, between two env steps."""
 
-    def __init__(self, run: OnlineRun) -> None:
+    def __init__(self, run: OnlineRun, evaluation: BaseCallback) -> None:
         super().__init__()
-        self.tick: Callable[[], None] = run.tick
-        self.state = run.state
+        self.tick: Callable[[BaseCallback], None] = run.tick
+        self.state, self.evaluation = run.state, evaluation
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.state.next_tick:
-            self.tick()
+            self.tick(self.evaluation)
         return True
 
 
