@@ -150,19 +150,20 @@ def build_config(defaults: Any, overrides: list[str] | DictConfig) -> DictConfig
     base = OmegaConf.structured(defaults)
     extra = parse_overrides(overrides) if isinstance(overrides, list) else overrides
     _check_keys(base, extra, prefix="")
-    try:
-        cfg = merge_configs(base, extra)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None)
-        where = f" for '{key}'" if key else ""
-        raise RrmError(f"invalid config value{where}: {first_line(exc)}") from None
+    cfg = merge_configs(base, extra)
     check_fields(type(defaults), cfg)
     return cfg
 
 
 def merge_configs(*configs: DictConfig) -> DictConfig:
-    """``OmegaConf.merge`` of dict configs, which is a dict config (typed as any config)."""
-    return cast(DictConfig, OmegaConf.merge(*configs))
+    """``OmegaConf.merge`` of dict configs, which is a dict config (typed as any config);
+    a value of the wrong type is refused in one line."""
+    try:
+        return cast(DictConfig, OmegaConf.merge(*configs))
+    except (OmegaConfBaseException, TypeError) as exc:  # TypeError: a mapping into a list
+        key = getattr(exc, "full_key", None)
+        where = f" for '{key}'" if key else ""
+        raise RrmError(f"invalid config value{where}: {first_line(exc)}") from None
 
 
 def config_dict(cfg: DictConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
@@ -47,6 +48,8 @@ from rrm_data.vision.embeddings import (
     image_spec,
     missing_embeddings,
 )
+
+MAX_PARAMETERS = 10**9  # per input width 1; a larger reward model cannot be meant
 
 
 @dataclass
@@ -117,7 +120,12 @@ def check_model(model: DictConfig) -> None:
         raise RrmError(f"model config lacks {', '.join(missing)} (set them in the recipe)")
     prior_name(str(model.prior))
     spec = reward_spec(model, {name: 1 for name in model.inputs}, None)
-    build_network(spec["network"], len(spec["inputs"]), spec["params"])
+    with torch.device("meta"):  # shapes only: a huge model.hidden allocates nothing here
+        net = build_network(spec["network"], len(spec["inputs"]), spec["params"])
+    size = sum(p.numel() for p in net.parameters())
+    if size > MAX_PARAMETERS:
+        raise RrmError(f"the reward model would have {size:,} parameters (more than "
+                       f"{MAX_PARAMETERS:,}); make model.hidden, layers or members smaller")
 
 
 def run(cfg: DictConfig) -> None:
