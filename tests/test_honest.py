@@ -20,7 +20,7 @@ from rrm_data.training.datamodule import PreferenceDataModule, step_episodes
     (["teachers=[]"], "teachers is empty"),
     (["policy=[]"], "policy is empty"),
     (["task=[]"], "task is empty"),
-    (["seed=-1"], "seed must be a non-negative integer"),
+    (["seed=-1"], "seed must be at least 0, got -1"),
     (["teacher_params.mistake.epsilon=abc"], "must be a number in [0, 1], got 'abc'"),
     (["teacher_params.mistake.epsilon=2"], "must be a number in [0, 1], got 2"),
     (["teacher_params.stochastic.beta=.nan"], "teacher_params.stochastic.beta"),

@@ -8,11 +8,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rrm_data.config import FINITE, Range
 from rrm_data.reward.networks import prior_name
 
 # Keys of the ``model`` config that describe the reward; all others go to the network.
 REWARD_KEYS = ("network", "inputs", "prior", "prior_weight", "negate_prior", "prior_as_input",
                "normalize")
+# The known numeric keys of a ``model`` section (train-reward's and train-online's).
+# Sizes are capped so that even checking a model's shape (train-reward) cannot overflow.
+_WIDTH, _DEPTH = Range(1, 2**20, integer=True), Range(1, 1024, integer=True)
+MODEL_RANGES = {"prior_weight": FINITE, "hidden": _WIDTH, "trunk": _WIDTH, "layers": _DEPTH,
+                "members": _DEPTH}
 
 
 def reward_spec(model: Mapping[str, Any], widths: Mapping[str, int],

@@ -27,6 +27,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from rrm_data.config import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, doc
 from rrm_data.errors import RrmError
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
@@ -42,22 +43,23 @@ EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with train
 class SacSettings:
     """SB3 SAC settings; the defaults come from ``recipes/sac_metaworld.yaml``."""
 
-    learning_rate: float = field(default=3e-4, metadata={"help": "Adam step size, all nets"})
-    batch_size: int = field(default=512, metadata={"help": "transitions per gradient step"})
-    net_arch: list[int] = field(default_factory=lambda: [256, 256, 256],
-                                metadata={"help": "hidden sizes of actor and critics"})
-    learning_starts: int = field(default=1000, metadata={"help": "random steps before learning"})
-    train_freq: int = field(default=1, metadata={"help": "env steps between updates"})
-    gradient_steps: int = field(default=1, metadata={"help": "gradient steps per update"})
-    buffer_size: int = field(default=1_000_000, metadata={"help": "replay capacity "
-                                                          "(at most the run's steps)"})
-    gamma: float = field(default=0.99, metadata={"help": "discount"})
-    tau: float = field(default=0.005, metadata={"help": "target network update rate"})
+    learning_rate: float = field(default=3e-4, metadata=doc("Adam step size, all nets", POSITIVE))
+    batch_size: int = field(default=512, metadata=doc("transitions per gradient step", COUNT))
+    net_arch: list[int] = field(default_factory=lambda: [256, 256, 256], metadata=doc(
+        "hidden sizes of actor and critics", COUNT))
+    learning_starts: int = field(default=1000, metadata=doc(
+        "random steps before learning", NON_NEGATIVE))
+    train_freq: int = field(default=1, metadata=doc("env steps between updates", COUNT))
+    gradient_steps: int = field(default=1, metadata=doc("gradient steps per update", COUNT))
+    buffer_size: int = field(default=1_000_000, metadata=doc(
+        "replay capacity (at most the run's steps)", COUNT))
+    gamma: float = field(default=0.99, metadata=doc("discount", DISCOUNT))
+    tau: float = field(default=0.005, metadata=doc("target network update rate", DISCOUNT))
     ent_coef: str = field(default="auto_0.1", metadata={"help": "entropy coefficient: auto, "
                                                         "auto_<init> or a number"})
-    target_update_interval: int = field(default=2, metadata={"help": "gradient steps between "
-                                                             "target updates"})
-    n_envs: int = field(default=1, metadata={"help": "environments stepped together"})
+    target_update_interval: int = field(default=2, metadata=doc(
+        "gradient steps between target updates", COUNT))
+    n_envs: int = field(default=1, metadata=doc("environments stepped together", COUNT))
     device: str = field(default="auto", metadata={"help": "torch device of the networks: auto "
                                                   "(CUDA when present), cpu, cuda, cuda:N"})
 

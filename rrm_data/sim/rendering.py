@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from rrm_data.config import Range
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.info import DatasetInfo
 from rrm_data.errors import RrmError, first_line
@@ -28,6 +29,7 @@ from rrm_data.sim.envs import (  # envs picks MuJoCo's OpenGL backend first
 
 QUALITIES = ("fast", "full")
 MIN_SIZE, MAX_SIZE = 16, 512
+IMAGE_SIZE = Range(MIN_SIZE, MAX_SIZE)  # the image_size= settings' range
 # The column type that `datasets` decodes as `Image` (PNG bytes; no path).
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 INSTALL_HINT = "install OSMesa for offscreen rendering: apt-get install libosmesa6"

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from typing import Any
 
+from rrm_data.config import doc
+
 
 @dataclass
 class DatasetConfig:
@@ -16,8 +18,8 @@ class DatasetConfig:
 class RewardDataConfig:
     """The config shared by commands that score rewards on a dataset (evaluate, score, gallery)."""
 
-    reward: Any = field(default=None, metadata={"help": "run dir, reward artifact, 'true' or "
-                                                        "'prior:<name>'; several as [a,b]"})
+    reward: Any = field(default=None, metadata=doc(
+        "run dir, reward artifact, 'true' or 'prior:<name>'; several as [a,b]", nonempty=True))
     data: str | None = field(default=None,
                              metadata={"help": "dataset directory (or Hub dataset id)"})
     overwrite: bool = field(default=False,

@@ -21,13 +21,15 @@ from rrm_data.annotation.clips import ClipMaker, check_frames_available
 from rrm_data.annotation.export import export_campaign
 from rrm_data.annotation.server import bind, serve
 from rrm_data.annotation.store import ADMIN, Store
+from rrm_data.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, doc
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.writer import new_version_target
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
-from rrm_data.sim.rendering import frame_spec
+from rrm_data.sim.rendering import IMAGE_SIZE, frame_spec
 
 STORE_FILE = "store.sqlite"
+PORT = Range(0, 65535)  # 0: any free port
 
 
 @dataclass
@@ -40,23 +42,25 @@ class Config:
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
     hosts: list[str] = field(default_factory=list, metadata={
         "help": "more Host names to answer to, e.g. the machine's name when host=0.0.0.0"})
-    port: int = field(default=8765, metadata={"help": "port (0: any free port)"})
-    calibration: int = field(default=10, metadata={"help": "comparisons with a known answer"})
-    calibration_first: int = field(default=5, metadata={
-        "help": "calibration items shown first; the rest are mixed in"})
+    port: int = field(default=8765, metadata=doc("port (0: any free port)", PORT))
+    calibration: int = field(default=10, metadata=doc(
+        "comparisons with a known answer", NON_NEGATIVE))
+    calibration_first: int = field(default=5, metadata=doc(
+        "calibration items shown first; the rest are mixed in", NON_NEGATIVE))
     calibration_teacher: str = field(default="oracle", metadata={
         "help": "teacher whose train labels are the known answers"})
-    threshold: float | None = field(default=None, metadata={
-        "help": "calibration accuracy below which labels are kept but marked not passing "
-                "(default: the campaign's, 0.7 when it is created)"})
-    overlap: float = field(default=0.2, metadata={
-        "help": "share of queries shown to every annotator (for agreement)"})
-    seed: int = field(default=0, metadata={"help": "seed of calibration picks and side swaps"})
+    threshold: float | None = field(default=None, metadata=doc(
+        "calibration accuracy below which labels are kept but marked not passing (default: the "
+        "campaign's, 0.7 when it is created)", FRACTION))
+    overlap: float = field(default=0.2, metadata=doc(
+        "share of queries shown to every annotator (for agreement)", FRACTION))
+    seed: int = field(default=0, metadata=doc(
+        "seed of calibration picks and side swaps", NON_NEGATIVE))
     camera: str = field(default="corner", metadata={
         "help": "camera to re-render when the dataset stores no frames"})
-    image_size: int = field(default=112, metadata={"help": "size of re-rendered frames"})
-    clip_fps: float = field(default=20.0, metadata={
-        "help": "steps per second at 1× (Meta-World runs at 80)"})
+    image_size: int = field(default=112, metadata=doc("size of re-rendered frames", IMAGE_SIZE))
+    clip_fps: float = field(default=20.0, metadata=doc(
+        "steps per second at 1× (Meta-World runs at 80)", POSITIVE))
     export: bool = field(default=False, metadata={
         "help": "write the labels into a new dataset version instead of serving"})
     out: str | None = field(default=None, metadata={
@@ -85,8 +89,6 @@ def run(cfg: DictConfig) -> None:
         return
     check_frames_available(dataset)
     frame_spec(cfg.camera, cfg.image_size)  # checks the size range
-    if cfg.clip_fps <= 0:
-        raise RrmError(f"clip_fps must be positive, got {cfg.clip_fps}")
     spec = CampaignSpec(tuple(cfg.annotators), cfg.calibration, cfg.calibration_first,
                         cfg.calibration_teacher, cfg.overlap,
                         pass_mark({}, cfg.threshold), cfg.seed)

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rrm_data.collection import collector
-from rrm_data.config import build_config, config_dict, doc
+from rrm_data.config import COUNT, HELD_OUT, NON_NEGATIVE, build_config, config_dict, doc
 from rrm_data.errors import RrmError
 from rrm_data.io import output_lock, remove_owned
 from rrm_data.labels.teachers import make_teacher
@@ -23,6 +23,7 @@ from rrm_data.progress import console
 from rrm_data.sim.envs import check_task, make_env, sawyer_env
 from rrm_data.sim.policies import parse_policy
 from rrm_data.sim.rendering import (
+    IMAGE_SIZE,
     check_cameras,
     check_rendering_available,
     frame_spec,
@@ -39,35 +40,37 @@ ON_INTERRUPT = "interrupted; run the same command again to resume"
 
 @dataclass
 class Config:
-    task: Any = field(default="button-press-v3",
-                      metadata=doc("Meta-World v3 task name, or a list of them"))
-    episodes: int = field(default=60, metadata=doc("episodes in the whole dataset"))
-    seed: int = field(default=0, metadata=doc("seed of everything random"))
-    max_steps: int = field(default=500, metadata=doc("steps per episode at most"))
-    policy: list[str] = field(default_factory=lambda: list(DEFAULT_POLICIES),
-                              metadata=doc("policy mixture, cycled over episodes"))
-    segment_length: int = field(default=50, metadata=doc("steps per segment"))
-    segments_per_episode: int = field(default=8, metadata=doc("segments cut from each episode"))
-    segments: int | None = field(default=None, metadata=doc("total segments (overrides "
-                                                              "segments_per_episode)"))
-    pairs: int = field(default=2000, metadata=doc("pairs, train and test together"))
-    test_fraction: float = field(default=0.2, metadata=doc("fraction of episodes and pairs "
-                                                             "held out for test"))
+    task: Any = field(default="button-press-v3", metadata=doc(
+        "Meta-World v3 task name, or a list of them", strings=True, nonempty=True))
+    episodes: int = field(default=60, metadata=doc("episodes in the whole dataset", COUNT))
+    seed: int = field(default=0, metadata=doc("seed of everything random", NON_NEGATIVE))
+    max_steps: int = field(default=500, metadata=doc("steps per episode at most", COUNT))
+    policy: list[str] = field(default_factory=lambda: list(DEFAULT_POLICIES), metadata=doc(
+        "policy mixture, cycled over episodes", nonempty=True))
+    segment_length: int = field(default=50, metadata=doc("steps per segment", COUNT))
+    segments_per_episode: int = field(default=8, metadata=doc(
+        "segments cut from each episode", COUNT))
+    segments: int | None = field(default=None, metadata=doc(
+        "total segments (overrides segments_per_episode)", COUNT))
+    pairs: int = field(default=2000, metadata=doc("pairs, train and test together", NON_NEGATIVE))
+    test_fraction: float = field(default=0.2, metadata=doc(
+        "fraction of episodes and pairs held out for test", HELD_OUT))
     distinct_episodes: bool = field(default=True, metadata=doc("pair only segments of "
                                                                  "different episodes"))
-    teachers: list[str] = field(default_factory=lambda: list(DEFAULT_TEACHERS),
-                                metadata=doc("scripted teachers; test always gets oracle"))
+    teachers: list[str] = field(default_factory=lambda: list(DEFAULT_TEACHERS), metadata=doc(
+        "scripted teachers; test always gets oracle", nonempty=True))
     teacher_params: dict[str, Any] = field(
         default_factory=lambda: {"stochastic": {"beta": 1.0}, "mistake": {"epsilon": 0.1},
                                  "skip": {"epsilon": 0.1}, "equal": {"epsilon": 0.1},
                                  "myopic": {"gamma": 0.9}},
         metadata=doc("per-teacher parameters, e.g. teacher_params.mistake.epsilon=0.2"))
-    camera: Any = field(default=None, metadata=doc("camera name(s) to store frames of, "
-                                                     "e.g. corner or [corner,topview]"))
-    image_size: int = field(default=84, metadata=doc("frame height and width in pixels"))
+    camera: Any = field(default=None, metadata=doc(
+        "camera name(s) to store frames of, e.g. corner or [corner,topview]", strings=True))
+    image_size: int = field(default=84, metadata=doc(
+        "frame height and width in pixels", IMAGE_SIZE))
     render_quality: str = field(default="fast", metadata=doc("fast (no shadows, no "
                                                                "multisampling) or full"))
-    workers: int = field(default=1, metadata=doc("parallel rollout processes"))
+    workers: int = field(default=1, metadata=doc("parallel rollout processes", COUNT))
     shard: str | None = field(default=None, metadata=doc("collect only slice i of N, as i/N"))
     out: str = field(default="data/button-press", metadata=doc("dataset directory to write"))
     overwrite: bool = field(default=False, metadata=doc("replace a different dataset at out"))
@@ -85,27 +88,14 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def check_config(cfg: DictConfig) -> None:
     """Refuse bad settings before any work starts."""
-    for key in ("task", "policy", "teachers"):
-        if not cfg[key]:
-            raise RrmError(f"{key} is empty; name at least one (see rrm-data collect --help)")
     for task in cfg.task:
         check_task(str(task))
     for spec in cfg.policy:
         parse_policy(spec)
     for name in cfg.teachers:
         make_teacher(name, cfg.teacher_params.get(name))
-    for key in ("episodes", "max_steps", "segment_length", "segments_per_episode", "workers"):
-        if cfg[key] < 1:
-            raise RrmError(f"{key} must be at least 1, got {cfg[key]}")
-    if cfg.segments is not None and cfg.segments < 1:
-        raise RrmError(f"segments must be at least 1 (or null: segments_per_episode decides), "
-                       f"got {cfg.segments}")
-    if not 0 <= cfg.seed < 2**63:
-        raise RrmError(f"seed must be a non-negative integer, got {cfg.seed}")
     if cfg.segment_length > cfg.max_steps:
         raise RrmError(f"segment_length={cfg.segment_length} exceeds max_steps={cfg.max_steps}")
-    if not 0.0 <= cfg.test_fraction < 1.0:
-        raise RrmError(f"test_fraction must lie in [0, 1), got {cfg.test_fraction}")
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
     if spec is not None:  # no GL context here: worker processes forked later would hang
         check_cameras(sawyer_env(make_env(str(cfg.task[0]), cfg.seed)).model, spec.cameras)
@@ -118,7 +108,7 @@ def check_config(cfg: DictConfig) -> None:
                        f"sample pairs from; need at least {need}")
     segments = cfg.segments or cfg.segments_per_episode * cfg.episodes
     most = segments * (segments - 1) // 2
-    if not 0 <= cfg.pairs <= most:
+    if cfg.pairs > most:
         raise RrmError(f"pairs must lie in [0, {most}]: {segments} segments make at most {most} "
                        f"distinct pairs, got {cfg.pairs}")
 

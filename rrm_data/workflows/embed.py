@@ -11,11 +11,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from rrm_data.config import build_config
+from rrm_data.config import COUNT, build_config, doc
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.validate import check_dataset
-from rrm_data.errors import RrmError
-from rrm_data.sim.rendering import MAX_SIZE, MIN_SIZE
+from rrm_data.sim.rendering import IMAGE_SIZE
 from rrm_data.vision.embeddings import ensure_embeddings
 from rrm_data.vision.encoders import DEFAULT_ENCODER, check_encoder
 
@@ -27,10 +26,11 @@ class Config:
     weights: str | None = field(default=None, metadata={"help": "local weights file (else "
                                                                 "packaged or HF cache)"})
     pretrained: bool = field(default=True, metadata={"help": "false: random weights"})
-    camera: Any = field(default=None, metadata={"help": "camera(s) to embed; default all"})
-    image_size: int | None = field(default=None, metadata={"help": "resize frames to this "
-                                                                   "size; default: as stored"})
-    batch_size: int = field(default=64, metadata={"help": "frames per encoder forward"})
+    camera: Any = field(default=None, metadata=doc(
+        "camera(s) to embed; default all", strings=True))
+    image_size: int | None = field(default=None, metadata=doc(
+        "resize frames to this size; default: as stored", IMAGE_SIZE))
+    batch_size: int = field(default=64, metadata=doc("frames per encoder forward", COUNT))
 
 
 def make_config(overrides: list[str]) -> DictConfig:
@@ -38,10 +38,6 @@ def make_config(overrides: list[str]) -> DictConfig:
     if isinstance(cfg.camera, str):
         cfg.camera = [cfg.camera]
     check_encoder(cfg.encoder)
-    if cfg.image_size is not None and not MIN_SIZE <= cfg.image_size <= MAX_SIZE:
-        raise RrmError(f"image_size must lie in [{MIN_SIZE}, {MAX_SIZE}], got {cfg.image_size}")
-    if cfg.batch_size < 1:
-        raise RrmError(f"batch_size must be at least 1, got {cfg.batch_size}")
     return cfg
 
 

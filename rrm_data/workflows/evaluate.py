@@ -18,6 +18,7 @@ import numpy as np
 from omegaconf import DictConfig
 from rich.console import Console
 
+from rrm_data.config import COUNT, doc
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.validate import check_dataset
@@ -37,7 +38,7 @@ FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
 class Config(RewardDataConfig):
     split: str = field(default="test", metadata={"help": "preferences split to evaluate"})
     teacher: str = field(default="oracle", metadata={"help": "whose labels to compare with"})
-    episodes: int = field(default=3, metadata={"help": "episodes in the reward-over-time plot"})
+    episodes: int = field(default=3, metadata=doc("episodes in the reward-over-time plot", COUNT))
     out: str | None = field(default=None, metadata={"help": "report directory "
                                                             "(default <run>/eval-<data>-"
                                                             "<split>-<teacher>)"})
@@ -74,8 +75,6 @@ def run(cfg: DictConfig) -> None:
     refs = reward_refs(cfg.reward)
     if cfg.data is None:
         raise RrmError("data= is required: a dataset directory")
-    if cfg.episodes < 1:
-        raise RrmError(f"episodes must be at least 1, got {cfg.episodes}")
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out = Path(cfg.out) if cfg.out else default_out(

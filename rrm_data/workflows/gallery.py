@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from rrm_data.config import COUNT, doc
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
@@ -22,7 +23,7 @@ from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
 from rrm_data.evaluation.scoring import load_split, score_rewards
 from rrm_data.io import Kind, atomic_directory, check_out
 from rrm_data.progress import console
-from rrm_data.sim.rendering import frame_spec
+from rrm_data.sim.rendering import IMAGE_SIZE, frame_spec
 from rrm_data.workflows import RewardDataConfig
 
 
@@ -30,10 +31,10 @@ from rrm_data.workflows import RewardDataConfig
 class Config(RewardDataConfig):
     split: str = field(default="test", metadata={"help": "preferences split whose episodes "
                                                          "and segments are shown"})
-    k: int = field(default=8, metadata={"help": "episodes (and segments) shown at each end"})
-    camera: str = field(default="corner", metadata={"help": "camera of the filmstrips"})
-    image_size: int = field(default=128, metadata={"help": "size of re-rendered frames"})
-    frames: int = field(default=24, metadata={"help": "frames per filmstrip at most"})
+    k: int = field(default=8, metadata=doc("episodes (and segments) shown at each end", COUNT))
+    camera: str = field(default="corner", metadata=doc("camera of the filmstrips", strings=True))
+    image_size: int = field(default=128, metadata=doc("size of re-rendered frames", IMAGE_SIZE))
+    frames: int = field(default=24, metadata=doc("frames per filmstrip at most", COUNT))
     out: str | None = field(default=None, metadata={"help": "gallery directory (default "
                                                             "<run>/gallery-<data>-<split>)"})
 
@@ -42,8 +43,6 @@ def run(cfg: DictConfig) -> None:
     refs = reward_refs(cfg.reward)
     if cfg.data is None:
         raise RrmError("data= is required: a dataset directory")
-    if cfg.k < 1 or cfg.frames < 1:
-        raise RrmError(f"k and frames must be at least 1, got k={cfg.k}, frames={cfg.frames}")
     frame_spec(cfg.camera, cfg.image_size)
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root)  # refuse what validate refuses (undecodable frames too)

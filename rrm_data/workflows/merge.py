@@ -11,24 +11,22 @@ from omegaconf import DictConfig
 
 from rrm_data.collection import collector
 from rrm_data.collection.merge import check_shards, episode_records
+from rrm_data.config import doc
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.errors import RrmError
 from rrm_data.io import output_lock
 from rrm_data.progress import console
 
 
 @dataclass
 class Config:
-    shards: list[str] = field(default_factory=list,
-                              metadata={"help": "shard dataset directories, as [DIR1,DIR2,...]"})
+    shards: list[str] = field(default_factory=list, metadata=doc(
+        "shard dataset directories, as [DIR1,DIR2,...]", nonempty=True))
     out: str = field(default="data/merged", metadata={"help": "dataset directory to write"})
     overwrite: bool = field(default=False,
                             metadata={"help": "replace a different dataset at out"})
 
 
 def run(cfg: DictConfig) -> None:
-    if not cfg.shards:
-        raise RrmError("no shards given; pass shards=[DIR1,DIR2,...]")
     shards = [open_dataset(path) for path in cfg.shards]
     collection = check_shards(shards)
     out = Path(cfg.out)

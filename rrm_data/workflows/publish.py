@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rrm_data.config import build_config
+from rrm_data.config import COUNT, POSITIVE, build_config, doc
 from rrm_data.dataset import hub
 from rrm_data.dataset.card import render_card
 from rrm_data.dataset.reader import DatasetDir, open_dataset
@@ -41,8 +41,8 @@ class Config:
     overwrite: bool = field(default=False, metadata={"help": "replace an existing out= folder"})
     license: str = field(default="mit", metadata={"help": "license id in the card"})
     message: str | None = field(default=None, metadata={"help": "commit message"})
-    max_file_mb: float = field(default=500.0, metadata={"help": "largest file to upload, MB"})
-    max_files_per_folder: int = field(default=10_000, metadata={"help": "most files per folder"})
+    max_file_mb: float = field(default=500.0, metadata=doc("largest file to upload, MB", POSITIVE))
+    max_files_per_folder: int = field(default=10_000, metadata=doc("most files per folder", COUNT))
 
 
 def make_config(overrides: list[str]) -> DictConfig:
@@ -50,8 +50,6 @@ def make_config(overrides: list[str]) -> DictConfig:
     if not cfg.repo_id:
         raise RrmError("repo_id is required, e.g. repo_id=my-org/button-press-prefs")
     hub.check_repo_id(cfg.repo_id)
-    if cfg.max_file_mb <= 0 or cfg.max_files_per_folder < 1:
-        raise RrmError("max_file_mb must be > 0 and max_files_per_folder >= 1")
     return cfg
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from omegaconf import DictConfig
 
+from rrm_data.config import COUNT, NON_NEGATIVE, doc
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.validate import check_dataset
 from rrm_data.dataset.writer import new_version_target, write_dataset
@@ -30,9 +31,9 @@ class Config:
         "help": "reward run or artifact whose ensemble scores the pool (not for uniform)"})
     strategy: str = field(default="disagreement", metadata={
         "help": "uniform, disagreement or entropy"})
-    n: int = field(default=50, metadata={"help": "pairs to choose"})
-    pool: int | None = field(default=None, metadata={"help": "candidate pairs (default 10 × n)"})
-    seed: int = field(default=0, metadata={"help": "seed of the candidate pool"})
+    n: int = field(default=50, metadata=doc("pairs to choose", COUNT))
+    pool: int | None = field(default=None, metadata=doc("candidate pairs (default 10 × n)", COUNT))
+    seed: int = field(default=0, metadata=doc("seed of the candidate pool", NON_NEGATIVE))
     out: str | None = field(default=None, metadata={"help": "new dataset version (default: "
                                                             "replace data in place)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a dataset at out"})
@@ -44,8 +45,6 @@ def run(cfg: DictConfig) -> None:
     if cfg.strategy not in q.STRATEGIES:
         raise RrmError(f"unknown strategy '{cfg.strategy}'; choose one of "
                        f"{', '.join(q.STRATEGIES)}")
-    if cfg.n < 1:
-        raise RrmError(f"n must be at least 1, got {cfg.n}")
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)

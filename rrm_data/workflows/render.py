@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from omegaconf import DictConfig
 
-from rrm_data.config import build_config
+from rrm_data.config import build_config, doc
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.validate import check_dataset
@@ -23,6 +23,7 @@ from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
 from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
 from rrm_data.sim.rendering import (
+    IMAGE_SIZE,
     IMAGE_TYPE,
     FrameRenderer,
     FrameSpec,
@@ -35,8 +36,10 @@ from rrm_data.sim.rendering import (
 @dataclass
 class Config:
     data: str = field(default="data/button-press", metadata={"help": "dataset directory"})
-    camera: Any = field(default="corner", metadata={"help": "camera name, or a list of them"})
-    image_size: int = field(default=84, metadata={"help": "frame height and width in pixels"})
+    camera: Any = field(default="corner", metadata=doc(
+        "camera name, or a list of them", strings=True, nonempty=True))
+    image_size: int = field(default=84, metadata=doc(
+        "frame height and width in pixels", IMAGE_SIZE))
     render_quality: str = field(default="fast", metadata={"help": "fast (no shadows, no "
                                                                   "multisampling) or full"})
     out: str | None = field(default=None, metadata={"help": "write the new version here "

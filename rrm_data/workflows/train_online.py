@@ -23,8 +23,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rrm_data.config import build_config, config_dict, doc, merge_configs, parse_overrides
-from rrm_data.errors import RrmError
+from rrm_data.config import (
+    THREADS,
+    build_config,
+    config_dict,
+    doc,
+    merge_configs,
+    parse_overrides,
+)
 from rrm_data.io import Kind, atomic_directory, check_out, output_lock, remove_owned
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
@@ -42,7 +48,7 @@ class Config(OnlineSettings):
     recipe: str = field(default="rrm", metadata=doc("online recipe name or YAML path"))
     sac_recipe: str | None = field(default=None, metadata=doc("take the sac: settings of this "
                                                               "SAC recipe (e.g. sac_cpu)"))
-    threads: int = field(default=1, metadata=doc("torch CPU threads"))
+    threads: int = field(default=1, metadata=doc("torch CPU threads", THREADS))
     out: str | None = field(default=None, metadata=doc("run directory (default "
                                                        "runs/online-<recipe>-<task>-seed<seed>)"))
     overwrite: bool = field(default=False, metadata=doc("replace an existing run at out, or "
@@ -62,8 +68,6 @@ def make_config(overrides: list[str]) -> DictConfig:
     cfg = build_config(Config(), merge_configs(*layers, extra))
     cfg.recipe = recipe_name
     check_task(cfg.task)
-    if cfg.threads < 1:
-        raise RrmError(f"threads must be at least 1, got {cfg.threads}")
     check_settings(OnlineSettings.from_config(cfg))
     if cfg.out is None:
         cfg.out = f"runs/online-{Path(recipe_name).stem}-{cfg.task}-seed{cfg.seed}"

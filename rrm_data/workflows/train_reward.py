@@ -14,10 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
-from rrm_data.config import build_config, doc, merge_configs, parse_overrides
+from rrm_data.config import (
+    COUNT,
+    FRACTION,
+    HELD_OUT,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED32,
+    build_config,
+    doc,
+    merge_configs,
+    parse_overrides,
+)
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import Interrupted, RrmError, first_line
@@ -26,14 +38,18 @@ from rrm_data.progress import console
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.reward.networks import build_network, prior_name
+from rrm_data.reward.spec import MODEL_RANGES
 from rrm_data.training import trainer as trainer_parts
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
+from rrm_data.training.trainer import TRAINER_RANGES
 from rrm_data.vision.embeddings import (
     embedding_records,
     ensure_embeddings,
     image_spec,
     missing_embeddings,
 )
+
+MAX_PARAMETERS = 10**9  # per input width 1; a larger reward model cannot be meant
 
 
 @dataclass
@@ -45,21 +61,22 @@ class DataConfig:
         "validation pairs: episodes (those touching a held-out share of the training episodes), "
         "pairs (a share of the train pairs) or test (the test split: then val = test numbers)"))
     val_fraction: float = field(default=0.1, metadata=doc(
-        "share of training episodes (val_split=episodes) or pairs (pairs) held out; 0: none"))
+        "share of training episodes (val_split=episodes) or pairs (pairs) held out; 0: none",
+        HELD_OUT))
     val_teacher: str = field(default="oracle", metadata=doc("teacher of the test-split labels "
                                                             "used with val_split=test"))
-    num_labels: int | None = field(default=None, metadata=doc("train on the first N pairs"))
-    batch_size: int = field(default=64, metadata=doc("pairs per batch"))
-    num_workers: int = field(default=0, metadata=doc("DataLoader worker processes"))
+    num_labels: int | None = field(default=None, metadata=doc("train on the first N pairs", COUNT))
+    batch_size: int = field(default=64, metadata=doc("pairs per batch", COUNT))
+    num_workers: int = field(default=0, metadata=doc("DataLoader worker processes", NON_NEGATIVE))
 
 
 @dataclass
 class OptimConfig:
-    lr: float = field(default=3e-4, metadata=doc("Adam learning rate"))
-    weight_decay: float = field(default=0.0, metadata=doc("Adam weight decay"))
-    label_smoothing: float = field(default=0.0, metadata=doc("mix labels towards 0.5"))
+    lr: float = field(default=3e-4, metadata=doc("Adam learning rate", POSITIVE))
+    weight_decay: float = field(default=0.0, metadata=doc("Adam weight decay", NON_NEGATIVE))
+    label_smoothing: float = field(default=0.0, metadata=doc("mix labels towards 0.5", FRACTION))
     stop_agreement: float | None = field(default=None, metadata=doc(
-        "stop when train agreement reaches this (PEBBLE: 0.97)"))
+        "stop when train agreement reaches this (PEBBLE: 0.97)", FRACTION))
 
 
 @dataclass
@@ -68,13 +85,13 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig, metadata=doc("dataset and labels"))
     model: dict[str, Any] = field(default_factory=dict, metadata=doc(
         "reward model: network, inputs, prior, prior_weight, negate_prior, prior_as_input, "
-        "normalize, and the network's own sizes (from the recipe)"))
+        "normalize, and the network's own sizes (from the recipe)", keys=MODEL_RANGES))
     optim: OptimConfig = field(default_factory=OptimConfig, metadata=doc("optimizer and loss"))
     trainer: dict[str, Any] = field(default_factory=lambda: {
         "max_epochs": 20, "accelerator": "auto", "devices": 1, "deterministic": True,
         "log_every_n_steps": 10, "enable_model_summary": False,
-    }, metadata=doc("pytorch_lightning.Trainer arguments"))
-    seed: int = field(default=0, metadata=doc("seed of initialization and batch order"))
+    }, metadata=doc("pytorch_lightning.Trainer arguments", keys=TRAINER_RANGES))
+    seed: int = field(default=0, metadata=doc("seed of initialization and batch order", SEED32))
     out: str | None = field(default=None, metadata=doc(
         "run directory (default runs/<recipe>-<data name>-seed<seed>)"))
     resume: bool = field(default=False, metadata=doc("continue from checkpoints/last.ckpt"))
@@ -103,7 +120,12 @@ def check_model(model: DictConfig) -> None:
         raise RrmError(f"model config lacks {', '.join(missing)} (set them in the recipe)")
     prior_name(str(model.prior))
     spec = reward_spec(model, {name: 1 for name in model.inputs}, None)
-    build_network(spec["network"], len(spec["inputs"]), spec["params"])
+    with torch.device("meta"):  # shapes only: a huge model.hidden allocates nothing here
+        net = build_network(spec["network"], len(spec["inputs"]), spec["params"])
+    size = sum(p.numel() for p in net.parameters())
+    if size > MAX_PARAMETERS:
+        raise RrmError(f"the reward model would have {size:,} parameters (more than "
+                       f"{MAX_PARAMETERS:,}); make model.hidden, layers or members smaller")
 
 
 def run(cfg: DictConfig) -> None:

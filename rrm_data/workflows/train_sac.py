@@ -20,6 +20,10 @@ from omegaconf import DictConfig
 from stable_baselines3.common.vec_env import VecEnv
 
 from rrm_data.config import (
+    COUNT,
+    NON_NEGATIVE,
+    SEED32,
+    THREADS,
     build_config,
     config_dict,
     doc,
@@ -27,7 +31,6 @@ from rrm_data.config import (
     parse_overrides,
     to_yaml,
 )
-from rrm_data.errors import RrmError
 from rrm_data.io import Kind, atomic_directory, check_out, write_json
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
@@ -52,18 +55,20 @@ class Config:
     task: str = field(default="button-press-v3", metadata=doc("Meta-World v3 task name"))
     reward: str = field(default="true", metadata=doc("reward run dir or artifact, true, or "
                                                        "prior:<name>"))
-    steps: int = field(default=100_000, metadata=doc("environment steps of training"))
-    seed: int = field(default=0, metadata=doc("seed of environments, networks and sampling"))
+    steps: int = field(default=100_000, metadata=doc("environment steps of training", COUNT))
+    seed: int = field(default=0, metadata=doc(
+        "seed of environments, networks and sampling", SEED32))
     recipe: str = field(default="sac_metaworld", metadata=doc("SAC recipe name or YAML path"))
     sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SB3 SAC settings"))
-    eval_every: int = field(default=10_000, metadata=doc("env steps between evaluations "
-                                                           "(0: only at the end)"))
-    eval_episodes: int = field(default=10, metadata=doc("deterministic episodes per evaluation"))
-    episode_steps: int | None = field(default=None, metadata=doc("cut episodes shorter than "
-                                                                   "Meta-World's 500 steps"))
-    checkpoint_every: int = field(default=50_000, metadata=doc("env steps between checkpoints "
-                                                                 "(0: none)"))
-    threads: int = field(default=1, metadata=doc("torch CPU threads"))
+    eval_every: int = field(default=10_000, metadata=doc(
+        "env steps between evaluations (0: only at the end)", NON_NEGATIVE))
+    eval_episodes: int = field(default=10, metadata=doc(
+        "deterministic episodes per evaluation", COUNT))
+    episode_steps: int | None = field(default=None, metadata=doc(
+        "cut episodes shorter than Meta-World's 500 steps", COUNT))
+    checkpoint_every: int = field(default=50_000, metadata=doc(
+        "env steps between checkpoints (0: none)", NON_NEGATIVE))
+    threads: int = field(default=1, metadata=doc("torch CPU threads", THREADS))
     out: str | None = field(default=None, metadata=doc(
         "run directory (default runs/sac-<task>-<reward>-seed<seed>)"))
     overwrite: bool = field(default=False, metadata=doc("replace an existing run at out"))
@@ -78,12 +83,6 @@ def make_config(overrides: list[str]) -> DictConfig:
     cfg = build_config(Config(), merge_configs(load_recipe(recipe_name, "sac"), extra))
     cfg.recipe = recipe_name
     check_task(cfg.task)
-    for key in ("steps", "eval_episodes", "threads"):
-        if cfg[key] < 1:
-            raise RrmError(f"{key} must be at least 1, got {cfg[key]}")
-    for key in ("batch_size", "n_envs", "train_freq", "target_update_interval"):
-        if cfg.sac[key] < 1:
-            raise RrmError(f"sac.{key} must be at least 1, got {cfg.sac[key]}")
     entropy_coefficient(cfg.sac.ent_coef)
     resolve_device(cfg.sac.device)
     if cfg.out is None:

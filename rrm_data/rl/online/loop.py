@@ -28,13 +28,23 @@ from omegaconf import DictConfig
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rrm_data.config import config_dict, doc
+from rrm_data.config import (
+    COUNT,
+    FRACTION,
+    HELD_OUT,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED32,
+    check_fields,
+    config_dict,
+    doc,
+)
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError
 from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
 from rrm_data.progress import Bar
-from rrm_data.reward.spec import reward_spec
+from rrm_data.reward.spec import MODEL_RANGES, reward_spec
 from rrm_data.rl.online.entropy import StateEntropyReplayBuffer
 from rrm_data.rl.online.episodes import EpisodeLog, EpisodeStore
 from rrm_data.rl.online.feedback import LabelLog
@@ -64,44 +74,45 @@ class OnlineSettings:
     """Knobs of the loop, with B-Pref's defaults; recipes ``rrm`` and ``pebble`` set them."""
 
     task: str = field(default="button-press-v3", metadata=doc("Meta-World v3 task name"))
-    steps: int = field(default=100_000, metadata=doc("environment steps in all"))
-    seed: int = field(default=0, metadata=doc("seed of envs, networks, queries, teacher"))
-    feedback: int = field(default=2000, metadata=doc("total queries the teacher is asked"))
-    labels_per_round: int = field(default=50, metadata=doc("queries per round"))
-    round_every: int = field(default=5000, metadata=doc("env steps between rounds"))
-    segment_length: int = field(default=50, metadata=doc("steps per queried window"))
+    steps: int = field(default=100_000, metadata=doc("environment steps in all", COUNT))
+    seed: int = field(default=0, metadata=doc("seed of envs, networks, queries, teacher", SEED32))
+    feedback: int = field(default=2000, metadata=doc("total queries the teacher is asked", COUNT))
+    labels_per_round: int = field(default=50, metadata=doc("queries per round", COUNT))
+    round_every: int = field(default=5000, metadata=doc("env steps between rounds", COUNT))
+    segment_length: int = field(default=50, metadata=doc("steps per queried window", COUNT))
     sampling: str = field(default="uniform", metadata=doc("uniform, disagreement or "
                                                           "entropy (B-Pref's feed types)"))
-    pool_factor: int = field(default=10, metadata=doc("candidate pool = pool_factor x "
-                                                      "labels_per_round (disagreement, entropy)"))
-    recent_episodes: int = field(default=100, metadata=doc("queries draw windows from "
-                                                           "this many newest episodes"))
-    unsupervised_steps: int = field(default=0, metadata=doc("PEBBLE's state-entropy "
-                                                            "pre-training steps (0: none)"))
-    entropy_k: int = field(default=5, metadata=doc("k of the k-NN state entropy"))
+    pool_factor: int = field(default=10, metadata=doc(
+        "candidate pool = pool_factor x labels_per_round (disagreement, entropy)", COUNT))
+    recent_episodes: int = field(default=100, metadata=doc(
+        "queries draw windows from this many newest episodes", COUNT))
+    unsupervised_steps: int = field(default=0, metadata=doc(
+        "PEBBLE's state-entropy pre-training steps (0: none)", NON_NEGATIVE))
+    entropy_k: int = field(default=5, metadata=doc("k of the k-NN state entropy", COUNT))
     reset_critic: bool = field(default=True, metadata=doc("re-initialize the critics "
                                                           "after unsupervised pre-training"))
-    reset_updates: int = field(default=100, metadata=doc("gradient steps on the first "
-                                                         "learned reward right after the reset"))
+    reset_updates: int = field(default=100, metadata=doc(
+        "gradient steps on the first learned reward right after the reset", NON_NEGATIVE))
     teacher: str = field(default="oracle", metadata=doc(
         "scripted teacher (oracle, stochastic, mistake, skip, equal, myopic)"))
     teacher_params: dict[str, Any] = field(default_factory=dict,
                                            metadata=doc("the teacher's parameters"))
-    reward_max_epochs: int = field(default=10, metadata=doc("epoch cap per round "
-                                                            "(B-Pref Meta-World: 10)"))
-    target_agreement: float = field(default=0.97, metadata=doc("stop a round's reward "
-                                                               "training at this train agreement"))
-    reward_batch_size: int = field(default=128, metadata=doc("pairs per reward step"))
-    reward_lr: float = field(default=3e-4, metadata=doc("Adam step size of the reward"))
-    test_fraction: float = field(default=0.2, metadata=doc("oracle test pairs of the "
-                                                           "feedback dataset, x labels"))
-    model: dict[str, Any] = field(default_factory=dict, metadata=doc("reward model "
-                                                                     "(as train-reward's model)"))
+    reward_max_epochs: int = field(default=10, metadata=doc(
+        "epoch cap per round (B-Pref Meta-World: 10)", COUNT))
+    target_agreement: float = field(default=0.97, metadata=doc(
+        "stop a round's reward training at this train agreement", FRACTION))
+    reward_batch_size: int = field(default=128, metadata=doc("pairs per reward step", COUNT))
+    reward_lr: float = field(default=3e-4, metadata=doc("Adam step size of the reward", POSITIVE))
+    test_fraction: float = field(default=0.2, metadata=doc(
+        "oracle test pairs of the feedback dataset, x labels", HELD_OUT))
+    model: dict[str, Any] = field(default_factory=dict, metadata=doc(
+        "reward model (as train-reward's model)", keys=MODEL_RANGES))
     sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SB3 SAC settings"))
-    eval_every: int = field(default=10_000, metadata=doc("env steps between evaluations"))
-    eval_episodes: int = field(default=10, metadata=doc("deterministic episodes per eval"))
-    episode_steps: int | None = field(default=None, metadata=doc("cut episodes shorter "
-                                                                 "than Meta-World's 500 steps"))
+    eval_every: int = field(default=10_000, metadata=doc(
+        "env steps between evaluations", NON_NEGATIVE))
+    eval_episodes: int = field(default=10, metadata=doc("deterministic episodes per eval", COUNT))
+    episode_steps: int | None = field(default=None, metadata=doc(
+        "cut episodes shorter than Meta-World's 500 steps", COUNT))
 
     @property
     def first_round(self) -> int:
@@ -124,17 +135,10 @@ def check_settings(s: OnlineSettings) -> None:
     """Refuse settings the loop cannot run, each with one line."""
     if s.sampling not in SAMPLINGS:
         raise RrmError(f"unknown sampling '{s.sampling}'; known: {', '.join(SAMPLINGS)}")
-    if s.labels_per_round < 1:
-        raise RrmError(f"labels_per_round must be at least 1, got {s.labels_per_round}")
+    check_fields(OnlineSettings, s)
     if s.feedback < s.labels_per_round:
         raise RrmError(f"feedback={s.feedback} is smaller than one round "
                        f"(labels_per_round={s.labels_per_round})")
-    if s.reset_updates < 0:
-        raise RrmError(f"reset_updates must be at least 0, got {s.reset_updates}")
-    for key in ("steps", "round_every", "segment_length", "pool_factor", "recent_episodes",
-                "reward_max_epochs", "reward_batch_size", "eval_episodes", "entropy_k"):
-        if getattr(s, key) < 1:
-            raise RrmError(f"{key} must be at least 1, got {getattr(s, key)}")
     if s.first_round >= s.steps:
         raise RrmError(f"steps={s.steps} ends before the first round (learning_starts + "
                        f"unsupervised_steps = {s.first_round})")
@@ -148,8 +152,6 @@ def check_settings(s: OnlineSettings) -> None:
                        f"{s.episode_length * n_envs} = {s.episode_length} steps x "
                        f"sac.n_envs={n_envs}): nothing to query; raise sac.learning_starts or "
                        "shorten episode_steps")
-    if not 0.0 <= s.test_fraction < 1.0:
-        raise RrmError(f"test_fraction must lie in [0, 1), got {s.test_fraction}")
     unknown = set(s.model.get("inputs", [])) - set(STATE_INPUTS)
     if unknown:
         raise RrmError(f"train-online learns from state and action; model.inputs has "
