@@ -178,3 +178,43 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+
+def test_importing_the_library_loads_no_triton() -> None:
+    """With OSMesa chosen, no rrm_data module loads Triton on import: it is loaded apart at first
+    use (``triton_apart``). Triton is kept out of the process (every import of it is recorded,
+    then refused), so that Lightning's own import of it cannot hide rrm_data's."""
+    code = """
+import importlib, importlib.abc, importlib.machinery, json, pkgutil, sys, traceback
+callers = []
+
+class Spy(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "triton":
+            return importlib.machinery.ModuleSpec(name, self)
+    def exec_module(self, module):
+        callers.append([frame.filename for frame in traceback.extract_stack()])
+        raise ImportError("kept out by the test")
+
+sys.meta_path.insert(0, Spy())
+import rrm_data
+for m in pkgutil.walk_packages(rrm_data.__path__, "rrm_data."):
+    importlib.import_module(m.name)
+on_import = list(callers)
+from rrm_data.reward.networks import EnsembleLinear
+EnsembleLinear(2, 3, 4)  # first use: Triton is asked for, apart
+print(json.dumps({"on_import": on_import, "on_use": callers[len(on_import):],
+                  "loaded": "triton" in sys.modules}))
+"""
+    env = {**os.environ, "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+
+    def apart(callers: list[list[str]]) -> list[list[str]]:
+        return [c for c in callers if any(f.endswith("triton_apart.py") for f in c)]
+
+    assert not apart(report["on_import"]), apart(report["on_import"])[0][-6:]
+    assert apart(report["on_use"]) and not report["loaded"]
