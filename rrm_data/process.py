@@ -16,8 +16,9 @@ from rrm_data.triton_apart import load_triton_apart
 def configure_process() -> None:
     """Offscreen rendering through OSMesa when it is installed, and quiet simulator warnings.
 
-    Triton is loaded apart from OSMesa's LLVM (see ``triton_apart``); the modules that use
-    torch do the same, so library code works in any import order too.
+    Triton is loaded apart from OSMesa's LLVM (see ``triton_apart``) before any command
+    imports Lightning, which imports Triton on import; library code does the same where it
+    first builds a torch model or optimizer.
     """
     if "MUJOCO_GL" not in os.environ and ctypes.util.find_library("OSMesa"):
         os.environ["MUJOCO_GL"] = "osmesa"

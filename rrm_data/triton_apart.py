@@ -4,7 +4,10 @@ OSMesa (Debian's libosmesa6) and Triton each carry their own LLVM; once OSMesa's
 importing Triton (which torch does lazily, e.g. at the first Adam step) resolves Triton's
 LLVM calls into OSMesa's copy and segfaults. Loading Triton with ``RTLD_DEEPBIND`` makes it
 bind its own symbols first, whichever library came first. The dlopen flags are restored
-right after, so nothing else in the process changes.
+right after, so nothing else in the process changes. It is called at first use (where
+networks, encoders and SAC agents are built), never at import, so importing rrm_data
+changes no process state. Lightning imports Triton on import, so the CLI calls it first
+(``process.configure_process``).
 """
 
 from __future__ import annotations

@@ -4,16 +4,20 @@ no import cycles, and loading a state reward stays light."""
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import rrm_data
 
 ROOT = "rrm_data"
+REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("timm", "jinja2", "jsonschema", "pytorch_lightning", "lightning", "datasets")
 # What the dataset format may build on: nothing above it.
 DATASET_MAY_IMPORT = ("rrm_data.dataset", "rrm_data.errors", "rrm_data.io", "rrm_data.resources",
@@ -139,16 +143,54 @@ print(json.dumps({{"shape": list(out.total.shape),
     assert report["loaded"] == []
 
 
-def third_party_imports() -> list[str]:
-    """Every outside module the package imports (as written: ``a.b`` for ``from a.b import c``)."""
+def imported_names(paths: list[Path]) -> set[str]:
+    """Every absolute import in these files, as written (``a.b`` for ``from a.b import c``)."""
     names: set[str] = set()
-    for path in modules().values():
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names.add(node.module)
-    return sorted(n for n in names if n.split(".")[0] not in (ROOT, "__future__"))
+    return names
+
+
+def third_party_imports() -> list[str]:
+    """Every outside module the package imports (as written: ``a.b`` for ``from a.b import c``)."""
+    return sorted(n for n in imported_names(list(modules().values()))
+                  if n.split(".")[0] not in (ROOT, "__future__"))
+
+
+# Imported only where present (guarded): torch's own dependency on Linux, not ours to declare.
+UNDECLARED_OPTIONAL = {"triton"}
+
+
+def declared_distributions() -> set[str]:
+    """pyproject.toml's dependencies and optional dependencies, by canonical name."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"],
+                    *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    return {canonical(re.match(r"[A-Za-z0-9._-]+", r).group())  # type: ignore[union-attr]
+            for r in requirements}
+
+
+def canonical(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def test_every_imported_library_is_declared() -> None:
+    """Each outside top-level module that rrm_data, its tests or its benchmarks import comes
+    from a distribution pyproject.toml declares (a library installed by chance does not count)."""
+    local = {p.stem for folder in ("tests", "benchmarks") for p in (REPO / folder).rglob("*.py")}
+    files = [*modules().values(), *(REPO / "tests").rglob("*.py"),
+             *(REPO / "benchmarks").rglob("*.py")]
+    tops = {n.split(".")[0] for n in imported_names(files)}
+    outside = tops - set(sys.stdlib_module_names) - local - {ROOT, "tests", "__future__"}
+    providers = importlib.metadata.packages_distributions()
+    declared = declared_distributions()
+    undeclared = {top: providers.get(top) for top in sorted(outside - UNDECLARED_OPTIONAL)
+                  if not declared & {canonical(d) for d in providers.get(top, [])}}
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
 
 
 def test_importing_the_library_changes_no_process_state() -> None:
@@ -178,3 +220,43 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+
+def test_importing_the_library_loads_no_triton() -> None:
+    """With OSMesa chosen, no rrm_data module loads Triton on import: it is loaded apart at first
+    use (``triton_apart``). Triton is kept out of the process (every import of it is recorded,
+    then refused), so that Lightning's own import of it cannot hide rrm_data's."""
+    code = """
+import importlib, importlib.abc, importlib.machinery, json, pkgutil, sys, traceback
+callers = []
+
+class Spy(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "triton":
+            return importlib.machinery.ModuleSpec(name, self)
+    def exec_module(self, module):
+        callers.append([frame.filename for frame in traceback.extract_stack()])
+        raise ImportError("kept out by the test")
+
+sys.meta_path.insert(0, Spy())
+import rrm_data
+for m in pkgutil.walk_packages(rrm_data.__path__, "rrm_data."):
+    importlib.import_module(m.name)
+on_import = list(callers)
+from rrm_data.reward.networks import EnsembleLinear
+EnsembleLinear(2, 3, 4)  # first use: Triton is asked for, apart
+print(json.dumps({"on_import": on_import, "on_use": callers[len(on_import):],
+                  "loaded": "triton" in sys.modules}))
+"""
+    env = {**os.environ, "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+
+    def apart(callers: list[list[str]]) -> list[list[str]]:
+        return [c for c in callers if any(f.endswith("triton_apart.py") for f in c)]
+
+    assert not apart(report["on_import"]), apart(report["on_import"])[0][-6:]
+    assert apart(report["on_use"]) and not report["loaded"]

@@ -26,7 +26,7 @@ from rrm_data.rl.online.entropy import knn_distance
 from rrm_data.rl.online.episodes import EpisodeArrays
 from rrm_data.rl.online.loop import OnlineRun, OnlineSettings
 from rrm_data.rl.online.queries import Queries, pair_inputs, random_pairs, select_queries
-from rrm_data.rl.online.teacher import ScriptedTeacher, Teacher
+from rrm_data.rl.online.teacher import ScriptedTeacher
 from rrm_data.sim.policies import load_policy
 from rrm_data.workflows.train_online import make_config
 
@@ -234,12 +234,18 @@ def test_any_teacher_plugs_into_the_loop(tmp_path: Path) -> None:
     values = {**QUICK, "steps": 300, "feedback": 20, "eval_every": 0}
     cfg = make_config([*overrides(**values), f"out={tmp_path / 'run'}"])
     teacher = PreferFirst()
-    assert isinstance(teacher, Teacher)
     online = OnlineRun(OnlineSettings.from_config(cfg), tmp_path / "work", teacher=teacher)
     online.learn()
     online.env.close()
     assert teacher.asked == [10, 10]
     assert online.state.labels.label == [1.0] * 20
+
+
+def test_the_oracle_teacher_labels_known_returns() -> None:
+    z = np.zeros(3, np.int64)  # returns a: 3, 1, 2 against b: 2, 2, 2
+    known = Queries(z, z, z, z, 2, np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 1.0]]),
+                    np.ones((3, 2)))
+    np.testing.assert_array_equal(ScriptedTeacher("oracle", None, 0).label(known), [1, 0, 0.5])
 
 
 def _episodes(n: int, length: int, seed: int) -> dict[int, EpisodeArrays]:

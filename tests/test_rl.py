@@ -24,8 +24,9 @@ from rrm_data.reward.artifact import export_reward, load_reward
 from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.networks import ResidualReward
 from rrm_data.reward.resolve import resolve_reward
-from rrm_data.rl import RewardWrapper, make_vec_env, relabel, relabel_replay_buffer, task_env
-from rrm_data.rl.sac import check_reward_fits
+from rrm_data.rl.relabel import relabel, relabel_replay_buffer
+from rrm_data.rl.sac import check_reward_fits, make_vec_env
+from rrm_data.rl.wrapper import RewardWrapper, task_env
 from rrm_data.sim.envs import get_physics_state
 from rrm_data.sim.policies import load_policy
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec

@@ -2,9 +2,9 @@
 
 As B-Pref and PEBBLE do: draw a candidate pool of unlabelled pairs at random, then keep the
 ``n`` pairs whose preference the ensemble members disagree on most (the spread, std, of the
-members' P(A ≻ B) = σ(R_a^k − R_b^k)) or whose mean preference is most uncertain (binary
-entropy of the mean P). Candidates come from the train pool (segments of episodes not held
-out for test), so labelling them never leaks segments into the test split.
+members' P(A ≻ B) = σ(R_a^k − R_b^k)) or whose members are most uncertain (the mean over
+members of the binary entropy of P). Candidates come from the train pool (segments of episodes
+not held out for test), so labelling them never leaks segments into the test split.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ def disagreement(p: np.ndarray) -> np.ndarray:
 
 
 def entropy(p: np.ndarray) -> np.ndarray:
-    """Binary entropy (nats) of the members' mean P(A ≻ B)."""
-    mean = np.clip(p.mean(axis=0), 1e-12, 1 - 1e-12)
-    return -(mean * np.log(mean) + (1 - mean) * np.log(1 - mean))
+    """Mean over members of the binary entropy (nats) of P(A ≻ B) (B-Pref's ``get_entropy``):
+    members sure of opposite answers score low, unlike the entropy of their mean."""
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    return -(q * np.log(q) + (1 - q) * np.log(1 - q)).mean(axis=0)
 
 
 def select_queries(strategy: str, a: np.ndarray, b: np.ndarray, returns: np.ndarray | None,

@@ -22,8 +22,6 @@ from rrm_data.errors import RrmError
 from rrm_data.registry import Registry
 from rrm_data.triton_apart import load_triton_apart
 
-load_triton_apart()  # before torch imports Triton lazily (see triton_apart)
-
 
 def prior_name(name: str) -> str:
     """Accept ``gripper_object`` or ``prior.gripper_object``; refuse unknown priors."""
@@ -43,6 +41,7 @@ class EnsembleLinear(nn.Module):
     """K independent linear layers applied in one batched matmul: (K, N, I) → (K, N, O)."""
 
     def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        load_triton_apart()  # every network here has one: before its first optimizer step
         super().__init__()
         self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
         self.bias = nn.Parameter(torch.empty(members, 1, out_features))

@@ -34,8 +34,6 @@ from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
 from rrm_data.triton_apart import load_triton_apart
 
-load_triton_apart()  # before torch imports Triton lazily (see triton_apart)
-
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
 
 
@@ -119,6 +117,7 @@ def entropy_coefficient(text: str) -> str | float:
 def make_sac(env: VecEnv, settings: SacSettings, seed: int, total_steps: int,
              replay_buffer_class: type[ReplayBuffer] | None = None,
              replay_buffer_kwargs: dict[str, Any] | None = None) -> SAC:
+    load_triton_apart()  # SB3 builds Adam optimizers here, and torch imports Triton with them
     return SAC(
         "MlpPolicy", env, learning_rate=settings.learning_rate,
         replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,

@@ -24,9 +24,6 @@ from rrm_data.dataset.columns import segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
-from rrm_data.triton_apart import load_triton_apart
-
-load_triton_apart()  # before torch imports Triton lazily (see triton_apart)
 
 _VAL_STREAM = 4  # the rng stream of the validation episodes (collect uses 1-3)
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}

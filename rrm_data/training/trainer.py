@@ -89,18 +89,15 @@ def start_run(out: Path, cfg: DictConfig) -> None:
     (out / "config.yaml").write_text(to_yaml(cfg))
 
 
-class SaveOnInterrupt(pl.Callback):
-    """Ctrl-C during training: save ``last.ckpt`` where ``resume=true`` finds it."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.interrupted = False
+class CheckpointOnCtrlC(pl.callbacks.OnExceptionCheckpoint):
+    """Lightning's checkpoint on an exception, written as ``last.ckpt`` where ``resume=true``
+    finds it, for Ctrl-C only: a resume that fails (a checkpoint that does not fit the model)
+    must not overwrite the checkpoint it failed on."""
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
-            self.interrupted = True
-            trainer.save_checkpoint(self.out / CHECKPOINTS / LAST_CHECKPOINT)
+            super().on_exception(trainer, pl_module, exception)
 
 
 @contextmanager
@@ -126,9 +123,8 @@ def save_last(trainer: pl.Trainer, out: Path) -> None:
 
 
 def interrupted(trainer: pl.Trainer) -> bool:
-    """Whether Ctrl-C stopped ``trainer`` (its checkpoint was then saved)."""
-    callbacks: list[pl.Callback] = getattr(trainer, "callbacks", [])  # set by Trainer.__init__
-    return any(isinstance(c, SaveOnInterrupt) and c.interrupted for c in callbacks)
+    """Whether Ctrl-C stopped ``trainer`` (``CheckpointOnCtrlC`` then saved its checkpoint)."""
+    return trainer.interrupted
 
 
 def loggers(out: Path) -> list[pl.loggers.Logger]:
@@ -143,7 +139,7 @@ def callbacks(out: Path, stop_agreement: float | None) -> list[pl.Callback]:
     callbacks: list[pl.Callback] = [pl.callbacks.ModelCheckpoint(
         dirpath=out / CHECKPOINTS, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
         every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False),
-        SaveOnInterrupt(out)]
+        CheckpointOnCtrlC(out / CHECKPOINTS, filename=Path(LAST_CHECKPOINT).stem)]
     if stop_agreement is not None:
         callbacks.append(pl.callbacks.EarlyStopping(
             monitor="train/agreement", mode="max", stopping_threshold=stop_agreement,

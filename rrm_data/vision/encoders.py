@@ -26,8 +26,6 @@ from rrm_data.errors import RrmError
 from rrm_data.registry import Registry, unknown_name
 from rrm_data.triton_apart import load_triton_apart
 
-load_triton_apart()  # before torch imports Triton lazily (see triton_apart)
-
 DEFAULT_ENCODER = "tf_efficientnet_lite0"
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 RANDOM_SEED = 0
@@ -123,6 +121,7 @@ def create_pretrained(name: str, weights: str | None = None,
                       pretrained: bool = True) -> tuple[torch.nn.Module, str | None]:
     """timm's model with its classifier, and the SHA-256 of the weights (None: random)."""
     check_encoder(name)
+    load_triton_apart()
     with torch.random.fork_rng():
         torch.manual_seed(RANDOM_SEED)
         model = timm.create_model(name, pretrained=False)

@@ -1,10 +1,10 @@
 """Choose the next pairs to label and write them into the dataset as its `queries` table.
 
 A candidate pool of `pool` unlabelled pairs (default 10 × n, at most all of them) of train
-segments from two different episodes is drawn at random (`seed`); `strategy=uniform` keeps
-the first `n`, `disagreement` the `n` with the largest spread of the reward ensemble's
-P(A ≻ B), `entropy` those with the most uncertain mean P. The table replaces any earlier
-`queries` table, in a new version of the dataset (at `out`, or in place).
+segments from two different episodes is drawn at random (`seed`); `strategy=uniform` keeps the
+first `n`, `disagreement` the `n` with the largest spread of the reward ensemble's P(A ≻ B),
+`entropy` those with the largest mean over members of the binary entropy of P. The table
+replaces any earlier `queries` table, in a new version of the dataset (at `out`, or in place).
 """
 
 from __future__ import annotations
