@@ -150,8 +150,9 @@ def check_place(out: Path, kind: Kind, option: str = "out",
     for name, value in _paths(inputs):
         given = absolute(value).resolve()
         if target == given or given.is_relative_to(target):
-            raise RrmError(f"{option}={out} is or holds {name}={value}, an input of this "
-                           f"command; choose another {option}=")
+            what = "is" if target == given else "holds"
+            raise RrmError(f"{option}={out} {what} {name}={value}, an input of this command; "
+                           f"choose another {option}=")
         if target.is_relative_to(given) and not holds(given, output_kind(given)):
             raise RrmError(f"{option}={out} lies inside {name}={value}, an input of this "
                            f"command; choose a path outside it")

@@ -158,10 +158,11 @@ def test_out_inside_another_output_is_refused(case, small_dataset, trained_rewar
     assert main(["validate", f"data={container if kind == 'dataset' else where.data}"]) == 0
 
 
-def test_a_campaign_that_is_a_file_is_refused(small_dataset, tmp_path, capsys):
+def test_a_campaign_that_is_a_file_is_refused(queried, tmp_path, capsys):
     not_a_folder = tmp_path / "notes.txt"
     not_a_folder.write_text("keep me")
-    assert main(["annotate", f"data={small_dataset}", f"campaign={not_a_folder}",
+    capsys.readouterr()
+    assert main(["annotate", f"data={queried}", f"campaign={not_a_folder}",
                  "annotators=[ana]", "port=0"]) == 2
     assert "holds files rrm-data did not write" in one_line_error(capsys, "annotate")
     assert not_a_folder.read_text() == "keep me"
@@ -181,7 +182,7 @@ def test_out_inside_or_holding_an_input_is_refused(tmp_path):
     given.mkdir()
     with pytest.raises(RrmError, match=f"lies inside data={given}, an input"):
         check_out(given / "report", Kind.REPORT, False, inputs={"data": given})
-    with pytest.raises(RrmError, match=f"is or holds reward={given}, an input"):
+    with pytest.raises(RrmError, match=f"holds reward={given}, an input"):
         check_out(tmp_path, Kind.REPORT, True, inputs={"data": None, "reward": ["true", given]})
     # a run holds reports on its own reward: <run>/<name> is their default place
     run = tmp_path / "run"
