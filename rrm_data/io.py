@@ -50,10 +50,10 @@ class Kind(StrEnum):
 
 CAMPAIGN_STORE = "store.sqlite"
 # A command's input paths by option name (None, or a list for options like shards=[...]).
-Inputs = Mapping[str, "str | Path | Sequence[str | Path] | None"]
+Inputs = Mapping[str, str | Path | Sequence[str | Path] | None]
 RUNS = {Kind.REWARD_RUN, Kind.SAC_RUN, Kind.ONLINE_RUN}
-# What a run may hold directly: reports on its reward (evaluate, score, gallery's default
-# ``out=<run>/<name>``).
+# What a run (or a reward's plain folder) may hold directly: reports on its reward
+# (evaluate, score, gallery's default ``out=<run>/<name>``).
 IN_RUNS = {Kind.REPORT, Kind.SCORES, Kind.GALLERY}
 
 
@@ -138,12 +138,13 @@ def check_place(out: Path, kind: Kind, option: str = "out",
                        "modifies; choose another path")
     target = out.resolve()
 
-    def holds(folder: Path, found: Kind | None) -> bool:  # a run holds reports on its reward
-        return found in RUNS and kind in IN_RUNS and folder == target.parent
+    def holds(folder: Path, found: Kind | None) -> bool:
+        """Reports lie directly in the run (or plain folder) of the reward they report on."""
+        return kind in IN_RUNS and folder == target.parent and (found is None or found in RUNS)
 
     for folder in target.parents:
         found = output_kind(folder)
-        if found is None or holds(folder, found):
+        if found is None or (found in RUNS and holds(folder, found)):
             continue
         raise RrmError(f"{option}={out} lies inside the {found.value} {folder}, which this "
                        f"command may not write into; choose a path outside it")

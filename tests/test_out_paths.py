@@ -181,10 +181,13 @@ def test_out_inside_or_holding_an_input_is_refused(tmp_path):
     given = tmp_path / "mine"
     given.mkdir()
     with pytest.raises(RrmError, match=f"lies inside data={given}, an input"):
-        check_out(given / "report", Kind.REPORT, False, inputs={"data": given})
+        check_out(given / "sub" / "report", Kind.REPORT, False, inputs={"data": given})
+    with pytest.raises(RrmError, match=f"lies inside data={given}, an input"):
+        check_out(given / "run", Kind.REWARD_RUN, False, inputs={"data": given})
     with pytest.raises(RrmError, match=f"holds reward={given}, an input"):
         check_out(tmp_path, Kind.REPORT, True, inputs={"data": None, "reward": ["true", given]})
-    # a run holds reports on its own reward: <run>/<name> is their default place
+    # a run (or a reward's plain folder) holds reports on its reward: <run>/<name> is their
+    # default place
     run = tmp_path / "run"
     run.mkdir()
     (run / ".rrm-output.json").write_text('{"kind": "train-reward run"}')
