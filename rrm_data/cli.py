@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rrm_data.config import build_config, to_yaml
-from rrm_data.errors import Interrupted, RrmError
+from rrm_data.errors import Interrupted, RrmError, environment_error
 from rrm_data.process import configure_process
 from rrm_data.registry import Registry
 
@@ -127,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rrm-data {name}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        line = environment_error(exc)
+        if debug or line is None:
+            raise
+        print(f"rrm-data {name}: error: {line}", file=sys.stderr)
+        return 1
     except Interrupted as exc:
         print(f"rrm-data {name}: {exc}", file=sys.stderr)
         return 130

@@ -2,11 +2,13 @@
 
 A command writes ``out`` only when it does not exist, or when it holds this command's own
 kind of output (recognised by what rrm-data wrote there) and ``overwrite=true``; it never
-writes into anything else, nor into the Hugging Face cache. Output is built in a hidden
-temporary sibling (same file system) and appears in one atomic step: a fresh path by one
-rename, an existing one by an atomic exchange (``renameat2(RENAME_EXCHANGE)``), so the path
-always holds the complete old or the complete new version. A lock refuses a second writer
-to the same path; what an interrupted writer left (dead process) is removed by the next.
+writes into anything else: not inside another rrm-data output (a dataset, run, report,
+campaign), not inside or onto one of its own inputs, nor into the Hugging Face cache.
+Output is built in a hidden temporary sibling (same file system) and appears in one
+atomic step: a fresh path by one rename, an existing one by an atomic exchange
+(``renameat2(RENAME_EXCHANGE)``), so the path always holds the complete old or the
+complete new version. A lock refuses a second writer to the same path; what an
+interrupted writer left (dead process) is removed by the next.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +45,16 @@ class Kind(StrEnum):
     SCORES = "score table"
     TRL_VIEW = "export-trl table"
     HUB_TREE = "publish dry-run tree"
+    CAMPAIGN = "annotation campaign"  # recognised by its store (annotate's campaign= folder)
+
+
+CAMPAIGN_STORE = "store.sqlite"
+# A command's input paths by option name (None, or a list for options like shards=[...]).
+Inputs = Mapping[str, str | Path | Sequence[str | Path] | None]
+RUNS = {Kind.REWARD_RUN, Kind.SAC_RUN, Kind.ONLINE_RUN}
+# What a run (or a reward's plain folder) may hold directly: reports on its reward
+# (evaluate, score, gallery's default ``out=<run>/<name>``).
+IN_RUNS = {Kind.REPORT, Kind.SCORES, Kind.GALLERY}
 
 
 # ---------------------------------------------------------------------------- recognising
@@ -62,6 +74,8 @@ def output_kind(path: Path) -> Kind | None:
         info = _read_json(path / "meta" / "info.json")
         if isinstance(info, dict) and str(info.get("format", "")).startswith("rrm-data/"):
             return Kind.DATASET
+        if (path / CAMPAIGN_STORE).is_file():
+            return Kind.CAMPAIGN
         return None
     if path.suffix == ".parquet":
         with contextlib.suppress(Exception):
@@ -98,11 +112,23 @@ def in_hf_cache(path: Path) -> bool:
     return any(target.is_relative_to(Path(r).expanduser().resolve()) for r in roots if r)
 
 
-def check_out(out: Path, kind: Kind, overwrite: bool, option: str = "out") -> bool:
+def check_out(out: Path, kind: Kind, overwrite: bool, option: str = "out",
+              inputs: Inputs | None = None, reuse: bool = False) -> bool:
     """Refuse, before any work, an ``out`` this command may not write; True if it exists.
 
     Allowed: a path that does not exist (or an empty directory), or one holding output of
-    ``kind`` when ``overwrite`` is set.
+    ``kind`` when ``overwrite`` is set (``reuse``: kept as it is, as annotate's campaign),
+    in a writable folder that is no other rrm-data output and none of ``inputs`` (the
+    command's input paths by option name).
+    """
+    check_place(out, kind, option, inputs)
+    return _check_replace(absolute(out), kind, overwrite, option, reuse)
+
+
+def check_place(out: Path, kind: Kind, option: str = "out",
+                inputs: Inputs | None = None) -> None:
+    """Refuse an ``out`` inside another rrm-data output (a run may hold reports on its
+    reward), equal to, inside or holding one of ``inputs``, or where nothing can be written.
     """
     out = absolute(out)
     if Path.cwd().is_relative_to(out):
@@ -110,6 +136,59 @@ def check_out(out: Path, kind: Kind, overwrite: bool, option: str = "out") -> bo
     if in_hf_cache(out):
         raise RrmError(f"{option}={out} is inside the Hugging Face cache, which rrm-data never "
                        "modifies; choose another path")
+    target = out.resolve()
+
+    def holds(folder: Path, found: Kind | None) -> bool:
+        """Reports lie directly in the run (or plain folder) of the reward they report on."""
+        return kind in IN_RUNS and folder == target.parent and (found is None or found in RUNS)
+
+    for folder in target.parents:
+        found = output_kind(folder)
+        if found is None or (found in RUNS and holds(folder, found)):
+            continue
+        raise RrmError(f"{option}={out} lies inside the {found.value} {folder}, which this "
+                       f"command may not write into; choose a path outside it")
+    for name, value in _paths(inputs):
+        given = absolute(value).resolve()
+        if target == given or given.is_relative_to(target):
+            what = "is" if target == given else "holds"
+            raise RrmError(f"{option}={out} {what} {name}={value}, an input of this command; "
+                           f"choose another {option}=")
+        if target.is_relative_to(given) and not holds(given, output_kind(given)):
+            raise RrmError(f"{option}={out} lies inside {name}={value}, an input of this "
+                           f"command; choose a path outside it")
+    check_write_access(out, option)
+
+
+def _paths(inputs: Inputs | None) -> Iterator[tuple[str, str]]:
+    """(option, path) for every input that names an existing path (not reward=true, a Hub
+    id), a list option's items each."""
+    for name, value in (inputs or {}).items():
+        values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        for item in values:
+            if item is not None and absolute(str(item)).exists():
+                yield name, str(item)
+
+
+def check_write_access(out: Path, option: str = "out") -> None:
+    """Refuse an ``out`` whose nearest existing folder cannot take a new entry (a file on the
+    way, no write permission, a read-only file system): one line before any work."""
+    out = absolute(out)
+    folder = next(p for p in out.parents if p.exists() or p.is_symlink())
+    if not folder.is_dir():
+        raise RrmError(f"{option}={out} cannot be written: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        reason = "read-only file system" if _read_only(folder) else "permission denied"
+        raise RrmError(f"{option}={out} cannot be written: {folder} is not writable ({reason})")
+
+
+def _read_only(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
+def _check_replace(out: Path, kind: Kind, overwrite: bool, option: str = "out",
+                   reuse: bool = False) -> bool:
+    """The part of the rule about what ``out`` holds (checked again under the lock)."""
     if not out.exists() and not out.is_symlink():
         return False
     if out.is_dir() and not any(out.iterdir()):
@@ -118,9 +197,11 @@ def check_out(out: Path, kind: Kind, overwrite: bool, option: str = "out") -> bo
     if found is not kind:
         what = (f"another kind of output ({found.value})" if found
                 else "files rrm-data did not write")
-        raise RrmError(f"{option}={out} holds {what}; this command replaces only an earlier "
-                       f"{kind.value} (with overwrite=true): choose another {option}=")
-    if not overwrite:
+        verb = "uses" if reuse else "replaces"
+        raise RrmError(f"{option}={out} holds {what}; this command {verb} only an earlier "
+                       f"{kind.value}{'' if reuse else ' (with overwrite=true)'}: choose "
+                       f"another {option}=")
+    if not overwrite and not reuse:
         raise RrmError(f"{option}={out} already holds an earlier {kind.value}; pass "
                        f"overwrite=true to replace it, or choose another {option}=")
     return True
@@ -225,7 +306,7 @@ def atomic_directory(out: Path, kind: Kind, overwrite: bool = False) -> Iterator
     block succeeds, and is removed when it fails (``out`` is then untouched)."""
     out = absolute(out)
     with output_lock(out):
-        check_out(out, kind, overwrite)
+        _check_replace(out, kind, overwrite)
         tmp = temporary_sibling(out)
         try:
             yield tmp
@@ -263,7 +344,7 @@ def atomic_file(out: Path, kind: Kind | None = None, overwrite: bool = False) ->
     lock = output_lock(out) if kind is not None else contextlib.nullcontext()
     with lock:
         if kind is not None:
-            check_out(out, kind, overwrite)
+            _check_replace(out, kind, overwrite)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = temporary_sibling(out, directory=False)
         try:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.info import DatasetInfo
 from rrm_data.errors import RrmError, first_line
-from rrm_data.io import in_hf_cache
+from rrm_data.io import check_write_access, in_hf_cache
 
 if TYPE_CHECKING:
     from rrm_data.dataset.hub import HubRef
@@ -29,12 +29,13 @@ class DatasetDir:
 
     def check_writable(self) -> None:
         """Refuse to change a Hub dataset in place: its files are the shared HF cache (also
-        when it is reached through its snapshot path)."""
+        when it is reached through its snapshot path); or one whose folder is not writable."""
         if self.hub is not None or in_hf_cache(self.root):
             repo = self.hub.repo_id if self.hub else "ORG/NAME"
             raise RrmError(f"{self.hub or self.root} is a Hub dataset read from the Hugging Face "
                            "cache, which rrm-data never modifies; copy it first (hf download "
                            f"{repo} --repo-type dataset --local-dir DIR) and pass data=DIR")
+        check_write_access(self.root, "data")  # the new version is built next to it
 
     @cached_property
     def info(self) -> DatasetInfo:

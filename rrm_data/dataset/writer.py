@@ -19,7 +19,7 @@ from rrm_data.dataset.info import DatasetInfo
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.dataset.stats import feature_stats
 from rrm_data.dataset.validate import check_dataset
-from rrm_data.io import Kind, atomic_directory, check_out, write_json
+from rrm_data.io import Inputs, Kind, atomic_directory, check_out, write_json
 
 ROWS_PER_FILE = 100_000
 
@@ -51,13 +51,15 @@ def write_tables(root: Path, tables: dict[str, dict[str, pa.Table]]) -> None:
                                **fmt.parquet_options(part.schema))
 
 
-def new_version_target(dataset: DatasetDir, out: str | None, overwrite: bool) -> tuple[Path, bool]:
+def new_version_target(dataset: DatasetDir, out: str | None, overwrite: bool,
+                       inputs: Inputs | None = None) -> tuple[Path, bool]:
     """Where a command that writes a new version of ``dataset`` writes it: in place (never a
-    Hub snapshot), or ``out`` under the output rule. Returns (path, in place)."""
+    Hub snapshot), or ``out`` under the output rule (outside ``dataset`` and the command's
+    other ``inputs``). Returns (path, in place)."""
     if out is None or Path(out).resolve() == dataset.root.resolve():
         dataset.check_writable()
         return dataset.root, True
-    check_out(Path(out), Kind.DATASET, overwrite)
+    check_out(Path(out), Kind.DATASET, overwrite, inputs={"data": dataset.root, **(inputs or {})})
     return Path(out), False
 
 

@@ -25,10 +25,11 @@ from rrm_data.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, doc
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.writer import new_version_target
 from rrm_data.errors import RrmError
+from rrm_data.io import CAMPAIGN_STORE, Kind, check_out
 from rrm_data.progress import console
 from rrm_data.sim.rendering import IMAGE_SIZE, frame_spec
 
-STORE_FILE = "store.sqlite"
+STORE_FILE = CAMPAIGN_STORE
 PORT = Range(0, 65535)  # 0: any free port
 
 
@@ -77,7 +78,8 @@ def run(cfg: DictConfig) -> None:
     if cfg.export:
         if not path.is_file():
             raise RrmError(f"no campaign at {campaign} (no {STORE_FILE}); nothing to export")
-        out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
+        out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite,
+                                           {"campaign": campaign})
         store = Store(path)
         try:
             labels, aggregate = export_campaign(dataset, store, out, in_place or cfg.overwrite,
@@ -87,6 +89,9 @@ def run(cfg: DictConfig) -> None:
         console.print(f"wrote {out}: {labels} human labels (teacher human:<annotator>) and "
                       f"{aggregate} aggregate rows (teacher human)")
         return
+    # a campaign folder follows the output rule; an existing campaign is served again
+    check_out(campaign, Kind.CAMPAIGN, overwrite=False, option="campaign",
+              inputs={"data": dataset.root}, reuse=True)
     check_frames_available(dataset)
     frame_spec(cfg.camera, cfg.image_size)  # checks the size range
     spec = CampaignSpec(tuple(cfg.annotators), cfg.calibration, cfg.calibration_first,

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from rrm_data.collection import collector
 from rrm_data.config import COUNT, HELD_OUT, NON_NEGATIVE, build_config, config_dict, doc
 from rrm_data.errors import RrmError
-from rrm_data.io import output_lock, remove_owned
+from rrm_data.io import Kind, check_place, output_lock, remove_owned
 from rrm_data.labels.teachers import make_teacher
 from rrm_data.progress import console
 from rrm_data.sim.envs import check_task, make_env, sawyer_env
@@ -122,6 +122,7 @@ def collection_record(cfg: DictConfig) -> dict[str, Any]:
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     collection = collection_record(cfg)
+    check_place(out, Kind.DATASET)
     with output_lock(out):
         if collector.already_collected(out, collection, cfg.shard, cfg.overwrite):
             console.print(f"{out} already holds this dataset; nothing to do")

@@ -79,7 +79,7 @@ def run(cfg: DictConfig) -> None:
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out = Path(cfg.out) if cfg.out else default_out(
         refs, dataset, f"eval-{output_stem(dataset, cfg.split, cfg.teacher)}")
-    check_out(out, Kind.REPORT, cfg.overwrite)
+    check_out(out, Kind.REPORT, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})
     data = load_split(dataset, cfg.split, cfg.teacher)
     scored = score_rewards(refs, data)
     report = build_report(data, scored)

@@ -71,7 +71,7 @@ def run(cfg: DictConfig) -> None:
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out = Path(cfg.out or f"{dataset.info.name}-{cfg.split}-{cfg.teacher}.trl.parquet")
-    check_out(out, Kind.TRL_VIEW, cfg.overwrite)
+    check_out(out, Kind.TRL_VIEW, cfg.overwrite, inputs={"data": cfg.data})
     preferences = dataset.preferences(cfg.split)
     teachers = sorted(set(preferences.column("teacher").to_pylist()))
     if cfg.teacher not in teachers:

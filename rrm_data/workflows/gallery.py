@@ -48,7 +48,7 @@ def run(cfg: DictConfig) -> None:
     check_dataset(dataset.root)  # refuse what validate refuses (undecodable frames too)
     out = Path(cfg.out) if cfg.out else default_out(
         refs, dataset, f"gallery-{output_stem(dataset, cfg.split)}")
-    check_out(out, Kind.GALLERY, cfg.overwrite)
+    check_out(out, Kind.GALLERY, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})
     data = load_split(dataset, cfg.split, teacher=None)
     scored = score_rewards(refs, data)
     with atomic_directory(out, Kind.GALLERY, cfg.overwrite) as tmp:

@@ -13,7 +13,7 @@ from rrm_data.collection import collector
 from rrm_data.collection.merge import check_shards, episode_records
 from rrm_data.config import doc
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.io import output_lock
+from rrm_data.io import Kind, check_place, output_lock
 from rrm_data.progress import console
 
 
@@ -30,6 +30,7 @@ def run(cfg: DictConfig) -> None:
     shards = [open_dataset(path) for path in cfg.shards]
     collection = check_shards(shards)
     out = Path(cfg.out)
+    check_place(out, Kind.DATASET, inputs={"shards": list(cfg.shards)})
     with output_lock(out):
         if collector.already_collected(out, collection, None, cfg.overwrite):
             console.print(f"{out} already holds this dataset; nothing to do")

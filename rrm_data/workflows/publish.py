@@ -77,7 +77,7 @@ def run(cfg: DictConfig) -> None:
     check_dataset(dataset.root)
     if cfg.dry_run:
         out = Path(cfg.out or cfg.repo_id.replace("/", "--"))
-        check_out(out, Kind.HUB_TREE, cfg.overwrite)
+        check_out(out, Kind.HUB_TREE, cfg.overwrite, inputs={"data": cfg.data})
         with atomic_directory(out, Kind.HUB_TREE, cfg.overwrite) as tmp:
             files = build(dataset, cfg, tmp)
         list_operations(files, "add")

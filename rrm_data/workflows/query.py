@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> None:
                        f"{', '.join(q.STRATEGIES)}")
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
-    out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
+    out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite, {"reward": cfg.reward})
     reward = None if cfg.reward is None else load_reward(cfg.reward)
     if reward is None and cfg.strategy != "uniform":
         raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")

@@ -63,7 +63,7 @@ def run(cfg: DictConfig) -> None:
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     stem = output_stem(dataset, cfg.split, cfg.teacher)
     out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"scores-{stem}.parquet")
-    check_out(out, Kind.SCORES, cfg.overwrite)
+    check_out(out, Kind.SCORES, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})
     data = load_split(dataset, cfg.split, cfg.teacher)
     rewards = [resolve_reward(ref) for ref in refs]
     frame = pd.concat([score_pairs(reward, data, ref) for ref, reward in

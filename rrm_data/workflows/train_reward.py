@@ -33,7 +33,7 @@ from rrm_data.config import (
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import Interrupted, RrmError, first_line
-from rrm_data.io import output_lock
+from rrm_data.io import Kind, check_place, output_lock
 from rrm_data.progress import console
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
@@ -132,6 +132,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.data.source is None:
         raise RrmError("data= is required: a dataset directory or Hub id")
     out = Path(cfg.out)
+    check_place(out, Kind.REWARD_RUN, inputs={"data": cfg.data.source})
     with output_lock(out):
         train(cfg, out)
 

@@ -93,7 +93,7 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
-    check_out(out, Kind.SAC_RUN, cfg.overwrite)
+    check_out(out, Kind.SAC_RUN, cfg.overwrite, inputs={"reward": cfg.reward})
     reward = resolve_reward(cfg.reward)
     settings = SacSettings(**config_dict(cfg.sac))
     env = make_vec_env(cfg.task, reward, settings.n_envs, cfg.seed, cfg.episode_steps)
