@@ -70,6 +70,15 @@ def stopped_holding_lock(data: Path, *args: str) -> subprocess.Popen:
         time.sleep(0.001)
     proc.send_signal(signal.SIGSTOP)
     assert holds_lock(proc, data)  # (it had not published yet)
+    os.set_blocking(proc.stderr.fileno(), False)
+    try:
+        early = os.read(proc.stderr.fileno(), 1 << 16).decode()
+    except BlockingIOError:
+        early = ""
+    os.set_blocking(proc.stderr.fileno(), True)
+    # embed's and render's progress bar (shown when their work ends) is not out yet: the
+    # lock is taken before the work, not when the result is published
+    assert "frames/s" not in early, early
     return proc
 
 

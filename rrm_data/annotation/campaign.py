@@ -100,7 +100,7 @@ def check_same_dataset(settings: dict[str, Any], dataset: DatasetDir, campaign: 
     """Refuse to serve or export a campaign against a dataset it was not made from, or after
     the dataset's queries changed (its items would label the wrong pairs)."""
     recorded, now = settings.get("dataset"), dataset_identity(dataset)
-    start = f"start a new campaign with campaign=NEW_FOLDER (data={dataset.root})"
+    start = "start a new campaign with campaign=NEW_FOLDER"
     if not isinstance(recorded, dict):
         raise RrmError(f"the campaign at {campaign} does not record which dataset it labels "
                        f"(made by an older rrm-data); {start}")
