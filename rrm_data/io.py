@@ -222,22 +222,32 @@ def output_lock(out: Path) -> Iterator[None]:
     if lock in _HELD:
         yield
         return
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise RrmError(f"{out} is busy: another rrm-data process is writing it; wait for it "
                            "to finish or choose another path") from None
-        _HELD.add(lock)
-        try:
-            clean_leftovers(out)
-            yield
-        finally:
-            _HELD.discard(lock)
-            lock.unlink(missing_ok=True)  # still held: a writer waiting on it fails, not races
+        if _same_file(fd, lock):
+            break
+        os.close(fd)  # got the file a finishing writer had just removed: open the new one
+    _HELD.add(lock)
+    try:
+        clean_leftovers(out)
+        yield
     finally:
+        _HELD.discard(lock)
+        lock.unlink(missing_ok=True)  # still held: a writer waiting on it fails, not races
         os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def clean_leftovers(out: Path) -> list[Path]:

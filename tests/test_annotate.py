@@ -24,6 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from helpers import parquet_bytes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.keys import Keys
@@ -31,7 +34,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sklearn.metrics import cohen_kappa_score
 
 from rrm_data.annotation.agreement import cohen_kappa, fleiss_kappa, majority
-from rrm_data.annotation.campaign import CampaignSpec, campaign_items, campaign_queues
+from rrm_data.annotation.campaign import (
+    CampaignSpec,
+    campaign_items,
+    campaign_queues,
+    campaign_settings,
+    check_same_dataset,
+)
 from rrm_data.annotation.monitor import labels_by_annotator, summary
 from rrm_data.annotation.store import Item, Store
 from rrm_data.cli import main
@@ -59,12 +68,13 @@ class Server:
         lines = []
         for line in self.proc.stdout:
             lines.append(line)
-            found = re.match(r"\s+(\S+)\s+(http://[\d.:]+)/\S*#token=(\S+)", line)
+            found = re.match(r"\s+(\S+)\s+(http://\S+)/\S*#token=(\S+)", line)
             if found:
                 self.tokens[found.group(1)] = found.group(3)
-            served = re.match(r"serving (http://([\d.]+):(\d+))/", line)
+            served = re.match(r"serving (http://(\[[\da-f:]+\]|[\d.]+):(\d+))/", line)
             if served:
                 self.url, self.port = served.group(1), int(served.group(3))
+                self.host = served.group(2).strip("[]")
                 return
         raise AssertionError("server did not start:\n" + "".join(lines))
 
@@ -89,13 +99,18 @@ class Server:
         return response.status, json.loads(payload) if is_json else {"bytes": len(payload)}
 
     def connect(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        return http.client.HTTPConnection(self.host, self.port, timeout=30)
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        """Stop the server; what it printed after it started serving."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         self.proc.wait(timeout=30)
+        if self.proc.stdout.closed:
+            return ""
+        rest = self.proc.stdout.read()
         self.proc.stdout.close()
+        return rest
 
 
 @pytest.fixture(scope="module")
@@ -453,21 +468,27 @@ def test_confidence_column_is_optional_and_checked(queried: Path, tmp_path: Path
         write_dataset(tmp_path / "bad", tables, dataset.info)
 
 
+def make_campaign(data: Path, folder: Path, answered: int) -> Path:
+    """A campaign of annotator ana on ``data`` (made as annotate makes one), with her first
+    ``answered`` queries labelled 'left'."""
+    folder.mkdir()
+    dataset = open_dataset(data)
+    spec = CampaignSpec(("ana",), calibration=1, calibration_first=0, overlap=1)
+    items = campaign_items(dataset, spec)
+    store = Store(folder / "store.sqlite")
+    store.create(items, campaign_queues(items, spec), campaign_settings(dataset, spec))
+    queries = [i for i in items if i.kind == "query"][:answered]
+    for k, item in enumerate(queries):
+        store.answer("ana", item.item_id, "left", 3, 2.0, f"{folder.name}-request-{k}")
+    store.close()
+    return folder
+
+
 def test_export_again_replaces_only_this_campaigns_rows(queried: Path, tmp_path: Path) -> None:
     data = copy_of(queried, tmp_path)
 
     def campaign(name: str, answered: int) -> Path:
-        folder = tmp_path / name
-        folder.mkdir()
-        spec = CampaignSpec(("ana",), calibration=1, calibration_first=0, overlap=1)
-        items = campaign_items(open_dataset(data), spec)
-        store = Store(folder / "store.sqlite")
-        store.create(items, campaign_queues(items, spec), {})
-        queries = [i for i in items if i.kind == "query"][:answered]
-        for k, item in enumerate(queries):
-            store.answer("ana", item.item_id, "left", 3, 2.0, f"{name}-request-{k}")
-        store.close()
-        return folder
+        return make_campaign(data, tmp_path / name, answered)
 
     def human_rows_of(teacher: str) -> int:
         return open_dataset(data).info.counts.labels["train"].get(teacher, 0)
@@ -514,3 +535,141 @@ def test_queues_put_calibration_first_then_mix_it_in_and_share_the_overlap() -> 
     assert sorted(own) == list(range(5, 20))  # the rest dealt out, each item to one person
     swaps = [s for q in campaign_queues(items, spec).values() for _, s in q]
     assert 0 < sum(swaps) < len(swaps)  # sides swapped at random
+
+
+def test_campaign_is_bound_to_its_dataset_and_its_queries(
+        queried: Path, make_dataset, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = copy_of(queried, tmp_path)
+    campaign = make_campaign(data, tmp_path / "campaign", 12)
+
+    def refused(*args: str) -> str:
+        assert main(["annotate", *args, f"campaign={campaign}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "start a new campaign with campaign=" in err, err
+        return err
+
+    # another dataset (another seed), queried alike: its segments are not the campaign's
+    other = tmp_path / "other"
+    shutil.copytree(make_dataset(seed=1), other)
+    assert main(["query", f"data={other}", "strategy=uniform", "n=171", "pool=171"]) == 0
+    capsys.readouterr()
+    before = parquet_bytes(other)
+    assert "labels another dataset" in refused(f"data={other}", "export=true")
+    assert "labels another dataset" in refused(f"data={other}", "port=0")
+    assert parquet_bytes(other) == before
+
+    # a new version of its own dataset with more in it (frames) still matches
+    assert main(["render", f"data={data}", "camera=corner", "image_size=32"]) == 0
+    capsys.readouterr()
+    check_same_dataset(Store(campaign / "store.sqlite").settings, open_dataset(data), campaign)
+    assert main(["annotate", f"data={data}", f"campaign={campaign}", "export=true",
+                 "threshold=0"]) == 0
+    assert open_dataset(data).info.counts.labels["train"]["human:ana"] == 12
+
+    # new queries: the campaign's items would point at pairs no longer asked
+    assert main(["query", f"data={data}", "strategy=uniform", "n=5"]) == 0
+    capsys.readouterr()
+    before = parquet_bytes(data)
+    assert "queries of" in refused(f"data={data}", "port=0")
+    assert "queries of" in refused(f"data={data}", "export=true")
+    assert parquet_bytes(data) == before
+
+    # a campaign that does not record its dataset (an older rrm-data's)
+    with sqlite3.connect(campaign / "store.sqlite") as db:
+        db.execute("DELETE FROM settings WHERE key = 'dataset'")
+    assert "does not record which dataset" in refused(f"data={data}", "export=true")
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=12)
+HUGE = st.integers(2**63 - 2, 2**90) | st.integers(-(2**90), -(2**63))
+FIELDS = {"item_id": st.integers(-3, 400) | HUGE | JSON,
+          "choice": st.sampled_from(["left", "right", "equal", "skip"]) | JSON,
+          "confidence": st.integers(0, 4) | st.none() | HUGE | JSON,
+          "seconds": st.floats() | st.integers(-5, 10**30) | JSON,
+          "request_id": st.text("abcdef-0123456789", min_size=6, max_size=70) | JSON}
+ANSWERS = st.fixed_dictionaries(FIELDS)
+
+
+def json_bytes(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+BODIES = st.one_of(
+    ANSWERS.map(json_bytes),
+    st.tuples(ANSWERS, st.sets(st.sampled_from(sorted(FIELDS)), min_size=1)).map(  # missing
+        lambda t: json_bytes({k: v for k, v in t[0].items() if k not in t[1]})),
+    st.tuples(ANSWERS, st.text(max_size=5), JSON).map(  # one key too many
+        lambda t: json_bytes({**t[0], f"x{t[1]}": t[2]})),
+    JSON.map(json_bytes),
+    st.integers(1, 2000).map(lambda d: b"[" * d + b"]" * d),  # deep, under the body limit
+    st.integers(1, 800).map(lambda d: b'{"a":' * d + b"0" + b"}" * d),
+    st.integers(0, 4090).map(lambda n: b"9" * n),  # a huge number
+    st.binary(max_size=64),
+    st.integers(4097, 9000).map(lambda n: b" " * n))  # over the limit
+
+
+def test_malformed_requests_get_a_4xx_json_error_store_nothing_and_ipv6_links_work(
+        queried: Path, tmp_path: Path) -> None:
+    """Hypothesis against the real server: only 2xx/4xx answers (JSON errors), nothing
+    stored on a 4xx, and it keeps serving; then host=::1 prints a link that works."""
+    campaign = tmp_path / "campaign"
+    server = Server(copy_of(queried, tmp_path), f"campaign={campaign}", "annotators=[ana]",
+                    "calibration=2", "calibration_first=0")
+    token, mine = server.tokens["ana"], queue(campaign, "ana")
+    counts = []
+
+    def send(method: str, path: str, body: bytes | None, headers: dict[str, str]) -> int:
+        connection = server.connect()
+        try:
+            connection.request(method, path, body, headers)
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            connection.close()
+        stored = len(answers(campaign))
+        if response.status >= 300:
+            assert 400 <= response.status < 500, (response.status, payload[:200])
+            assert "error" in json.loads(payload)
+            assert stored == counts[-1]  # nothing written
+        else:
+            assert stored <= counts[-1] + 1
+        counts.append(stored)
+        return response.status
+
+    @settings(max_examples=100, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(body=BODIES | st.sampled_from(mine).map(
+               lambda i: json_bytes({"item_id": i, "choice": "left", "confidence": 2,
+                                     "seconds": 1.0, "request_id": f"req-{uuid.uuid4()}"})),
+           content_type=st.sampled_from(["application/json", "application/json",
+                                         "text/plain", ""]),
+           who=st.sampled_from(["ana", "ana", "ana", "admin", "nobody"]),
+           clip=st.text("0123456789", min_size=1, max_size=5000) | st.integers(0, 5).map(str),
+           side=st.sampled_from(["left", "right", "up"]))
+    def requests(body: bytes, content_type: str, who: str, clip: str, side: str) -> None:
+        headers = {"Authorization": f"Bearer {server.tokens.get(who, 'x' * 32)}"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        send("POST", "/api/label", body, headers)
+        send("GET", f"/api/clip/{clip}/{side}", None, headers)
+        send("GET", f"/api/{'nowhere' if who == 'nobody' else 'next'}", None, headers)
+
+    try:
+        counts.append(len(answers(campaign)))
+        requests()
+        assert server.request("GET", "/api/next", token)[0] == 200  # still serving
+        assert max(counts) > 0  # some valid answers got through
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log and "Exception" not in log, log
+
+    ipv6 = Server(campaign.parent / "data", f"campaign={campaign}", "host=::1")
+    try:
+        assert re.fullmatch(r"http://\[::1\]:\d+", ipv6.url)
+        status, page = ipv6.request("GET", "/")
+        assert status == 200 and page["bytes"] > 0
+        assert ipv6.request("GET", "/api/next", token)[0] == 200
+    finally:
+        ipv6.stop()

@@ -6,6 +6,8 @@ logged); every API call needs ``Authorization: Bearer <token>`` (missing or unkn
 a JSON error, nothing written); bodies are size-limited and checked field by field; clips are
 found by the item id in the caller's own queue, never by a path; the Host header must name
 the address served (no DNS rebinding); answers are committed before the reply is sent.
+Every malformed request (bad JSON, nesting too deep, numbers out of range, unknown paths)
+gets a 4xx JSON error: no request makes the server fail (500).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -43,6 +46,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+MAX_ITEM_ID = 2**63 - 1  # SQLite's largest integer
 ANSWER_KEYS = {"item_id", "choice", "confidence", "seconds", "request_id"}
 
 
@@ -54,8 +58,8 @@ def check_answer(body: Any) -> str | None:
     """What is wrong with a posted answer, or None."""
     if not isinstance(body, dict) or set(body) != ANSWER_KEYS:
         return f"expected a JSON object with exactly the keys {', '.join(sorted(ANSWER_KEYS))}"
-    if type(body["item_id"]) is not int:
-        return "item_id must be an integer"
+    if type(body["item_id"]) is not int or not 0 <= body["item_id"] <= MAX_ITEM_ID:
+        return f"item_id must be an integer in [0, {MAX_ITEM_ID}]"
     if body["choice"] not in CHOICES:
         return f"choice must be one of {', '.join(CHOICES)}"
     if body["choice"] != "skip" and (type(body["confidence"]) is not int
@@ -83,12 +87,13 @@ class AnnotationApp:
         self._jobs: list[Future] = []
         routes = [Route("/api/next", self.next_item),
                   Route("/api/label", self.label, methods=["POST"]),
-                  Route("/api/clip/{item_id:int}/{side:str}", self.clip),
+                  Route("/api/clip/{item_id:str}/{side:str}", self.clip),
                   Route("/api/stats", self.stats)]
         routes += [Route(f"/{path}", self.static) for path in STATIC]
         self._warm_up()
         self.app = Starlette(routes=routes,
-                             middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+                             middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+                             exception_handlers={HTTPException: self.http_error})
 
     def _warm_up(self) -> None:
         """Encode everyone's next comparison before serving (so it opens at once, and a clip
@@ -133,6 +138,11 @@ class AnnotationApp:
             self._clips[segment] = future
         return future
 
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's own refusals (unknown path, wrong method) as JSON errors too."""
+        assert isinstance(exc, HTTPException)
+        return error(exc.status_code, exc.detail)
+
     async def static(self, request: Request) -> Response:
         name, media = STATIC[request.url.path.lstrip("/")]
         text = (resources.files("rrm_data.annotation") / "static" / name).read_text()
@@ -160,8 +170,10 @@ class AnnotationApp:
         caller = self._caller(request)
         if caller is None or caller[1] == ADMIN:
             return error(401, "missing or invalid annotator token")
-        side = request.path_params["side"]
-        sides = self.store.sides(caller[0], request.path_params["item_id"])
+        side, item_id = request.path_params["side"], request.path_params["item_id"]
+        # digits only, and few enough for SQLite's integers
+        sides = (self.store.sides(caller[0], int(item_id))
+                 if re.fullmatch(r"[0-9]{1,18}", item_id) else None)
         if side not in ("left", "right") or sides is None:
             return error(404, "no such clip in your queue")
         path = await self._encode(sides[0] if side == "left" else sides[1])
@@ -181,8 +193,8 @@ class AnnotationApp:
                 return error(413, f"body larger than {MAX_BODY} bytes")
         try:
             answer = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return error(400, "body is not valid JSON")
+        except (ValueError, RecursionError):  # bad JSON or text, nested too deep
+            return error(400, "body is not valid JSON (or nested too deep)")
         problem = check_answer(answer)
         if problem:
             return error(400, problem)

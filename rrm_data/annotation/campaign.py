@@ -10,9 +10,13 @@ swapped at random per annotator and item, so a side bias does not become a label
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from rrm_data.annotation.store import Item
@@ -61,6 +65,52 @@ class CampaignSpec:
         if not 0 <= self.calibration_first <= self.calibration:
             raise RrmError(f"calibration_first must lie in [0, calibration={self.calibration}], "
                            f"got {self.calibration_first}")
+
+
+LABELLED = ("episodes", "segments")  # what a campaign's items point into
+
+
+def fingerprint(dataset: DatasetDir, tables: tuple[str, ...]) -> str:
+    """SHA-256 of the content of ``tables`` (every split; "" for an absent table): the same
+    for any copy or later version of the dataset that keeps these tables as they are."""
+    digest = hashlib.sha256()
+    for name in tables:
+        for split in dataset.info.splits.get(name, []):
+            table = dataset.table(name, split).replace_schema_metadata(None).combine_chunks()
+            digest.update(f"{name}/{split}\0".encode())
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            digest.update(sink.getvalue())
+    return digest.hexdigest()
+
+
+def dataset_identity(dataset: DatasetDir) -> dict[str, str]:
+    """What binds a campaign to its dataset: the segments it shows and the queries it asks."""
+    return {"segments": fingerprint(dataset, LABELLED),
+            "queries": fingerprint(dataset, (fmt.QUERIES,))}
+
+
+def campaign_settings(dataset: DatasetDir, spec: CampaignSpec) -> dict[str, Any]:
+    """What a new campaign's store records: its dataset (path and identity) and settings."""
+    return {"data": str(dataset.root), "dataset": dataset_identity(dataset), **vars(spec)}
+
+
+def check_same_dataset(settings: dict[str, Any], dataset: DatasetDir, campaign: Path) -> None:
+    """Refuse to serve or export a campaign against a dataset it was not made from, or after
+    the dataset's queries changed (its items would label the wrong pairs)."""
+    recorded, now = settings.get("dataset"), dataset_identity(dataset)
+    start = "start a new campaign with campaign=NEW_FOLDER"
+    if not isinstance(recorded, dict):
+        raise RrmError(f"the campaign at {campaign} does not record which dataset it labels "
+                       f"(made by an older rrm-data); {start}")
+    if recorded.get("segments") != now["segments"]:
+        raise RrmError(f"the campaign at {campaign} labels another dataset "
+                       f"({settings.get('data')}), not {dataset.root}: pass that one as data=, "
+                       f"or {start}")
+    if recorded.get("queries") != now["queries"]:
+        raise RrmError(f"the queries of {dataset.root} changed since the campaign at {campaign} "
+                       f"was made (rrm-data query ran again); {start}")
 
 
 def oracle_labels(dataset: DatasetDir, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -127,4 +177,5 @@ def campaign_queues(items: list[Item], spec: CampaignSpec) -> dict[str, list[tup
 
 
 __all__ = ["DEFAULT_THRESHOLD", "CampaignSpec", "campaign_items", "campaign_queues",
+           "campaign_settings", "check_same_dataset", "dataset_identity", "fingerprint",
            "oracle_labels", "pass_mark"]

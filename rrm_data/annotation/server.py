@@ -15,6 +15,11 @@ from rrm_data.annotation.app import AnnotationApp
 from rrm_data.errors import RrmError
 
 
+def url_host(host: str) -> str:
+    """``host`` as written in a URL or Host header: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or one clear line when the address is taken or invalid."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -45,4 +50,4 @@ def serve(app: AnnotationApp, sock: socket.socket) -> None:
         app.close()
 
 
-__all__ = ["bind", "serve"]
+__all__ = ["bind", "serve", "url_host"]

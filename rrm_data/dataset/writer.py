@@ -7,7 +7,10 @@ into place at the end, so a reader never sees a half-written dataset.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,10 +19,10 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.card import render_card
 from rrm_data.dataset.format import table_features
 from rrm_data.dataset.info import DatasetInfo
-from rrm_data.dataset.reader import DatasetDir
+from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.stats import feature_stats
 from rrm_data.dataset.validate import check_dataset
-from rrm_data.io import Inputs, Kind, atomic_directory, check_out, write_json
+from rrm_data.io import Inputs, Kind, atomic_directory, check_out, output_lock, write_json
 
 ROWS_PER_FILE = 100_000
 
@@ -51,16 +54,35 @@ def write_tables(root: Path, tables: dict[str, dict[str, pa.Table]]) -> None:
                                **fmt.parquet_options(part.schema))
 
 
-def new_version_target(dataset: DatasetDir, out: str | None, overwrite: bool,
-                       inputs: Inputs | None = None) -> tuple[Path, bool]:
-    """Where a command that writes a new version of ``dataset`` writes it: in place (never a
-    Hub snapshot), or ``out`` under the output rule (outside ``dataset`` and the command's
-    other ``inputs``). Returns (path, in place)."""
+class NewVersion(NamedTuple):
+    """Where a new version of a dataset goes, and the version it is built from."""
+
+    dataset: DatasetDir  # as read under the lock
+    out: Path
+    overwrite: bool  # write_dataset's overwrite=: in place, or out= with overwrite=true
+
+
+@contextmanager
+def new_version(dataset: DatasetDir, out: str | None = None, overwrite: bool = False,
+                inputs: Inputs | None = None) -> Iterator[NewVersion]:
+    """Hold the lock of where a new version of ``dataset`` goes (in place, never a Hub
+    snapshot; or ``out`` under the output rule, outside ``dataset`` and the command's
+    other ``inputs``) from before the dataset is read until the
+    version is published, and yield the dataset as read under it.
+
+    Why: two writers in place would each build on the version they read and the later one
+    would silently drop the other's tables; so a second writer is refused at once, and the
+    new version is built from the version read while holding the lock. ``write_dataset``
+    inside the block takes the same (re-entrant) lock to publish.
+    """
     if out is None or Path(out).resolve() == dataset.root.resolve():
         dataset.check_writable()
-        return dataset.root, True
+        with output_lock(dataset.root):
+            yield NewVersion(open_dataset(dataset.root), dataset.root, True)
+        return
     check_out(Path(out), Kind.DATASET, overwrite, inputs={"data": dataset.root, **(inputs or {})})
-    return Path(out), False
+    with output_lock(Path(out)):  # the source is not locked: an in-place publish is one step
+        yield NewVersion(dataset, Path(out), overwrite)
 
 
 def feature_names(info: DatasetInfo) -> dict[str, list[str]]:

@@ -18,7 +18,7 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import EMBEDDINGS_PREFIX, is_embedding_column
 from rrm_data.dataset.info import DatasetInfo
 from rrm_data.dataset.reader import DatasetDir
-from rrm_data.dataset.writer import write_dataset
+from rrm_data.dataset.writer import new_version, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
 from rrm_data.sim.rendering import decode_column, frame_settings, image_cameras
@@ -76,22 +76,31 @@ def ensure_embeddings(dataset: DatasetDir, encoder: str = DEFAULT_ENCODER,
 
     Returns the dataset to read from now: the new version when the table was written.
     """
-    cameras = dataset_cameras(dataset, cameras)
+    dataset_cameras(dataset, cameras)  # frames to embed, checked before the encoder loads
     frozen = load_encoder(encoder, weights, pretrained, image_size)
     table = embedding_table(encoder)
-    record = embedding_record(frozen, dataset.info, cameras)
-    if dataset.info.embeddings.get(table) == record:
-        console.print(f"{dataset.root}: {table} is up to date")
-        return dataset
-    dataset.check_writable()
-    features = embed_steps(dataset, cameras, frozen, batch_size)
-    tables = dataset.tables()
-    tables[table] = {"train": features}
-    info = dataset.info.replace(embeddings={**dataset.info.embeddings, table: record})
-    write_dataset(dataset.root, tables, info, overwrite=True)
-    console.print(f"wrote {table} of {dataset.root}: "
-                  f"{features.num_rows} × {record['dim']} features")
-    return DatasetDir(dataset.root, dataset.hub)
+
+    def stale(dataset: DatasetDir) -> bool:
+        record = embedding_record(frozen, dataset.info, dataset_cameras(dataset, cameras))
+        return dataset.info.embeddings.get(table) != record
+
+    if stale(dataset):
+        with new_version(dataset) as target:  # locked, then read again: the version to extend
+            dataset = target.dataset
+            if stale(dataset):  # (unless another process wrote it meanwhile)
+                chosen = dataset_cameras(dataset, cameras)
+                features = embed_steps(dataset, chosen, frozen, batch_size)
+                tables = dataset.tables()
+                tables[table] = {"train": features}
+                record = embedding_record(frozen, dataset.info, chosen)
+                info = dataset.info.replace(embeddings={**dataset.info.embeddings,
+                                                        table: record})
+                write_dataset(target.out, tables, info, overwrite=target.overwrite)
+                console.print(f"wrote {table} of {dataset.root}: "
+                              f"{features.num_rows} × {record['dim']} features")
+                return DatasetDir(dataset.root, dataset.hub)
+    console.print(f"{dataset.root}: {table} is up to date")
+    return dataset
 
 
 def missing_embeddings(dataset: DatasetDir, inputs: list[str]) -> list[str]:

@@ -10,20 +10,28 @@ the dataset with rows of teacher `human:<annotator>` and the aggregate `human`.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from rrm_data.annotation.app import AnnotationApp
-from rrm_data.annotation.campaign import CampaignSpec, campaign_items, campaign_queues, pass_mark
+from rrm_data.annotation.campaign import (
+    CampaignSpec,
+    campaign_items,
+    campaign_queues,
+    campaign_settings,
+    check_same_dataset,
+    pass_mark,
+)
 from rrm_data.annotation.clips import ClipMaker, check_frames_available
 from rrm_data.annotation.export import export_campaign
-from rrm_data.annotation.server import bind, serve
+from rrm_data.annotation.server import bind, serve, url_host
 from rrm_data.annotation.store import ADMIN, Store
 from rrm_data.config import FRACTION, NON_NEGATIVE, POSITIVE, Range, doc
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.dataset.writer import new_version_target
+from rrm_data.dataset.writer import new_version
 from rrm_data.errors import RrmError
 from rrm_data.io import CAMPAIGN_STORE, Kind, check_out
 from rrm_data.progress import console
@@ -78,16 +86,15 @@ def run(cfg: DictConfig) -> None:
     if cfg.export:
         if not path.is_file():
             raise RrmError(f"no campaign at {campaign} (no {STORE_FILE}); nothing to export")
-        out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite,
-                                           {"campaign": campaign})
-        store = Store(path)
-        try:
-            labels, aggregate = export_campaign(dataset, store, out, in_place or cfg.overwrite,
+        with new_version(dataset, cfg.out, cfg.overwrite,
+                         inputs={"campaign": campaign}) as target, \
+                closing(Store(path)) as store:
+            check_same_dataset(store.settings, target.dataset, campaign)
+            labels, aggregate = export_campaign(target.dataset, store, target.out,
+                                                target.overwrite,
                                                 pass_mark(store.settings, cfg.threshold))
-        finally:
-            store.close()
-        console.print(f"wrote {out}: {labels} human labels (teacher human:<annotator>) and "
-                      f"{aggregate} aggregate rows (teacher human)")
+        console.print(f"wrote {target.out}: {labels} human labels (teacher human:<annotator>) "
+                      f"and {aggregate} aggregate rows (teacher human)")
         return
     # a campaign folder follows the output rule; an existing campaign is served again
     check_out(campaign, Kind.CAMPAIGN, overwrite=False, option="campaign",
@@ -101,14 +108,17 @@ def run(cfg: DictConfig) -> None:
     if not path.is_file():  # a new campaign: check everything before anything is written
         spec.check()
         items = campaign_items(dataset, spec)
+    else:  # served only with the dataset, and the queries, it was made from
+        with closing(Store(path)) as existing:
+            check_same_dataset(existing.settings, dataset, campaign)
     sock = bind(cfg.host, cfg.port)
     campaign.mkdir(parents=True, exist_ok=True)
     store = Store(path)
     try:
-        base = f"http://{cfg.host}:{sock.getsockname()[1]}"
+        base = f"http://{url_host(cfg.host)}:{sock.getsockname()[1]}"
         if items is not None:
             tokens = store.create(items, campaign_queues(items, spec),
-                                  {"data": str(dataset.root), **vars(spec)})
+                                  campaign_settings(dataset, spec))
             console.print(f"created campaign {campaign}: {len(items)} items, "
                           f"{len(spec.annotators)} annotators. Links with tokens, shown once:")
             for name, token in tokens.items():
@@ -118,7 +128,7 @@ def run(cfg: DictConfig) -> None:
             raise RrmError(f"the campaign at {campaign} is for annotators "
                            f"{', '.join(store.annotators())}; start another with campaign=")
         clips = ClipMaker(dataset, campaign / "clips", cfg.camera, cfg.image_size, cfg.clip_fps)
-        hosts = [cfg.host, "localhost", "127.0.0.1", "[::1]", *cfg.hosts]
+        hosts = [url_host(h) for h in (cfg.host, "localhost", "127.0.0.1", "::1", *cfg.hosts)]
         app = AnnotationApp(store, clips, pass_mark(store.settings, cfg.threshold), hosts)
         print(f"serving {base}/ (Ctrl-C to stop)", flush=True)
         serve(app, sock)

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from rrm_data.config import COUNT, build_config, doc
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.validate import check_dataset
+from rrm_data.dataset.writer import new_version
 from rrm_data.sim.rendering import IMAGE_SIZE
 from rrm_data.vision.embeddings import ensure_embeddings
 from rrm_data.vision.encoders import DEFAULT_ENCODER, check_encoder
@@ -42,7 +43,8 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 
 def run(cfg: DictConfig) -> None:
-    dataset = open_dataset(cfg.data)
-    check_dataset(dataset.root)  # every frame decodes before any is embedded
-    ensure_embeddings(dataset, cfg.encoder, cfg.weights, cfg.pretrained,
-                      list(cfg.camera) if cfg.camera else None, cfg.image_size, cfg.batch_size)
+    with new_version(open_dataset(cfg.data)) as target:  # locked before it is read
+        check_dataset(target.dataset.root)  # every frame decodes before any is embedded
+        ensure_embeddings(target.dataset, cfg.encoder, cfg.weights, cfg.pretrained,
+                          list(cfg.camera) if cfg.camera else None, cfg.image_size,
+                          cfg.batch_size)

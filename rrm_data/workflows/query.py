@@ -10,14 +10,15 @@ replaces any earlier `queries` table, in a new version of the dataset (at `out`,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
 from rrm_data.config import COUNT, NON_NEGATIVE, doc
-from rrm_data.dataset.reader import open_dataset
+from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.validate import check_dataset
-from rrm_data.dataset.writer import new_version_target, write_dataset
+from rrm_data.dataset.writer import new_version, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
 from rrm_data.progress import console
@@ -45,9 +46,14 @@ def run(cfg: DictConfig) -> None:
     if cfg.strategy not in q.STRATEGIES:
         raise RrmError(f"unknown strategy '{cfg.strategy}'; choose one of "
                        f"{', '.join(q.STRATEGIES)}")
-    dataset = open_dataset(cfg.data)
+    with new_version(open_dataset(cfg.data), cfg.out, cfg.overwrite,
+                     inputs={"reward": cfg.reward}) as target:
+        write_queries(cfg, target.dataset, target.out, target.overwrite)
+
+
+def write_queries(cfg: DictConfig, dataset: DatasetDir, out: Path, overwrite: bool) -> None:
+    """Choose the queries from ``dataset`` (read under the lock) and write the new version."""
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
-    out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite, {"reward": cfg.reward})
     reward = None if cfg.reward is None else load_reward(cfg.reward)
     if reward is None and cfg.strategy != "uniform":
         raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
@@ -70,9 +76,8 @@ def run(cfg: DictConfig) -> None:
     info = dataset.info.replace(extra={**dataset.info.extra, "queries": {
         "strategy": cfg.strategy, "n": cfg.n, "pool": pool, "seed": cfg.seed,
         "reward": cfg.reward}})
-    write_dataset(out, tables, info, overwrite=in_place or cfg.overwrite)
+    write_dataset(out, tables, info, overwrite=overwrite)
     console.print(f"wrote {out}: {table.num_rows} queries ({cfg.strategy}) from a pool of "
                   f"{pool} pairs")
-
 
 __all__ = ["Config", "run"]

@@ -9,6 +9,7 @@ replacing ``data`` unless ``out=`` names another directory).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -18,7 +19,7 @@ from rrm_data.config import build_config, doc
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.validate import check_dataset
-from rrm_data.dataset.writer import new_version_target, write_dataset
+from rrm_data.dataset.writer import new_version, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
 from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
@@ -81,7 +82,12 @@ def render_frames(dataset: DatasetDir, spec: FrameSpec) -> dict[str, pa.Array]:
 
 
 def run(cfg: DictConfig) -> None:
-    dataset = open_dataset(cfg.data)
+    with new_version(open_dataset(cfg.data), cfg.out, cfg.overwrite) as target:
+        write_frames(cfg, target.dataset, target.out, target.overwrite)
+
+
+def write_frames(cfg: DictConfig, dataset: DatasetDir, out: Path, overwrite: bool) -> None:
+    """Render ``dataset`` (read under the lock) and write the new version with the frames."""
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
     assert spec is not None
@@ -93,7 +99,6 @@ def run(cfg: DictConfig) -> None:
     missing = [c for c in fmt.SIM_COLUMNS if c not in columns]
     if missing:
         raise RrmError(f"{cfg.data} has no stored physics state ({', '.join(missing)} missing)")
-    out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
 
     frames = render_frames(dataset, spec)
     tables = dataset.tables()
@@ -104,6 +109,6 @@ def run(cfg: DictConfig) -> None:
     info = dataset.info.replace(cameras=[*have, *spec.cameras],
                                 render={"camera": list(spec.cameras), "image_size": spec.size,
                                         "render_quality": spec.quality})
-    write_dataset(out, tables, info, overwrite=in_place or cfg.overwrite)
+    write_dataset(out, tables, info, overwrite=overwrite)
     console.print(f"wrote {out}: {steps.num_rows} frames of {', '.join(spec.cameras)} "
                   f"at {spec.size}×{spec.size} ({spec.quality})")
