@@ -10,6 +10,7 @@ P(A ≻ B), `entropy` those with the most uncertain mean P. The table replaces a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -21,12 +22,13 @@ from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
 from rrm_data.progress import console
 from rrm_data.reward.artifact import load_reward
+from rrm_data.reward.resolve import check_reward_tasks, is_task_agnostic, reward_ref
 
 
 @dataclass
 class Config:
     data: str | None = field(default=None, metadata={"help": "dataset directory"})
-    reward: str | None = field(default=None, metadata={
+    reward: Any = field(default=None, metadata={
         "help": "reward run or artifact whose ensemble scores the pool (not for uniform)"})
     strategy: str = field(default="disagreement", metadata={
         "help": "uniform, disagreement or entropy"})
@@ -36,6 +38,8 @@ class Config:
     out: str | None = field(default=None, metadata={"help": "new dataset version (default: "
                                                             "replace data in place)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a dataset at out"})
+    allow_other_task: bool = field(default=False, metadata={
+        "help": "use a reward trained on other tasks than the dataset's"})
 
 
 def run(cfg: DictConfig) -> None:
@@ -46,10 +50,17 @@ def run(cfg: DictConfig) -> None:
                        f"{', '.join(q.STRATEGIES)}")
     if cfg.n < 1:
         raise RrmError(f"n must be at least 1, got {cfg.n}")
+    ref = None if cfg.reward is None else reward_ref(cfg.reward)
+    if ref is not None and is_task_agnostic(ref):
+        kind = "the true reward" if ref == "true" else "a prior"
+        raise RrmError(f"query needs a trained reward run; `{ref}` is {kind}, which has no "
+                       "ensemble to score the pool with")
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
-    reward = None if cfg.reward is None else load_reward(cfg.reward)
+    if ref is not None:
+        check_reward_tasks([ref], dataset.info.tasks, cfg.allow_other_task)
+    reward = None if ref is None else load_reward(ref)
     if reward is None and cfg.strategy != "uniform":
         raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
     if cfg.pool is not None and cfg.n > cfg.pool:
@@ -61,7 +72,7 @@ def run(cfg: DictConfig) -> None:
     a, b = q.candidate_pairs(i, j, pool, np.random.default_rng(cfg.seed))
     returns = None if reward is None else q.member_returns(reward, dataset, segments)
     if cfg.strategy == "disagreement" and returns is not None and len(returns) < 2:
-        raise RrmError(f"reward {cfg.reward} has one ensemble member, so it never disagrees; "
+        raise RrmError(f"reward {ref} has one ensemble member, so it never disagrees; "
                        "train it with model.members=3 or use strategy=entropy")
     chosen, score, p_a = q.select_queries(cfg.strategy, a, b, returns, cfg.n)
     table = q.queries_table(segments.ids[a[chosen]], segments.ids[b[chosen]], cfg.strategy,
@@ -70,7 +81,7 @@ def run(cfg: DictConfig) -> None:
     tables[q.QUERIES] = {"train": table}
     info = dataset.info.replace(extra={**dataset.info.extra, "queries": {
         "strategy": cfg.strategy, "n": cfg.n, "pool": pool, "seed": cfg.seed,
-        "reward": cfg.reward}})
+        "reward": ref}})
     write_dataset(out, tables, info, overwrite=in_place or cfg.overwrite)
     console.print(f"wrote {out}: {table.num_rows} queries ({cfg.strategy}) from a pool of "
                   f"{pool} pairs")

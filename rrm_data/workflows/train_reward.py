@@ -153,6 +153,7 @@ def train(cfg: DictConfig, out: Path) -> None:
     if trainer.is_global_zero:
         assert datamodule.train_pairs is not None  # set by setup("fit") above
         training = {"recipe": cfg.recipe, "data": str(cfg.data.source),
+                    "tasks": list(dataset.info.tasks),
                     "teacher": cfg.data.teacher, "num_labels": len(datamodule.train_pairs),
                     "seed": cfg.seed, "epochs": trainer.current_epoch}
         export_reward(learner.reward.cpu(), out / ARTIFACT_DIR, name=out.name, training=training)
