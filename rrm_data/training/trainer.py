@@ -96,7 +96,8 @@ class SaveOnInterrupt(pl.Callback):
                      exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
             self.interrupted = True
-            trainer.save_checkpoint(self.out / CHECKPOINTS / LAST_CHECKPOINT)
+            trainer.save_checkpoint(self.out / CHECKPOINTS / LAST_CHECKPOINT,
+                                    weights_only=False)  # whole: resume needs the optimizer
 
 
 @contextmanager
@@ -118,7 +119,8 @@ def kept_metrics(out: Path, resume: bool) -> Iterator[None]:
 
 def save_last(trainer: pl.Trainer, out: Path) -> None:
     """The finished run's checkpoint (after its last epoch), where resume=true continues."""
-    trainer.save_checkpoint(out / CHECKPOINTS / LAST_CHECKPOINT)
+    trainer.save_checkpoint(out / CHECKPOINTS / LAST_CHECKPOINT,
+                            weights_only=False)  # whole: resume needs the optimizer
 
 
 def interrupted(trainer: pl.Trainer) -> bool:

@@ -136,7 +136,8 @@ def train(cfg: DictConfig, out: Path) -> None:
         trainer_parts.start_run(out, cfg)
     try:
         with trainer_parts.kept_metrics(out, ckpt is not None):
-            trainer.fit(learner, datamodule=datamodule, ckpt_path=ckpt)
+            # our own checkpoint, optimizer state included (not plain tensors)
+            trainer.fit(learner, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
     except RuntimeError as exc:
         if ckpt is None or "state_dict" not in str(exc):
             raise
