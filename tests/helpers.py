@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,3 +99,12 @@ def edit_info(data: Path, edit: Callable[[dict], None]) -> None:
     info = json.loads(path.read_text())
     edit(info)
     path.write_text(json.dumps(info))
+
+
+def retasked_reward(run: Path, out: Path, task: str) -> Path:
+    """A copy of a run's reward artifact whose record says it was trained on ``task``."""
+    shutil.copytree(run / "reward" if (run / "reward").is_dir() else run, out)
+    spec = json.loads((out / "reward.json").read_text())
+    spec["training"] = {**spec["training"], "tasks": [task]}
+    (out / "reward.json").write_text(json.dumps(spec))
+    return out

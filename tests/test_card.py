@@ -114,3 +114,15 @@ def test_card_renders_without_optional_fields(info: dict) -> None:
     body = DatasetCard(render_card(DatasetInfo.from_json(old))).text
     assert "expert:0.5" in body  # the policy mixture from the collection settings
     assert f'load_dataset("{info["name"]}", "preferences")' in body
+
+
+def test_front_matter_holds_hostile_strings_as_values(info: dict) -> None:
+    """Strings of the dataset's own record (its name, a license in meta/info.json) are
+    dumped as YAML values: a newline or colon in them adds no key to the front matter."""
+    hostile = "x\nprivate: true\n---\nlicense: evil"
+    info = {**info, "name": hostile, "license": "mit\nviewer: false"}
+    meta = front_matter(render_card(DatasetInfo.from_json(info)))
+    assert set(meta) == {"license", "pretty_name", "task_categories", "tags",
+                         "size_categories", "configs"}
+    assert meta["pretty_name"] == f"rrm-data {hostile}"
+    assert meta["license"] == "mit\nviewer: false"

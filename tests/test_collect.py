@@ -11,11 +11,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from helpers import SMALL, leftovers, one_line_error, overrides, parquet_bytes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rrm_data.collection.collector as collector
 from rrm_data.cli import main
+from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.sim.policies import parse_policy
 from rrm_data.workflows.collect import DEFAULT_POLICIES
@@ -215,3 +219,59 @@ def test_the_work_folder_of_another_config_is_not_reused(tmp_path):
     lengths = open_dataset(out).table("episodes").column("length").to_numpy()
     assert np.all(lengths == SMALL["max_steps"])
     assert os.listdir(tmp_path) == ["data"]
+
+
+def test_pairs_the_segments_cannot_make_are_refused_before_any_rollout(tmp_path, capsys):
+    """10 episodes of 1 segment, test_fraction 0.2: 2 test episodes make 1 test pair of
+    different episodes. pairs=8 asks round(1.6) = 2 test pairs: refused up front (no work
+    folder); pairs=7 asks round(1.4) = 1 and is collected."""
+    small = {"episodes": 10, "segments_per_episode": 1, "max_steps": 20, "segment_length": 10}
+    out = tmp_path / "data"
+    assert run_collect(out, **small, pairs=8) == 2
+    line = one_line_error(capsys, "collect")
+    assert "2 test pairs asked for, but its 2 segments make only 1 distinct pairs" in line
+    assert sorted(os.listdir(tmp_path)) == []  # no rollout happened
+    assert run_collect(out, **small, pairs=7) == 0
+    assert open_dataset(out).info.counts.pairs == {"train": 6, "test": 1}
+
+
+def test_segments_longer_than_meta_worlds_episodes_are_refused(tmp_path, capsys):
+    """Meta-World ends every episode at 500 steps, whatever max_steps asks."""
+    from rrm_data.sim.envs import EPISODE_LIMIT, make_env, sawyer_env
+    assert sawyer_env(make_env("button-press-v3", 0)).max_path_length == EPISODE_LIMIT
+    assert run_collect(tmp_path / "d", episodes=2, pairs=0, test_fraction=0, max_steps=600,
+                       segment_length=550) == 2
+    assert "segment_length=550 exceeds 500 steps" in one_line_error(capsys, "collect")
+    assert os.listdir(tmp_path) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(episodes=st.integers(1, 9), per_episode=st.integers(1, 4),
+       segments=st.one_of(st.none(), st.integers(1, 20)), pairs=st.integers(0, 40),
+       test_fraction=st.sampled_from([0.0, 0.2, 0.5]), distinct=st.booleans(),
+       seed=st.integers(0, 3))
+def test_the_up_front_pair_check_agrees_with_the_sampler(episodes, per_episode, segments, pairs,
+                                                        test_fraction, distinct, seed):
+    """check_pair_budget refuses exactly the settings build_tables refuses after rollouts
+    (episodes of 12 steps, rewards of no consequence)."""
+    from rrm_data.errors import RrmError
+    from rrm_data.labels.tables import LabelSpec, build_tables, check_pair_budget
+
+    spec = LabelSpec(seed=seed, segment_length=4, segments_per_episode=per_episode,
+                     segments=segments, pairs=pairs, test_fraction=test_fraction,
+                     distinct_episodes=distinct)
+    steps = [pa.table({fmt.REWARD: pa.array(np.arange(12, dtype=np.float32) + e)})
+             for e in range(episodes)]
+    rows = [{"episode_index": e, "seed": 100 + e, "length": 12, "task": "reach-v3",
+             "rand_vec": [0.0], "policy": "random", "policy_noise": 0.0, "return": 0.0,
+             "success": False} for e in range(episodes)]
+
+    def refusal(check) -> str | None:
+        try:
+            check()
+        except RrmError as exc:
+            return str(exc)
+        return None
+
+    assert refusal(lambda: check_pair_budget(np.arange(episodes), spec)) == \
+        refusal(lambda: build_tables(steps, rows, spec))

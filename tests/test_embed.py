@@ -228,3 +228,27 @@ def test_image_reward_refuses_features_made_another_way(embedded, image_run, cop
     assert "made with other frames" in one_line_error(capsys, "evaluate")
     assert main(["evaluate", f"reward={image_run}", f"data={embedded}",
                  f"out={data}-report"]) == 0
+
+
+def test_an_image_reward_on_a_frameless_dataset_says_render_first(make_dataset, image_run,
+                                                                  tmp_path, capsys):
+    """embed refuses a dataset without frames, so the line names render, then embed."""
+    data = make_dataset(**IMAGES)
+    capsys.readouterr()
+    assert main(["evaluate", f"reward={image_run}", f"data={data}",
+                 f"out={tmp_path / 'report'}"]) == 2
+    line = one_line_error(capsys, "evaluate")
+    assert f"rrm-data render data={data} camera=corner" in line
+    assert line.index("rrm-data render") < line.index("rrm-data embed")
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("command", ["embed", "render", "collect"])
+def test_one_camera_twice_is_refused(command, rendered, copy_of, tmp_path, capsys):
+    data = copy_of(rendered)
+    before = {p: p.stat().st_mtime_ns for p in data.rglob("*")}
+    target = f"out={tmp_path / 'new'}" if command == "collect" else f"data={data}"
+    assert main([command, target, "camera=[corner,corner]"]) == 2
+    assert "camera lists a camera twice: corner, corner" in one_line_error(capsys, command)
+    assert {p: p.stat().st_mtime_ns for p in data.rglob("*")} == before
+    assert not (tmp_path / "new").exists()

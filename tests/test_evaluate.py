@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from helpers import one_line_error
+from helpers import one_line_error, retasked_reward
 from PIL import Image
 
 from rrm_data.cli import main
@@ -202,3 +202,15 @@ def test_bad_input_gives_one_line_and_exit_2(small_dataset: Path, tiny_run: Path
     assert pc.all(pc.equal(open_dataset(no_oracle).preferences("train").column("teacher"),
                            "mistake")).as_py()
     assert "reward= is required" in error_of("evaluate", f"data={small_dataset}")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "score", "gallery"])
+def test_a_reward_of_another_task_is_refused(command: str, tiny_run: Path, small_dataset: Path,
+                                             tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    other = retasked_reward(tiny_run, tmp_path / "other", "drawer-close-v3")
+    out = tmp_path / "out"
+    assert main([command, f"reward=[true,{other}]", f"data={small_dataset}", f"out={out}"]) == 2
+    line = one_line_error(capsys, command)
+    assert f"reward {other} was trained on drawer-close-v3, not on button-press-v3" in line
+    assert "allow_other_task=true" in line and not out.exists()

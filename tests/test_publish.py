@@ -303,3 +303,18 @@ def test_export_trl_refuses_unknown_teacher(small_dataset: Path, tmp_path: Path,
                  f"out={tmp_path / 'x.parquet'}"]) == 2
     assert "it has: equal, mistake, myopic, oracle, skip, stochastic" in capsys.readouterr().err
     assert not (tmp_path / "x.parquet").exists()
+
+
+@pytest.mark.parametrize("license", ['"mit\\nprivate: true"', "MIT", "cc by", "'other:x'", "''"])
+def test_publish_refuses_a_license_that_is_not_an_id(license: str, small_dataset: Path,
+                                                     tmp_path: Path, capsys) -> None:
+    """A newline in license= (YAML's "\\n") once injected keys into the card's front matter."""
+    assert dry_run(small_dataset, tmp_path / "tree", f"license={license}") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "license must be a license id such as mit" in err, err
+    assert not (tmp_path / "tree").exists()
+
+
+def test_publish_writes_the_license_id_given(small_dataset: Path, tmp_path: Path) -> None:
+    assert dry_run(small_dataset, tmp_path / "tree", "license=cc-by-4.0") == 0
+    assert DatasetCard.load(tmp_path / "tree" / "README.md").data.license == "cc-by-4.0"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import one_line_error, retasked_reward
 
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
@@ -141,3 +142,23 @@ def test_disagreement_needs_an_ensemble(data: Path, single_run: Path,
     assert "has one ensemble member" in capsys.readouterr().err
     assert main(["query", f"data={data}", f"reward={single_run}", "strategy=entropy",
                  "n=3"]) == 0
+
+
+def test_query_refuses_a_reward_of_another_task(data: Path, reward_run: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    other = retasked_reward(reward_run, tmp_path / "other", "drawer-close-v3")
+    before = sorted(p.name for p in data.iterdir())
+    assert main(["query", f"data={data}", f"reward={other}", "n=3"]) == 2
+    line = one_line_error(capsys, "query")
+    assert "drawer-close-v3" in line and "button-press-v3" in line
+    assert sorted(p.name for p in data.iterdir()) == before
+    assert main(["query", f"data={data}", f"reward={other}", "n=3",
+                 "allow_other_task=true"]) == 0
+
+
+@pytest.mark.parametrize("ref", ["true", "prior:gripper_object"])
+def test_query_with_a_fixed_reward_says_it_needs_a_run(data: Path, ref: str,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    assert main(["query", f"data={data}", f"reward={ref}", "n=3"]) == 2
+    line = one_line_error(capsys, "query")
+    assert f"query needs a trained reward run; `{ref}` is" in line and "no ensemble" in line

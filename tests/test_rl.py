@@ -31,6 +31,7 @@ from rrm_data.sim.envs import get_physics_state
 from rrm_data.sim.policies import load_policy
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 from rrm_data.training.module import reward_spec
+from rrm_data.workflows.train_sac import make_config as make_sac_config
 from tests.conftest import overrides
 
 TASK = "reach-v3"
@@ -50,7 +51,7 @@ def sac_run(learned_reward: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A short train-sac run on the learned reward (300 steps)."""
     out = tmp_path_factory.mktemp("sac") / "run"
     assert main(["train-sac", *overrides(task=TASK, reward=learned_reward, steps=300, seed=3,
-                                         out=out, **QUICK_SAC)]) == 0
+                                         out=out, allow_other_task=True, **QUICK_SAC)]) == 0
     return out
 
 
@@ -219,3 +220,20 @@ def test_collect_refuses_a_missing_sac_policy(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["collect", f"policy=[sac:{tmp_path / 'none.zip'}]", f"out={tmp_path / 'd'}"]) == 2
     assert "no saved SAC policy" in capsys.readouterr().err
+
+
+def test_train_sac_refuses_a_reward_of_another_task(learned_reward: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A reward trained on button-press-v3 does not drive drawer-close-v3 unless asked for."""
+    assert load_reward(learned_reward).spec["training"]["tasks"] == ["button-press-v3"]
+    out = tmp_path / "run"
+    assert main(["train-sac", "task=drawer-close-v3", f"reward={learned_reward}", "steps=10",
+                 f"out={out}"]) == 2
+    line = one_line_error(capsys, "train-sac")
+    assert "button-press-v3" in line and "drawer-close-v3" in line
+    assert "allow_other_task=true" in line and not out.exists()
+    cfg = make_sac_config(["task=drawer-close-v3", f"reward={learned_reward}",
+                           "allow_other_task=true"])
+    assert cfg.allow_other_task and cfg.reward == str(learned_reward)
+    for agnostic in ("true", "prior:gripper_object"):  # defined for every task
+        assert make_sac_config(["task=drawer-close-v3", f"reward={agnostic}"]).reward == agnostic

@@ -167,3 +167,15 @@ def test_corrupt_checkpoint_and_artifact_are_refused(run: Path, small_dataset: P
         rrm_data.load_reward(artifact)
     with pytest.raises(RrmError, match="no reward artifact"):
         rrm_data.load_reward(tmp_path)
+
+
+def test_fit_and_resume_print_no_weights_only_notice(small_dataset: Path, tmp_path: Path,
+                                                     capfd: pytest.CaptureFixture[str],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Checkpoints are saved and loaded whole (optimizer state for resume=true), said so
+    explicitly: Lightning prints nothing about `weights_only`."""
+    out = tmp_path / "run"
+    assert train(small_dataset, out, "trainer.max_epochs=1") == 0
+    assert train(small_dataset, out, "trainer.max_epochs=2", "resume=true") == 0
+    printed = "".join(capfd.readouterr()) + caplog.text
+    assert "wrote" in printed and "weights_only" not in printed

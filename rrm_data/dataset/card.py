@@ -7,17 +7,23 @@ and ``datasets.load_dataset(folder, config)`` read: one config per table.
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
+import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from rrm_data.dataset.format import table_files_glob
 from rrm_data.dataset.info import DatasetInfo
+from rrm_data.errors import RrmError
 from rrm_data.resources import resource_dir
 
 TEMPLATE = "dataset_card.md.j2"
 DEFAULT_LICENSE = "mit"
+# The Hub's license ids (mit, apache-2.0, cc-by-4.0, other, ...): lowercase letters, digits, ".-+".
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+TAGS = ["rrm-data", "preference-learning", "reward-modeling", "metaworld", "robotics"]
 # The Hub's size buckets (datasets/utils/resources/size_categories.json), by upper bound.
 SIZE_CATEGORIES = [(1e3, "n<1K"), (1e4, "1K<n<10K"), (1e5, "10K<n<100K"), (1e6, "100K<n<1M"),
                    (1e7, "1M<n<10M"), (1e8, "10M<n<100M"), (1e9, "100M<n<1B"),
@@ -29,6 +35,25 @@ def config_name(table: str) -> str:
     return table.replace("/", "-")
 
 
+def check_license(license: str) -> str:  # noqa: A002 - the Hub's metadata key
+    """A license id as the Hub lists them; anything else (a newline, a colon) is refused."""
+    if not LICENSE_ID.fullmatch(license):
+        raise RrmError(f"license must be a license id such as mit, apache-2.0 or cc-by-4.0 "
+                       f"(lowercase letters, digits, '.', '-', '+'), got {license!r}")
+    return license
+
+
+def front_matter(info: DatasetInfo, license: str) -> str:  # noqa: A002 - the Hub's key
+    """The card's YAML metadata, dumped by yaml so no value (a dataset name, a task, a
+    license) can add keys or break the block."""
+    counts = info.counts
+    rows = max([counts.steps, *(sum(v.values()) for v in counts.labels.values())])
+    data = {"license": license, "pretty_name": f"rrm-data {info.name}",
+            "task_categories": ["robotics"], "tags": TAGS + list(info.tasks),
+            "size_categories": [size_category(rows)], "configs": config_entries(info)}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+
+
 def config_entries(info: DatasetInfo) -> list[dict[str, Any]]:
     """The ``configs:`` of the card's YAML front matter: one per table, preferences first."""
     order = ["preferences"] + sorted(t for t in info.splits if t != "preferences")
@@ -36,13 +61,11 @@ def config_entries(info: DatasetInfo) -> list[dict[str, Any]]:
     for table in order:
         if table not in info.splits:
             continue
-        entry: dict[str, Any] = {
-            "config_name": config_name(table),
-            "data_files": [{"split": s, "path": table_files_glob(table, s)}
-                           for s in info.splits[table]],
-        }
+        entry: dict[str, Any] = {"config_name": config_name(table)}
         if table == "preferences":
             entry["default"] = True
+        entry["data_files"] = [{"split": s, "path": table_files_glob(table, s)}
+                               for s in info.splits[table]]
         entries.append(entry)
     return entries
 
@@ -95,11 +118,9 @@ def render_card(info: DatasetInfo, repo_id: str | None = None,
     """The card's Markdown; ``repo_id`` fills the loading examples (else the local name)."""
     env = Environment(loader=FileSystemLoader(resource_dir("datacards")),
                       undefined=StrictUndefined, keep_trailing_newline=True)
-    counts = info.counts
-    rows = max([counts.steps, *(sum(v.values()) for v in counts.labels.values())])
+    license = str(license or info.extra.get("license") or DEFAULT_LICENSE)
     return env.get_template(TEMPLATE).render(
-        info=info.to_json(), configs=config_entries(info), repo=repo_id or info.name,
-        license=license or info.extra.get("license") or DEFAULT_LICENSE,
-        size_category=size_category(rows), collect_command=collect_command(info),
-        teachers=teacher_rows(info),
+        info=info.to_json(), front_matter=front_matter(info, license), license=license,
+        configs=config_entries(info), repo=repo_id or info.name,
+        collect_command=collect_command(info), teachers=teacher_rows(info),
     )

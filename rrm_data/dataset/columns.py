@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 
@@ -58,8 +59,14 @@ def embedding_column(dataset: DatasetDir, table: str, split: str = "train") -> n
     """The ``features`` of an embeddings table as (N, D) float32, row ``i`` for step ``i``."""
     if not dataset.files(table, split):
         encoder = table.removeprefix(EMBEDDINGS_PREFIX)
-        raise RrmError(f"{dataset.root}: no '{table}' table; build it with: rrm-data embed "
-                       f"data={dataset.root} encoder={encoder}")
+        embed = f"rrm-data embed data={dataset.root} encoder={encoder}"
+        frames = fmt.image_column("")
+        if not any(c.startswith(frames) for c in dataset.info.features.get("steps", {})):
+            # embed refuses a dataset without frames: the frames come first
+            raise RrmError(f"{dataset.root}: no '{table}' table and no camera frames to build it "
+                           f"from; render them, then embed: rrm-data render data={dataset.root} "
+                           f"camera=corner, then {embed}")
+        raise RrmError(f"{dataset.root}: no '{table}' table; build it with: {embed}")
     features = dataset.table(table, split, columns=["index", "features"])
     index = features.column("index").to_numpy()
     values = to_numpy(features.column("features")).astype(np.float32, copy=False)

@@ -14,6 +14,7 @@ from omegaconf import ListConfig
 
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
+from rrm_data.reward.resolve import reward_ref
 
 
 def reward_refs(value: str | Sequence[str] | None) -> list[str]:
@@ -22,8 +23,7 @@ def reward_refs(value: str | Sequence[str] | None) -> list[str]:
         raise RrmError("reward= is required: a run directory, a reward artifact, "
                        "'true' or 'prior:<name>' (several as reward=[a,b])")
     values = list(value) if isinstance(value, list | tuple | ListConfig) else [value]
-    # YAML reads a bare `true` as a boolean
-    refs = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
+    refs = [reward_ref(v) for v in values]
     if not refs:
         raise RrmError("reward= is an empty list")
     return refs

@@ -47,6 +47,19 @@ def count_pairs(pool: np.ndarray, segment_episode: np.ndarray, distinct_episodes
     return total
 
 
+def check_pair_count(pool: np.ndarray, segment_episode: np.ndarray, count: int,
+                     distinct_episodes: bool, split: str) -> int:
+    """Refuse ``count`` pairs of a split whose segments make fewer; return how many they make."""
+    available = count_pairs(pool, segment_episode, distinct_episodes)
+    if count > available:
+        what = "of different episodes " if distinct_episodes else ""
+        fix = "lower pairs or test_fraction" if split == "test" else "lower pairs"
+        raise RrmError(f"{count} {split} pairs asked for, but its {len(pool)} segments make only "
+                       f"{available} distinct pairs {what}({fix}, or collect more episodes or "
+                       "segments)")
+    return available
+
+
 def sample_pairs(pool: np.ndarray, segment_episode: np.ndarray, count: int,
                  rng: np.random.Generator, distinct_episodes: bool = True, split: str = "train"
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -55,13 +68,7 @@ def sample_pairs(pool: np.ndarray, segment_episode: np.ndarray, count: int,
     segments of one episode. Asking for more pairs than exist is refused with the maximum."""
     if count == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    available = count_pairs(pool, segment_episode, distinct_episodes)
-    if count > available:
-        what = "of different episodes " if distinct_episodes else ""
-        fix = "lower pairs or test_fraction" if split == "test" else "lower pairs"
-        raise RrmError(f"{count} {split} pairs asked for, but its {len(pool)} segments make only "
-                       f"{available} distinct pairs {what}({fix}, or collect more episodes or "
-                       "segments)")
+    available = check_pair_count(pool, segment_episode, count, distinct_episodes, split)
     n = len(pool)
     if 2 * count > available:  # most pairs wanted: list them all and choose, no redraws
         i, j = np.triu_indices(n, k=1)

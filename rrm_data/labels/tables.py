@@ -16,7 +16,12 @@ import pyarrow.compute as pc
 
 from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
-from rrm_data.labels.sampling import sample_pairs, segment_starts, split_episodes
+from rrm_data.labels.sampling import (
+    check_pair_count,
+    sample_pairs,
+    segment_starts,
+    split_episodes,
+)
 from rrm_data.labels.teachers import PairRewards, make_teacher, teacher_params
 
 _PAIR_STREAM, _TEACHER_STREAM, _SEGMENT_STREAM = 2, 3, 1
@@ -134,17 +139,36 @@ def segments_table(episode_ids: np.ndarray, starts: np.ndarray, first: np.ndarra
     return pa.table(columns), seg_rewards
 
 
-def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table,
-                 spec: LabelSpec) -> tuple[dict[str, pa.Table], dict[str, Any]]:
-    rng = np.random.default_rng([spec.seed, _PAIR_STREAM])
-    episode_ids = episodes.column("episode_index").to_numpy()
+def _split_pairs(episode_ids: np.ndarray, seg_episode: np.ndarray, spec: LabelSpec,
+                 rng: np.random.Generator
+                 ) -> tuple[np.ndarray, dict[str, int], dict[str, np.ndarray]]:
+    """The held-out test episodes, and each split's pair count and pool of segment ids."""
     test_episodes = episode_ids[split_episodes(episode_ids, spec.test_fraction, rng,
                                                min_each=2 if spec.distinct_episodes else 1)]
-    seg_episode = segments.column("episode_index").to_numpy()
     in_test = np.isin(seg_episode, test_episodes)
     n_test = int(round(spec.pairs * spec.test_fraction)) if in_test.any() else 0
     counts = {"train": spec.pairs - n_test, "test": n_test}
     pools = {"train": np.flatnonzero(~in_test), "test": np.flatnonzero(in_test)}
+    return test_episodes, counts, pools
+
+
+def check_pair_budget(episode_ids: np.ndarray, spec: LabelSpec) -> None:
+    """Refuse, before any rollout, pair counts that the segments cannot make: segments and
+    test episodes are drawn as ``build_tables`` draws them, assuming every episode is at
+    least ``segment_length`` long (collect checks that) so each yields its full count."""
+    seg_episode = np.repeat(episode_ids, _segment_counts(len(episode_ids), spec))
+    rng = np.random.default_rng([spec.seed, _PAIR_STREAM])
+    _, counts, pools = _split_pairs(episode_ids, seg_episode, spec, rng)
+    for split in fmt.SPLITS:
+        check_pair_count(pools[split], seg_episode, counts[split], spec.distinct_episodes, split)
+
+
+def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table,
+                 spec: LabelSpec) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    rng = np.random.default_rng([spec.seed, _PAIR_STREAM])
+    seg_episode = segments.column("episode_index").to_numpy()
+    test_episodes, counts, pools = _split_pairs(episodes.column("episode_index").to_numpy(),
+                                                seg_episode, spec, rng)
 
     teachers = {name: make_teacher(name, spec.teacher_params.get(name)) for name in spec.teachers}
     if "oracle" not in teachers:

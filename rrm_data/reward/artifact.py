@@ -174,8 +174,9 @@ def artifact_dir(path: str | Path) -> Path:
                    f"{ARTIFACT_DIR}/)")
 
 
-def load_reward(path: str | Path) -> LearnedReward:
-    """Load a reward artifact from a run directory or the artifact directory."""
+def read_spec(path: str | Path) -> dict[str, Any]:
+    """The checked ``reward.json`` of a run directory or artifact directory: what a reward
+    is and how it was trained, read without building the network."""
     root = artifact_dir(path)
     try:
         spec = json.loads((root / SPEC_FILE).read_text())
@@ -184,6 +185,13 @@ def load_reward(path: str | Path) -> LearnedReward:
     if not isinstance(spec, dict) or spec.get("format") != ARTIFACT_FORMAT:
         found = spec.get("format") if isinstance(spec, dict) else None
         raise RrmError(f"{root / SPEC_FILE}: format {found!r}, expected {ARTIFACT_FORMAT!r}")
+    return spec
+
+
+def load_reward(path: str | Path) -> LearnedReward:
+    """Load a reward artifact from a run directory or the artifact directory."""
+    root = artifact_dir(path)
+    spec = read_spec(root)
     try:
         model = ResidualReward(spec)
     except (KeyError, TypeError, ValueError) as exc:

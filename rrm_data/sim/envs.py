@@ -36,6 +36,10 @@ def check_task(name: str) -> str:
                                 listed=f"the {len(task_names())} Meta-World v3 tasks"))
 
 
+# Meta-World v3 truncates every episode here (max_path_length), whatever max_steps asks.
+EPISODE_LIMIT = 500
+
+
 @dataclass(frozen=True)
 class RenderSpec:
     """Camera and square size of gymnasium's own ``env.render()`` (MuJoCo's default scene).

@@ -97,7 +97,8 @@ class CheckpointOnCtrlC(pl.callbacks.OnExceptionCheckpoint):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
         if isinstance(exception, KeyboardInterrupt):
-            super().on_exception(trainer, pl_module, exception)
+            trainer.save_checkpoint(self.ckpt_path,
+                                    weights_only=False)  # whole: resume needs the optimizer
 
 
 @contextmanager
@@ -119,7 +120,8 @@ def kept_metrics(out: Path, resume: bool) -> Iterator[None]:
 
 def save_last(trainer: pl.Trainer, out: Path) -> None:
     """The finished run's checkpoint (after its last epoch), where resume=true continues."""
-    trainer.save_checkpoint(out / CHECKPOINTS / LAST_CHECKPOINT)
+    trainer.save_checkpoint(out / CHECKPOINTS / LAST_CHECKPOINT,
+                            weights_only=False)  # whole: resume needs the optimizer
 
 
 def interrupted(trainer: pl.Trainer) -> bool:

@@ -35,6 +35,8 @@ def dataset_cameras(dataset: DatasetDir, cameras: list[str] | None) -> list[str]
     if not have:
         raise RrmError(f"{dataset.root} has no camera frames; add some first: "
                        f"rrm-data render data={dataset.root} camera=corner")
+    if cameras and len(set(cameras)) != len(cameras):  # one camera's features twice
+        raise RrmError(f"camera lists a camera twice: {', '.join(cameras)}")
     for camera in cameras or []:
         if camera not in have:
             raise RrmError(f"{dataset.root} has no frames of camera '{camera}'; "

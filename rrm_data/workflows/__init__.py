@@ -24,3 +24,5 @@ class RewardDataConfig:
                              metadata={"help": "dataset directory (or Hub dataset id)"})
     overwrite: bool = field(default=False,
                             metadata={"help": "replace an earlier output of this command at out"})
+    allow_other_task: bool = field(default=False, metadata={
+        "help": "use a reward trained on other tasks than the dataset's"})

@@ -12,15 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig
 
 from rrm_data.collection import collector
 from rrm_data.config import COUNT, HELD_OUT, NON_NEGATIVE, build_config, config_dict, doc
 from rrm_data.errors import RrmError
 from rrm_data.io import Kind, check_place, output_lock, remove_owned
+from rrm_data.labels.tables import check_pair_budget
 from rrm_data.labels.teachers import make_teacher
 from rrm_data.progress import console
-from rrm_data.sim.envs import check_task, make_env, sawyer_env
+from rrm_data.sim.envs import EPISODE_LIMIT, check_task, make_env, sawyer_env
 from rrm_data.sim.policies import parse_policy
 from rrm_data.sim.rendering import (
     IMAGE_SIZE,
@@ -94,8 +96,10 @@ def check_config(cfg: DictConfig) -> None:
         parse_policy(spec)
     for name in cfg.teachers:
         make_teacher(name, cfg.teacher_params.get(name))
-    if cfg.segment_length > cfg.max_steps:
-        raise RrmError(f"segment_length={cfg.segment_length} exceeds max_steps={cfg.max_steps}")
+    if cfg.segment_length > min(cfg.max_steps, EPISODE_LIMIT):
+        limit = (f"max_steps={cfg.max_steps}" if cfg.max_steps <= EPISODE_LIMIT else
+                 f"{EPISODE_LIMIT} steps, where Meta-World ends every episode")
+        raise RrmError(f"segment_length={cfg.segment_length} exceeds {limit}")
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
     if spec is not None:  # no GL context here: worker processes forked later would hang
         check_cameras(sawyer_env(make_env(str(cfg.task[0]), cfg.seed)).model, spec.cameras)
@@ -111,6 +115,13 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.pairs > most:
         raise RrmError(f"pairs must lie in [0, {most}]: {segments} segments make at most {most} "
                        f"distinct pairs, got {cfg.pairs}")
+    # What finish_dataset will sample after the rollouts: this shard's pairs, then the whole's.
+    collection = collection_record(cfg)
+    shard_episodes = np.arange(i, cfg.episodes, n)
+    if n > 1 and len(shard_episodes):
+        check_pair_budget(shard_episodes, collector.label_spec(
+            collection, round(cfg.pairs * len(shard_episodes) / cfg.episodes)))
+    check_pair_budget(np.arange(cfg.episodes), collector.label_spec(collection))
 
 
 def collection_record(cfg: DictConfig) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from rrm_data.evaluation.report import build_report, rich_table, to_markdown
 from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
 from rrm_data.io import Kind, atomic_directory, check_out, write_json
 from rrm_data.progress import console
+from rrm_data.reward.resolve import check_reward_tasks
 from rrm_data.workflows import RewardDataConfig
 
 FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
@@ -77,6 +78,7 @@ def run(cfg: DictConfig) -> None:
         raise RrmError("data= is required: a dataset directory")
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
+    check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
     out = Path(cfg.out) if cfg.out else default_out(
         refs, dataset, f"eval-{output_stem(dataset, cfg.split, cfg.teacher)}")
     check_out(out, Kind.REPORT, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})

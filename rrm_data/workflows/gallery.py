@@ -23,6 +23,7 @@ from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
 from rrm_data.evaluation.scoring import load_split, score_rewards
 from rrm_data.io import Kind, atomic_directory, check_out
 from rrm_data.progress import console
+from rrm_data.reward.resolve import check_reward_tasks
 from rrm_data.sim.rendering import IMAGE_SIZE, frame_spec
 from rrm_data.workflows import RewardDataConfig
 
@@ -46,6 +47,7 @@ def run(cfg: DictConfig) -> None:
     frame_spec(cfg.camera, cfg.image_size)
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root)  # refuse what validate refuses (undecodable frames too)
+    check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
     out = Path(cfg.out) if cfg.out else default_out(
         refs, dataset, f"gallery-{output_stem(dataset, cfg.split)}")
     check_out(out, Kind.GALLERY, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from rrm_data.config import COUNT, POSITIVE, build_config, doc
 from rrm_data.dataset import hub
-from rrm_data.dataset.card import render_card
+from rrm_data.dataset.card import check_license, render_card
 from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
@@ -50,6 +50,7 @@ def make_config(overrides: list[str]) -> DictConfig:
     if not cfg.repo_id:
         raise RrmError("repo_id is required, e.g. repo_id=my-org/button-press-prefs")
     hub.check_repo_id(cfg.repo_id)
+    check_license(cfg.license)
     return cfg
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
@@ -23,12 +24,13 @@ from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
 from rrm_data.progress import console
 from rrm_data.reward.artifact import load_reward
+from rrm_data.reward.resolve import check_reward_tasks, is_task_agnostic, reward_ref
 
 
 @dataclass
 class Config:
     data: str | None = field(default=None, metadata={"help": "dataset directory"})
-    reward: str | None = field(default=None, metadata={
+    reward: Any = field(default=None, metadata={
         "help": "reward run or artifact whose ensemble scores the pool (not for uniform)"})
     strategy: str = field(default="disagreement", metadata={
         "help": "uniform, disagreement or entropy"})
@@ -38,6 +40,8 @@ class Config:
     out: str | None = field(default=None, metadata={"help": "new dataset version (default: "
                                                             "replace data in place)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a dataset at out"})
+    allow_other_task: bool = field(default=False, metadata={
+        "help": "use a reward trained on other tasks than the dataset's"})
 
 
 def run(cfg: DictConfig) -> None:
@@ -46,15 +50,23 @@ def run(cfg: DictConfig) -> None:
     if cfg.strategy not in q.STRATEGIES:
         raise RrmError(f"unknown strategy '{cfg.strategy}'; choose one of "
                        f"{', '.join(q.STRATEGIES)}")
+    ref = None if cfg.reward is None else reward_ref(cfg.reward)
+    if ref is not None and is_task_agnostic(ref):
+        kind = "the true reward" if ref == "true" else "a prior"
+        raise RrmError(f"query needs a trained reward run; `{ref}` is {kind}, which has no "
+                       "ensemble to score the pool with")
     with new_version(open_dataset(cfg.data), cfg.out, cfg.overwrite,
-                     inputs={"reward": cfg.reward}) as target:
-        write_queries(cfg, target.dataset, target.out, target.overwrite)
+                     inputs={"reward": ref}) as target:
+        write_queries(cfg, ref, target.dataset, target.out, target.overwrite)
 
 
-def write_queries(cfg: DictConfig, dataset: DatasetDir, out: Path, overwrite: bool) -> None:
+def write_queries(cfg: DictConfig, ref: str | None, dataset: DatasetDir, out: Path,
+                  overwrite: bool) -> None:
     """Choose the queries from ``dataset`` (read under the lock) and write the new version."""
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
-    reward = None if cfg.reward is None else load_reward(cfg.reward)
+    if ref is not None:
+        check_reward_tasks([ref], dataset.info.tasks, cfg.allow_other_task)
+    reward = None if ref is None else load_reward(ref)
     if reward is None and cfg.strategy != "uniform":
         raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
     if cfg.pool is not None and cfg.n > cfg.pool:
@@ -66,7 +78,7 @@ def write_queries(cfg: DictConfig, dataset: DatasetDir, out: Path, overwrite: bo
     a, b = q.candidate_pairs(i, j, pool, np.random.default_rng(cfg.seed))
     returns = None if reward is None else q.member_returns(reward, dataset, segments)
     if cfg.strategy == "disagreement" and returns is not None and len(returns) < 2:
-        raise RrmError(f"reward {cfg.reward} has one ensemble member, so it never disagrees; "
+        raise RrmError(f"reward {ref} has one ensemble member, so it never disagrees; "
                        "train it with model.members=3 or use strategy=entropy")
     chosen, score, p_a = q.select_queries(cfg.strategy, a, b, returns, cfg.n)
     table = q.queries_table(segments.ids[a[chosen]], segments.ids[b[chosen]], cfg.strategy,
@@ -75,7 +87,7 @@ def write_queries(cfg: DictConfig, dataset: DatasetDir, out: Path, overwrite: bo
     tables[q.QUERIES] = {"train": table}
     info = dataset.info.replace(extra={**dataset.info.extra, "queries": {
         "strategy": cfg.strategy, "n": cfg.n, "pool": pool, "seed": cfg.seed,
-        "reward": cfg.reward}})
+        "reward": ref}})
     write_dataset(out, tables, info, overwrite=overwrite)
     console.print(f"wrote {out}: {table.num_rows} queries ({cfg.strategy}) from a pool of "
                   f"{pool} pairs")

@@ -25,7 +25,7 @@ from rrm_data.evaluation.scoring import SplitData, load_split, pair_frame, score
 from rrm_data.io import Kind, atomic_file, check_out, file_metadata
 from rrm_data.progress import console
 from rrm_data.reward.base import RewardFunction
-from rrm_data.reward.resolve import resolve_reward
+from rrm_data.reward.resolve import check_reward_tasks, resolve_reward
 from rrm_data.workflows import RewardDataConfig
 
 
@@ -61,6 +61,7 @@ def run(cfg: DictConfig) -> None:
         raise RrmError("data= is required: a dataset directory")
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
+    check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
     stem = output_stem(dataset, cfg.split, cfg.teacher)
     out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"scores-{stem}.parquet")
     check_out(out, Kind.SCORES, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})

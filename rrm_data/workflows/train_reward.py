@@ -159,7 +159,8 @@ def train(cfg: DictConfig, out: Path) -> None:
         trainer_parts.start_run(out, cfg)
     try:
         with trainer_parts.kept_metrics(out, ckpt is not None):
-            trainer.fit(learner, datamodule=datamodule, ckpt_path=ckpt)
+            # our own checkpoint, optimizer state included (not plain tensors)
+            trainer.fit(learner, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
     except RuntimeError as exc:
         if ckpt is None or "state_dict" not in str(exc):
             raise
@@ -176,6 +177,7 @@ def train(cfg: DictConfig, out: Path) -> None:
     if trainer.is_global_zero:
         assert datamodule.train_pairs is not None  # set by setup("fit") above
         training = {"recipe": cfg.recipe, "data": str(cfg.data.source),
+                    "tasks": list(dataset.info.tasks),
                     "teacher": cfg.data.teacher, "num_labels": len(datamodule.train_pairs),
                     "seed": cfg.seed, "epochs": trainer.current_epoch}
         export_reward(learner.reward.cpu(), out / ARTIFACT_DIR, name=out.name, training=training)

@@ -35,7 +35,7 @@ from rrm_data.io import Kind, atomic_directory, check_out, write_json
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.base import RewardFunction
-from rrm_data.reward.resolve import resolve_reward
+from rrm_data.reward.resolve import check_reward_tasks, resolve_reward, reward_ref
 from rrm_data.rl.sac import (
     EvaluationCallback,
     SacSettings,
@@ -72,17 +72,20 @@ class Config:
     out: str | None = field(default=None, metadata=doc(
         "run directory (default runs/sac-<task>-<reward>-seed<seed>)"))
     overwrite: bool = field(default=False, metadata=doc("replace an existing run at out"))
+    allow_other_task: bool = field(default=False, metadata=doc(
+        "use a reward trained on another task than task="))
 
 
 def make_config(overrides: list[str]) -> DictConfig:
     """Defaults, then the recipe's YAML, then the command-line overrides."""
     extra = parse_overrides(overrides)
-    if isinstance(extra.get("reward"), bool):  # YAML reads reward=true as a boolean
-        extra.reward = str(extra.reward).lower()
+    if "reward" in extra:
+        extra.reward = reward_ref(extra.reward)
     recipe_name = str(extra.get("recipe", Config.recipe))
     cfg = build_config(Config(), merge_configs(load_recipe(recipe_name, "sac"), extra))
     cfg.recipe = recipe_name
     check_task(cfg.task)
+    check_reward_tasks([cfg.reward], [cfg.task], cfg.allow_other_task)
     entropy_coefficient(cfg.sac.ent_coef)
     resolve_device(cfg.sac.device)
     if cfg.out is None:
