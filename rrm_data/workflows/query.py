@@ -20,14 +20,15 @@ from rrm_data.dataset.writer import new_version_target, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
 from rrm_data.progress import console
-from rrm_data.reward.artifact import load_reward
+from rrm_data.reward.resolve import resolve_reward
 
 
 @dataclass
 class Config:
     data: str | None = field(default=None, metadata={"help": "dataset directory"})
     reward: str | None = field(default=None, metadata={
-        "help": "reward run or artifact whose ensemble scores the pool (not for uniform)"})
+        "help": "reward (a run or artifact, or any reward reference) whose ensemble scores "
+                "the pool (not for uniform)"})
     strategy: str = field(default="disagreement", metadata={
         "help": "uniform, disagreement or entropy"})
     n: int = field(default=50, metadata={"help": "pairs to choose"})
@@ -49,7 +50,7 @@ def run(cfg: DictConfig) -> None:
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
-    reward = None if cfg.reward is None else load_reward(cfg.reward)
+    reward = None if cfg.reward is None else resolve_reward(cfg.reward)
     if reward is None and cfg.strategy != "uniform":
         raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
     if cfg.pool is not None and cfg.n > cfg.pool:

@@ -25,7 +25,8 @@ from rrm_data.io import output_lock
 from rrm_data.progress import console
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
-from rrm_data.reward.networks import build_network, prior_name
+from rrm_data.reward.networks import build_network
+from rrm_data.reward.spec import RewardSpec, prior_name
 from rrm_data.training import trainer as trainer_parts
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
 from rrm_data.vision.embeddings import (
@@ -103,7 +104,7 @@ def check_model(model: DictConfig) -> None:
         raise RrmError(f"model config lacks {', '.join(missing)} (set them in the recipe)")
     prior_name(str(model.prior))
     spec = reward_spec(model, {name: 1 for name in model.inputs}, None)
-    build_network(spec["network"], len(spec["inputs"]), spec["params"])
+    build_network(spec.network, len(spec.inputs), spec.params)
 
 
 def run(cfg: DictConfig) -> None:
@@ -126,10 +127,8 @@ def train(cfg: DictConfig, out: Path) -> None:
     datamodule = trainer_parts.make_datamodule(cfg, dataset)
     datamodule.setup("fit")
     stats = datamodule.input_stats(cfg.model.inputs) if cfg.model.normalize else None
-    spec = reward_spec(cfg.model, datamodule.column_widths, stats)
-    if encoders:
-        spec.update(image_spec(encoders))
-    learner = RewardLearner(spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+    network = reward_spec(cfg.model, datamodule.column_widths, stats)
+    learner = RewardLearner(network.to_json(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                             label_smoothing=cfg.optim.label_smoothing)
     trainer = trainer_parts.build_trainer(cfg, out)
     if trainer.is_global_zero:
@@ -155,7 +154,9 @@ def train(cfg: DictConfig, out: Path) -> None:
         training = {"recipe": cfg.recipe, "data": str(cfg.data.source),
                     "teacher": cfg.data.teacher, "num_labels": len(datamodule.train_pairs),
                     "seed": cfg.seed, "epochs": trainer.current_epoch}
-        export_reward(learner.reward.cpu(), out / ARTIFACT_DIR, name=out.name, training=training)
+        spec = RewardSpec.learned(out.name, network, training=training,
+                                  image=image_spec(encoders) if encoders else None)
+        export_reward(learner.reward.cpu(), spec, out / ARTIFACT_DIR)
         metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()
                    if k.endswith("agreement") or k.endswith("loss_epoch")}
         console.print(f"wrote {out}: {metrics}")
