@@ -22,10 +22,11 @@ COLUMNS = [fmt.STATE, fmt.ACTION]
 
 def spec(prior: str = "gripper_object", weight: float = 2.0, negate: bool = False,
          as_input: bool = False) -> NetworkSpec:
-    return NetworkSpec.from_json({"network": "mlp", "params": {"hidden": 16, "layers": 2, "members": 3},
-            "inputs": [{"column": fmt.STATE, "width": 39}, {"column": fmt.ACTION, "width": 4}],
-            "prior": {"name": prior, "weight": weight, "negate": negate, "as_input": as_input},
-            "normalization": None})
+    return NetworkSpec.from_json({
+        "network": "mlp", "params": {"hidden": 16, "layers": 2, "members": 3},
+        "inputs": [{"column": fmt.STATE, "width": 39}, {"column": fmt.ACTION, "width": 4}],
+        "prior": {"name": prior, "weight": weight, "negate": negate, "as_input": as_input},
+        "normalization": None})
 
 
 @pytest.fixture(scope="module")
