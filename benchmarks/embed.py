@@ -89,7 +89,7 @@ def epoch_seconds(data: Path, recipe: str, root: Path) -> tuple[float, int]:
     datamodule = make_datamodule(cfg, open_dataset(data))
     datamodule.setup("fit")
     spec = reward_spec(cfg.model, datamodule.column_widths,
-                       datamodule.input_stats(cfg.model.inputs))
+                       datamodule.input_stats(cfg.model.inputs)).to_json()
     timer = EpochTimer()
     trainer = pl.Trainer(max_epochs=EPOCHS, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,

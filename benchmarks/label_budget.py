@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from rrm_data.cli import main as cli
-from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.reward.artifact import load_reward
 from rrm_data.reward.base import PriorReward, RewardFunction
+from rrm_data.reward.window import dataset_windows
 from rrm_data.training.datamodule import labelled_pairs, segment_windows
 from rrm_data.workflows.train_reward import make_config, run
 
@@ -43,7 +43,7 @@ def agreement(reward: RewardFunction, dataset: DatasetDir) -> float:
     """Strict accuracy of the reward's segment returns on the non-tie oracle test pairs."""
     first, length = segment_windows(dataset)
     pairs = labelled_pairs(dataset, "test", "oracle", first)
-    scores = reward.score(step_columns(dataset, reward.columns)).total
+    scores = reward.score(dataset_windows(dataset, reward.columns, reward.window)).total
     returns = scores[pairs.first[..., None] + np.arange(length)].sum(axis=-1)
     decided = pairs.label != 0.5
     return float(((returns[:, 0] > returns[:, 1]) == (pairs.label > 0.5))[decided].mean())

@@ -102,7 +102,7 @@ def main_benchmark(episodes: int, pairs: int) -> dict:
         "pairs": n_pairs,
         "scored_steps": int(len(rows)),
         "per_pair_steps": int(len(windows)),
-        "network": reward.spec["params"],
+        "network": dict(reward.spec.network.params) if reward.spec.network else {},
         "score_s": best["score"],
         "bare_forward_s": best["bare"],
         "bare_chunked_forward_s": best["chunked"],

@@ -60,7 +60,8 @@ def main() -> None:
         cfg = make_config([f"recipe={args.recipe}", f"data={data}"])
         dm: PreferenceDataModule = make_datamodule(cfg, open_dataset(data))
         dm.setup("fit")
-        spec = reward_spec(cfg.model, dm.column_widths, dm.input_stats(cfg.model.inputs))
+        spec = reward_spec(cfg.model, dm.column_widths,
+                           dm.input_stats(cfg.model.inputs)).to_json()
         # Every batch of one epoch gathered in advance, handed out one by one as they are.
         prebuilt = DataLoader(list(dm.train_dataloader()), batch_size=None,
                               collate_fn=already_batched)

@@ -152,13 +152,13 @@ def test_embed_stores_features_keyed_by_step_index(embedded, tmp_path):
 def test_image_frozen_artifact_scores_raw_frames_like_cached_features(embedded, image_run):
     reward = resolve_reward(image_run)
     record = open_dataset(embedded).info.embeddings[TABLE]
-    assert reward.spec["encoders"][TABLE]["weights_sha256"] == record["weights_sha256"]
-    assert reward.spec["frames"]["height"] == 32
+    assert reward.spec.encoders[TABLE]["weights_sha256"] == record["weights_sha256"]
+    assert reward.spec.frames is not None and reward.spec.frames.height == 32
     assert set(reward.columns) == {TABLE, fmt.ACTION, fmt.STATE}
     dataset = open_dataset(embedded)
     rows = slice(0, 24)
     columns = {k: v[rows] for k, v in step_columns(dataset, reward.columns).items()}
-    cached = reward.score(columns)
+    cached = reward.score({k: v[:, None] for k, v in columns.items()})
 
     # The artifact alone scores raw frames: load_reward(path)(obs, act, frames=uint8).
     frames = decode_column(dataset.table("steps", columns=[CAMERA]).column(CAMERA))[rows]

@@ -20,7 +20,7 @@ from helpers import one_line_error, overrides
 from rrm_data.cli import main
 from rrm_data.reward.artifact import load_reward
 from rrm_data.reward.loss import preference_logits, segment_returns
-from rrm_data.reward.networks import ResidualReward
+from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.entropy import knn_distance
 from rrm_data.rl.online.episodes import EpisodeArrays
@@ -59,7 +59,9 @@ def test_loop_runs_end_to_end(online_run: Path) -> None:
     assert [int(r["timesteps"]) for r in rows] == [200, 400]
     assert {"labels", "success_rate", "true_return"} <= set(rows[0])
     reward = load_reward(online_run)
-    assert reward.spec["prior"]["name"] == "gripper_object" and reward.spec["normalization"]
+    assert reward.spec.network is not None and reward.spec.network.prior.name == "gripper_object"
+    assert reward.spec.network.normalization is not None
+    assert reward.spec.task == TASK
     assert load_policy(str(online_run)).num_timesteps == 400  # what collect's sac:PATH loads
     with (online_run / "progress.csv").open() as f:
         assert "rollout/learned_return" in next(csv.reader(f))
@@ -260,7 +262,7 @@ def test_uncertainty_sampling_picks_the_most_uncertain_pairs(sampling: str) -> N
     """disagreement: largest std over members of P(a ≻ b); entropy: largest mean binary
     entropy of the members' P(a ≻ b), both computed here directly from the ensemble."""
     episodes = _episodes(6, 40, 0)
-    model = ResidualReward(reward_spec(
+    model = RewardNetwork(reward_spec(
         {"network": "mlp", "inputs": ["observation.state", "action"], "prior": "zero",
          "prior_weight": 0.0, "negate_prior": False, "prior_as_input": False,
          "hidden": 16, "layers": 2, "members": 3}, {"observation.state": 39, "action": 4},

@@ -66,7 +66,8 @@ def direct_spread(root: Path, run: Path) -> dict[frozenset[int], float]:
         first = int(ep.loc[row.episode_index, "index_from"]) + int(row.start)
         rows = np.arange(first, first + int(row.length))
         columns = step_columns(dataset, reward.columns, rows=rows)
-        returns[row.segment_index] = reward.member_scores(columns).astype(np.float64).sum(axis=1)
+        members = reward.score({c: v[:, None] for c, v in columns.items()}).members
+        returns[row.segment_index] = members.astype(np.float64).sum(axis=1)
     episode = dict(zip(seg["segment_index"], seg["episode_index"], strict=True))
     done = labelled(root)
     spread = {}

@@ -13,18 +13,20 @@ from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.priors import PRIORS
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.reward.networks import ResidualReward
+from rrm_data.reward.networks import RewardNetwork
+from rrm_data.reward.spec import NetworkSpec
 from rrm_data.training.datamodule import PreferenceDataModule
 
 COLUMNS = [fmt.STATE, fmt.ACTION]
 
 
 def spec(prior: str = "gripper_object", weight: float = 2.0, negate: bool = False,
-         as_input: bool = False) -> dict:
-    return {"network": "mlp", "params": {"hidden": 16, "layers": 2, "members": 3},
-            "inputs": [{"column": fmt.STATE, "width": 39}, {"column": fmt.ACTION, "width": 4}],
-            "prior": {"name": prior, "weight": weight, "negate": negate, "as_input": as_input},
-            "normalization": None}
+         as_input: bool = False) -> NetworkSpec:
+    return NetworkSpec.from_json({
+        "network": "mlp", "params": {"hidden": 16, "layers": 2, "members": 3},
+        "inputs": [{"column": fmt.STATE, "width": 39}, {"column": fmt.ACTION, "width": 4}],
+        "prior": {"name": prior, "weight": weight, "negate": negate, "as_input": as_input},
+        "normalization": None})
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_torch_priors_match_the_numpy_priors(steps: dict) -> None:
 @pytest.mark.parametrize(("negate", "as_input"), [(False, False), (True, False), (False, True)])
 def test_residual_model_parts(steps: dict, negate: bool, as_input: bool) -> None:
     torch.manual_seed(0)
-    model = ResidualReward(spec(negate=negate, as_input=as_input))
+    model = RewardNetwork(spec(negate=negate, as_input=as_input))
     columns = {c: torch.from_numpy(steps[c]) for c in COLUMNS}
     parts = model(columns)
     r0 = PRIORS.get("gripper_object")(steps[fmt.STATE].astype(np.float64))
@@ -60,7 +62,7 @@ def test_residual_model_parts(steps: dict, negate: bool, as_input: bool) -> None
 
 
 def test_zero_prior_is_a_plain_tanh_mlp(steps: dict) -> None:
-    model = ResidualReward(spec(prior="zero"))
+    model = RewardNetwork(spec(prior="zero"))
     parts = model({c: torch.from_numpy(steps[c]) for c in COLUMNS})
     assert torch.count_nonzero(parts.prior) == 0
     assert parts.total.abs().max() <= 1.0

@@ -21,16 +21,16 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.priors import gripper_object
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import export_reward, load_reward
-from rrm_data.reward.base import RewardOutput
-from rrm_data.reward.networks import ResidualReward
+from rrm_data.reward.base import RewardFunction, RewardOutput, single
+from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.resolve import resolve_reward
+from rrm_data.reward.spec import Frames, RewardSpec, reward_spec
 from rrm_data.rl.relabel import relabel, relabel_replay_buffer
 from rrm_data.rl.sac import check_reward_fits, make_vec_env
 from rrm_data.rl.wrapper import RewardWrapper, task_env
 from rrm_data.sim.envs import get_physics_state
 from rrm_data.sim.policies import load_policy
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
-from rrm_data.training.module import reward_spec
 from rrm_data.workflows.train_sac import make_config as make_sac_config
 from tests.conftest import overrides
 
@@ -55,16 +55,15 @@ def sac_run(learned_reward: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out
 
 
-class FrameBrightness:
+class FrameBrightness(RewardFunction):
     """A frame-reading reward (mean pixel value): exercises the wrappers' frame path."""
 
-    name = "brightness"
-    columns = (fmt.image_column("corner"),)
-    spec: Mapping = {"frames": {"height": 32, "quality": "fast"}}
+    spec = RewardSpec("brightness", (fmt.image_column("corner"),),
+                      frames=Frames(("corner",), height=32))
 
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
-        total = columns[self.columns[0]].reshape(len(columns[self.columns[0]]), -1).mean(1)
-        return RewardOutput(total, np.zeros_like(total), total)
+        frames = columns[self.columns[0]][:, -1]
+        return single(frames.reshape(len(frames), -1).mean(1), "residual")
 
 
 def test_wrapper_passes_check_env_and_keeps_true_reward() -> None:
@@ -196,7 +195,7 @@ def _mismatched_artifact(path: Path) -> Path:
     """A real artifact of a reward model that observes 12 numbers instead of Meta-World's 39."""
     model_cfg = load_recipe("state_residual", "model").model
     spec = reward_spec(model_cfg, {fmt.STATE: 12, fmt.ACTION: 4}, None)
-    return export_reward(ResidualReward(spec), path, name="narrow", training={})
+    return export_reward(RewardNetwork(spec), RewardSpec.learned("narrow", spec), path)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -16,7 +16,7 @@ from rrm_data.labels.query import disagreement, entropy
 from rrm_data.recipes import load_recipe
 from rrm_data.registry import Registry
 from rrm_data.reward.loss import bradley_terry_loss
-from rrm_data.reward.networks import EnsembleLinear, ResidualReward
+from rrm_data.reward.networks import EnsembleLinear, RewardNetwork
 from rrm_data.rl.online.queries import uncertainty
 from rrm_data.training.module import reward_spec
 
@@ -116,7 +116,7 @@ def test_entropy_is_the_mean_of_member_entropies() -> None:
 def test_online_uncertainty_follows_the_same_definitions() -> None:
     torch.manual_seed(0)
     model_cfg = load_recipe("state_residual", "model").model
-    model = ResidualReward(reward_spec(model_cfg, {fmt.STATE: 39, fmt.ACTION: 4}, None)).double()
+    model = RewardNetwork(reward_spec(model_cfg, {fmt.STATE: 39, fmt.ACTION: 4}, None)).double()
     inputs = {fmt.STATE: torch.randn(6, 2, 5, 39, dtype=torch.float64),
               fmt.ACTION: torch.randn(6, 2, 5, 4, dtype=torch.float64)}
     with torch.no_grad():

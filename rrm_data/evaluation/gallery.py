@@ -139,7 +139,7 @@ def _groups(scored: Scored, data: SplitData, k: int) -> Iterator[tuple[str, Clip
                              (f"Bottom {len(bottom)} {kind}s", bottom)):
             for rank, i in enumerate(picks, 1):
                 yield title, items[i], rank, {p: float(v[i]) for p, v in
-                                              returns._asdict().items()}
+                                              returns.parts().items()}
 
 
 def build_gallery(data: SplitData, scored: list[Scored], root: Path, k: int, camera: str,

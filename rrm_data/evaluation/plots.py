@@ -75,7 +75,7 @@ def draw_rewards(ax: Axes, output: RewardOutput, true: np.ndarray, title: str) -
     """Predicted total (and its prior and residual parts, for a residual model) on the left
     axis, true reward on the right axis, over time."""
     t = np.arange(len(true))
-    parts = output._asdict()
+    parts = output.parts()
     if not (np.any(output.prior) and np.any(output.residual)):
         parts = {"total": output.total}  # no prior/residual split to show
     for part, values in parts.items():

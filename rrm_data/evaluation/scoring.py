@@ -1,9 +1,10 @@
 """Score a dataset split with a reward: per-step parts, segment and episode returns, per pair.
 
 A split's labelled pairs decide which segments and episodes belong to it. Only the steps
-that those windows cover are scored; returns are window sums of the per-step
-reward, summed exactly as the collector summed the true reward for its teachers (so the
-true reward reproduces the oracle's labels bit for bit).
+those segments cover are scored (each from its reward window, ``reward.window``, which
+may reach earlier steps of its episode); returns are sums of the per-step reward over
+the segment, summed exactly as the collector summed the true reward for its teachers (so
+the true reward reproduces the oracle's labels bit for bit).
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rrm_data.dataset.columns import positions, segment_first_steps, step_columns
+from rrm_data.dataset.columns import positions, segment_first_steps
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.metrics import preference_probability
 from rrm_data.reward.base import RewardFunction, RewardOutput
 from rrm_data.reward.resolve import resolve_reward
+from rrm_data.reward.window import dataset_windows
 from rrm_data.sim.policies import policy_label
 
 TIE = 0.5
-PARTS = RewardOutput._fields
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def window_totals(rows: np.ndarray, values: np.ndarray, first: np.ndarray,
     """Sums of ``values`` (..., len(rows)), scored on the sorted step rows ``rows``, over the
     windows [first, first + length): shape (..., windows). Every window row must be scored."""
     first, length = np.asarray(first, np.int64), np.asarray(length, np.int64)
-    sums = np.zeros((*values.shape[:-1], len(first)))
+    sums = np.zeros((*np.shape(values)[:-1], len(first)))
     for n in np.unique(length):
         which = length == n
         at = np.searchsorted(rows, first[which][:, None] + np.arange(n)[None, :])
@@ -115,18 +116,23 @@ class StepScores:
     def window(self, first: int, length: int) -> RewardOutput:
         """Per-step parts of one window, in time order."""
         at = np.searchsorted(self.rows, np.arange(first, first + length))
-        return RewardOutput(*(values[at] for values in self.output))
+        return RewardOutput(*(values[..., at] for values in self.output))
 
 
 def score_rows(reward: RewardFunction, columns: Mapping[str, np.ndarray],
                rows: np.ndarray) -> StepScores:
-    """Score step rows ``rows`` from their ``columns``; each part is float64 (len(rows),)."""
+    """Score step rows ``rows`` from their windowed ``columns`` (N, k, ...); each part is
+    float64 (len(rows),), the members (K, len(rows))."""
     output = reward.score(columns)
-    parts = [np.asarray(p, np.float64).reshape(-1) for p in output]
+    parts = [np.asarray(p, np.float64).reshape(-1) for p in output[:3]]
+    members = np.asarray(output.members, np.float64).reshape(-1, len(parts[0]))
     if any(len(p) != len(rows) for p in parts):
         raise RrmError(f"reward {reward.name} returned {len(parts[0])} values "
                        f"for {len(rows)} steps")
-    return StepScores(reward.name, rows, RewardOutput(*parts))
+    return StepScores(reward.name, rows, RewardOutput(parts[0], parts[1], parts[2], members))
+
+
+
 
 
 # What a features table and a reward record about how features were made; all must match.
@@ -136,8 +142,7 @@ FEATURE_SOURCE = ("encoder", "weights_sha256", "preprocessing", "cameras", "fram
 def check_feature_source(reward: RewardFunction, data: SplitData) -> None:
     """Refuse to score an image reward on cached features made another way (another camera,
     image size, encoder or weights) than those it was trained on."""
-    records = (getattr(reward, "spec", None) or {}).get("encoders") or {}
-    for column, record in records.items():
+    for column, record in reward.spec.encoders.items():
         have = data.dataset.info.embeddings.get(column)
         if have is None:
             continue
@@ -155,7 +160,8 @@ def score_steps(reward: RewardFunction, data: SplitData, whole_episodes: bool) -
         rows = window_rows(data.episodes["index_from"], data.episodes["length"])
     else:
         rows = window_rows(data.segments["first"], data.segments["length"])
-    return score_rows(reward, step_columns(data.dataset, reward.columns, rows=rows), rows)
+    columns = dataset_windows(data.dataset, reward.columns, reward.window, rows)
+    return score_rows(reward, columns, rows)
 
 
 def pair_frame(data: SplitData, segment_scores: np.ndarray) -> pd.DataFrame:
@@ -202,7 +208,7 @@ class Scored:
     def views(self) -> dict[str, str]:
         """``{view: part}``: the total, plus the prior alone for a residual model (one whose
         prior and residual parts are both non-zero)."""
-        nonzero = {part: bool(np.any(values)) for part, values in self.steps.output._asdict()
+        nonzero = {part: bool(np.any(values)) for part, values in self.steps.output.parts()
                    .items()}
         if nonzero["prior"] and nonzero["residual"]:
             return {self.ref: "total", f"{self.ref} · prior": "prior"}

@@ -10,20 +10,18 @@ not held out for test), so labelling them never leaks segments into the test spl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.columns import pair_keys, step_columns
+from rrm_data.dataset.columns import pair_keys
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.metrics import preference_probability
 from rrm_data.evaluation.scoring import positions, window_rows, window_totals
-
-if TYPE_CHECKING:
-    from rrm_data.reward.artifact import LearnedReward
+from rrm_data.reward.base import RewardFunction
+from rrm_data.reward.window import dataset_windows
 
 STRATEGIES = fmt.QUERY_STRATEGIES
 QUERIES = fmt.QUERIES
@@ -90,11 +88,14 @@ def candidate_pairs(i: np.ndarray, j: np.ndarray, size: int,
     return np.where(flip, b, a), np.where(flip, a, b)
 
 
-def member_returns(reward: LearnedReward, dataset: DatasetDir, segments: Segments) -> np.ndarray:
-    """Each ensemble member's predicted return of each segment, (members, segments)."""
+def member_returns(reward: RewardFunction, dataset: DatasetDir, segments: Segments
+                   ) -> np.ndarray:
+    """Each ensemble member's predicted return of each segment, (members, segments): the
+    sum over the segment of the member's per-step r̂, each step scored from its window."""
     rows = window_rows(segments.first, segments.length)
-    members = reward.member_scores(step_columns(dataset, reward.columns, rows=rows))
-    return window_totals(rows, members.astype(np.float64), segments.first, segments.length)
+    members = reward.score(dataset_windows(dataset, reward.columns, reward.window, rows)).members
+    members = np.asarray(members, np.float64).reshape(-1, len(rows))
+    return window_totals(rows, members, segments.first, segments.length)
 
 
 def disagreement(p: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The exported reward artifact: ``reward.json`` + ``weights.safetensors``, loaded with torch only.
 
-``reward.json`` holds everything needed to rebuild the network (kind and sizes, input
-columns, prior definition, normalization stats) and how it was trained; no Lightning,
-no dataset is needed to score steps with it.
+``reward.json`` is the reward's ``RewardSpec`` (network kind and sizes, input columns,
+prior, normalization stats, window, frames and encoders, how it was trained), parsed once
+on load; no Lightning, no dataset is needed to score steps with it.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from rrm_data import __version__
 from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError, first_line
 from rrm_data.io import Kind, atomic_directory, write_json
-from rrm_data.reward.base import RewardOutput
-from rrm_data.reward.networks import ResidualReward, RewardParts
+from rrm_data.reward.base import RewardFunction, RewardOutput
+from rrm_data.reward.networks import RewardNetwork
+from rrm_data.reward.spec import Normalization, RewardSpec
 
 ARTIFACT_FORMAT = "rrm-reward/1"
 ARTIFACT_DIR = "reward"
@@ -33,35 +34,42 @@ WEIGHTS_FILE = "weights.safetensors"
 CHUNK = 2048
 
 
-def export_reward(model: ResidualReward, out: Path, name: str,
-                  training: Mapping[str, Any]) -> Path:
+def export_reward(model: RewardNetwork, spec: RewardSpec, out: Path) -> Path:
     """Write the artifact directory ``out`` atomically (temp sibling, then rename)."""
     with atomic_directory(out, Kind.REWARD_RUN, overwrite=True) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / WEIGHTS_FILE))
         write_json(tmp / SPEC_FILE, {"format": ARTIFACT_FORMAT, "rrm_data_version": __version__,
-                                     "name": name, **model.spec, "training": dict(training)})
+                                     **spec.to_json()})
     return Path(out)
 
 
-class LearnedReward:
-    """A trained reward model: ``score`` on steps columns, ``reward(obs, act)`` on batches.
+class LearnedReward(RewardFunction):
+    """A trained reward model: ``score`` on windowed steps columns, ``reward(obs, act)`` on
+    batches. Its network is Markovian (window k = 1).
 
     numpy in → numpy out; torch in → torch out (on the input's device). No gradients.
     """
 
-    def __init__(self, model: ResidualReward, spec: Mapping[str, Any]) -> None:
+    def __init__(self, model: RewardNetwork, spec: RewardSpec) -> None:
+        if spec.window.length != 1:
+            raise RrmError(f"reward '{spec.name}': a learned network scores one step; its "
+                           f"window must have length 1, not {spec.window.length}")
         self.model = model.eval()
-        self.spec = dict(spec)
-        self.name: str = str(spec.get("name", "reward"))
-        self.columns: tuple[str, ...] = model.columns
+        self.spec = spec
         # Image rewards read cached encoder features; from raw frames they are computed here.
-        encoders = spec.get("encoders")
         self.frame_features = None
-        if encoders:  # only image rewards need timm
+        if spec.encoders:  # only image rewards need timm
             from rrm_data.vision.encoders import FrameFeatures
 
-            self.frame_features = FrameFeatures(encoders)
+            self.frame_features = FrameFeatures(spec.encoders)
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Fix the network's input mean and std; the spec (and so the artifact) follows."""
+        self.model.input_mean.copy_(mean)
+        self.model.input_std.copy_(std)
+        self.spec = self.spec.with_normalization(
+            Normalization(tuple(mean.tolist()), tuple(std.tolist())))
 
     def to(self, device: str | torch.device) -> LearnedReward:
         self.model.to(device)
@@ -72,29 +80,21 @@ class LearnedReward:
         return self.model.input_mean.device
 
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
-        """Per-step parts (numpy) for steps-table columns (N, width) or (N,), in chunks.
+        """Per-step parts (numpy) for windowed steps-table columns (N, 1, width) or (N, 1),
+        scored CHUNK steps at a time; ``members`` is each ensemble member's r̂ (K, N).
 
         An image reward takes its ``embeddings/<encoder>`` columns, or the camera frames
-        (``observation.images.<camera>``, uint8 (N, H, W, 3)) to compute them from.
+        (``observation.images.<camera>``, uint8 (N, 1, H, W, 3)) to compute them from.
         """
-        parts = self._chunks(columns)
-        return RewardOutput(*(np.concatenate([p[k].cpu().numpy() for p in parts])
-                              for k in range(3)))
-
-    def member_scores(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Each ensemble member's per-step r̂, (members, N), for steps-table columns as
-        ``score`` takes them: what query selection by ensemble disagreement reads."""
-        return np.concatenate([p.members.cpu().numpy() for p in self._chunks(columns)], axis=-1)
-
-    def _chunks(self, columns: Mapping[str, np.ndarray]) -> list[RewardParts]:
-        """Parts of the steps in ``columns``, scored CHUNK steps at a time."""
-        columns = self._with_features(columns)
-        missing = [c for c in self.columns if c not in columns]
+        steps = self._with_features({c: v[:, 0] for c, v in columns.items()})
+        missing = [c for c in self.columns if c not in steps]
         if missing:
             raise RrmError(f"reward '{self.name}' needs the columns {', '.join(missing)}")
-        n = len(columns[self.columns[0]])
-        return [self._parts({c: columns[c][i:i + CHUNK] for c in self.columns})
-                for i in range(0, max(n, 1), CHUNK)]
+        n = len(steps[self.columns[0]])
+        parts = [self._parts({c: steps[c][i:i + CHUNK] for c in self.columns})
+                 for i in range(0, max(n, 1), CHUNK)]
+        return RewardOutput(*(np.concatenate([p[k].cpu().numpy() for p in parts], axis=-1)
+                              for k in range(4)))
 
     def __call__(self, obs: Any, act: Any, frames: Any = None) -> RewardOutput:
         """r̂ of a batch of observations (N, 39) and actions (N, 4), with its two parts.
@@ -103,7 +103,7 @@ class LearnedReward:
         {camera: frames} for several, rendered as its training data was.
         """
         parts = self._parts(self._obs_act(obs, act, frames))
-        return RewardOutput(*(_like(obs, x) for x in parts[:3]))
+        return RewardOutput(*(_like(obs, x) for x in parts))
 
     def ensemble_std(self, obs: Any, act: Any, frames: Any = None) -> Any:
         """Disagreement: std of r̂ over ensemble members (0 for a single member)."""
@@ -130,7 +130,7 @@ class LearnedReward:
         frames = {c.removeprefix(prefix): v for c, v in columns.items() if c.startswith(prefix)}
         return {**columns, **self.frame_features(frames)}
 
-    def _parts(self, columns: Mapping[str, Any]) -> RewardParts:
+    def _parts(self, columns: Mapping[str, Any]) -> RewardOutput:
         tensors = {c: _tensor(v).to(self.device) for c, v in columns.items()}
         for name, width in self.model.inputs.items():
             if tensors[name].ndim == 1:
@@ -179,21 +179,24 @@ def read_spec(path: str | Path) -> dict[str, Any]:
     is and how it was trained, read without building the network."""
     root = artifact_dir(path)
     try:
-        spec = json.loads((root / SPEC_FILE).read_text())
+        data = json.loads((root / SPEC_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RrmError(f"{root / SPEC_FILE}: corrupt reward artifact ({exc})") from None
-    if not isinstance(spec, dict) or spec.get("format") != ARTIFACT_FORMAT:
-        found = spec.get("format") if isinstance(spec, dict) else None
+    if not isinstance(data, dict) or data.get("format") != ARTIFACT_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
         raise RrmError(f"{root / SPEC_FILE}: format {found!r}, expected {ARTIFACT_FORMAT!r}")
-    return spec
+    return data
 
 
 def load_reward(path: str | Path) -> LearnedReward:
     """Load a reward artifact from a run directory or the artifact directory."""
     root = artifact_dir(path)
-    spec = read_spec(root)
+    data = read_spec(root)
     try:
-        model = ResidualReward(spec)
+        spec = RewardSpec.from_json(data)
+        if spec.network is None:
+            raise KeyError("network")
+        model = RewardNetwork(spec.network)
     except (KeyError, TypeError, ValueError) as exc:
         raise RrmError(f"{root / SPEC_FILE}: incomplete reward spec ({exc!r})") from None
     try:

@@ -1,70 +1,99 @@
-"""What evaluation, galleries and RL need from a reward: per-step scores split into parts.
+"""The reward contract: a reward maps a window of steps to one value per step.
 
-A reward function scores columns of the steps table (``observation.state``, ``action``,
-``prior.<name>``, ``next.reward``, cached image features …) and returns the total r̂
-with its prior and residual parts. Learned models come from an exported artifact;
-``true`` and ``prior:<name>`` are references for comparison.
+Every reward carries a typed ``spec`` (``reward.spec.RewardSpec``: name, the steps columns
+it reads, its ``Window`` of k steps, frames and encoders, task, network) and scores
+windowed columns: ``score({column: (N, k, ...)})`` → ``RewardOutput`` of per-step values
+(N,). Windows are built in ``reward.window`` only; a segment's score is the sum of its
+per-step rewards, so every consumer works unchanged for any k. Learned models are loaded
+from an artifact (``reward.artifact.LearnedReward``); ``TrueReward`` and ``PriorReward``
+are references for comparison.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.priors import PRIORS
+from rrm_data.reward.spec import RewardSpec, Window
+
+# The additive parts of r̂ that evaluation reports (``members`` is not one of them).
+PARTS = ("total", "prior", "residual")
 
 
 class RewardOutput(NamedTuple):
-    """Per-step reward r̂ = prior part + residual part, each of shape (N,)."""
+    """Per-step r̂ = prior part + residual part, each (N,) (numpy, or torch from a network);
+    ``members`` holds each ensemble member's total, (K, N) (one member without an ensemble)."""
 
-    total: np.ndarray
-    prior: np.ndarray
-    residual: np.ndarray
+    total: Any
+    prior: Any
+    residual: Any
+    members: Any
 
-
-@runtime_checkable
-class RewardFunction(Protocol):
-    """Scores steps. ``columns`` names the steps-table columns that ``score`` reads."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def columns(self) -> tuple[str, ...]: ...
-
-    def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput: ...
+    def parts(self) -> dict[str, Any]:
+        """The additive parts by name (what evaluation sums and plots)."""
+        return {p: getattr(self, p) for p in PARTS}
 
 
-@dataclass(frozen=True)
-class TrueReward:
-    """The environment's own reward, read from ``next.reward``: the ceiling of any model."""
+class RewardFunction(ABC):
+    """A reward: its ``spec`` says what it reads; ``score`` maps windowed columns
+    {column: (N, k, ...)} (k = ``spec.window.length``, oldest step first) to per-step parts."""
 
-    name: str = "true"
-    columns: tuple[str, ...] = (fmt.REWARD,)
-
-    def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
-        total = np.asarray(columns[fmt.REWARD], dtype=np.float64)
-        zeros = np.zeros_like(total)
-        return RewardOutput(total, zeros, zeros)
-
-
-@dataclass(frozen=True)
-class PriorReward:
-    """A prior alone, r̂ = weight · r0(s): the baseline a residual model must beat."""
-
-    prior: str
-    weight: float = 1.0
-    columns: tuple[str, ...] = (fmt.STATE,)
+    spec: RewardSpec
 
     @property
     def name(self) -> str:
-        return f"prior:{self.prior}" if self.weight == 1.0 else f"prior:{self.prior}*{self.weight}"
+        return self.spec.name
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.spec.columns
+
+    @property
+    def window(self) -> Window:
+        return self.spec.window
+
+    @abstractmethod
+    def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput: ...
+
+
+def single(total: np.ndarray, part: str | None = None) -> RewardOutput:
+    """The output of a reward without an ensemble (one member), whose total is all ``part``
+    (``prior`` or ``residual``), or neither (None: the true reward has no parts)."""
+    total = np.asarray(total, np.float64)
+    zeros = np.zeros_like(total)
+    return RewardOutput(total, total if part == "prior" else zeros,
+                        total if part == "residual" else zeros, total[None])
+
+
+class TrueReward(RewardFunction):
+    """The environment's own reward: the ceiling of any model.
+
+    Meta-World's reward is a function of (s, a, s′) (``sim.true_reward.true_rewards``);
+    for stored steps it equals ``next.reward`` (tests/test_transitions.py checks every step
+    of a collection), so this reads that column rather than re-simulating.
+    """
+
+    def __init__(self) -> None:
+        self.spec = RewardSpec("true", (fmt.REWARD,))
 
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
-        obs = np.asarray(columns[fmt.STATE], dtype=np.float64)
-        prior = self.weight * PRIORS.get(self.prior)(obs)
-        return RewardOutput(prior, prior, np.zeros_like(prior))
+        return single(columns[fmt.REWARD][:, -1])
+
+
+class PriorReward(RewardFunction):
+    """A prior alone, r̂ = weight · r0(s): the baseline a residual model must beat."""
+
+    def __init__(self, prior: str, weight: float = 1.0) -> None:
+        PRIORS.get(prior)
+        self.prior, self.weight = prior, weight
+        name = f"prior:{prior}" if weight == 1.0 else f"prior:{prior}*{weight}"
+        self.spec = RewardSpec(name, (fmt.STATE,))
+
+    def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
+        obs = np.asarray(columns[fmt.STATE][:, -1], dtype=np.float64)
+        return single(self.weight * PRIORS.get(self.prior)(obs), "prior")

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rrm_data.reward.networks import ResidualReward
+from rrm_data.reward.networks import RewardNetwork
 
 
-def segment_returns(reward: ResidualReward, inputs: Mapping[str, Tensor]) -> Tensor:
+def segment_returns(reward: RewardNetwork, inputs: Mapping[str, Tensor]) -> Tensor:
     """Segment returns of each ensemble member: (K, B, 2) for inputs (B, 2, T, width)."""
     return reward(inputs).members.sum(dim=-1)
 

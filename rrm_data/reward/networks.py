@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,21 +20,9 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.priors import PRIORS
 from rrm_data.errors import RrmError
 from rrm_data.registry import Registry
+from rrm_data.reward.base import RewardOutput
+from rrm_data.reward.spec import NetworkSpec
 from rrm_data.triton_apart import load_triton_apart
-
-
-def prior_name(name: str) -> str:
-    """Accept ``gripper_object`` or ``prior.gripper_object``; refuse unknown priors."""
-    bare = fmt.prior_name(name)
-    if bare not in PRIORS:
-        raise RrmError(PRIORS.unknown(name))
-    return bare
-
-
-def columns_read(inputs: list[str], prior: str) -> tuple[str, ...]:
-    """Steps columns a model reads: its inputs, and observation.state for a non-zero prior."""
-    needs_state = prior_name(prior) != "zero" and fmt.STATE not in inputs
-    return (*inputs, fmt.STATE) if needs_state else tuple(inputs)
 
 
 class EnsembleLinear(nn.Module):
@@ -124,46 +112,34 @@ def build_network(kind: str, in_dim: int, params: Mapping[str, Any]) -> nn.Modul
     return cls(in_dim, **params)
 
 
-class RewardParts(NamedTuple):
-    """Per-step reward parts; ``members`` holds each ensemble member's total, (K, ...)."""
+class RewardNetwork(nn.Module):
+    """The learned reward's torch module: r̂ = w · r0(s) + tanh(f(x)), with r0 a fixed prior
+    (possibly negated) and f an ensemble; Markovian (one step in, one value out).
 
-    total: Tensor
-    prior: Tensor
-    residual: Tensor
-    members: Tensor
-
-
-class ResidualReward(nn.Module):
-    """r̂ = w · r0(s) + tanh(f(x)), with r0 a fixed prior (possibly negated) and f learned.
-
-    ``spec`` is the JSON-able description stored in the artifact: ``network``, ``params``,
-    ``inputs`` [{column, width}] in concatenation order, ``prior`` {name, weight, negate,
-    as_input}, ``normalization`` {mean, std} over the concatenated inputs, or None.
+    Built from a ``NetworkSpec`` (kind and sizes, inputs in concatenation order, prior,
+    normalization); the normalization stats live in buffers so they travel with the weights.
     """
 
     input_mean: Tensor  # buffers, registered in __init__
     input_std: Tensor
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
+    def __init__(self, spec: NetworkSpec) -> None:
         super().__init__()
-        self.spec = dict(spec)
-        self.inputs = {str(i["column"]): int(i["width"]) for i in spec["inputs"]}
-        prior = spec["prior"]
-        self.prior_name = prior_name(prior["name"])
-        self.prior_weight = float(prior["weight"])
-        self.prior_sign = -1.0 if prior["negate"] else 1.0
-        self.prior_as_input = bool(prior["as_input"])
-        self.columns = columns_read(list(self.inputs), self.prior_name)
+        self.inputs = dict(spec.inputs)
+        self.prior_name = spec.prior.name
+        self.prior_weight = spec.prior.weight
+        self.prior_sign = -1.0 if spec.prior.negate else 1.0
+        self.prior_as_input = spec.prior.as_input
+        self.columns = spec.columns
         width = sum(self.inputs.values())
-        norm = spec.get("normalization")
-        mean = torch.tensor(norm["mean"]) if norm else torch.zeros(width)
-        std = torch.tensor(norm["std"]) if norm else torch.ones(width)
+        norm = spec.normalization
+        mean = torch.tensor(norm.mean) if norm else torch.zeros(width)
+        std = torch.tensor(norm.std) if norm else torch.ones(width)
         if mean.shape != (width,) or std.shape != (width,):
             raise RrmError(f"normalization stats have {mean.numel()} entries, inputs {width}")
         self.register_buffer("input_mean", mean.float())
         self.register_buffer("input_std", std.float())
-        self.net = build_network(spec["network"], width + self.prior_as_input,
-                                 spec.get("params", {}))
+        self.net = build_network(spec.network, width + self.prior_as_input, spec.params)
 
     def prior(self, columns: Mapping[str, Tensor]) -> Tensor:
         """r0 with its sign, before the weight; never trained (no parameters, no gradient)."""
@@ -173,7 +149,7 @@ class ResidualReward(nn.Module):
         with torch.no_grad():
             return self.prior_sign * PRIORS.get(self.prior_name)(state.float())
 
-    def forward(self, columns: Mapping[str, Tensor]) -> RewardParts:
+    def forward(self, columns: Mapping[str, Tensor]) -> RewardOutput:
         """Columns of shape (..., width) → parts of shape (...) (members: (K, ...))."""
         x = torch.cat([columns[name].float() for name in self.inputs], dim=-1)
         x = (x - self.input_mean) / self.input_std
@@ -183,4 +159,4 @@ class ResidualReward(nn.Module):
         residual = torch.tanh(self.net(x))
         prior = self.prior_weight * r0
         members = prior + residual
-        return RewardParts(members.mean(0), prior, residual.mean(0), members)
+        return RewardOutput(members.mean(0), prior, residual.mean(0), members)

@@ -1,15 +1,35 @@
-"""Turn a reward reference from the command line into a reward function."""
+"""Turn a reward reference from the command line into a reward function.
+
+A reference is ``<kind>`` or ``<kind>:<argument>`` of a kind in ``REFERENCES`` (``true``,
+``prior:<name>``), or else a path to a run directory or exported reward artifact. A new
+kind of reference is one ``@REFERENCES.register(kind)`` factory taking the argument
+("" when there is none); tests register windowed rewards this way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rrm_data.dataset.priors import PRIORS
 from rrm_data.errors import RrmError
+from rrm_data.registry import Registry
 from rrm_data.reward.artifact import load_reward, read_spec
 from rrm_data.reward.base import PriorReward, RewardFunction, TrueReward
+
+REFERENCES: Registry[Callable[[str], RewardFunction]] = Registry("reward reference")
+
+
+@REFERENCES.register("true")
+def _true(argument: str) -> RewardFunction:
+    if argument:
+        raise RrmError(f"the reward reference 'true' takes no argument, got 'true:{argument}'")
+    return TrueReward()
+
+
+@REFERENCES.register("prior")
+def _prior(argument: str) -> RewardFunction:
+    return PriorReward(argument)
 
 
 def reward_ref(value: Any) -> str:
@@ -18,22 +38,22 @@ def reward_ref(value: Any) -> str:
 
 
 def is_task_agnostic(ref: str) -> bool:
-    """``true`` and ``prior:<name>`` are defined for every task; a trained reward is not."""
-    return ref == "true" or ref.startswith("prior:")
+    """Registered references (``true``, ``prior:<name>``) are defined for every task; a
+    trained reward is not."""
+    return ref.partition(":")[0] in REFERENCES
 
 
 def resolve_reward(ref: str | Path) -> RewardFunction:
-    """``true``, ``prior:<name>``, or a path to a run directory or exported reward artifact."""
+    """A registered reference (``true``, ``prior:<name>``, …), or a path to a run directory
+    or exported reward artifact."""
     text = str(ref)
-    if text == "true":
-        return TrueReward()
-    if text.startswith("prior:"):
-        name = text.removeprefix("prior:")
-        PRIORS.get(name)
-        return PriorReward(name)
+    kind, _, argument = text.partition(":")
+    if kind in REFERENCES:
+        return REFERENCES.get(kind)(argument)
     path = Path(text).expanduser()
     if not path.exists():
-        raise RrmError(f"unknown reward '{text}': expected true, prior:<name>, "
+        kinds = ", ".join(f"{k}[:…]" for k in REFERENCES.names())
+        raise RrmError(f"unknown reward '{text}': expected one of {kinds}, "
                        "or a path to a run directory or reward artifact")
     return load_reward(path)
 

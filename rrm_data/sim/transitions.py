@@ -27,6 +27,7 @@ from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardFunction
+from rrm_data.reward.window import dataset_windows
 from rrm_data.sim.envs import PhysicsState
 from rrm_data.sim.rendering import physics_states
 from rrm_data.sim.true_reward import simulate_next, true_rewards
@@ -136,7 +137,7 @@ def dataset_transitions(dataset: DatasetDir, reward: RewardFunction | None = Non
     if reward is None:
         rewards = columns[fmt.REWARD].astype(np.float32)
     else:
-        scored = reward.score(step_columns(dataset, list(reward.columns))).total
+        scored = reward.score(dataset_windows(dataset, reward.columns, reward.window)).total
         rewards = np.asarray(scored, np.float32)
     next_obs = np.empty_like(obs)
     next_obs[:-1] = obs[1:]  # row t+1 is s′ inside an episode; each last row is replaced below

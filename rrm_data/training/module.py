@@ -20,18 +20,19 @@ from rrm_data.reward.loss import (
     preference_logits,
     segment_returns,
 )
-from rrm_data.reward.networks import ResidualReward
-from rrm_data.reward.spec import REWARD_KEYS, reward_spec
+from rrm_data.reward.networks import RewardNetwork
+from rrm_data.reward.spec import REWARD_KEYS, NetworkSpec, reward_spec
 
 
 class RewardLearner(pl.LightningModule):
-    """Trains ``ResidualReward(spec)`` from batches of segment pairs with Adam."""
+    """Trains a ``RewardNetwork`` from batches of segment pairs with Adam; ``spec`` is its
+    ``NetworkSpec`` as JSON (so Lightning's saved hyperparameters stay plain data)."""
 
     def __init__(self, spec: dict[str, Any], lr: float = 3e-4, weight_decay: float = 0.0,
                  label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.reward = ResidualReward(spec)
+        self.reward = RewardNetwork(NetworkSpec.from_json(spec))
         self.train_agreement = BinaryAccuracy()
         self.val_agreement = BinaryAccuracy()
 

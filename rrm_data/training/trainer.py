@@ -24,7 +24,7 @@ from rrm_data.config import COUNT, NON_NEGATIVE, config_dict, to_yaml
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.io import MARKER, Kind, atomic_file, check_out, remove_owned, write_json
-from rrm_data.reward.networks import columns_read
+from rrm_data.reward.spec import columns_read
 from rrm_data.training.datamodule import PreferenceDataModule
 
 CHECKPOINTS = "checkpoints"

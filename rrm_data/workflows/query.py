@@ -23,15 +23,15 @@ from rrm_data.dataset.writer import new_version, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
 from rrm_data.progress import console
-from rrm_data.reward.artifact import load_reward
-from rrm_data.reward.resolve import check_reward_tasks, is_task_agnostic, reward_ref
+from rrm_data.reward.resolve import check_reward_tasks, resolve_reward, reward_ref
 
 
 @dataclass
 class Config:
     data: str | None = field(default=None, metadata={"help": "dataset directory"})
     reward: Any = field(default=None, metadata={
-        "help": "reward run or artifact whose ensemble scores the pool (not for uniform)"})
+        "help": "reward (a run or artifact, or any reward reference) whose ensemble scores "
+                "the pool (not for uniform)"})
     strategy: str = field(default="disagreement", metadata={
         "help": "uniform, disagreement or entropy"})
     n: int = field(default=50, metadata=doc("pairs to choose", COUNT))
@@ -51,7 +51,7 @@ def run(cfg: DictConfig) -> None:
         raise RrmError(f"unknown strategy '{cfg.strategy}'; choose one of "
                        f"{', '.join(q.STRATEGIES)}")
     ref = None if cfg.reward is None else reward_ref(cfg.reward)
-    if ref is not None and is_task_agnostic(ref):
+    if ref == "true" or (ref or "").startswith("prior:"):
         kind = "the true reward" if ref == "true" else "a prior"
         raise RrmError(f"query needs a trained reward run; `{ref}` is {kind}, which has no "
                        "ensemble to score the pool with")
@@ -66,7 +66,7 @@ def write_queries(cfg: DictConfig, ref: str | None, dataset: DatasetDir, out: Pa
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     if ref is not None:
         check_reward_tasks([ref], dataset.info.tasks, cfg.allow_other_task)
-    reward = None if ref is None else load_reward(ref)
+    reward = None if ref is None else resolve_reward(ref)
     if reward is None and cfg.strategy != "uniform":
         raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
     if cfg.pool is not None and cfg.n > cfg.pool:

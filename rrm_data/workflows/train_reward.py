@@ -37,8 +37,8 @@ from rrm_data.io import Kind, check_place, output_lock
 from rrm_data.progress import console
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
-from rrm_data.reward.networks import build_network, prior_name
-from rrm_data.reward.spec import MODEL_RANGES
+from rrm_data.reward.networks import build_network
+from rrm_data.reward.spec import MODEL_RANGES, RewardSpec, prior_name
 from rrm_data.training import trainer as trainer_parts
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
 from rrm_data.training.trainer import TRAINER_RANGES
@@ -121,7 +121,7 @@ def check_model(model: DictConfig) -> None:
     prior_name(str(model.prior))
     spec = reward_spec(model, {name: 1 for name in model.inputs}, None)
     with torch.device("meta"):  # shapes only: a huge model.hidden allocates nothing here
-        net = build_network(spec["network"], len(spec["inputs"]), spec["params"])
+        net = build_network(spec.network, len(spec.inputs), spec.params)
     size = sum(p.numel() for p in net.parameters())
     if size > MAX_PARAMETERS:
         raise RrmError(f"the reward model would have {size:,} parameters (more than "
@@ -149,10 +149,8 @@ def train(cfg: DictConfig, out: Path) -> None:
     datamodule = trainer_parts.make_datamodule(cfg, dataset)
     datamodule.setup("fit")
     stats = datamodule.input_stats(cfg.model.inputs) if cfg.model.normalize else None
-    spec = reward_spec(cfg.model, datamodule.column_widths, stats)
-    if encoders:
-        spec.update(image_spec(encoders))
-    learner = RewardLearner(spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+    network = reward_spec(cfg.model, datamodule.column_widths, stats)
+    learner = RewardLearner(network.to_json(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                             label_smoothing=cfg.optim.label_smoothing)
     trainer = trainer_parts.build_trainer(cfg, out)
     if trainer.is_global_zero:
@@ -180,7 +178,9 @@ def train(cfg: DictConfig, out: Path) -> None:
                     "tasks": list(dataset.info.tasks),
                     "teacher": cfg.data.teacher, "num_labels": len(datamodule.train_pairs),
                     "seed": cfg.seed, "epochs": trainer.current_epoch}
-        export_reward(learner.reward.cpu(), out / ARTIFACT_DIR, name=out.name, training=training)
+        spec = RewardSpec.learned(out.name, network, training=training,
+                                  image=image_spec(encoders) if encoders else None)
+        export_reward(learner.reward.cpu(), spec, out / ARTIFACT_DIR)
         metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()
                    if k.endswith("agreement") or k.endswith("loss_epoch")}
         console.print(f"wrote {out}: {metrics}")

@@ -21,7 +21,8 @@ from rrm_data.reward.loss import (
     preference_logits,
     segment_returns,
 )
-from rrm_data.reward.networks import ResidualReward
+from rrm_data.reward.networks import RewardNetwork
+from rrm_data.reward.spec import NetworkSpec, RewardSpec
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,16 @@ class FitResult:
 class OnlineRewardLearner:
     """A residual reward model and its Adam optimizer, trained on a growing set of labels."""
 
-    def __init__(self, spec: Mapping[str, Any], lr: float, batch_size: int, max_epochs: int,
+    def __init__(self, spec: NetworkSpec, lr: float, batch_size: int, max_epochs: int,
                  target_agreement: float, seed: int, device: str = "cpu") -> None:
         self.generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.model = ResidualReward(spec).to(device)
+            self.model = RewardNetwork(spec).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.batch_size, self.max_epochs = batch_size, max_epochs
         self.target_agreement = target_agreement
-        self.reward = LearnedReward(self.model, self.model.spec)
+        self.reward = LearnedReward(self.model, RewardSpec.learned("reward", spec))
 
     def set_normalization(self, inputs: Mapping[str, Tensor]) -> None:
         """Fix input mean and std from steps (N, width) of the first round's episodes."""
@@ -51,10 +52,7 @@ class OnlineRewardLearner:
                        for name, width in self.model.inputs.items()], dim=1)
         std = x.std(dim=0, correction=0)
         std = torch.where(std > 1e-6, std, torch.ones_like(std))
-        self.model.input_mean.copy_(x.mean(dim=0))
-        self.model.input_std.copy_(std)
-        self.model.spec["normalization"] = {"mean": x.mean(dim=0).tolist(), "std": std.tolist()}
-        self.reward.spec["normalization"] = self.model.spec["normalization"]
+        self.reward.set_normalization(x.mean(dim=0), std)
 
     def fit(self, inputs: Mapping[str, Tensor], labels: Tensor) -> FitResult:
         """Epochs over all labelled pairs until train agreement ≥ target or the epoch cap."""

@@ -44,7 +44,7 @@ from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError
 from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
 from rrm_data.progress import Bar
-from rrm_data.reward.spec import MODEL_RANGES, reward_spec
+from rrm_data.reward.spec import MODEL_RANGES, RewardSpec, reward_spec
 from rrm_data.rl.online.entropy import StateEntropyReplayBuffer
 from rrm_data.rl.online.episodes import EpisodeLog, EpisodeStore
 from rrm_data.rl.online.feedback import LabelLog
@@ -298,7 +298,7 @@ class OnlineRun:
             self.model.save(tmp / "sac.zip")
             self.model.save_replay_buffer(tmp / "replay.pkl")
             torch.save({"model": self.learner.model.state_dict(),
-                        "spec": self.learner.model.spec, **self.learner.state()},
+                        "spec": self.learner.reward.spec.to_json(), **self.learner.state()},
                        tmp / "reward.pt")
             state = asdict(self.state)
             state["labels"] = self.state.labels.to_dict()
@@ -316,9 +316,8 @@ class OnlineRun:
         self.state.resumed_from.append(int(timesteps))
         saved = torch.load(checkpoint / "reward.pt", map_location=self.device,
                            weights_only=False)
-        self.learner.model.spec.update(saved["spec"])
-        self.learner.reward.spec.update(saved["spec"])
         self.learner.model.load_state_dict(saved["model"])
+        self.learner.reward.spec = RewardSpec.from_json(saved["spec"])
         self.learner.load_state(saved)
         self.rng.bit_generator.state = state["rng"]
         if hasattr(self.teacher, "rng"):

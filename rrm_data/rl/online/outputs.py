@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,10 +60,11 @@ def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, 
     s, log, workdir = online.s, online.state.labels, online.workdir
     (tmp / "config.yaml").write_text((workdir / "config.yaml").read_text())
     online.model.save(tmp / POLICY_FILE)
-    export_reward(online.learner.model, tmp / ARTIFACT_DIR, name,
-                  {**record, "task": s.task, "labels": len(log), "teacher": online.teacher.name,
-                   "sampling": s.sampling, "steps": int(online.model.num_timesteps),
-                   "seed": s.seed})
+    training = {**record, "task": s.task, "labels": len(log), "teacher": online.teacher.name,
+                "sampling": s.sampling, "steps": int(online.model.num_timesteps), "seed": s.seed}
+    export_reward(online.learner.model, replace(online.learner.reward.spec, name=name,
+                                                task=s.task, training=training),
+                  tmp / ARTIFACT_DIR)
     for file in ("eval.csv", "progress.csv"):
         if (workdir / file).exists():
             shutil.copy(workdir / file, tmp / file)

@@ -18,7 +18,7 @@ from torch import Tensor
 from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
 from rrm_data.reward.loss import member_probabilities, preference_logits, segment_returns
-from rrm_data.reward.networks import ResidualReward
+from rrm_data.reward.networks import RewardNetwork
 from rrm_data.rl.online.episodes import EpisodeArrays
 
 SAMPLINGS = ("uniform", "disagreement", "entropy")
@@ -92,7 +92,7 @@ def pair_inputs(episodes: Episodes, queries: Queries,
 
 
 @torch.no_grad()
-def uncertainty(model: ResidualReward, inputs: dict[str, Tensor], sampling: str,
+def uncertainty(model: RewardNetwork, inputs: dict[str, Tensor], sampling: str,
                 batch_size: int = 256) -> np.ndarray:
     """Per pair: std over members of P(a ≻ b) (disagreement) or the members' mean binary
     entropy of it (entropy)."""
@@ -110,7 +110,7 @@ def uncertainty(model: ResidualReward, inputs: dict[str, Tensor], sampling: str,
 
 
 def select_queries(episodes: Episodes, candidates: list[int], count: int, length: int,
-                   sampling: str, model: ResidualReward, pool_factor: int,
+                   sampling: str, model: RewardNetwork, pool_factor: int,
                    rng: np.random.Generator) -> Queries:
     """``count`` pairs to ask, by ``sampling`` (one of ``SAMPLINGS``)."""
     if sampling not in SAMPLINGS:
