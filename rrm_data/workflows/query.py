@@ -2,8 +2,9 @@
 
 A candidate pool of `pool` unlabelled pairs (default 10 × n, at most all of them) of train
 segments from two different episodes is drawn at random (`seed`); `strategy=uniform` keeps
-the first `n`, `disagreement` the `n` with the largest spread of the reward ensemble's
-P(A ≻ B), `entropy` those with the most uncertain mean P. The table replaces any earlier
+the first `n`, `disagreement` the `n` with the largest std over the reward ensemble's
+members of P_k(A ≻ B), `entropy` those with the largest mean over members of its binary
+entropy (labels/acquisition, shared with train-online). The table replaces any earlier
 `queries` table, in a new version of the dataset (at `out`, or in place).
 """
 
@@ -19,6 +20,7 @@ from rrm_data.dataset.validate import check_dataset
 from rrm_data.dataset.writer import new_version_target, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
+from rrm_data.labels.acquisition import STRATEGY_HELP, check_strategy
 from rrm_data.progress import console
 from rrm_data.reward.artifact import load_reward
 
@@ -28,8 +30,7 @@ class Config:
     data: str | None = field(default=None, metadata={"help": "dataset directory"})
     reward: str | None = field(default=None, metadata={
         "help": "reward run or artifact whose ensemble scores the pool (not for uniform)"})
-    strategy: str = field(default="disagreement", metadata={
-        "help": "uniform, disagreement or entropy"})
+    strategy: str = field(default="disagreement", metadata={"help": STRATEGY_HELP})
     n: int = field(default=50, metadata={"help": "pairs to choose"})
     pool: int | None = field(default=None, metadata={"help": "candidate pairs (default 10 × n)"})
     seed: int = field(default=0, metadata={"help": "seed of the candidate pool"})
@@ -41,17 +42,13 @@ class Config:
 def run(cfg: DictConfig) -> None:
     if cfg.data is None:
         raise RrmError("data= is required: a dataset directory")
-    if cfg.strategy not in q.STRATEGIES:
-        raise RrmError(f"unknown strategy '{cfg.strategy}'; choose one of "
-                       f"{', '.join(q.STRATEGIES)}")
+    check_strategy(cfg.strategy, cfg.reward)
     if cfg.n < 1:
         raise RrmError(f"n must be at least 1, got {cfg.n}")
     dataset = open_dataset(cfg.data)
     check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
     out, in_place = new_version_target(dataset, cfg.out, cfg.overwrite)
     reward = None if cfg.reward is None else load_reward(cfg.reward)
-    if reward is None and cfg.strategy != "uniform":
-        raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
     if cfg.pool is not None and cfg.n > cfg.pool:
         raise RrmError(f"n={cfg.n} is larger than pool={cfg.pool}")
 
@@ -60,10 +57,9 @@ def run(cfg: DictConfig) -> None:
     pool = cfg.pool if cfg.pool is not None else min(10 * cfg.n, len(i))
     a, b = q.candidate_pairs(i, j, pool, np.random.default_rng(cfg.seed))
     returns = None if reward is None else q.member_returns(reward, dataset, segments)
-    if cfg.strategy == "disagreement" and returns is not None and len(returns) < 2:
-        raise RrmError(f"reward {cfg.reward} has one ensemble member, so it never disagrees; "
-                       "train it with model.members=3 or use strategy=entropy")
-    chosen, score, p_a = q.select_queries(cfg.strategy, a, b, returns, cfg.n)
+    if returns is not None:
+        check_strategy(cfg.strategy, f"reward {cfg.reward}", len(returns))
+    chosen, score, p_a = q.choose_pairs(cfg.strategy, a, b, returns, cfg.n)
     table = q.queries_table(segments.ids[a[chosen]], segments.ids[b[chosen]], cfg.strategy,
                             score, p_a)
     tables = dataset.tables()

@@ -61,7 +61,7 @@ def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, 
     online.model.save(tmp / POLICY_FILE)
     export_reward(online.learner.model, tmp / ARTIFACT_DIR, name,
                   {**record, "task": s.task, "labels": len(log), "teacher": online.teacher.name,
-                   "sampling": s.sampling, "steps": int(online.model.num_timesteps),
+                   "strategy": s.strategy, "steps": int(online.model.num_timesteps),
                    "seed": s.seed})
     for file in ("eval.csv", "progress.csv"):
         if (workdir / file).exists():
