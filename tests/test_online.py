@@ -18,6 +18,7 @@ import torch
 from helpers import one_line_error, overrides
 
 from rrm_data.cli import main
+from rrm_data.labels.teachers import TEACHERS, PairRewards, Teacher
 from rrm_data.reward.artifact import load_reward
 from rrm_data.reward.loss import preference_logits, segment_returns
 from rrm_data.reward.networks import RewardNetwork
@@ -25,8 +26,7 @@ from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.entropy import knn_distance
 from rrm_data.rl.online.episodes import EpisodeArrays
 from rrm_data.rl.online.loop import OnlineRun, OnlineSettings
-from rrm_data.rl.online.queries import Queries, pair_inputs, random_pairs, select_queries
-from rrm_data.rl.online.teacher import ScriptedTeacher
+from rrm_data.rl.online.queries import Queries, next_queries, pair_inputs, random_pairs
 from rrm_data.sim.policies import load_policy
 from rrm_data.workflows.train_online import make_config
 
@@ -45,7 +45,7 @@ def online_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """RRM online, 400 steps, a budget of 25 that is not a multiple of a round (10)."""
     out = tmp_path_factory.mktemp("online") / "run"
     assert main(["train-online", *overrides(**QUICK, recipe="rrm", steps=400, feedback=25,
-                                            sampling="disagreement", out=out)]) == 0
+                                            strategy="disagreement", out=out)]) == 0
     return out
 
 
@@ -162,16 +162,17 @@ def test_resume_keeps_logs_ignores_threads_and_refuses_other_settings(
 
 
 def _crash_at_call(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
-    """Make the scripted teacher's ``call``-th answer (a round) raise, as a crash would."""
-    label, calls = ScriptedTeacher.label, []
+    """Make the skip teacher's ``call``-th answer (a round) raise, as a crash would."""
+    skip = TEACHERS.get("skip")
+    label, calls = skip.label, []
 
-    def crashing(self: ScriptedTeacher, queries: Queries) -> np.ndarray:
-        calls.append(len(queries))
+    def crashing(self: Teacher, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray:
+        calls.append(len(pairs.rewards_a))
         if len(calls) == call:
             raise RuntimeError("simulated crash")
-        return label(self, queries)
+        return label(self, pairs, rng)
 
-    monkeypatch.setattr(ScriptedTeacher, "label", crashing)
+    monkeypatch.setattr(skip, "label", crashing)
 
 
 def test_all_skipped_rounds_crashes_and_overwrite(tmp_path: Path,
@@ -223,7 +224,8 @@ class PreferFirst:
     def __init__(self) -> None:
         self.asked: list[int] = []
 
-    def label(self, queries: Queries) -> np.ndarray:
+    def label(self, queries: PairRewards, rng: np.random.Generator) -> np.ndarray:
+        assert isinstance(queries, Queries)  # the windows to show people
         self.asked.append(len(queries))
         assert queries.rewards_a.shape == (len(queries), queries.length)
         return np.ones(len(queries))
@@ -244,10 +246,10 @@ def test_any_teacher_plugs_into_the_loop(tmp_path: Path) -> None:
 
 
 def test_the_oracle_teacher_labels_known_returns() -> None:
-    z = np.zeros(3, np.int64)  # returns a: 3, 1, 2 against b: 2, 2, 2
-    known = Queries(z, z, z, z, 2, np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 1.0]]),
-                    np.ones((3, 2)))
-    np.testing.assert_array_equal(ScriptedTeacher("oracle", None, 0).label(known), [1, 0, 0.5])
+    rewards_a = np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 1.0]])  # returns a: 3, 1, 2 against 2, 2, 2
+    labels = make_teacher("oracle", None).label(PairRewards(rewards_a, np.ones((3, 2))),
+                                                np.random.default_rng(0))
+    np.testing.assert_array_equal(labels, [1, 0, 0.5])
 
 
 def _episodes(n: int, length: int, seed: int) -> dict[int, EpisodeArrays]:
@@ -257,8 +259,8 @@ def _episodes(n: int, length: int, seed: int) -> dict[int, EpisodeArrays]:
                              rng.random(length)) for i in range(n)}
 
 
-@pytest.mark.parametrize("sampling", ["disagreement", "entropy"])
-def test_uncertainty_sampling_picks_the_most_uncertain_pairs(sampling: str) -> None:
+@pytest.mark.parametrize("strategy", ["disagreement", "entropy"])
+def test_uncertainty_sampling_picks_the_most_uncertain_pairs(strategy: str) -> None:
     """disagreement: largest std over members of P(a ≻ b); entropy: largest mean binary
     entropy of the members' P(a ≻ b), both computed here directly from the ensemble."""
     episodes = _episodes(6, 40, 0)
@@ -267,13 +269,13 @@ def test_uncertainty_sampling_picks_the_most_uncertain_pairs(sampling: str) -> N
          "prior_weight": 0.0, "negate_prior": False, "prior_as_input": False,
          "hidden": 16, "layers": 2, "members": 3}, {"observation.state": 39, "action": 4},
         None)).eval()
-    chosen = select_queries(episodes.__getitem__, list(episodes), 5, 10, sampling,
-                            model, 8, np.random.default_rng(3))
+    chosen = next_queries(episodes.__getitem__, list(episodes), 5, 10, strategy,
+                          model, 8, np.random.default_rng(3))
     pool = random_pairs(episodes.__getitem__, list(episodes), 40, 10, np.random.default_rng(3))
     with torch.no_grad():
         returns = segment_returns(model, pair_inputs(episodes.__getitem__, pool))
         p = torch.sigmoid(preference_logits(returns)).double()  # (members, pairs)
-    if sampling == "disagreement":
+    if strategy == "disagreement":
         score = p.std(dim=0, correction=0).numpy()
     else:
         score = (-(p * p.log() + (1 - p) * (1 - p).log())).mean(dim=0).numpy()
@@ -293,7 +295,7 @@ def test_knn_state_entropy_matches_brute_force() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["sampling=most_fun"], "unknown sampling 'most_fun'"),
+    (["strategy=most_fun"], "unknown strategy 'most_fun'"),
     (["feedback=5"], "smaller than one round"),
     (["teacher=grumpy"], "unknown teacher 'grumpy'"),
     (["recipe=nope"], "unknown recipe 'nope'"),

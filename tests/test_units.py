@@ -10,15 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
-from rrm_data.labels.query import disagreement, entropy
-from rrm_data.recipes import load_recipe
+from rrm_data.labels.acquisition import disagreement, entropy
 from rrm_data.registry import Registry
 from rrm_data.reward.loss import bradley_terry_loss
-from rrm_data.reward.networks import EnsembleLinear, RewardNetwork
-from rrm_data.rl.online.queries import uncertainty
-from rrm_data.training.module import reward_spec
+from rrm_data.reward.networks import EnsembleLinear
 
 
 def sigmoid(x: float) -> float:
@@ -111,20 +107,3 @@ def test_entropy_is_the_mean_of_member_entropies() -> None:
     expected = binary_entropy(P).mean(axis=0)
     np.testing.assert_allclose(entropy(P), expected, rtol=1e-9)
     assert entropy(P)[1] < entropy(P)[2] == pytest.approx(math.log(2))
-
-
-def test_online_uncertainty_follows_the_same_definitions() -> None:
-    torch.manual_seed(0)
-    model_cfg = load_recipe("state_residual", "model").model
-    model = RewardNetwork(reward_spec(model_cfg, {fmt.STATE: 39, fmt.ACTION: 4}, None)).double()
-    inputs = {fmt.STATE: torch.randn(6, 2, 5, 39, dtype=torch.float64),
-              fmt.ACTION: torch.randn(6, 2, 5, 4, dtype=torch.float64)}
-    with torch.no_grad():
-        returns = model(inputs).members.sum(dim=-1).numpy()  # (K, pairs, 2)
-    p = 1.0 / (1.0 + np.exp(-(returns[..., 0] - returns[..., 1])))  # P_k(A ≻ B)
-    assert p.shape[0] > 1
-    with torch.no_grad():
-        np.testing.assert_allclose(uncertainty(model, inputs, "disagreement", batch_size=4),
-                                   p.std(axis=0), rtol=1e-9)
-        np.testing.assert_allclose(uncertainty(model, inputs, "entropy", batch_size=4),
-                                   binary_entropy(p).mean(axis=0), rtol=1e-6)

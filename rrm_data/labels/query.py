@@ -1,10 +1,10 @@
 """Choose the next segment pairs to label: uniformly, or where a reward ensemble is least sure.
 
 As B-Pref and PEBBLE do: draw a candidate pool of unlabelled pairs at random, then keep the
-``n`` pairs whose preference the ensemble members disagree on most (the spread, std, of the
-members' P(A ≻ B) = σ(R_a^k − R_b^k)) or whose members are most uncertain (the mean over
-members of the binary entropy of P). Candidates come from the train pool (segments of episodes
-not held out for test), so labelling them never leaks segments into the test split.
+``n`` pairs the reward ensemble is least sure of, by a strategy of ``labels.acquisition``
+(the one definition ``train-online`` uses too). Candidates come from the train pool
+(segments of episodes not held out for test), so labelling them never leaks segments into
+the test split.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import pair_keys
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
-from rrm_data.evaluation.metrics import preference_probability
 from rrm_data.evaluation.scoring import positions, window_rows, window_totals
+from rrm_data.labels.acquisition import preferences, select
 from rrm_data.reward.base import RewardFunction
 from rrm_data.reward.window import dataset_windows
 
-STRATEGIES = fmt.QUERY_STRATEGIES
 QUERIES = fmt.QUERIES
 
 
@@ -98,38 +97,12 @@ def member_returns(reward: RewardFunction, dataset: DatasetDir, segments: Segmen
     return window_totals(rows, members, segments.first, segments.length)
 
 
-def disagreement(p: np.ndarray) -> np.ndarray:
-    """Spread (population std) over members of P(A ≻ B); p is (members, pairs)."""
-    return p.std(axis=0)
-
-
-def entropy(p: np.ndarray) -> np.ndarray:
-    """Mean over members of the binary entropy (nats) of P(A ≻ B) (B-Pref's ``get_entropy``):
-    members sure of opposite answers score low, unlike the entropy of their mean."""
-    q = np.clip(p, 1e-12, 1 - 1e-12)
-    return -(q * np.log(q) + (1 - q) * np.log(1 - q)).mean(axis=0)
-
-
-def select_queries(strategy: str, a: np.ndarray, b: np.ndarray, returns: np.ndarray | None,
-                   n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(positions among candidates of the chosen ``n``, their scores, their mean P(A ≻ B)).
-
-    ``uniform`` keeps the first ``n`` (the pool is already in random order) and scores 0;
-    the others rank by their criterion, highest first (ties by pool order).
-    """
-    if strategy not in STRATEGIES:
-        raise RrmError(f"unknown strategy '{strategy}'; choose one of {', '.join(STRATEGIES)}")
-    if n > len(a):
-        raise RrmError(f"n={n} is larger than the pool of {len(a)} candidate pairs")
-    p = None if returns is None else preference_probability(returns[:, a] - returns[:, b])
-    if strategy == "uniform":
-        chosen, score = np.arange(n), np.zeros(n)
-    else:
-        if p is None:
-            raise RrmError(f"strategy={strategy} needs reward= (a run with an ensemble)")
-        criterion = disagreement(p) if strategy == "disagreement" else entropy(p)
-        chosen = np.argsort(-criterion, kind="stable")[:n]
-        score = criterion[chosen]
+def choose_pairs(strategy: str, a: np.ndarray, b: np.ndarray, returns: np.ndarray | None,
+                 n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(positions among candidates of the chosen ``n``, their scores, their mean P(A ≻ B)),
+    by ``acquisition.select`` on the members' P of each candidate pair (a, b)."""
+    p = None if returns is None else preferences(returns[:, a], returns[:, b])
+    chosen, score = select(strategy, len(a), n, p)
     return chosen, score, None if p is None else p.mean(axis=0)[chosen]
 
 
@@ -148,6 +121,5 @@ def queries_table(segment_a: np.ndarray, segment_b: np.ndarray, strategy: str,
     })
 
 
-__all__ = ["QUERIES", "STRATEGIES", "Segments", "candidate_pairs", "disagreement", "entropy",
-           "labelled_keys", "member_returns", "queries_table", "select_queries",
-           "train_segments", "unlabelled_pairs"]
+__all__ = ["QUERIES", "Segments", "candidate_pairs", "choose_pairs", "labelled_keys",
+           "member_returns", "queries_table", "train_segments", "unlabelled_pairs"]

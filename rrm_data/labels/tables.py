@@ -22,7 +22,7 @@ from rrm_data.labels.sampling import (
     segment_starts,
     split_episodes,
 )
-from rrm_data.labels.teachers import PairRewards, make_teacher, teacher_params
+from rrm_data.labels.teachers import PairRewards, make_teacher
 
 _PAIR_STREAM, _TEACHER_STREAM, _SEGMENT_STREAM = 2, 3, 1
 
@@ -202,7 +202,7 @@ def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table
         tables[split] = pa.concat_tables(parts)
     labelling = {
         "mean_segment_return": mean_return,
-        "teachers": {name: teacher_params(t) for name, t in teachers_test.items()},
+        "teachers": {name: t.params() for name, t in teachers_test.items()},
         "test_episodes": sorted(int(e) for e in test_episodes),
         "pairs": {split: int(counts[split]) for split in fmt.SPLITS},
         "skipped": skipped,

@@ -5,16 +5,19 @@ P(segment_a ≻ segment_b): 1.0, 0.0, 0.5 ("equally good") or NaN for a skipped 
 Thresholds are ε × (mean true segment return of the data), computed once — B-Pref's
 own code multiplies by ε again after its first round, which we do not copy.
 
-People are teachers too: their labels carry the teacher name ``human:<annotator>``, and
-their aggregate ``human`` (see ``rrm_data.annotation``).
+Every teacher, scripted or not, is one interface (``Teacher``): collection and the online
+loop ask scripted ones, and a human labelling queue can take their place. People's labels
+carry the teacher name ``human:<annotator>``, their aggregate ``human`` (see
+``rrm_data.annotation``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -24,11 +27,20 @@ from rrm_data.registry import Registry
 
 @dataclass(frozen=True)
 class PairRewards:
-    """True per-step rewards of the two segments of each pair, shape (pairs, horizon)."""
+    """True per-step rewards of the two segments of each pair, shape (pairs, horizon), and
+    the mean true segment return thresholds are a share of (None: these pairs' own mean, as
+    B-Pref sets it each online round). The online loop asks with its ``Queries``, which
+    also say which windows of which episodes to show."""
 
     rewards_a: np.ndarray
     rewards_b: np.ndarray
-    mean_segment_return: float
+    mean_segment_return: float | None = None
+
+    @property
+    def mean_return(self) -> float:
+        if self.mean_segment_return is not None:
+            return self.mean_segment_return
+        return float(np.concatenate([self.returns_a, self.returns_b]).mean())
 
     @property
     def returns_a(self) -> np.ndarray:
@@ -40,12 +52,49 @@ class PairRewards:
 
 
 class Teacher(Protocol):
-    """Labels pairs from their true per-step rewards: 1, 0, 0.5 or NaN (query skipped)."""
+    """Answers pair queries: P(a ≻ b) per pair, 1, 0, 0.5 ("equally good") or NaN (skipped).
+
+    Scripted teachers read the true rewards; a human queue shows the pairs and waits.
+    """
+
+    @property
+    def name(self) -> str:
+        """The ``teacher`` column of its labels."""
+        ...
 
     def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray: ...
 
+    def params(self) -> dict[str, float]:
+        """Its parameters, for meta/info.json and the card."""
+        ...
 
-TEACHERS: Registry[type[Teacher]] = Registry("teacher")
+
+TEACHERS: Registry[type[Scripted]] = Registry("teacher")
+
+
+@dataclass(frozen=True)
+class Scripted(ABC):
+    """What scripted teachers share: a registry name and numeric parameters (fields)."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray: ...
+
+    def params(self) -> dict[str, float]:
+        return {k: float(v) for k, v in vars(self).items()}
+
+
+S = TypeVar("S", bound=type[Scripted])
+
+
+def scripted(name: str) -> Callable[[S], S]:
+    """Class decorator: register a scripted teacher under ``name``, its ``name``."""
+    def add(cls: S) -> S:
+        cls.name = name
+        TEACHERS.register(name)(cls)
+        return cls
+    return add
 
 
 def param(default: float, low: float, high: float, meaning: str, low_open: bool = False) -> Any:
@@ -58,18 +107,18 @@ def _hard(diff: np.ndarray) -> np.ndarray:
     return np.where(diff > 0, 1.0, np.where(diff < 0, 0.0, 0.5))
 
 
-@TEACHERS.register("oracle")
+@scripted("oracle")
 @dataclass(frozen=True)
-class Oracle:
+class Oracle(Scripted):
     """Prefers the higher true return (β = ∞, γ = 1)."""
 
     def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray:
         return _hard(pairs.returns_a - pairs.returns_b)
 
 
-@TEACHERS.register("stochastic")
+@scripted("stochastic")
 @dataclass(frozen=True)
-class Stochastic:
+class Stochastic(Scripted):
     """Samples the label from σ(β · ΔR) (B-Pref's "noisy" teacher: β = 1)."""
 
     beta: float = param(1.0, 0.0, 1e6, "β, rationality (0: coin flips)")
@@ -80,9 +129,9 @@ class Stochastic:
         return (rng.random(len(p_a)) < p_a).astype(np.float64)
 
 
-@TEACHERS.register("mistake")
+@scripted("mistake")
 @dataclass(frozen=True)
-class Mistake:
+class Mistake(Scripted):
     """Flips the oracle label with probability ε."""
 
     epsilon: float = param(0.1, 0.0, 1.0, "ε, probability of a flipped label")
@@ -94,16 +143,16 @@ class Mistake:
 
 
 @dataclass(frozen=True)
-class _MeanReturnThreshold:
+class _MeanReturnThreshold(Scripted):
     """A teacher whose rule applies below a threshold of ε × (mean true segment return)."""
 
     epsilon: float = param(0.1, 0.0, 100.0, "ε, threshold as a share of the mean return")
 
     def threshold(self, pairs: PairRewards) -> float:
-        return self.epsilon * pairs.mean_segment_return
+        return self.epsilon * pairs.mean_return
 
 
-@TEACHERS.register("skip")
+@scripted("skip")
 @dataclass(frozen=True)
 class Skip(_MeanReturnThreshold):
     """Drops a query when both returns are below ε × mean segment return."""
@@ -114,7 +163,7 @@ class Skip(_MeanReturnThreshold):
         return np.where(both_low, np.nan, labels)
 
 
-@TEACHERS.register("equal")
+@scripted("equal")
 @dataclass(frozen=True)
 class Equal(_MeanReturnThreshold):
     """Labels 0.5 when |ΔR| is below ε × mean segment return."""
@@ -124,9 +173,9 @@ class Equal(_MeanReturnThreshold):
         return np.where(np.abs(diff) < self.threshold(pairs), 0.5, _hard(diff))
 
 
-@TEACHERS.register("myopic")
+@scripted("myopic")
 @dataclass(frozen=True)
-class Myopic:
+class Myopic(Scripted):
     """Weights step t by γ^(H−1−t), so recent steps count most, then prefers the larger sum."""
 
     gamma: float = param(0.9, 0.0, 1.0, "γ, discount of earlier steps", low_open=True)
@@ -139,7 +188,7 @@ class Myopic:
         return _hard(pairs.rewards_a @ w - pairs.rewards_b @ w)
 
 
-def make_teacher(name: str, params: Any = None) -> Teacher:
+def make_teacher(name: str, params: Any = None) -> Scripted:
     """Build a teacher by name, checking that each parameter is known, a number, in range."""
     cls = TEACHERS.get(name)
     if params is None:
@@ -147,7 +196,7 @@ def make_teacher(name: str, params: Any = None) -> Teacher:
     if not isinstance(params, Mapping):
         raise RrmError(f"teacher_params.{name} must hold named parameters "
                        f"(teacher_params.{name}.<param>=<number>), got {params!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for key, value in params.items():
         if key not in fields:
@@ -161,11 +210,6 @@ def make_teacher(name: str, params: Any = None) -> Teacher:
                            f"{bound}{low:g}, {high:g}], got {value!r}")
         values[key] = float(value)
     return cls(**values)
-
-
-def teacher_params(teacher: Teacher) -> dict[str, float]:
-    """The parameters a teacher was built with (for meta/info.json and the card)."""
-    return {k: float(v) for k, v in vars(teacher).items()}
 
 
 def teacher_description(name: str) -> str:

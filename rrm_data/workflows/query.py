@@ -1,10 +1,11 @@
 """Choose the next pairs to label and write them into the dataset as its `queries` table.
 
 A candidate pool of `pool` unlabelled pairs (default 10 × n, at most all of them) of train
-segments from two different episodes is drawn at random (`seed`); `strategy=uniform` keeps the
-first `n`, `disagreement` the `n` with the largest spread of the reward ensemble's P(A ≻ B),
-`entropy` those with the largest mean over members of the binary entropy of P. The table
-replaces any earlier `queries` table, in a new version of the dataset (at `out`, or in place).
+segments from two different episodes is drawn at random (`seed`); `strategy=uniform` keeps
+the first `n`, `disagreement` the `n` with the largest std over the reward ensemble's
+members of P_k(A ≻ B), `entropy` those with the largest mean over members of its binary
+entropy (labels/acquisition, shared with train-online). The table replaces any earlier
+`queries` table, in a new version of the dataset (at `out`, or in place).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rrm_data.dataset.validate import check_dataset
 from rrm_data.dataset.writer import new_version, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.labels import query as q
+from rrm_data.labels.acquisition import STRATEGY_HELP, check_strategy
 from rrm_data.progress import console
 from rrm_data.reward.resolve import check_reward_tasks, resolve_reward, reward_ref
 
@@ -32,8 +34,7 @@ class Config:
     reward: Any = field(default=None, metadata={
         "help": "reward (a run or artifact, or any reward reference) whose ensemble scores "
                 "the pool (not for uniform)"})
-    strategy: str = field(default="disagreement", metadata={
-        "help": "uniform, disagreement or entropy"})
+    strategy: str = field(default="disagreement", metadata={"help": STRATEGY_HELP})
     n: int = field(default=50, metadata=doc("pairs to choose", COUNT))
     pool: int | None = field(default=None, metadata=doc("candidate pairs (default 10 × n)", COUNT))
     seed: int = field(default=0, metadata=doc("seed of the candidate pool", NON_NEGATIVE))
@@ -47,10 +48,8 @@ class Config:
 def run(cfg: DictConfig) -> None:
     if cfg.data is None:
         raise RrmError("data= is required: a dataset directory")
-    if cfg.strategy not in q.STRATEGIES:
-        raise RrmError(f"unknown strategy '{cfg.strategy}'; choose one of "
-                       f"{', '.join(q.STRATEGIES)}")
     ref = None if cfg.reward is None else reward_ref(cfg.reward)
+    check_strategy(cfg.strategy, ref)
     if ref == "true" or (ref or "").startswith("prior:"):
         kind = "the true reward" if ref == "true" else "a prior"
         raise RrmError(f"query needs a trained reward run; `{ref}` is {kind}, which has no "
@@ -67,8 +66,6 @@ def write_queries(cfg: DictConfig, ref: str | None, dataset: DatasetDir, out: Pa
     if ref is not None:
         check_reward_tasks([ref], dataset.info.tasks, cfg.allow_other_task)
     reward = None if ref is None else resolve_reward(ref)
-    if reward is None and cfg.strategy != "uniform":
-        raise RrmError(f"strategy={cfg.strategy} needs reward= (a run with an ensemble)")
     if cfg.pool is not None and cfg.n > cfg.pool:
         raise RrmError(f"n={cfg.n} is larger than pool={cfg.pool}")
 
@@ -77,10 +74,9 @@ def write_queries(cfg: DictConfig, ref: str | None, dataset: DatasetDir, out: Pa
     pool = cfg.pool if cfg.pool is not None else min(10 * cfg.n, len(i))
     a, b = q.candidate_pairs(i, j, pool, np.random.default_rng(cfg.seed))
     returns = None if reward is None else q.member_returns(reward, dataset, segments)
-    if cfg.strategy == "disagreement" and returns is not None and len(returns) < 2:
-        raise RrmError(f"reward {ref} has one ensemble member, so it never disagrees; "
-                       "train it with model.members=3 or use strategy=entropy")
-    chosen, score, p_a = q.select_queries(cfg.strategy, a, b, returns, cfg.n)
+    if returns is not None:
+        check_strategy(cfg.strategy, f"reward {ref}", len(returns))
+    chosen, score, p_a = q.choose_pairs(cfg.strategy, a, b, returns, cfg.n)
     table = q.queries_table(segments.ids[a[chosen]], segments.ids[b[chosen]], cfg.strategy,
                             score, p_a)
     tables = dataset.tables()

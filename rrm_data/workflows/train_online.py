@@ -3,7 +3,7 @@
 `recipe=rrm` (default) learns a residual reward r̂ = w · r0 + tanh(f) on a fixed prior
 with no pre-training, as the RRM paper; `recipe=pebble` learns an ensemble from scratch
 after PEBBLE's unsupervised state-entropy pre-training. Every key stays overridable
-(`feedback=500`, `sampling=disagreement`, `teacher=mistake teacher_params.epsilon=0.2`,
+(`feedback=500`, `strategy=disagreement`, `teacher=mistake teacher_params.epsilon=0.2`,
 `model.prior_weight=2`, `sac.batch_size=256`). The run directory `out` appears when
 training is done and holds `policy.zip` (which `collect policy=sac:OUT` rolls out),
 `reward/` (the final reward artifact), `eval.csv` (success rate and true return against

@@ -2,6 +2,7 @@
 r̂, a teacher labels segment pairs drawn from it, r̂ is retrained, the replay buffer relabelled.
 
 Parts: ``episodes`` (what SAC did, recorded with its physics), ``queries`` (which pairs to
-ask), ``teacher`` (who answers), ``learner`` (r̂ from all answers), ``entropy`` (PEBBLE's
-unsupervised phase), ``feedback`` (every query as a dataset), ``loop`` (it all, resumable).
+ask, ranked by ``labels.acquisition``; a ``labels.teachers.Teacher`` answers), ``learner``
+(r̂ from all answers), ``entropy`` (PEBBLE's unsupervised phase), ``feedback`` (every
+query as a dataset), ``loop`` (it all, resumable).
 """

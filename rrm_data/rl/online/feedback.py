@@ -56,8 +56,9 @@ class LabelLog:
             return np.asarray(values, np.int64)[rows]
 
         empty = np.zeros((len(rows), 0))
-        return Queries(column(self.episode_a), column(self.start_a), column(self.episode_b),
-                       column(self.start_b), length, empty, empty)
+        return Queries(episode_a=column(self.episode_a), start_a=column(self.start_a),
+                       episode_b=column(self.episode_b), start_b=column(self.start_b),
+                       length=length, rewards_a=empty, rewards_b=empty)
 
     def episodes(self) -> set[int]:
         return set(self.episode_a) | set(self.episode_b)

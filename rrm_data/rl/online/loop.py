@@ -4,7 +4,7 @@ SAC (Stable-Baselines3, the project's ``make_sac``) steps environments rewarded 
 After ``learning_starts`` random steps and ``unsupervised_steps`` of state-entropy
 pre-training (PEBBLE; 0 for RRM), and then every ``round_every`` env steps while budget
 is left, a round: pick ``labels_per_round`` pairs of windows of recent episodes (uniform
-on the first round, else by ``sampling``), ask the teacher, train r̂ on every label so
+on the first round, else by ``strategy``), ask the teacher, train r̂ on every label so
 far, relabel the whole replay buffer. Queries asked (skipped ones included) never
 exceed ``feedback``. After every round (and every ``round_every`` steps once the budget
 is spent) the whole state is saved: policy, replay buffer, reward and its optimizer,
@@ -43,14 +43,15 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError
 from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
+from rrm_data.labels.acquisition import STRATEGY_HELP, check_strategy
+from rrm_data.labels.teachers import Teacher, make_teacher
 from rrm_data.progress import Bar
 from rrm_data.reward.spec import MODEL_RANGES, RewardSpec, reward_spec
 from rrm_data.rl.online.entropy import StateEntropyReplayBuffer
 from rrm_data.rl.online.episodes import EpisodeLog, EpisodeStore
 from rrm_data.rl.online.feedback import LabelLog
 from rrm_data.rl.online.learner import FitResult, OnlineRewardLearner, as_labels
-from rrm_data.rl.online.queries import SAMPLINGS, pair_inputs, select_queries
-from rrm_data.rl.online.teacher import ScriptedTeacher, Teacher
+from rrm_data.rl.online.queries import next_queries, pair_inputs
 from rrm_data.rl.relabel import relabel_replay_buffer
 from rrm_data.rl.sac import (
     EvaluationCallback,
@@ -80,8 +81,7 @@ class OnlineSettings:
     labels_per_round: int = field(default=50, metadata=doc("queries per round", COUNT))
     round_every: int = field(default=5000, metadata=doc("env steps between rounds", COUNT))
     segment_length: int = field(default=50, metadata=doc("steps per queried window", COUNT))
-    sampling: str = field(default="uniform", metadata=doc("uniform, disagreement or "
-                                                          "entropy (B-Pref's feed types)"))
+    strategy: str = field(default="uniform", metadata=doc(STRATEGY_HELP))
     pool_factor: int = field(default=10, metadata=doc(
         "candidate pool = pool_factor x labels_per_round (disagreement, entropy)", COUNT))
     recent_episodes: int = field(default=100, metadata=doc(
@@ -133,8 +133,7 @@ class OnlineSettings:
 
 def check_settings(s: OnlineSettings) -> None:
     """Refuse settings the loop cannot run, each with one line."""
-    if s.sampling not in SAMPLINGS:
-        raise RrmError(f"unknown sampling '{s.sampling}'; known: {', '.join(SAMPLINGS)}")
+    check_strategy(s.strategy, "the reward model (model.members=1)", s.model.get("members"))
     check_fields(OnlineSettings, s)
     if s.feedback < s.labels_per_round:
         raise RrmError(f"feedback={s.feedback} is smaller than one round "
@@ -163,7 +162,7 @@ def check_settings(s: OnlineSettings) -> None:
 
 
 def make_teacher_for(s: OnlineSettings) -> Teacher:
-    return ScriptedTeacher(s.teacher, s.teacher_params, s.seed)
+    return make_teacher(s.teacher, s.teacher_params)
 
 
 @dataclass
@@ -194,6 +193,7 @@ class OnlineRun:
             batch_size=s.reward_batch_size, max_epochs=s.reward_max_epochs,
             target_agreement=s.target_agreement, seed=s.seed, device=self.device)
         self.rng = np.random.default_rng([s.seed, 5])
+        self.teacher_rng = np.random.default_rng([s.seed, 7])
         self.env = make_vec_env(s.task, self.learner.reward, s.sac.n_envs, s.seed,
                                 s.episode_steps, wrap=lambda env: EpisodeLog(env, self.store))
         self.inputs: dict[str, torch.Tensor] = {}
@@ -251,10 +251,10 @@ class OnlineRun:
             reset_critic(self.model)
         count = min(s.labels_per_round, self.labels_left())
         candidates = self.store.recent()
-        queries = select_queries(self.store.episode, candidates, count, s.segment_length,
-                                 "uniform" if first else s.sampling, self.learner.model,
-                                 s.pool_factor, self.rng)
-        labels = np.asarray(self.teacher.label(queries), np.float64)
+        queries = next_queries(self.store.episode, candidates, count, s.segment_length,
+                               "uniform" if first else s.strategy, self.learner.model,
+                               s.pool_factor, self.rng)
+        labels = np.asarray(self.teacher.label(queries, self.teacher_rng), np.float64)
         self.state.labels.add(queries, labels)
         if first and s.model.get("normalize", False):
             recent = [self.store.episode(e) for e in candidates]
@@ -293,7 +293,7 @@ class OnlineRun:
     def checkpoint(self) -> None:
         self.state.next_episode = self.store.next_index
         self.state.rng = dict(self.rng.bit_generator.state)
-        self.state.teacher_rng = dict(getattr(self.teacher, "rng", self.rng).bit_generator.state)
+        self.state.teacher_rng = dict(self.teacher_rng.bit_generator.state)
         with replaced_directory(self.workdir / CHECKPOINT) as tmp:
             self.model.save(tmp / "sac.zip")
             self.model.save_replay_buffer(tmp / "replay.pkl")
@@ -320,8 +320,7 @@ class OnlineRun:
         self.learner.reward.spec = RewardSpec.from_json(saved["spec"])
         self.learner.load_state(saved)
         self.rng.bit_generator.state = state["rng"]
-        if hasattr(self.teacher, "rng"):
-            self.teacher.rng.bit_generator.state = state["teacher_rng"]
+        self.teacher_rng.bit_generator.state = state["teacher_rng"]
         self.store.restore(self.state.next_episode)
         self.model = SAC.load(checkpoint / "sac.zip", env=self.env, device=self.device)
         self.model.load_replay_buffer(checkpoint / "replay.pkl")

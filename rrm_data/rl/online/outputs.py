@@ -61,7 +61,7 @@ def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, 
     (tmp / "config.yaml").write_text((workdir / "config.yaml").read_text())
     online.model.save(tmp / POLICY_FILE)
     training = {**record, "task": s.task, "labels": len(log), "teacher": online.teacher.name,
-                "sampling": s.sampling, "steps": int(online.model.num_timesteps), "seed": s.seed}
+                "strategy": s.strategy, "steps": int(online.model.num_timesteps), "seed": s.seed}
     export_reward(online.learner.model, replace(online.learner.reward.spec, name=name,
                                                 task=s.task, training=training),
                   tmp / ARTIFACT_DIR)

@@ -1,9 +1,8 @@
 """Which segment pairs to ask about: B-Pref's feed types on the agent's recent episodes.
 
 ``uniform`` draws pairs of random windows; ``disagreement`` and ``entropy`` draw a pool
-``pool_factor`` times larger and keep the pairs the reward ensemble is least sure of:
-the largest spread (std over members) of P(a ≻ b), or the largest mean binary entropy
-of the members' P(a ≻ b).
+``pool_factor`` times larger and keep the pairs the reward ensemble is least sure of, by
+``labels.acquisition`` (the one definition ``rrm-data query`` uses too).
 """
 
 from __future__ import annotations
@@ -17,31 +16,33 @@ from torch import Tensor
 
 from rrm_data.dataset import format as fmt
 from rrm_data.errors import RrmError
-from rrm_data.reward.loss import member_probabilities, preference_logits, segment_returns
+from rrm_data.labels.acquisition import ACQUISITIONS, preferences, select
+from rrm_data.labels.teachers import PairRewards
+from rrm_data.reward.loss import segment_returns
 from rrm_data.reward.networks import RewardNetwork
 from rrm_data.rl.online.episodes import EpisodeArrays
 
-SAMPLINGS = ("uniform", "disagreement", "entropy")
 
-
-@dataclass(frozen=True)
-class Queries:
-    """A batch of pairs of windows: (episode, start) of each side, and their true rewards."""
+@dataclass(frozen=True, kw_only=True)
+class Queries(PairRewards):
+    """A batch of pairs of windows, what a teacher is asked: (episode, start) of each side,
+    and their true rewards (n, length), which only scripted teachers read. Thresholds are a
+    share of the batch's own mean segment return, as B-Pref sets them each round."""
 
     episode_a: np.ndarray
     start_a: np.ndarray
     episode_b: np.ndarray
     start_b: np.ndarray
     length: int
-    rewards_a: np.ndarray  # (n, length), read by scripted teachers only
-    rewards_b: np.ndarray
 
     def __len__(self) -> int:
         return len(self.episode_a)
 
     def take(self, rows: np.ndarray) -> Queries:
-        return Queries(self.episode_a[rows], self.start_a[rows], self.episode_b[rows],
-                       self.start_b[rows], self.length, self.rewards_a[rows], self.rewards_b[rows])
+        return Queries(episode_a=self.episode_a[rows], start_a=self.start_a[rows],
+                       episode_b=self.episode_b[rows], start_b=self.start_b[rows],
+                       length=self.length, rewards_a=self.rewards_a[rows],
+                       rewards_b=self.rewards_b[rows])
 
 
 Episodes = Callable[[int], EpisodeArrays]
@@ -63,8 +64,9 @@ def random_pairs(episodes: Episodes, candidates: list[int], count: int, length: 
             eb[same] = usable[rng.integers(0, len(usable), int(same.sum()))]
             same = ea == eb
     sa, sb = (_starts(episodes, e, length, rng) for e in (ea, eb))
-    return Queries(ea, sa, eb, sb, length, _window(episodes, ea, sa, length, "reward"),
-                   _window(episodes, eb, sb, length, "reward"))
+    return Queries(episode_a=ea, start_a=sa, episode_b=eb, start_b=sb, length=length,
+                   rewards_a=_window(episodes, ea, sa, length, "reward"),
+                   rewards_b=_window(episodes, eb, sb, length, "reward"))
 
 
 def _starts(episodes: Episodes, eps: np.ndarray, length: int,
@@ -92,32 +94,31 @@ def pair_inputs(episodes: Episodes, queries: Queries,
 
 
 @torch.no_grad()
-def uncertainty(model: RewardNetwork, inputs: dict[str, Tensor], sampling: str,
-                batch_size: int = 256) -> np.ndarray:
-    """Per pair: std over members of P(a ≻ b) (disagreement) or the members' mean binary
-    entropy of it (entropy)."""
+def member_returns(model: RewardNetwork, inputs: dict[str, Tensor],
+                   batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Each member's return of side a and of side b of every pair, two (members, pairs)."""
     n = len(next(iter(inputs.values())))
-    scores = []
-    for i in range(0, n, batch_size):
-        part = {c: v[i:i + batch_size] for c, v in inputs.items()}
-        p = member_probabilities(preference_logits(segment_returns(model, part)))  # (K, B)
-        if sampling == "disagreement":
-            scores.append(p.std(dim=0, correction=0))
-        else:
-            q = p.clamp(1e-7, 1 - 1e-7)
-            scores.append((-(q * q.log() + (1 - q) * (1 - q).log())).mean(dim=0))
-    return torch.cat(scores).cpu().numpy()
+    returns = torch.cat([segment_returns(model, {c: v[i:i + batch_size]
+                                                 for c, v in inputs.items()})
+                         for i in range(0, n, batch_size)], dim=1).double().cpu().numpy()
+    return returns[..., 0], returns[..., 1]
 
 
-def select_queries(episodes: Episodes, candidates: list[int], count: int, length: int,
-                   sampling: str, model: RewardNetwork, pool_factor: int,
-                   rng: np.random.Generator) -> Queries:
-    """``count`` pairs to ask, by ``sampling`` (one of ``SAMPLINGS``)."""
-    if sampling not in SAMPLINGS:
-        raise RrmError(f"unknown sampling '{sampling}'; known: {', '.join(SAMPLINGS)}")
-    if sampling == "uniform":
-        return random_pairs(episodes, candidates, count, length, rng)
-    pool = random_pairs(episodes, candidates, count * pool_factor, length, rng)
-    device = next(model.parameters()).device
-    scores = uncertainty(model, pair_inputs(episodes, pool, device), sampling)
-    return pool.take(np.argsort(-scores, kind="stable")[:count])
+def choose_windows(episodes: Episodes, pool: Queries, count: int, strategy: str,
+                   model: RewardNetwork) -> np.ndarray:
+    """Positions in ``pool`` of the ``count`` pairs to ask, by ``acquisition.select``."""
+    p = None
+    if ACQUISITIONS.get(strategy).score is not None:
+        device = next(model.parameters()).device
+        p = preferences(*member_returns(model, pair_inputs(episodes, pool, device)))
+    return select(strategy, len(pool), count, p)[0]
+
+
+def next_queries(episodes: Episodes, candidates: list[int], count: int, length: int,
+                 strategy: str, model: RewardNetwork, pool_factor: int,
+                 rng: np.random.Generator) -> Queries:
+    """``count`` pairs to ask, by ``strategy``, from a pool of random windows of the
+    ``candidates`` episodes (``pool_factor`` × ``count`` of them where the strategy ranks)."""
+    ranks = ACQUISITIONS.get(strategy).score is not None
+    pool = random_pairs(episodes, candidates, count * (pool_factor if ranks else 1), length, rng)
+    return pool.take(choose_windows(episodes, pool, count, strategy, model))
