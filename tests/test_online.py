@@ -18,7 +18,7 @@ import torch
 from helpers import one_line_error, overrides
 
 from rrm_data.cli import main
-from rrm_data.labels.teachers import TEACHERS, PairRewards, Teacher
+from rrm_data.labels.teachers import TEACHERS, PairRewards, Teacher, make_teacher
 from rrm_data.reward.artifact import load_reward
 from rrm_data.reward.loss import preference_logits, segment_returns
 from rrm_data.reward.networks import RewardNetwork
@@ -246,7 +246,7 @@ def test_any_teacher_plugs_into_the_loop(tmp_path: Path) -> None:
 
 
 def test_the_oracle_teacher_labels_known_returns() -> None:
-    rewards_a = np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 1.0]])  # returns a: 3, 1, 2 against 2, 2, 2
+    rewards_a = np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 1.0]])  # returns 3, 1, 2 against 2
     labels = make_teacher("oracle", None).label(PairRewards(rewards_a, np.ones((3, 2))),
                                                 np.random.default_rng(0))
     np.testing.assert_array_equal(labels, [1, 0, 0.5])
