@@ -27,7 +27,9 @@ from rrm_data.reward.base import RewardFunction, RewardOutput
 from rrm_data.reward.resolve import REFERENCES, resolve_reward
 from rrm_data.reward.spec import RewardSpec, Window
 from rrm_data.reward.window import dataset_windows, window_index
-from rrm_data.rl import make_vec_env, relabel_replay_buffer, task_env
+from rrm_data.rl.relabel import relabel_replay_buffer
+from rrm_data.rl.sac import make_vec_env
+from rrm_data.rl.wrapper import task_env
 
 TASK = "reach-v3"
 LENGTHS = (2, 3)
