@@ -125,7 +125,7 @@ CASES: dict[str, Case] = {
     "export-trl into a campaign": _export_trl_into_campaign,
     "train-sac": lambda w: (["train-sac", "reward=true", *SAC,
                              f"out={w.data / 'episodes' / 'sac'}"], w.data, "dataset"),
-    "train-sac into its reward's run": lambda w: (["train-sac", f"reward={w.run}", *SAC,
+    "train-sac into its reward's run": lambda w: (["train-sac", f"reward={w.run}", *SAC, "allow_other_task=true",
                                                    f"out={w.run / 'sac'}"],
                                                   w.run, "train-reward run"),
     "train-online": lambda w: (["train-online", "task=reach-v3", "steps=5000",

@@ -224,7 +224,7 @@ def test_collect_refuses_a_missing_sac_policy(tmp_path: Path,
 def test_train_sac_refuses_a_reward_of_another_task(learned_reward: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """A reward trained on button-press-v3 does not drive drawer-close-v3 unless asked for."""
-    assert load_reward(learned_reward).spec["training"]["tasks"] == ["button-press-v3"]
+    assert load_reward(learned_reward).spec.training["tasks"] == ["button-press-v3"]
     out = tmp_path / "run"
     assert main(["train-sac", "task=drawer-close-v3", f"reward={learned_reward}", "steps=10",
                  f"out={out}"]) == 2
