@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,12 @@ TINY_TRAIN = ["model.hidden=16", "model.layers=2", "model.members=2", "trainer.m
               "trainer.enable_progress_bar=false"]
 HUB_REPO = "rrm-test/bp-prefs"
 HUB_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def interruptible() -> None:
+    """Popen ``preexec_fn``: a shell's background job starts with SIGINT ignored, and Python
+    then keeps it ignored; give the child the default so Ctrl-C tests see KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def overrides(**values: object) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from helpers import SMALL, leftovers, one_line_error, overrides, parquet_bytes
+from helpers import SMALL, interruptible, leftovers, one_line_error, overrides, parquet_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,7 +72,8 @@ def interrupt(out: Path, sig: signal.Signals, after_episodes: int = 2) -> list[s
     command = [sys.executable, "-m", "rrm_data.cli", "collect",
                *overrides(**{**SMALL, **RESUME, "out": out})]
     episodes = out.with_name(f".{out.name}.partial") / "episodes"
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while len(list(episodes.glob("*.arrow"))) < after_episodes:
         assert proc.poll() is None, f"collect ended before it was interrupted: {proc.stderr.read()}"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import SMALL, TINY_TRAIN, one_line_error, overrides
+from helpers import SMALL, TINY_TRAIN, interruptible, one_line_error, overrides
 
 from rrm_data.cli import main
 from rrm_data.io import Kind, atomic_directory, clean_leftovers, output_kind, output_lock
@@ -192,7 +192,7 @@ def test_train_reward_saves_a_checkpoint_on_ctrl_c_and_resumes(small_dataset, tm
     command = [sys.executable, "-m", "rrm_data.cli", "train-reward", f"data={small_dataset}",
                f"out={out}", *TINY_TRAIN[:-2], "trainer.max_epochs=400",
                "trainer.enable_progress_bar=false"]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while not (out / "checkpoints" / "last.ckpt").exists():  # a checkpoint every epoch
         assert proc.poll() is None and time.monotonic() < deadline
