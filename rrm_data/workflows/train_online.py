@@ -2,8 +2,9 @@
 
 `recipe=rrm` (default) learns a residual reward r̂ = w · r0 + tanh(f) on a fixed prior
 with no pre-training, as the RRM paper; `recipe=pebble` learns an ensemble from scratch
-after PEBBLE's unsupervised state-entropy pre-training. Every key stays overridable
-(`feedback=500`, `strategy=disagreement`, `teacher=mistake teacher_params.epsilon=0.2`,
+after PEBBLE's unsupervised state-entropy pre-training. Both run PEBBLE's SAC; `sac=cpu`
+(an option of recipes/sac/) swaps in the CPU-sized one, `model=mlp` (recipes/model/)
+another reward model. Every key stays overridable (`feedback=500`, `strategy=disagreement`, `teacher=mistake teacher_params.epsilon=0.2`,
 `model.prior_weight=2`, `sac.batch_size=256`). The run directory `out` appears when
 training is done and holds `policy.zip` (which `collect policy=sac:OUT` rolls out),
 `reward/` (the final reward artifact), `eval.csv` (success rate and true return against
@@ -33,7 +34,7 @@ from rrm_data.config import (
 )
 from rrm_data.io import Kind, atomic_directory, check_out, output_lock, remove_owned
 from rrm_data.progress import console, progress
-from rrm_data.recipes import load_recipe
+from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.rl.online.loop import OnlineRun, OnlineSettings, check_settings, find_checkpoint
 from rrm_data.rl.online.outputs import prepare_workdir, write_outputs
 from rrm_data.sim.envs import check_task
@@ -46,8 +47,6 @@ NOT_IDENTITY = ("threads", "out", "overwrite")
 @dataclass
 class Config(OnlineSettings):
     recipe: str = field(default="rrm", metadata=doc("online recipe name or YAML path"))
-    sac_recipe: str | None = field(default=None, metadata=doc("take the sac: settings of this "
-                                                              "SAC recipe (e.g. sac_cpu)"))
     threads: int = field(default=1, metadata=doc("torch CPU threads", THREADS))
     out: str | None = field(default=None, metadata=doc("run directory (default "
                                                        "runs/online-<recipe>-<task>-seed<seed>)"))
@@ -56,16 +55,15 @@ class Config(OnlineSettings):
 
 
 def make_config(overrides: list[str]) -> DictConfig:
-    """Defaults, then the recipe (its ``online:`` keys at top level, ``model:``, ``sac:``),
-    then ``sac_recipe``'s ``sac:`` section, then the command-line overrides."""
+    """Defaults, then the recipe composed with the chosen groups (its ``online:`` keys at top
+    level, ``model:``, ``sac:``), then the command-line overrides."""
+    groups, overrides = split_groups(overrides)
     extra = parse_overrides(overrides)
     recipe_name = str(extra.get("recipe", Config.recipe))
-    recipe = load_recipe(recipe_name, "online")
+    recipe = load_recipe(recipe_name, "online", groups)
     rest = [str(k) for k in recipe if k != "online"]  # model:, sac:
-    layers = [recipe.online, OmegaConf.masked_copy(recipe, rest)]
-    if extra.get("sac_recipe"):
-        layers.append(OmegaConf.masked_copy(load_recipe(str(extra.sac_recipe), "sac"), "sac"))
-    cfg = build_config(Config(), merge_configs(*layers, extra))
+    cfg = build_config(Config(), merge_configs(recipe.online, OmegaConf.masked_copy(recipe, rest),
+                                               extra))
     cfg.recipe = recipe_name
     check_task(cfg.task)
     check_settings(OnlineSettings.from_config(cfg))

@@ -1,7 +1,7 @@
 """Train a reward model on a preference dataset from a recipe, and export it.
 
 `recipe=` picks a YAML file from `recipes/` (or a path to one) that sets the defaults;
-every key stays overridable (`model.hidden=128`, `trainer.max_epochs=5`,
+`model=mlp` (an option of recipes/model/) swaps in another model block; every key stays overridable (`model.hidden=128`, `trainer.max_epochs=5`,
 `data.num_labels=500`). The run directory `out` gets the resolved `config.yaml`,
 Lightning checkpoints (`checkpoints/last.ckpt`, used by `resume=true`), `metrics.csv`
 and the reward artifact `reward/` that `rrm_data.load_reward` reads.
@@ -35,7 +35,7 @@ from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import Interrupted, RrmError, first_line
 from rrm_data.io import Kind, check_place, output_lock
 from rrm_data.progress import console
-from rrm_data.recipes import load_recipe
+from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.reward.networks import build_network
 from rrm_data.reward.spec import MODEL_RANGES, RewardSpec, prior_name
@@ -99,11 +99,13 @@ class Config:
 
 
 def make_config(overrides: list[str]) -> DictConfig:
-    """Defaults, then the recipe's YAML, then the command-line overrides."""
+    """Defaults, then the recipe's YAML composed with the chosen groups, then the
+    command-line overrides."""
     overrides = [f"data.source={o[5:]}" if o.startswith("data=") else o for o in overrides]
+    groups, overrides = split_groups(overrides)
     extra = parse_overrides(overrides)
     recipe_name = str(extra.get("recipe", Config.recipe))
-    recipe = load_recipe(recipe_name, "model")
+    recipe = load_recipe(recipe_name, "model", groups)
     cfg = build_config(Config(), merge_configs(recipe, extra))
     cfg.recipe = recipe_name
     if cfg.out is None and cfg.data.source is not None:

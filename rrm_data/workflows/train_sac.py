@@ -1,7 +1,8 @@
 """Train a SAC policy on a learned reward, the true reward or a prior, and evaluate it.
 
 `reward=` is a reward run directory or artifact, `true` (the task's own reward) or
-`prior:<name>`. `recipe=` picks the SAC settings (default `sac_metaworld`, PEBBLE's);
+`prior:<name>`. `recipe=` picks the SAC settings (default `sac_metaworld`, PEBBLE's;
+`sac_cpu` smaller), `sac=cpu` (an option of recipes/sac/) the SAC settings alone;
 every key stays overridable (`sac.batch_size=64`, `sac.n_envs=4`). The run directory
 `out` appears when training is done and holds `config.yaml`, `progress.csv` (SB3's
 training log), `eval.csv` (success rate and true return of deterministic evaluation
@@ -33,7 +34,7 @@ from rrm_data.config import (
 )
 from rrm_data.io import Kind, atomic_directory, check_out, write_json
 from rrm_data.progress import console, progress
-from rrm_data.recipes import load_recipe
+from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.reward.base import RewardFunction
 from rrm_data.reward.resolve import check_reward_tasks, resolve_reward, reward_ref
 from rrm_data.rl.sac import (
@@ -77,12 +78,15 @@ class Config:
 
 
 def make_config(overrides: list[str]) -> DictConfig:
-    """Defaults, then the recipe's YAML, then the command-line overrides."""
+    """Defaults, then the recipe's YAML composed with the chosen groups, then the
+    command-line overrides."""
+    groups, overrides = split_groups(overrides)
     extra = parse_overrides(overrides)
     if "reward" in extra:
         extra.reward = reward_ref(extra.reward)
     recipe_name = str(extra.get("recipe", Config.recipe))
-    cfg = build_config(Config(), merge_configs(load_recipe(recipe_name, "sac"), extra))
+    recipe = load_recipe(recipe_name, "sac", groups)
+    cfg = build_config(Config(), merge_configs(recipe, extra))
     cfg.recipe = recipe_name
     check_task(cfg.task)
     check_reward_tasks([cfg.reward], [cfg.task], cfg.allow_other_task)
