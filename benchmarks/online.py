@@ -7,7 +7,7 @@ difference is the online work. Both report steady-state steps/s (after
 `learning_starts`, evaluation left out). Rounds come every `--round-every` steps (B-Pref:
 5,000; default here 1,000, five times harsher, to keep the run short). Target >= 0.8.
 
-    python benchmarks/online.py [--rounds 2] [--round-every 1000] [--sac sac_cpu]
+    python benchmarks/online.py [--rounds 2] [--round-every 1000] [--sac cpu]
 """
 
 from __future__ import annotations
@@ -23,19 +23,11 @@ import torch
 from common import save_result
 
 from rrm_data.cli import main
-from rrm_data.config import config_dict
 from rrm_data.recipes import load_recipe
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.learner import OnlineRewardLearner
 
 TASK = "reach-v3"
-
-
-def sac_overrides(recipe: str, learning_starts: int) -> list[str]:
-    sac = config_dict(load_recipe(recipe, "sac").sac)
-    sac.update(learning_starts=learning_starts, device="cpu")
-    return [f"sac.{k}=" + ("[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v))
-            for k, v in sac.items()]
 
 
 def summary(out: Path) -> dict:
@@ -73,7 +65,8 @@ def main_benchmark(rounds: int, round_every: int, labels_per_round: int, sac: st
     torch.set_num_threads(1)
     steps = learning_starts + rounds * round_every
     common = [f"task={TASK}", f"steps={steps}", "seed=0", "threads=1", "eval_every=0",
-              "eval_episodes=1", *sac_overrides(sac, learning_starts)]
+              "eval_episodes=1", f"sac={sac}", f"sac.learning_starts={learning_starts}",
+              "sac.device=cpu"]
     with tempfile.TemporaryDirectory() as tmp:
         online, fixed = Path(tmp) / "online", Path(tmp) / "sac"
         assert main(["train-online", "recipe=rrm", *common, f"round_every={round_every}",
@@ -91,7 +84,7 @@ def main_benchmark(rounds: int, round_every: int, labels_per_round: int, sac: st
     round_seconds = sum(float(row.split(",")[-1]) for row in rounds_csv[1:])
     steady_seconds = (steps - learning_starts) / on["steady_steps_per_s"]
     return {
-        "task": TASK, "sac_recipe": sac, "steps": steps, "learning_starts": learning_starts,
+        "task": TASK, "sac": sac, "steps": steps, "learning_starts": learning_starts,
         "round_every": round_every, "labels_per_round": labels_per_round, "rounds": rounds,
         "torch_threads": 1, "device": "cpu",
         "machine": platform.processor() or platform.machine(),
@@ -119,7 +112,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--round-every", type=int, default=1000)
     parser.add_argument("--labels-per-round", type=int, default=50)
-    parser.add_argument("--sac", default="sac_cpu")
+    parser.add_argument("--sac", default="cpu", help="option of recipes/sac/")
     parser.add_argument("--learning-starts", type=int, default=1000)
     args = parser.parse_args()
     save_result("online", main_benchmark(args.rounds, args.round_every, args.labels_per_round,

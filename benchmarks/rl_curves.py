@@ -1,6 +1,6 @@
 """Success rate against env steps: true reward, prior, RRM and PEBBLE online, offline.
 
-On one task (default drawer-close-v3 with `sac_cpu`, CPU-sized SAC: with the true reward
+On one task (default drawer-close-v3 with `sac=cpu`, CPU-sized SAC: with the true reward
 both seeds pass 0.8 evaluation success by 30k steps, about 11 minutes of one core), at
 equal env steps and for each seed, it runs:
 
@@ -55,12 +55,12 @@ def conditions(args: argparse.Namespace) -> dict[str, list[str]]:
     """Condition name → the CLI command (without out=) of one seed (``{seed}`` filled later)."""
     common = [f"task={args.task}", f"steps={args.steps}", f"eval_every={args.eval_every}",
               f"eval_episodes={args.eval_episodes}", "seed={seed}", *args.extra]
-    sac = ["train-sac", f"recipe={args.sac}", "checkpoint_every=0", *common]
+    sac = ["train-sac", f"sac={args.sac}", "checkpoint_every=0", *common]
     out: dict[str, list[str]] = {"true": [*sac, "reward=true"],
                                  "prior": [*sac, "reward=prior:gripper_object"]}
     for budget in args.budgets:
         per_round = max(1, budget // args.rounds)
-        online = ["train-online", f"sac_recipe={args.sac}", *common,
+        online = ["train-online", f"sac={args.sac}", *common,
                   f"feedback={per_round * args.rounds}", f"labels_per_round={per_round}",
                   f"round_every={args.round_every}"]
         for weight in args.prior_weights:  # the prior's scale, a studied parameter
@@ -138,7 +138,7 @@ def summarize(rows_by_seed: dict[int, list[dict]]) -> dict:
 
 
 def save(args: argparse.Namespace, curves: dict, seconds: dict, failed: list[str]) -> dict:
-    result = {"task": args.task, "steps": args.steps, "sac_recipe": args.sac,
+    result = {"task": args.task, "steps": args.steps, "sac": args.sac,
               "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
               "round_every": args.round_every, "rounds": args.rounds,
               "budgets": args.budgets, "smoke": args.smoke,
@@ -186,7 +186,7 @@ def plot(args: argparse.Namespace, result: dict, path: Path) -> None:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="drawer-close-v3")
-    parser.add_argument("--sac", default="sac_cpu")
+    parser.add_argument("--sac", default="cpu", help="option of recipes/sac/")
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--budgets", type=int, nargs="+", default=[500, 2000])

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rrm_data.config import build_config, to_yaml
 from rrm_data.errors import Interrupted, RrmError, environment_error
 from rrm_data.process import configure_process
+from rrm_data.recipes import group_names, group_options
 from rrm_data.registry import Registry
 
 
@@ -82,6 +83,10 @@ def _describe(module: ModuleType, overrides: list[str]) -> str:
         if isinstance(value, DictConfig | ListConfig):
             value = OmegaConf.to_container(value, resolve=True)
         lines.append(f"  {f.name}={value!r}  {help_text}".rstrip())
+    groups = [g for g in group_names() if g in {f.name for f in fields(config_cls)}]
+    if groups:
+        lines.append("config groups (GROUP=OPTION replaces the recipe's choice, recipes/GROUP/):")
+        lines += [f"  {g}={'|'.join(group_options(g))}" for g in groups]
     return "\n".join(lines)
 
 

@@ -12,8 +12,9 @@ apply on top of them::
     model:
       normalize: false
 
-An option may itself list options of its own group (``defaults: [mlp, gripper_prior]``),
-merged in that order before its own keys. On the command line ``GROUP=OPTION``
+An option may itself list options of its own group, or parts of them (``_<part>.yaml``,
+no option alone): ``defaults: [mlp, _gripper_prior]``, merged in that order before its own
+keys. On the command line ``GROUP=OPTION``
 (``sac=cpu``) replaces the recipe's choice for that group, or adds the group.
 """
 
@@ -40,7 +41,10 @@ def group_names() -> list[str]:
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (resource_dir("recipes") / group).glob("*.yaml"))
+    """A group's options; a file named ``_<part>.yaml`` is a part that only its group's
+    options pull in."""
+    return sorted(p.stem for p in (resource_dir("recipes") / group).glob("*.yaml")
+                  if not p.stem.startswith("_"))
 
 
 def split_groups(overrides: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -76,7 +80,7 @@ def load_recipe(name: str, section: str, groups: dict[str, str] | None = None) -
         raise RrmError(f"recipe '{name}' is not for this command (it is not a '{section}:' "
                        f"recipe); {available}")
     chosen = {**_choices(recipe, path), **(groups or {})}
-    layers = [OmegaConf.create({group: _option(group, option, ())})
+    layers = [OmegaConf.create({group: _option(group, option)})
               for group, option in chosen.items()]
     return merge_configs(*layers, _without_defaults(recipe))
 
@@ -110,23 +114,22 @@ def _choices(recipe: DictConfig, path: Path) -> dict[str, str]:
     return chosen
 
 
-def _option(group: str, option: str, seen: tuple[str, ...]) -> DictConfig:
-    """``recipes/<group>/<option>.yaml``: the options it lists, then its own keys."""
+def _option(group: str, option: str, part: bool = False) -> DictConfig:
+    """``recipes/<group>/<option>.yaml``: the options (or ``part``s) it lists, then its own
+    keys."""
     if group not in group_names():
         raise RrmError(f"unknown config group '{group}'; groups: {', '.join(group_names())}")
-    if option not in group_options(group):
+    path = resource_dir("recipes") / group / f"{option}.yaml"
+    if option not in group_options(group) and not (part and path.is_file()):
         raise RrmError(f"unknown {group} option '{option}'; available: "
                        f"{', '.join(group_options(group))}")
-    if option in seen:
-        raise RrmError(f"{group} options include each other: {' -> '.join([*seen, option])}")
-    path = resource_dir("recipes") / group / f"{option}.yaml"
     values = _read(path)
     parts = []
     for entry in values.get(DEFAULTS) or []:
         if not isinstance(entry, str):
             raise RrmError(f"{path}: defaults: of a {group} option names other {group} "
                            f"options, got {_plain(entry)!r}")
-        parts.append(_option(group, entry, (*seen, option)))
+        parts.append(_option(group, entry, part=True))
     return merge_configs(*parts, _without_defaults(values))
 
 

@@ -39,7 +39,9 @@ EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with train
 
 @dataclass
 class SacSettings:
-    """SB3 SAC settings; the defaults come from ``recipes/sac_metaworld.yaml``."""
+    """SB3 SAC settings. The defaults are PEBBLE's (B-Pref's Meta-World config), written
+    only here: recipes name them as ``sac: pebble`` and other options of ``recipes/sac/``
+    write only what they change."""
 
     learning_rate: float = field(default=3e-4, metadata=doc("Adam step size, all nets", POSITIVE))
     batch_size: int = field(default=512, metadata=doc("transitions per gradient step", COUNT))

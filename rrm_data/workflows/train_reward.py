@@ -1,10 +1,11 @@
 """Train a reward model on a preference dataset from a recipe, and export it.
 
 `recipe=` picks a YAML file from `recipes/` (or a path to one) that sets the defaults;
-`model=mlp` (an option of recipes/model/) swaps in another model block; every key stays overridable (`model.hidden=128`, `trainer.max_epochs=5`,
-`data.num_labels=500`). The run directory `out` gets the resolved `config.yaml`,
-Lightning checkpoints (`checkpoints/last.ckpt`, used by `resume=true`), `metrics.csv`
-and the reward artifact `reward/` that `rrm_data.load_reward` reads.
+`model=mlp` (an option of recipes/model/) swaps in another model block; every key stays
+overridable (`model.hidden=128`, `trainer.max_epochs=5`, `data.num_labels=500`). The run
+directory `out` gets the resolved `config.yaml`, Lightning checkpoints
+(`checkpoints/last.ckpt`, used by `resume=true`), `metrics.csv` and the reward artifact
+`reward/` that `rrm_data.load_reward` reads.
 """
 
 from __future__ import annotations
