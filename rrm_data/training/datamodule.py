@@ -24,8 +24,8 @@ from rrm_data.dataset.columns import segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
+from rrm_data.streams import Stream, stream
 
-_VAL_STREAM = 4  # the rng stream of the validation episodes (collect uses 1-3)
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
 
 
@@ -194,7 +194,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         n_val = int(round(self.val_fraction * len(ids)))
         if self.val_fraction > 0 and len(ids) >= 2:
             n_val = min(max(n_val, 1), len(ids) - 1)
-        held = np.random.default_rng([self.seed, _VAL_STREAM]).permutation(ids)[:n_val]
+        held = stream(self.seed, Stream.VALIDATION).permutation(ids)[:n_val]
         touches = np.isin(episodes, held).any(axis=1)
         keep, val = np.flatnonzero(~touches), np.flatnonzero(touches)
         return (LabelledPairs(pool.first[keep], pool.label[keep]),

@@ -63,6 +63,7 @@ from rrm_data.rl.sac import (
     resolve_device,
     train,
 )
+from rrm_data.streams import Stream, stream
 
 CHECKPOINT = "checkpoint"
 LOGS = ("eval.csv", "progress.csv")  # appended to while training, kept with each checkpoint
@@ -192,8 +193,8 @@ class OnlineRun:
             reward_spec(s.model, STATE_INPUTS, None), lr=s.reward_lr,
             batch_size=s.reward_batch_size, max_epochs=s.reward_max_epochs,
             target_agreement=s.target_agreement, seed=s.seed, device=self.device)
-        self.rng = np.random.default_rng([s.seed, 5])
-        self.teacher_rng = np.random.default_rng([s.seed, 7])
+        self.rng = stream(s.seed, Stream.QUERIES)
+        self.teacher_rng = stream(s.seed, Stream.ONLINE_TEACHER)
         self.env = make_vec_env(s.task, self.learner.reward, s.sac.n_envs, s.seed,
                                 s.episode_steps, wrap=lambda env: EpisodeLog(env, self.store))
         self.inputs: dict[str, torch.Tensor] = {}
