@@ -72,7 +72,7 @@ class LabelLog:
         return cls(**{k: list(v) for k, v in data.items()})
 
 
-def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, length: int, teacher: str,
+def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, *, length: int, teacher: str,
                    teacher_params: Mapping[str, float], test_pairs: int, seed: int,
                    collection: Mapping[str, Any], fps: float) -> None:
     """Write the queries of ``log`` as a dataset, with ``test_pairs`` oracle test pairs of
