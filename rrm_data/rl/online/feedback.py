@@ -82,7 +82,7 @@ def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, *, length: int
     queried = log.episodes()
     held_out = [e for e in store.on_disk() if e not in queried]
     rng = stream(seed, Stream.FEEDBACK_TEST)
-    test = (random_pairs(store.episode, held_out, test_pairs, length, rng)
+    test = (random_pairs(store.episode, held_out, count=test_pairs, length=length, rng=rng)
             if test_pairs and len(held_out) >= 2 else None)
     tested = set[int]() if test is None else {int(e) for e in (*test.episode_a, *test.episode_b)}
     used = sorted(queried | tested)
