@@ -206,7 +206,7 @@ def test_good_values_at_the_edges_are_accepted() -> None:
 def test_library_settings_are_checked_too() -> None:
     """The online loop's own entry (OnlineRun → check_settings) applies the same ranges."""
     from rrm_data.errors import RrmError
-    from rrm_data.rl.online.loop import OnlineSettings, check_settings
+    from rrm_data.rl.online.settings import OnlineSettings, check_settings
     from rrm_data.rl.sac import SacSettings
 
     with pytest.raises(RrmError, match=r"sac\.gamma must lie in \(0, 1\], got 5"):

@@ -25,8 +25,9 @@ from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.entropy import knn_distance
 from rrm_data.rl.online.episodes import EpisodeArrays
-from rrm_data.rl.online.loop import OnlineRun, OnlineSettings
+from rrm_data.rl.online.loop import OnlineRun
 from rrm_data.rl.online.queries import Queries, next_queries, pair_inputs, random_pairs
+from rrm_data.rl.online.settings import OnlineSettings
 from rrm_data.sim.policies import load_policy
 from rrm_data.workflows.train_online import make_config
 

@@ -100,4 +100,4 @@ def test_validation_split_and_held_out_fraction(small_dataset: Path) -> None:
     assert (len(held.train_pairs), len(held.val_pairs)) == (72, 24)
     assert np.array_equal(held.val_pairs.first, dm.train_pairs.first[72:])
     stats = dm.input_stats(COLUMNS)
-    assert len(stats["mean"]) == 43 and min(stats["std"]) > 0
+    assert len(stats.mean) == 43 and min(stats.std) > 0

@@ -25,6 +25,7 @@ from rrm_data.dataset.columns import pair_keys
 from rrm_data.dataset.format import ANNOTATOR_NAME
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
+from rrm_data.streams import CampaignStream, stream
 
 DEFAULT_THRESHOLD = 0.7
 
@@ -142,7 +143,7 @@ def campaign_items(dataset: DatasetDir, spec: CampaignSpec) -> list[Item]:
     if len(fresh) < spec.calibration:
         raise RrmError(f"calibration={spec.calibration} but only {len(fresh)} train pairs have a "
                        f"non-tie '{spec.calibration_teacher}' label")
-    pick = np.sort(np.random.default_rng([spec.seed, 1]).choice(fresh, spec.calibration,
+    pick = np.sort(stream(spec.seed, CampaignStream.CALIBRATION).choice(fresh, spec.calibration,
                                                                 replace=False))
     labels = prefs.column("label").to_numpy()
     pair = prefs.column("pair_index").to_numpy()
@@ -170,7 +171,7 @@ def campaign_queues(items: list[Item], spec: CampaignSpec) -> dict[str, list[tup
                 order.append(next(rest))
             order.append(item)
         order += list(rest)
-        rng = np.random.default_rng([spec.seed, 2, k])
+        rng = stream(spec.seed, CampaignStream.SIDES, k)
         queues[name] = [(item, bool(swap)) for item, swap in
                         zip(order, rng.random(len(order)) < 0.5, strict=True)]
     return queues

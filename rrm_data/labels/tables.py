@@ -23,8 +23,7 @@ from rrm_data.labels.sampling import (
     split_episodes,
 )
 from rrm_data.labels.teachers import PairRewards, make_teacher
-
-_PAIR_STREAM, _TEACHER_STREAM, _SEGMENT_STREAM = 2, 3, 1
+from rrm_data.streams import Stream, stream
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def _segments(rows: list[dict], index_from: np.ndarray, rewards: np.ndarray, ste
     episode_parts: list[np.ndarray] = []
     start_parts: list[np.ndarray] = []
     for row, count in zip(rows, counts, strict=True):
-        rng = np.random.default_rng([row["seed"], _SEGMENT_STREAM])
+        rng = stream(row["seed"], Stream.SEGMENTS)
         s = segment_starts(row["length"], length, int(count), rng)
         episode_parts.append(np.full(len(s), row["episode_index"], np.int64))
         start_parts.append(s)
@@ -157,7 +156,7 @@ def check_pair_budget(episode_ids: np.ndarray, spec: LabelSpec) -> None:
     test episodes are drawn as ``build_tables`` draws them, assuming every episode is at
     least ``segment_length`` long (collect checks that) so each yields its full count."""
     seg_episode = np.repeat(episode_ids, _segment_counts(len(episode_ids), spec))
-    rng = np.random.default_rng([spec.seed, _PAIR_STREAM])
+    rng = stream(spec.seed, Stream.PAIRS)
     _, counts, pools = _split_pairs(episode_ids, seg_episode, spec, rng)
     for split in fmt.SPLITS:
         check_pair_count(pools[split], seg_episode, counts[split], spec.distinct_episodes, split)
@@ -165,7 +164,7 @@ def check_pair_budget(episode_ids: np.ndarray, spec: LabelSpec) -> None:
 
 def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table,
                  spec: LabelSpec) -> tuple[dict[str, pa.Table], dict[str, Any]]:
-    rng = np.random.default_rng([spec.seed, _PAIR_STREAM])
+    rng = stream(spec.seed, Stream.PAIRS)
     seg_episode = segments.column("episode_index").to_numpy()
     test_episodes, counts, pools = _split_pairs(episodes.column("episode_index").to_numpy(),
                                                 seg_episode, spec, rng)
@@ -187,8 +186,7 @@ def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table
         pairs = PairRewards(seg_rewards[a], seg_rewards[b], mean_return)
         parts, skipped[split] = [], {}
         for name, teacher in (teachers if split == "train" else teachers_test).items():
-            t_rng = np.random.default_rng([spec.seed, _TEACHER_STREAM, zlib.crc32(name.encode()),
-                                           split_id])
+            t_rng = stream(spec.seed, Stream.TEACHER, zlib.crc32(name.encode()), split_id)
             labels = teacher.label(pairs, t_rng)
             keep = ~np.isnan(labels)
             skipped[split][name] = int((~keep).sum())

@@ -64,12 +64,11 @@ class LearnedReward(RewardFunction):
 
             self.frame_features = FrameFeatures(spec.encoders)
 
-    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+    def set_normalization(self, stats: Normalization) -> None:
         """Fix the network's input mean and std; the spec (and so the artifact) follows."""
-        self.model.input_mean.copy_(mean)
-        self.model.input_std.copy_(std)
-        self.spec = self.spec.with_normalization(
-            Normalization(tuple(mean.tolist()), tuple(std.tolist())))
+        self.model.input_mean.copy_(torch.tensor(stats.mean))
+        self.model.input_std.copy_(torch.tensor(stats.std))
+        self.spec = self.spec.with_normalization(stats)
 
     def to(self, device: str | torch.device) -> LearnedReward:
         self.model.to(device)

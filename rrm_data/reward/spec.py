@@ -108,6 +108,9 @@ class NetworkSpec:
     def columns(self) -> tuple[str, ...]:
         return columns_read([c for c, _ in self.inputs], self.prior.name)
 
+    def with_normalization(self, stats: Normalization | None) -> NetworkSpec:
+        return replace(self, normalization=stats)
+
     def to_json(self) -> dict[str, Any]:
         norm = self.normalization
         return {"network": self.network, "params": dict(self.params),
@@ -162,7 +165,7 @@ class RewardSpec:
     def with_normalization(self, stats: Normalization | None) -> RewardSpec:
         if self.network is None:
             raise RrmError(f"reward '{self.name}' has no network to normalize inputs of")
-        return replace(self, network=replace(self.network, normalization=stats))
+        return replace(self, network=self.network.with_normalization(stats))
 
     def to_json(self) -> dict[str, Any]:
         """The artifact's ``reward.json`` body (format and version keys added by export)."""
@@ -212,7 +215,7 @@ class RewardSpec:
 
 
 def reward_spec(model: Mapping[str, Any], widths: Mapping[str, int],
-                stats: Mapping[str, list[float]] | None) -> NetworkSpec:
+                stats: Normalization | None) -> NetworkSpec:
     """The network spec of a ``model`` config (shared by train-reward and train-online)."""
     return NetworkSpec.from_json({
         "network": str(model["network"]),
@@ -221,5 +224,4 @@ def reward_spec(model: Mapping[str, Any], widths: Mapping[str, int],
         "prior": {"name": str(model["prior"]), "weight": float(model["prior_weight"]),
                   "negate": bool(model["negate_prior"]),
                   "as_input": bool(model["prior_as_input"])},
-        "normalization": dict(stats) if stats is not None else None,
-    })
+    }).with_normalization(stats)

@@ -24,8 +24,10 @@ from rrm_data.dataset.columns import segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
+from rrm_data.reward.spec import Normalization
+from rrm_data.streams import Stream, stream
+from rrm_data.training.fit import PairOrder, input_normalization, order_generator
 
-_VAL_STREAM = 4  # the rng stream of the validation episodes (collect uses 1-3)
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
 
 
@@ -194,7 +196,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         n_val = int(round(self.val_fraction * len(ids)))
         if self.val_fraction > 0 and len(ids) >= 2:
             n_val = min(max(n_val, 1), len(ids) - 1)
-        held = np.random.default_rng([self.seed, _VAL_STREAM]).permutation(ids)[:n_val]
+        held = stream(self.seed, Stream.VALIDATION).permutation(ids)[:n_val]
         touches = np.isin(episodes, held).any(axis=1)
         keep, val = np.flatnonzero(~touches), np.flatnonzero(touches)
         return (LabelledPairs(pool.first[keep], pool.label[keep]),
@@ -204,21 +206,20 @@ class PreferenceDataModule(pl.LightningDataModule):
     def column_widths(self) -> dict[str, int]:
         return {name: int(t.shape[1]) for name, t in self.steps.items()}
 
-    def input_stats(self, inputs: Sequence[str]) -> dict[str, list[float]]:
+    def input_stats(self, inputs: Sequence[str]) -> Normalization:
         """Mean and std of the concatenated ``inputs`` over the training segments' steps."""
         assert self.train_pairs is not None, "call setup() first"
         firsts = np.unique(self.train_pairs.first)
         rows = torch.from_numpy((firsts[:, None] + np.arange(self.segment_length)).ravel())
-        x = torch.cat([self.steps[name][rows] for name in inputs], dim=1).double()
-        std = x.std(dim=0, correction=0)
-        std = torch.where(std > 1e-6, std, torch.ones_like(std))
-        return {"mean": x.mean(dim=0).tolist(), "std": std.tolist()}
+        return input_normalization({name: self.steps[name][rows] for name in inputs}, inputs)
 
     def _loader(self, pairs: LabelledPairs | None, shuffle: bool) -> DataLoader:
         assert pairs is not None, "call setup() first"
+        # the online learner's order too (training.fit): one permutation per epoch
+        order = PairOrder(len(pairs), order_generator(self.seed)) if shuffle else None
         # torch types collate_fn as taking a list of items; with __getitems__ it gets the batch
         return DataLoader(PairBatches(self.steps, pairs, self.segment_length),
-                          batch_size=self.batch_size, shuffle=shuffle,
+                          batch_size=self.batch_size, sampler=order,
                           collate_fn=already_batched,  # type: ignore[arg-type]
                           num_workers=self.num_workers)
 

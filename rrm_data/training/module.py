@@ -1,7 +1,8 @@
 """The Lightning module: Bradley-Terry on segment returns of a residual reward model.
 
-The loss itself lives in ``rrm_data.reward.loss`` (shared with the online loop); here it
-is logged with the agreement: strict accuracy of the ensemble mean on non-tie pairs.
+Its step is ``training.fit.preference_step`` and its optimizer ``reward_optimizer`` (the
+online learner runs the same); here the loss is logged with the agreement: strict
+accuracy of the ensemble mean on non-tie pairs.
 """
 
 from __future__ import annotations
@@ -14,14 +15,10 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import BinaryAccuracy
 
-from rrm_data.reward.loss import (
-    bradley_terry_loss,
-    decided_agreement,
-    preference_logits,
-    segment_returns,
-)
+from rrm_data.reward.loss import decided_agreement, segment_returns
 from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import REWARD_KEYS, NetworkSpec, reward_spec
+from rrm_data.training.fit import preference_step, reward_optimizer
 
 
 class RewardLearner(pl.LightningModule):
@@ -41,9 +38,9 @@ class RewardLearner(pl.LightningModule):
         return segment_returns(self.reward, inputs)
 
     def _step(self, batch: dict[str, Any], stage: str, agreement: BinaryAccuracy) -> Tensor:
-        logits = preference_logits(self(batch["inputs"]))  # (K, B)
         label = batch["label"]
-        loss = bradley_terry_loss(logits, label, self.hparams["label_smoothing"])
+        loss, logits = preference_step(self.reward, batch["inputs"], label,
+                                       self.hparams["label_smoothing"])
         agreement.update(*decided_agreement(logits, label))
         size = len(label)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True,
@@ -59,8 +56,7 @@ class RewardLearner(pl.LightningModule):
         self._step(batch, "val", self.val_agreement)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.reward.parameters(), lr=self.hparams["lr"],
-                                weight_decay=self.hparams["weight_decay"])
+        return reward_optimizer(self.reward, self.hparams["lr"], self.hparams["weight_decay"])
 
 
 __all__ = ["REWARD_KEYS", "RewardLearner", "reward_spec"]

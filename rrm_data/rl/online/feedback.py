@@ -25,6 +25,7 @@ from rrm_data.labels.tables import BuiltTables, episodes_table, segments_table
 from rrm_data.labels.teachers import Oracle, PairRewards
 from rrm_data.rl.online.episodes import EpisodeStore
 from rrm_data.rl.online.queries import Queries, random_pairs
+from rrm_data.streams import Stream, stream
 
 
 @dataclass
@@ -71,7 +72,7 @@ class LabelLog:
         return cls(**{k: list(v) for k, v in data.items()})
 
 
-def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, length: int, teacher: str,
+def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, *, length: int, teacher: str,
                    teacher_params: Mapping[str, float], test_pairs: int, seed: int,
                    collection: Mapping[str, Any], fps: float) -> None:
     """Write the queries of ``log`` as a dataset, with ``test_pairs`` oracle test pairs of
@@ -80,8 +81,8 @@ def write_feedback(out: Path, store: EpisodeStore, log: LabelLog, length: int, t
     asked = log.queries(keep, length)
     queried = log.episodes()
     held_out = [e for e in store.on_disk() if e not in queried]
-    rng = np.random.default_rng([seed, 11])
-    test = (random_pairs(store.episode, held_out, test_pairs, length, rng)
+    rng = stream(seed, Stream.FEEDBACK_TEST)
+    test = (random_pairs(store.episode, held_out, count=test_pairs, length=length, rng=rng)
             if test_pairs and len(held_out) >= 2 else None)
     tested = set[int]() if test is None else {int(e) for e in (*test.episode_a, *test.episode_b)}
     used = sorted(queried | tested)

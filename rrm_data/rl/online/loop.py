@@ -7,175 +7,56 @@ is left, a round: pick ``labels_per_round`` pairs of windows of recent episodes 
 on the first round, else by ``strategy``), ask the teacher, train r̂ on every label so
 far, relabel the whole replay buffer. Queries asked (skipped ones included) never
 exceed ``feedback``. After every round (and every ``round_every`` steps once the budget
-is spent) the whole state is saved: policy, replay buffer, reward and its optimizer,
-labels and the random generators; a restarted run continues from there.
+is spent) the whole state is saved (``checkpoint``): policy, replay buffer, reward and
+its optimizer, labels and the random generators; a restarted run continues from there.
+The settings and their checks are ``settings``.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rrm_data.config import (
-    COUNT,
-    FRACTION,
-    HELD_OUT,
-    NON_NEGATIVE,
-    POSITIVE,
-    SEED32,
-    check_fields,
-    config_dict,
-    doc,
-)
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
-from rrm_data.errors import RrmError
-from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
-from rrm_data.labels.acquisition import STRATEGY_HELP, check_strategy
-from rrm_data.labels.teachers import Teacher, make_teacher
+from rrm_data.io import remove_owned
+from rrm_data.labels.teachers import Teacher
 from rrm_data.progress import Bar
-from rrm_data.reward.spec import MODEL_RANGES, RewardSpec, reward_spec
+from rrm_data.reward.spec import reward_spec
+from rrm_data.rl.online.checkpoint import (
+    LOGS,
+    LoopState,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from rrm_data.rl.online.entropy import StateEntropyReplayBuffer
 from rrm_data.rl.online.episodes import EpisodeLog, EpisodeStore
-from rrm_data.rl.online.feedback import LabelLog
 from rrm_data.rl.online.learner import FitResult, OnlineRewardLearner, as_labels
 from rrm_data.rl.online.queries import next_queries, pair_inputs
+from rrm_data.rl.online.settings import (
+    STATE_INPUTS,
+    OnlineSettings,
+    check_settings,
+    make_teacher_for,
+)
 from rrm_data.rl.relabel import relabel_replay_buffer
 from rrm_data.rl.sac import (
     EvaluationCallback,
-    SacSettings,
     TrainingStats,
-    entropy_coefficient,
     make_sac,
     make_vec_env,
     resolve_device,
     train,
 )
-
-CHECKPOINT = "checkpoint"
-LOGS = ("eval.csv", "progress.csv")  # appended to while training, kept with each checkpoint
-STATE_INPUTS = {fmt.STATE: STATE_DIM, fmt.ACTION: ACTION_DIM}
-EPISODE_STEPS = 500  # Meta-World's max_path_length, the longest episode
-
-
-@dataclass
-class OnlineSettings:
-    """Knobs of the loop, with B-Pref's defaults; recipes ``rrm`` and ``pebble`` set them."""
-
-    task: str = field(default="button-press-v3", metadata=doc("Meta-World v3 task name"))
-    steps: int = field(default=100_000, metadata=doc("environment steps in all", COUNT))
-    seed: int = field(default=0, metadata=doc("seed of envs, networks, queries, teacher", SEED32))
-    feedback: int = field(default=2000, metadata=doc("total queries the teacher is asked", COUNT))
-    labels_per_round: int = field(default=50, metadata=doc("queries per round", COUNT))
-    round_every: int = field(default=5000, metadata=doc("env steps between rounds", COUNT))
-    segment_length: int = field(default=50, metadata=doc("steps per queried window", COUNT))
-    strategy: str = field(default="uniform", metadata=doc(STRATEGY_HELP))
-    pool_factor: int = field(default=10, metadata=doc(
-        "candidate pool = pool_factor x labels_per_round (disagreement, entropy)", COUNT))
-    recent_episodes: int = field(default=100, metadata=doc(
-        "queries draw windows from this many newest episodes", COUNT))
-    unsupervised_steps: int = field(default=0, metadata=doc(
-        "PEBBLE's state-entropy pre-training steps (0: none)", NON_NEGATIVE))
-    entropy_k: int = field(default=5, metadata=doc("k of the k-NN state entropy", COUNT))
-    reset_critic: bool = field(default=True, metadata=doc("re-initialize the critics "
-                                                          "after unsupervised pre-training"))
-    reset_updates: int = field(default=100, metadata=doc(
-        "gradient steps on the first learned reward right after the reset", NON_NEGATIVE))
-    teacher: str = field(default="oracle", metadata=doc(
-        "scripted teacher (oracle, stochastic, mistake, skip, equal, myopic)"))
-    teacher_params: dict[str, Any] = field(default_factory=dict,
-                                           metadata=doc("the teacher's parameters"))
-    reward_max_epochs: int = field(default=10, metadata=doc(
-        "epoch cap per round (B-Pref Meta-World: 10)", COUNT))
-    target_agreement: float = field(default=0.97, metadata=doc(
-        "stop a round's reward training at this train agreement", FRACTION))
-    reward_batch_size: int = field(default=128, metadata=doc("pairs per reward step", COUNT))
-    reward_lr: float = field(default=3e-4, metadata=doc("Adam step size of the reward", POSITIVE))
-    test_fraction: float = field(default=0.2, metadata=doc(
-        "oracle test pairs of the feedback dataset, x labels", HELD_OUT))
-    model: dict[str, Any] = field(default_factory=dict, metadata=doc(
-        "reward model (as train-reward's model)", keys=MODEL_RANGES))
-    sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SB3 SAC settings"))
-    eval_every: int = field(default=10_000, metadata=doc(
-        "env steps between evaluations", NON_NEGATIVE))
-    eval_episodes: int = field(default=10, metadata=doc("deterministic episodes per eval", COUNT))
-    episode_steps: int | None = field(default=None, metadata=doc(
-        "cut episodes shorter than Meta-World's 500 steps", COUNT))
-
-    @property
-    def first_round(self) -> int:
-        return self.sac.learning_starts + self.unsupervised_steps
-
-    @property
-    def episode_length(self) -> int:
-        """Steps of every training episode (Meta-World v3 tasks never end early)."""
-        return min(self.episode_steps or EPISODE_STEPS, EPISODE_STEPS)
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> OnlineSettings:
-        """The settings among a command's config keys."""
-        every = config_dict(cfg)
-        values = {f.name: every[f.name] for f in fields(cls)}
-        return cls(**{**values, "sac": SacSettings(**values["sac"])})
-
-
-def check_settings(s: OnlineSettings) -> None:
-    """Refuse settings the loop cannot run, each with one line."""
-    check_strategy(s.strategy, "the reward model (model.members=1)", s.model.get("members"))
-    check_fields(OnlineSettings, s)
-    if s.feedback < s.labels_per_round:
-        raise RrmError(f"feedback={s.feedback} is smaller than one round "
-                       f"(labels_per_round={s.labels_per_round})")
-    if s.first_round >= s.steps:
-        raise RrmError(f"steps={s.steps} ends before the first round (learning_starts + "
-                       f"unsupervised_steps = {s.first_round})")
-    if s.episode_length < s.segment_length:
-        raise RrmError(f"episodes of {s.episode_length} steps (episode_steps) are shorter than "
-                       f"segment_length={s.segment_length}")
-    n_envs = max(s.sac.n_envs, 1)  # steps count over all envs, which step together
-    if -(-s.first_round // n_envs) < s.episode_length:
-        raise RrmError(f"the first round (step {s.first_round} = sac.learning_starts + "
-                       f"unsupervised_steps) comes before the first episodes end (step "
-                       f"{s.episode_length * n_envs} = {s.episode_length} steps x "
-                       f"sac.n_envs={n_envs}): nothing to query; raise sac.learning_starts or "
-                       "shorten episode_steps")
-    unknown = set(s.model.get("inputs", [])) - set(STATE_INPUTS)
-    if unknown:
-        raise RrmError(f"train-online learns from state and action; model.inputs has "
-                       f"{', '.join(sorted(unknown))}")
-    make_teacher_for(s)
-    resolve_device(s.sac.device)
-    entropy_coefficient(s.sac.ent_coef)
-    reward_spec(s.model, STATE_INPUTS, None)
-
-
-def make_teacher_for(s: OnlineSettings) -> Teacher:
-    return make_teacher(s.teacher, s.teacher_params)
-
-
-@dataclass
-class LoopState:
-    """What a checkpoint restores besides the networks and the buffer."""
-
-    next_tick: int
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    labels: LabelLog = field(default_factory=LabelLog)
-    next_episode: int = 0
-    rng: dict[str, Any] = field(default_factory=dict)
-    teacher_rng: dict[str, Any] = field(default_factory=dict)
-    resumed_from: list[int] = field(default_factory=list)
+from rrm_data.streams import Stream, stream
 
 
 class OnlineRun:
@@ -186,20 +67,21 @@ class OnlineRun:
         check_settings(s)
         self.s, self.workdir = s, Path(workdir)
         self.device = resolve_device(s.sac.device)
-        self.store = EpisodeStore(self.workdir, s.task, s.recent_episodes, seed=s.seed)
+        self.store = EpisodeStore(self.workdir, s.task, recent=s.recent_episodes, seed=s.seed)
         self.teacher: Teacher = teacher if teacher is not None else make_teacher_for(s)
         self.learner = OnlineRewardLearner(
             reward_spec(s.model, STATE_INPUTS, None), lr=s.reward_lr,
             batch_size=s.reward_batch_size, max_epochs=s.reward_max_epochs,
             target_agreement=s.target_agreement, seed=s.seed, device=self.device)
-        self.rng = np.random.default_rng([s.seed, 5])
-        self.teacher_rng = np.random.default_rng([s.seed, 7])
-        self.env = make_vec_env(s.task, self.learner.reward, s.sac.n_envs, s.seed,
-                                s.episode_steps, wrap=lambda env: EpisodeLog(env, self.store))
+        self.rng = stream(s.seed, Stream.QUERIES)
+        self.teacher_rng = stream(s.seed, Stream.ONLINE_TEACHER)
+        self.env = make_vec_env(s.task, self.learner.reward, n_envs=s.sac.n_envs, seed=s.seed,
+                                episode_steps=s.episode_steps,
+                                wrap=lambda env: EpisodeLog(env, self.store))
         self.inputs: dict[str, torch.Tensor] = {}
         checkpoint = find_checkpoint(self.workdir)
         if checkpoint is None:
-            self.model = make_sac(self.env, s.sac, s.seed, s.steps,
+            self.model = make_sac(self.env, s.sac, seed=s.seed, total_steps=s.steps,
                                   replay_buffer_class=StateEntropyReplayBuffer,
                                   replay_buffer_kwargs={"entropy_k": s.entropy_k})
             self.buffer.intrinsic = s.unsupervised_steps > 0
@@ -220,13 +102,15 @@ class OnlineRun:
     def learn(self, bar: Bar | None = None) -> tuple[TrainingStats, EvaluationCallback]:
         s, done = self.s, self.model.num_timesteps
         evaluation = EvaluationCallback(
-            s.task, s.eval_every, s.eval_episodes, s.seed, self.workdir / "eval.csv",
-            s.episode_steps, extra=lambda: {"labels": len(self.state.labels)},
+            s.task, every=s.eval_every, episodes=s.eval_episodes, seed=s.seed,
+            csv_path=self.workdir / "eval.csv", episode_steps=s.episode_steps,
+            extra=lambda: {"labels": len(self.state.labels)},
             first=(done // s.eval_every + 1) * s.eval_every if s.eval_every > 0 else None)
         if bar is not None and done:
             bar.advance(done, 0)
-        stats = train(self.model, s.steps - done, self.workdir, evaluation, 0, bar,
-                      (RoundCallback(self, evaluation),), resume=done > 0)
+        stats = train(self.model, s.steps - done, out=self.workdir, evaluation=evaluation,
+                      checkpoint_every=0, bar=bar,
+                      extra_callbacks=(RoundCallback(self, evaluation),), resume=done > 0)
         return stats, evaluation
 
     def tick(self, evaluation: BaseCallback) -> None:
@@ -251,9 +135,11 @@ class OnlineRun:
             reset_critic(self.model)
         count = min(s.labels_per_round, self.labels_left())
         candidates = self.store.recent()
-        queries = next_queries(self.store.episode, candidates, count, s.segment_length,
-                               "uniform" if first else s.strategy, self.learner.model,
-                               s.pool_factor, self.rng)
+        queries = next_queries(self.store.episode, candidates, count=count,
+                               length=s.segment_length,
+                               strategy="uniform" if first else s.strategy,
+                               model=self.learner.model, pool_factor=s.pool_factor,
+                               rng=self.rng)
         labels = np.asarray(self.teacher.label(queries, self.teacher_rng), np.float64)
         self.state.labels.add(queries, labels)
         if first and s.model.get("normalize", False):
@@ -294,43 +180,15 @@ class OnlineRun:
         self.state.next_episode = self.store.next_index
         self.state.rng = dict(self.rng.bit_generator.state)
         self.state.teacher_rng = dict(self.teacher_rng.bit_generator.state)
-        with replaced_directory(self.workdir / CHECKPOINT) as tmp:
-            self.model.save(tmp / "sac.zip")
-            self.model.save_replay_buffer(tmp / "replay.pkl")
-            torch.save({"model": self.learner.model.state_dict(),
-                        "spec": self.learner.reward.spec.to_json(), **self.learner.state()},
-                       tmp / "reward.pt")
-            state = asdict(self.state)
-            state["labels"] = self.state.labels.to_dict()
-            state["timesteps"] = int(self.model.num_timesteps)
-            write_json(tmp / "state.json", state)
-            for log in LOGS:
-                if (self.workdir / log).exists():
-                    shutil.copy(self.workdir / log, tmp / log)
+        save_checkpoint(self.workdir, model=self.model, learner=self.learner, state=self.state)
 
     def _restore(self, checkpoint: Path) -> None:
-        state = json.loads((checkpoint / "state.json").read_text())
-        labels = LabelLog.from_dict(state.pop("labels"))
-        timesteps = state.pop("timesteps")
-        self.state = LoopState(**{**state, "labels": labels})
-        self.state.resumed_from.append(int(timesteps))
-        saved = torch.load(checkpoint / "reward.pt", map_location=self.device,
-                           weights_only=False)
-        self.learner.model.load_state_dict(saved["model"])
-        self.learner.reward.spec = RewardSpec.from_json(saved["spec"])
-        self.learner.load_state(saved)
-        self.rng.bit_generator.state = state["rng"]
-        self.teacher_rng.bit_generator.state = state["teacher_rng"]
+        self.state, self.model = load_checkpoint(checkpoint, learner=self.learner,
+                                                 env=self.env, device=self.device)
+        self.rng.bit_generator.state = self.state.rng
+        self.teacher_rng.bit_generator.state = self.state.teacher_rng
         self.store.restore(self.state.next_episode)
-        self.model = SAC.load(checkpoint / "sac.zip", env=self.env, device=self.device)
-        self.model.load_replay_buffer(checkpoint / "replay.pkl")
-        # SB3 saves the last observation of the killed run's environments; these are new
-        # ones, so let learn() reset them (and the episode log with them).
-        self.model._last_obs = None
-        for log in LOGS:  # their rows up to the checkpoint; the resumed run appends
-            remove_owned(self.workdir / log)
-            if (checkpoint / log).exists():
-                shutil.copy(checkpoint / log, self.workdir / log)
+        labels = self.state.labels
         answered = labels.answered()
         if len(answered):
             episode = cache(self.store.episode)
@@ -363,11 +221,3 @@ def reset_critic(model: SAC) -> None:
             reset()
     model.critic_target.load_state_dict(model.critic.state_dict())
     model.critic.optimizer.state.clear()
-
-
-def find_checkpoint(workdir: Path) -> Path | None:
-    """The last complete checkpoint (it is replaced in one step), after removing what a
-    killed writer of the next one left."""
-    path = workdir / CHECKPOINT
-    clean_leftovers(path)
-    return path if (path / "state.json").exists() else None

@@ -15,8 +15,9 @@ from rrm_data.config import config_dict, to_yaml
 from rrm_data.errors import RrmError
 from rrm_data.io import remove_owned, write_json
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
+from rrm_data.rl.online.checkpoint import find_checkpoint
 from rrm_data.rl.online.feedback import write_feedback
-from rrm_data.rl.online.loop import OnlineRun, find_checkpoint
+from rrm_data.rl.online.loop import OnlineRun
 from rrm_data.sim.policies import POLICY_FILE
 
 
@@ -74,9 +75,11 @@ def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, 
             writer.writeheader()
             writer.writerows(online.state.rounds)
     if len(log.answered()):
-        write_feedback(tmp / "feedback", online.store, log, s.segment_length, online.teacher.name,
-                       online.teacher.params(), round(s.test_fraction * len(log)), s.seed,
-                       {"command": record.get("command", "train-online"), **arguments},
+        write_feedback(tmp / "feedback", online.store, log, length=s.segment_length,
+                       teacher=online.teacher.name, teacher_params=online.teacher.params(),
+                       test_pairs=round(s.test_fraction * len(log)), seed=s.seed,
+                       collection={"command": record.get("command", "train-online"),
+                                   **arguments},
                        fps=online.store.fps)
     final = last_evaluation(tmp / "eval.csv")
     write_json(tmp / "summary.json", {

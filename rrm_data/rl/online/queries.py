@@ -120,5 +120,6 @@ def next_queries(episodes: Episodes, candidates: list[int], count: int, length: 
     """``count`` pairs to ask, by ``strategy``, from a pool of random windows of the
     ``candidates`` episodes (``pool_factor`` × ``count`` of them where the strategy ranks)."""
     ranks = ACQUISITIONS.get(strategy).score is not None
-    pool = random_pairs(episodes, candidates, count * (pool_factor if ranks else 1), length, rng)
+    pool = random_pairs(episodes, candidates, count=count * (pool_factor if ranks else 1),
+                        length=length, rng=rng)
     return pool.take(choose_windows(episodes, pool, count, strategy, model))
