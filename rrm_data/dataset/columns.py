@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import DatasetDir
@@ -92,7 +91,7 @@ def step_columns(dataset: DatasetDir, names: Sequence[str], split: str = "train"
     files = dataset.files("steps", split)
     if not files:
         raise RrmError(f"{dataset.root}: no 'steps' table for split '{split}'")
-    available = pq.read_schema(files[0]).names
+    available = dataset.parquet_file(files[0]).schema_arrow.names
     missing = [n for n in names if n not in available]
     if missing:
         raise RrmError(f"{dataset.root}: steps table has no column {', '.join(missing)}; "
