@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.reader import DatasetDir
+from rrm_data.dataset.snapshot import DatasetFiles
 from rrm_data.errors import RrmError
 
 
@@ -54,7 +54,7 @@ def is_embedding_column(name: str) -> bool:
     return name.startswith(EMBEDDINGS_PREFIX)
 
 
-def embedding_column(dataset: DatasetDir, table: str, split: str = "train") -> np.ndarray:
+def embedding_column(dataset: DatasetFiles, table: str, split: str = "train") -> np.ndarray:
     """The ``features`` of an embeddings table as (N, D) float32, row ``i`` for step ``i``."""
     if not dataset.files(table, split):
         encoder = table.removeprefix(EMBEDDINGS_PREFIX)
@@ -75,7 +75,7 @@ def embedding_column(dataset: DatasetDir, table: str, split: str = "train") -> n
     return values[order]
 
 
-def step_columns(dataset: DatasetDir, names: Sequence[str], split: str = "train",
+def step_columns(dataset: DatasetFiles, names: Sequence[str], split: str = "train",
                  rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The named steps columns, row ``i`` holding step ``index == i`` (or ``rows[i]``).
 

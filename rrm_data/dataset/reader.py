@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import pyarrow as pa
-
-from rrm_data.dataset.snapshot import DatasetFiles, UnreadableParquet
+from rrm_data.dataset.snapshot import DatasetFiles
 from rrm_data.errors import RrmError
 from rrm_data.io import check_write_access, in_hf_cache
 
@@ -26,7 +24,7 @@ Check = Literal["full", "skip-frames"]
 
 @dataclass(frozen=True)
 class DatasetDir(DatasetFiles):
-    """A dataset on local disk. Tables are read on demand, optionally only some columns."""
+    """A dataset on local disk, possibly a Hub dataset's snapshot in the Hugging Face cache."""
 
     hub: HubRef | None = None  # set when ``root`` is a snapshot in the Hugging Face cache
 
@@ -39,26 +37,6 @@ class DatasetDir(DatasetFiles):
                            "cache, which rrm-data never modifies; copy it first (hf download "
                            f"{repo} --repo-type dataset --local-dir DIR) and pass data=DIR")
         check_write_access(self.root, "data")  # the new version is built next to it
-
-    def table(self, table: str, split: str = "train", columns: list[str] | None = None) -> pa.Table:
-        """One table split, read from its Parquet shards in order."""
-        files = self.files(table, split)
-        if not files:
-            have = ", ".join(self.splits(table)) or "none"
-            raise RrmError(f"{self.root}: no '{table}' table for split '{split}' "
-                           f"(its splits: {have})")
-        try:
-            return self.read(files, columns)
-        except UnreadableParquet as exc:
-            raise RrmError(f"{files[0].parent}: {exc.reason}") from None
-
-    def tables(self) -> dict[str, dict[str, pa.Table]]:
-        """Every table and split, e.g. to write a new version of the dataset."""
-        return {name: {split: self.table(name, split) for split in splits}
-                for name, splits in self.info.splits.items()}
-
-    def preferences(self, split: str = "train", columns: list[str] | None = None) -> pa.Table:
-        return self.table("preferences", split, columns)
 
 
 def open_dataset(ref: str | Path, check: Check | None = None) -> DatasetDir:

@@ -85,7 +85,8 @@ def on_request(column: str) -> bool:
 
 @dataclass(frozen=True)
 class DatasetFiles:
-    """The files of one version of the dataset at ``root``, opened on first use."""
+    """One version of the dataset at ``root`` (opened on first use): its description and its
+    tables, read on demand, optionally only some columns."""
 
     root: Path
 
@@ -150,3 +151,23 @@ class DatasetFiles:
         fields = [schema.field(c) for c in wanted]
         return pa.Table.from_arrays([cache[c] for c in wanted],
                                     schema=pa.schema(fields, metadata=schema.metadata))
+
+    def table(self, table: str, split: str = "train", columns: list[str] | None = None) -> pa.Table:
+        """One table split, read from its Parquet shards in order."""
+        files = self.files(table, split)
+        if not files:
+            have = ", ".join(self.splits(table)) or "none"
+            raise RrmError(f"{self.root}: no '{table}' table for split '{split}' "
+                           f"(its splits: {have})")
+        try:
+            return self.read(files, columns)
+        except UnreadableParquet as exc:
+            raise RrmError(f"{files[0].parent}: {exc.reason}") from None
+
+    def tables(self) -> dict[str, dict[str, pa.Table]]:
+        """Every table and split, e.g. to write a new version of the dataset."""
+        return {name: {split: self.table(name, split) for split in splits}
+                for name, splits in self.info.splits.items()}
+
+    def preferences(self, split: str = "train", columns: list[str] | None = None) -> pa.Table:
+        return self.table("preferences", split, columns)
