@@ -3,6 +3,7 @@ work itself share what was read (a spy counts real reads on a real dataset)."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,9 @@ import pytest
 from helpers import TINY_TRAIN
 
 from rrm_data.cli import main
+from rrm_data.dataset import snapshot
+from rrm_data.dataset.reader import open_dataset
+from rrm_data.io import Kind, atomic_directory
 
 
 @pytest.fixture
@@ -92,3 +96,47 @@ def test_train_reward_reads_each_file_once(small_dataset: Path, tmp_path: Path,
     assert _of(reads, small_dataset)
     assert max(_of(reads, small_dataset).values()) == 1, _of(reads, small_dataset)
     assert max(_of(opens, small_dataset).values()) == 1, _of(opens, small_dataset)
+
+
+def _publish_fewer_pairs(root: Path, rows: int) -> None:
+    """Publish, in place and as one atomic step, a version of ``root`` whose train
+    preferences keep their first ``rows`` rows (what another writer's publish looks like)."""
+    with atomic_directory(root, Kind.DATASET, overwrite=True) as tmp:
+        shutil.copytree(root, tmp, dirs_exist_ok=True)
+        path = tmp / "preferences" / "train-00000-of-00001.parquet"
+        pq.write_table(pq.read_table(path).slice(0, rows), path)
+
+
+def test_a_dataset_is_read_from_one_version(small_dataset: Path, tmp_path: Path) -> None:
+    """Tables opened with the description stay that version's while a writer publishes a new
+    one in place; a fresh open sees the new version."""
+    root = tmp_path / "data"
+    shutil.copytree(small_dataset, root)
+    dataset = open_dataset(root)
+    pairs = dataset.info.counts.labels["train"]
+    _publish_fewer_pairs(root, 10)
+    assert dataset.preferences().num_rows == sum(pairs.values()) > 10
+    assert open_dataset(root).preferences().num_rows == 10
+
+
+def test_a_version_published_while_opening_is_opened_again(small_dataset: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A publish between reading meta/info.json and opening the tables is noticed: the
+    snapshot is taken again, so the description and the tables are of the same version."""
+    root = tmp_path / "data"
+    shutil.copytree(small_dataset, root)
+    read = snapshot.read_info_json
+    calls = []
+
+    def read_then_publish(at: Path) -> object:
+        info = read(at)
+        calls.append(at)
+        if len(calls) == 1:
+            _publish_fewer_pairs(root, 10)
+        return info
+
+    monkeypatch.setattr(snapshot, "read_info_json", read_then_publish)
+    dataset = open_dataset(root)
+    assert len(calls) == 2
+    assert dataset.preferences().num_rows == 10
