@@ -4,8 +4,9 @@ Three stages, each run only when the ones before found nothing, so the first pro
 reported is a cause rather than a consequence of one: meta/info.json against its JSON
 Schema; every Parquet file's footer and Arrow schema against its table's JSON Schema;
 then the values (references between tables, value ranges, counts, and every derived column
-against the steps it is computed from), checked on whole columns at once with numpy and reading
-only the columns they need, each once.
+against the steps it is computed from), checked on whole columns at once with numpy. Tables are
+read through the dataset's one snapshot (dataset/snapshot.py), so a command that checks before
+it works reads each file once: the columns the check read are the ones it then uses.
 """
 
 from __future__ import annotations
