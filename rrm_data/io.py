@@ -71,9 +71,12 @@ def output_kind(path: Path) -> Kind | None:
         marker = _read_json(path / MARKER)
         if isinstance(marker, dict) and marker.get("kind") in {k.value for k in Kind}:
             return Kind(marker["kind"])
-        info = _read_json(path / "meta" / "info.json")
-        if isinstance(info, dict) and str(info.get("format", "")).startswith("rrm-data/"):
-            return Kind.DATASET
+        from rrm_data.dataset.info import read_info_json  # the one reader of that file
+
+        with contextlib.suppress(RrmError):
+            info = read_info_json(path)
+            if isinstance(info, dict) and str(info.get("format", "")).startswith("rrm-data/"):
+                return Kind.DATASET
         if (path / CAMPAIGN_STORE).is_file():
             return Kind.CAMPAIGN
         return None

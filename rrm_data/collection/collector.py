@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from rrm_data.collection.meta import make_info
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.info import DatasetInfo
 from rrm_data.dataset.observation import ACTION_NAMES, STATE_NAMES
 from rrm_data.dataset.writer import write_dataset
 from rrm_data.errors import RrmError
@@ -144,8 +145,12 @@ def already_collected(out: Path, collection: dict[str, Any], shard: str | None,
     replace (anything but a dataset, or another dataset without ``overwrite=true``)."""
     if not check_out(out, Kind.DATASET, overwrite=True):
         return False
-    info = json.loads((out / "meta" / "info.json").read_text())
-    if info.get("collection") == collection and info.get("shard") == shard and not overwrite:
+    try:
+        info: DatasetInfo | None = DatasetInfo.read(out)
+    except RrmError:  # another format version: a different dataset
+        info = None
+    if info is not None and info.collection == collection and info.shard == shard \
+            and not overwrite:
         return True
     if not overwrite:
         raise RrmError(f"out={out} already holds a different dataset; choose another out= or "

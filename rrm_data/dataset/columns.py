@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.reader import DatasetDir
+from rrm_data.dataset.snapshot import DatasetFiles
 from rrm_data.errors import RrmError
 
 
@@ -55,7 +54,7 @@ def is_embedding_column(name: str) -> bool:
     return name.startswith(EMBEDDINGS_PREFIX)
 
 
-def embedding_column(dataset: DatasetDir, table: str, split: str = "train") -> np.ndarray:
+def embedding_column(dataset: DatasetFiles, table: str, split: str = "train") -> np.ndarray:
     """The ``features`` of an embeddings table as (N, D) float32, row ``i`` for step ``i``."""
     if not dataset.files(table, split):
         encoder = table.removeprefix(EMBEDDINGS_PREFIX)
@@ -76,7 +75,7 @@ def embedding_column(dataset: DatasetDir, table: str, split: str = "train") -> n
     return values[order]
 
 
-def step_columns(dataset: DatasetDir, names: Sequence[str], split: str = "train",
+def step_columns(dataset: DatasetFiles, names: Sequence[str], split: str = "train",
                  rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The named steps columns, row ``i`` holding step ``index == i`` (or ``rows[i]``).
 
@@ -92,7 +91,7 @@ def step_columns(dataset: DatasetDir, names: Sequence[str], split: str = "train"
     files = dataset.files("steps", split)
     if not files:
         raise RrmError(f"{dataset.root}: no 'steps' table for split '{split}'")
-    available = pq.read_schema(files[0]).names
+    available = dataset.parquet_file(files[0]).schema_arrow.names
     missing = [n for n in names if n not in available]
     if missing:
         raise RrmError(f"{dataset.root}: steps table has no column {', '.join(missing)}; "

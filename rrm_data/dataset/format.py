@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 
 from rrm_data import FORMAT_VERSION
+from rrm_data.dataset.info import INFO_FILE
 
-INFO_FILE = "meta/info.json"
 STATS_FILE = "meta/stats.json"
 TABLES = ("steps", "episodes", "segments", "preferences")
 SPLITS = ("train", "test")
@@ -130,6 +130,7 @@ __all__ = [
     "ANNOTATOR_NAME",
     "HUMAN",
     "HUMAN_PREFIX",
+    "INFO_FILE",
     "QUERIES",
     "QUERY_STRATEGIES",
     "REWARD",

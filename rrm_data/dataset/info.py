@@ -8,15 +8,42 @@ that is not a usable description is refused with one line before any work starts
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rrm_data import FORMAT_VERSION
-from rrm_data.errors import RrmError
+from rrm_data.errors import RrmError, first_line
+
+INFO_FILE = "meta/info.json"
 
 PerSplit = dict[str, int]
 PerSplitTeacher = dict[str, dict[str, int]]
 Features = dict[str, dict[str, dict[str, Any]]]  # table -> column -> {dtype, shape, names}
+
+
+class InfoUnreadable(RrmError):
+    """``meta/info.json`` is missing or is not JSON; ``reason`` says which, without the path
+    (the validator reports it at the file)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def read_info_json(root: Path) -> Any:
+    """The parsed ``meta/info.json`` of the dataset at ``root``: the one place the file is
+    read (typed by :meth:`DatasetInfo.from_json`; validated against its schema by validate)."""
+    path = root / INFO_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        raise InfoUnreadable(f"{root} is not an rrm-data dataset (no {INFO_FILE})",
+                             f"missing: {root} is not an rrm-data dataset") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = f"invalid JSON ({first_line(exc)})"
+        raise InfoUnreadable(f"{path}: {reason}", reason) from None
 
 
 @dataclass
@@ -80,6 +107,11 @@ class DatasetInfo:
         values["counts"] = Counts(**{k: counts[k] for k in count_keys})
         values["render"] = data.get("render")
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    @classmethod
+    def read(cls, root: Path) -> DatasetInfo:
+        """The description of the dataset at ``root``."""
+        return cls.from_json(read_info_json(root), str(root / INFO_FILE))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written to meta/info.json."""

@@ -1,30 +1,31 @@
-"""Read a dataset directory of format rrm-data/1 (tables as Arrow, meta as dicts)."""
+"""Read a dataset directory of format rrm-data/1 (tables as Arrow, meta as a DatasetInfo).
+
+A :class:`DatasetDir` is one version of a dataset, each column read from disk once (see
+``dataset/snapshot.py``); ``open_dataset(ref, check=...)`` opens and checks it in one step.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from rrm_data.dataset import format as fmt
-from rrm_data.dataset.info import DatasetInfo
-from rrm_data.errors import RrmError, first_line
+from rrm_data.dataset.snapshot import DatasetFiles
+from rrm_data.errors import RrmError
 from rrm_data.io import check_write_access, in_hf_cache
 
 if TYPE_CHECKING:
     from rrm_data.dataset.hub import HubRef
 
+# What open_dataset checks before a command works: every value ("full", camera frames decoded
+# too) or every value but the frames, for commands that never read them.
+Check = Literal["full", "skip-frames"]
+
 
 @dataclass(frozen=True)
-class DatasetDir:
-    """A dataset on local disk. Tables are read on demand, optionally only some columns."""
+class DatasetDir(DatasetFiles):
+    """A dataset on local disk, possibly a Hub dataset's snapshot in the Hugging Face cache."""
 
-    root: Path
     hub: HubRef | None = None  # set when ``root`` is a snapshot in the Hugging Face cache
 
     def check_writable(self) -> None:
@@ -37,49 +38,14 @@ class DatasetDir:
                            f"{repo} --repo-type dataset --local-dir DIR) and pass data=DIR")
         check_write_access(self.root, "data")  # the new version is built next to it
 
-    @cached_property
-    def info(self) -> DatasetInfo:
-        path = self.root / fmt.INFO_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise RrmError(f"{self.root} is not an rrm-data dataset (no {fmt.INFO_FILE})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RrmError(f"{path}: invalid JSON ({first_line(exc)})") from None
-        return DatasetInfo.from_json(data, str(path))
 
-    def splits(self, table: str) -> list[str]:
-        splits = {fmt.shard_split(p.name) for p in (self.root / table).glob("*.parquet")}
-        return sorted(s for s in splits if s is not None)
-
-    def files(self, table: str, split: str = "train") -> list[Path]:
-        return sorted(self.root.glob(fmt.table_files_glob(table, split)))
-
-    def table(self, table: str, split: str = "train", columns: list[str] | None = None) -> pa.Table:
-        """One table split, read from its Parquet shards in order."""
-        files = self.files(table, split)
-        if not files:
-            have = ", ".join(self.splits(table)) or "none"
-            raise RrmError(f"{self.root}: no '{table}' table for split '{split}' "
-                           f"(its splits: {have})")
-        try:
-            # ParquetFile reads a known file without read_table's dataset discovery (~1 ms).
-            return pa.concat_tables([pq.ParquetFile(f).read(columns=columns) for f in files])
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise RrmError(f"{files[0].parent}: unreadable Parquet ({first_line(exc)})") from None
-
-    def tables(self) -> dict[str, dict[str, pa.Table]]:
-        """Every table and split, e.g. to write a new version of the dataset."""
-        return {name: {split: self.table(name, split) for split in splits}
-                for name, splits in self.info.splits.items()}
-
-    def preferences(self, split: str = "train", columns: list[str] | None = None) -> pa.Table:
-        return self.table("preferences", split, columns)
-
-
-def open_dataset(ref: str | Path) -> DatasetDir:
+def open_dataset(ref: str | Path, check: Check | None = None) -> DatasetDir:
     """Open a dataset from a local directory or, failing that, a Hub id (``org/name[@rev]``,
-    ``hf://datasets/org/name``) through its local snapshot in the Hugging Face cache."""
+    ``hf://datasets/org/name``) through its local snapshot in the Hugging Face cache.
+
+    ``check`` refuses, before any work, what ``rrm-data validate`` refuses (``"skip-frames"``:
+    without decoding camera frames); the tables it reads stay with the dataset for the command.
+    """
     path, hub_ref = Path(ref).expanduser(), None
     if not path.is_dir():
         from rrm_data.dataset import hub  # imported only for Hub ids: keeps local reads light
@@ -96,4 +62,8 @@ def open_dataset(ref: str | Path) -> DatasetDir:
                            f"{exc}") from None
     dataset = DatasetDir(path, hub_ref)
     _ = dataset.info
+    if check is not None:
+        from rrm_data.dataset.validate import check_dataset  # jsonschema only when checking
+
+        check_dataset(dataset, frames=check == "full")
     return dataset

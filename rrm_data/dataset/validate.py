@@ -4,12 +4,14 @@ Three stages, each run only when the ones before found nothing, so the first pro
 reported is a cause rather than a consequence of one: meta/info.json against its JSON
 Schema; every Parquet file's footer and Arrow schema against its table's JSON Schema;
 then the values (references between tables, value ranges, counts, and every derived column
-against the steps it is computed from), checked on whole columns at once with numpy and reading
-only the columns they need, each once.
+against the steps it is computed from), checked on whole columns at once with numpy. Tables are
+read through the dataset's one snapshot (dataset/snapshot.py), so a command that checks before
+it works reads each file once: the columns the check read are the ones it then uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -24,7 +26,6 @@ from typing import Any, cast
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from jsonschema import Draft202012Validator, ValidationError
 from PIL import Image
 from referencing import Registry, Resource
@@ -32,11 +33,13 @@ from referencing import Registry, Resource
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import pair_keys, positions
 from rrm_data.dataset.format import table_features
+from rrm_data.dataset.info import DatasetInfo, InfoUnreadable
 from rrm_data.dataset.priors import PRIORS
+from rrm_data.dataset.snapshot import DatasetFiles, UnreadableParquet
 from rrm_data.errors import RrmError, first_line
 from rrm_data.resources import resource_dir
 
-INFO = "meta/info.json"
+INFO = fmt.INFO_FILE
 EMBEDDINGS = "embeddings"
 LABELS = (0.0, 0.5, 1.0)
 NEEDS_ROWS = ("steps", "episodes", "segments")  # tables that are empty only when broken
@@ -69,20 +72,25 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-def dataset_problems(root: str | Path, frames: bool = True) -> Iterator[Problem]:
-    """Every problem of the dataset at ``root``, lazily: take the first with ``next``.
-    ``frames=False`` skips decoding camera frames, for commands that never read them."""
-    return _Checker(Path(root), frames).problems()
+Dataset = str | Path | DatasetFiles  # a path, or a dataset opened once (its reads are shared)
 
 
-def validate_dataset(root: str | Path) -> list[Problem]:
-    """All problems of the dataset at ``root``; empty when it is a valid rrm-data/1 dataset."""
-    return list(dataset_problems(root))
+def dataset_problems(data: Dataset, frames: bool = True) -> Iterator[Problem]:
+    """Every problem of the dataset, lazily: take the first with ``next``. ``frames=False``
+    checks camera frames by their schema only, without decoding them, for commands that never
+    read them and for a writer checking frames it has just encoded."""
+    dataset = data if isinstance(data, DatasetFiles) else DatasetFiles(Path(data))
+    return _Checker(dataset, frames).problems()
 
 
-def check_dataset(root: str | Path, frames: bool = True) -> None:
-    """Raise RrmError naming the first problem (file, row, column) of the dataset at ``root``."""
-    problem = next(dataset_problems(root, frames), None)
+def validate_dataset(data: Dataset) -> list[Problem]:
+    """All problems of the dataset; empty when it is a valid rrm-data/1 dataset."""
+    return list(dataset_problems(data))
+
+
+def check_dataset(data: Dataset, frames: bool = True) -> None:
+    """Raise RrmError naming the first problem (file, row, column) of the dataset."""
+    problem = next(dataset_problems(data, frames), None)
     if problem is not None:
         raise RrmError(str(problem))
 
@@ -147,13 +155,13 @@ def _kind(feature: dict[str, Any] | None) -> str:
 class TablePart:
     """One split of one table: its Parquet files, read as one sequence of rows."""
 
-    root: Path
+    dataset: DatasetFiles
     files: list[Path]
     offsets: np.ndarray  # first row of each file, then the total
     schema: pa.Schema
 
     def relative(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+        return path.relative_to(self.dataset.root).as_posix()
 
     def problem(self, row: int, column: str | None, message: str) -> Problem:
         """A problem at a row of the whole split, located in the file that holds it."""
@@ -162,17 +170,21 @@ class TablePart:
 
     def shard(self, i: int) -> TablePart:
         """The rows of file ``i`` as a part of their own, to read a large column file by file."""
-        return TablePart(self.root, self.files[i:i + 1], self.offsets[i:i + 2] - self.offsets[i],
-                         self.schema)
+        return TablePart(self.dataset, self.files[i:i + 1],
+                         self.offsets[i:i + 2] - self.offsets[i], self.schema)
 
-    def read(self, columns: list[str]) -> pa.Table:
-        parts = []
-        for path in self.files:
-            try:
-                parts.append(pq.read_table(path, columns=columns))
-            except (pa.ArrowException, OSError) as exc:
-                raise _Unreadable(Problem(self.relative(path), _unreadable(exc))) from None
-        return pa.concat_tables(parts)
+    def read(self, columns: list[str], keep: bool = True) -> pa.Table:
+        """Columns of the split, through the dataset's reads (``keep=False``: read from the
+        files and not kept, for large columns checked a file at a time)."""
+        try:
+            if keep:
+                return self.dataset.read(self.files, columns)
+            return pa.concat_tables(self.dataset.parquet_file(path).read(columns=columns)
+                                    for path in self.files)
+        except (pa.ArrowException, OSError) as exc:  # read from a file, not kept
+            raise _Unreadable(Problem(self.relative(self.files[0]), _unreadable(exc))) from None
+        except UnreadableParquet as exc:
+            raise _Unreadable(Problem(self.relative(exc.path), exc.reason)) from None
 
 
 class _Unreadable(Exception):
@@ -187,14 +199,12 @@ def _unreadable(exc: Exception) -> str:
     return f"unreadable Parquet ({first_line(exc)})"
 
 
-def _layout(root: Path) -> dict[tuple[str, str], list[Path]]:
+def _layout(dataset: DatasetFiles) -> dict[tuple[str, str], list[Path]]:
     """Parquet files by (table directory, split), e.g. ('embeddings/enc', 'train')."""
     groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
-    for path in sorted(root.rglob("*.parquet")):
-        relative = path.relative_to(root)
-        if not any(part.startswith(".") for part in relative.parts):
-            split = fmt.shard_split(path.name) or path.stem
-            groups[(relative.parent.as_posix(), split)].append(path)
+    for path in dataset.snapshot.files:
+        split = fmt.shard_split(path.name) or path.stem
+        groups[(path.parent.relative_to(dataset.root).as_posix(), split)].append(path)
     return dict(groups)
 
 
@@ -246,10 +256,11 @@ def _non_finite(part: TablePart, table: pa.Table, columns: list[str]) -> Iterato
 class _Checker:
     """Runs the stages in order over one dataset directory."""
 
-    def __init__(self, root: Path, frames: bool = True) -> None:
-        self.root = root
+    def __init__(self, dataset: DatasetFiles, frames: bool = True) -> None:
+        self.dataset = dataset
+        self.root = dataset.root
         self.frames = frames
-        self.info: dict[str, Any] = {}
+        self.info: DatasetInfo  # the typed description, set once its schema is checked
         self.parts: dict[tuple[str, str], TablePart] = {}
 
     def problems(self) -> Iterator[Problem]:
@@ -263,25 +274,22 @@ class _Checker:
 
     # stage 1
     def _info_problems(self) -> Iterator[Problem]:
-        path = self.root / INFO
-        if not path.is_file():
-            yield Problem(INFO, f"missing: {self.root} is not an rrm-data dataset")
+        raw = self.dataset.snapshot.info
+        if isinstance(raw, InfoUnreadable):
+            yield Problem(INFO, raw.reason)
             return
-        try:
-            self.info = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            yield Problem(INFO, f"invalid JSON ({exc.msg}, line {exc.lineno})")
-            return
-        errors = schema_validator("info").iter_errors(self.info)
-        for error in sorted(errors, key=lambda e: e.json_path):
+        errors = sorted(schema_validator("info").iter_errors(raw), key=lambda e: e.json_path)
+        for error in errors:
             at = ".".join(map(str, error.absolute_path)) or "top level"
             yield Problem(INFO, f"at {at}: {error.message}")
+        if not errors:
+            self.info = self.dataset.info
 
     # stage 2
     def _file_problems(self) -> Iterator[Problem]:
-        layout = _layout(self.root)
+        layout = _layout(self.dataset)
         for table in fmt.TABLES:
-            for split in sorted({"train", *self.info["splits"].get(table, [])}):
+            for split in sorted({"train", *self.info.splits.get(table, [])}):
                 if (table, split) not in layout:
                     yield Problem(f"{table}/", f"no {split}-*.parquet files")
         for table in sorted({table for table, _ in layout}):
@@ -292,16 +300,16 @@ class _Checker:
             rows, schema = [0], None
             for path in files:
                 relative = path.relative_to(self.root).as_posix()
-                try:
-                    metadata = pq.read_metadata(path)
-                except (pa.ArrowException, OSError) as exc:
-                    yield Problem(relative, _unreadable(exc))
+                handle = self.dataset.snapshot.files[path]
+                if isinstance(handle, UnreadableParquet):
+                    yield Problem(relative, handle.reason)
                     continue
+                metadata = handle.metadata
                 schema = metadata.schema.to_arrow_schema()
                 rows.append(rows[-1] + metadata.num_rows)
                 yield from self._schema_problems(relative, table, describe_schema(schema))
             if schema is not None and len(rows) == len(files) + 1:
-                self.parts[(table, split)] = TablePart(self.root, files, np.array(rows), schema)
+                self.parts[(table, split)] = TablePart(self.dataset, files, np.array(rows), schema)
                 yield from self._empty_problems(table, split, files[0], rows[-1])
 
     def _empty_problems(self, table: str, split: str, first: Path,
@@ -311,7 +319,7 @@ class _Checker:
         relative = first.relative_to(self.root).as_posix()
         if rows == 0 and table in NEEDS_ROWS:
             yield Problem(relative, f"no rows: the {table} table needs at least one")
-        pairs = self.info["counts"]["pairs"].get(split, 0)
+        pairs = self.info.counts.pairs.get(split, 0)
         if rows == 0 and table == "preferences" and pairs > 0:
             yield Problem(relative, f"no rows, but {INFO} counts.pairs.{split} is {pairs}")
 
@@ -324,7 +332,7 @@ class _Checker:
         for error in sorted(errors, key=lambda e: e.json_path):
             column, message = _column_error(error, table)
             yield Problem(relative, message, column=column)
-        declared = self.info["features"].get(table)
+        declared = self.info.features.get(table)
         if declared is None:
             return
         for column in sorted(set(declared) | set(description)):
@@ -382,7 +390,7 @@ class _Checker:
                                          segments_part, segments)
         yield from _preference_problems(preferences, segments.column("segment_index").to_numpy(),
                                         segments.column("episode_index").to_numpy(),
-                                        list(self.info["teachers"]))
+                                        list(self.info.teachers))
         if (fmt.QUERIES, "train") in self.parts:
             yield from _query_problems(self.parts[(fmt.QUERIES, "train")],
                                        segments.column("segment_index").to_numpy())
@@ -408,7 +416,7 @@ class _Checker:
 
     def _count_problems(self, steps: pa.Table, episodes: pa.Table, segments: pa.Table,
                         preferences: dict[str, pa.Table]) -> Iterator[Problem]:
-        counts = self.info["counts"]
+        counts = dataclasses.asdict(self.info.counts)
         actual = {"episodes": episodes.num_rows, "steps": steps.num_rows,
                   "segments": segments.num_rows,
                   "successes": int(np.sum(episodes.column("success").to_numpy()))}
@@ -448,7 +456,7 @@ def _image_problems(part: TablePart) -> Iterator[Problem]:
     cameras = [n for n in part.schema.names if n.startswith(fmt.image_column(""))]
     for column in cameras:
         for i in range(len(part.files)):
-            values = part.shard(i).read([column]).column(column).combine_chunks()
+            values = part.shard(i).read([column], keep=False).column(column).combine_chunks()
             pngs = values.field("bytes")
             row = _first(pc.is_null(pngs).to_numpy(zero_copy_only=False)
                          | pc.is_null(values).to_numpy(zero_copy_only=False))

@@ -44,7 +44,7 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def run(cfg: DictConfig) -> None:
     with new_version(open_dataset(cfg.data)) as target:  # locked before it is read
-        check_dataset(target.dataset.root)  # every frame decodes before any is embedded
+        check_dataset(target.dataset)  # every frame decodes before any is embedded
         ensure_embeddings(target.dataset, cfg.encoder, cfg.weights, cfg.pretrained,
                           list(cfg.camera) if cfg.camera else None, cfg.image_size,
                           cfg.batch_size)

@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 
 from rrm_data.config import build_config
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
 from rrm_data.io import Kind, atomic_file, check_out, file_metadata
 from rrm_data.progress import console
@@ -68,8 +67,7 @@ def chosen_rejected(preferences: pa.Table, ties: str) -> pa.Table:
 
 
 def run(cfg: DictConfig) -> None:
-    dataset = open_dataset(cfg.data)
-    check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
+    dataset = open_dataset(cfg.data, check="skip-frames")
     out = Path(cfg.out or f"{dataset.info.name}-{cfg.split}-{cfg.teacher}.trl.parquet")
     check_out(out, Kind.TRL_VIEW, cfg.overwrite, inputs={"data": cfg.data})
     preferences = dataset.preferences(cfg.split)

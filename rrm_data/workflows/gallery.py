@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 
 from rrm_data.config import COUNT, doc
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.gallery import build_gallery
 from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
@@ -45,8 +44,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.data is None:
         raise RrmError("data= is required: a dataset directory")
     frame_spec(cfg.camera, cfg.image_size)
-    dataset = open_dataset(cfg.data)
-    check_dataset(dataset.root)  # refuse what validate refuses (undecodable frames too)
+    dataset = open_dataset(cfg.data, check="full")
     check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
     out = Path(cfg.out) if cfg.out else default_out(
         refs, dataset, f"gallery-{output_stem(dataset, cfg.split)}")

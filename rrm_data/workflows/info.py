@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.filesize import decimal
@@ -62,7 +61,7 @@ def overview(dataset: DatasetDir) -> Table:
 
 def _num_rows(dataset: DatasetDir, table: str) -> int:
     """Rows of a table's train split, from the Parquet footers alone."""
-    return sum(pq.read_metadata(path).num_rows for path in dataset.files(table))
+    return sum(dataset.parquet_file(path).metadata.num_rows for path in dataset.files(table))
 
 
 def policy_table(dataset: DatasetDir) -> Table:

@@ -20,7 +20,6 @@ from rrm_data.config import COUNT, POSITIVE, build_config, doc
 from rrm_data.dataset import hub
 from rrm_data.dataset.card import check_license, render_card
 from rrm_data.dataset.reader import DatasetDir, open_dataset
-from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
 from rrm_data.io import Kind, atomic_directory, check_out
 from rrm_data.progress import console
@@ -74,8 +73,7 @@ def list_operations(files: list[tuple[str, int]], verb: str) -> None:
 
 def run(cfg: DictConfig) -> None:
     token = None if cfg.dry_run else hub.upload_token()  # before any work
-    dataset = open_dataset(cfg.data)
-    check_dataset(dataset.root)
+    dataset = open_dataset(cfg.data, check="full")
     if cfg.dry_run:
         out = Path(cfg.out or cfg.repo_id.replace("/", "--"))
         check_out(out, Kind.HUB_TREE, cfg.overwrite, inputs={"data": cfg.data})

@@ -62,7 +62,7 @@ def run(cfg: DictConfig) -> None:
 def write_queries(cfg: DictConfig, ref: str | None, dataset: DatasetDir, out: Path,
                   overwrite: bool) -> None:
     """Choose the queries from ``dataset`` (read under the lock) and write the new version."""
-    check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
+    check_dataset(dataset, frames=False)  # refuse what validate refuses, before work
     if ref is not None:
         check_reward_tasks([ref], dataset.info.tasks, cfg.allow_other_task)
     reward = None if ref is None else resolve_reward(ref)

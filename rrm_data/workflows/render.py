@@ -88,7 +88,7 @@ def run(cfg: DictConfig) -> None:
 
 def write_frames(cfg: DictConfig, dataset: DatasetDir, out: Path, overwrite: bool) -> None:
     """Render ``dataset`` (read under the lock) and write the new version with the frames."""
-    check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
+    check_dataset(dataset, frames=False)  # refuse what validate refuses, before work
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
     assert spec is not None
     columns = dataset.info.features["steps"]

@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import RrmError
 from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
 from rrm_data.evaluation.scoring import SplitData, load_split, pair_frame, score_steps
@@ -59,8 +58,7 @@ def run(cfg: DictConfig) -> None:
     refs = reward_refs(cfg.reward)
     if cfg.data is None:
         raise RrmError("data= is required: a dataset directory")
-    dataset = open_dataset(cfg.data)
-    check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
+    dataset = open_dataset(cfg.data, check="skip-frames")
     check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
     stem = output_stem(dataset, cfg.split, cfg.teacher)
     out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"scores-{stem}.parquet")

@@ -32,7 +32,6 @@ from rrm_data.config import (
     parse_overrides,
 )
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.dataset.validate import check_dataset
 from rrm_data.errors import Interrupted, RrmError, first_line
 from rrm_data.io import Kind, check_place, output_lock
 from rrm_data.progress import console
@@ -144,8 +143,7 @@ def train(cfg: DictConfig, out: Path) -> None:
     """Fit the recipe's reward model into the run directory ``out`` and export it."""
     ckpt = trainer_parts.resume_checkpoint(out, cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    dataset = open_dataset(cfg.data.source)
-    check_dataset(dataset.root, frames=False)  # refuse what validate refuses, before work
+    dataset = open_dataset(cfg.data.source, check="skip-frames")
     for encoder in missing_embeddings(dataset, list(cfg.model.inputs)):
         dataset = ensure_embeddings(dataset, encoder)  # written once, read every epoch
     encoders = embedding_records(dataset, list(cfg.model.inputs))

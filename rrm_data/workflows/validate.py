@@ -17,15 +17,13 @@ from omegaconf import DictConfig
 
 from rrm_data import FORMAT_VERSION
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.dataset.validate import check_dataset
 from rrm_data.workflows import DatasetConfig
 
 Config = DatasetConfig
 
 
 def run(cfg: DictConfig) -> None:
-    dataset = open_dataset(cfg.data)
-    check_dataset(dataset.root)
+    dataset = open_dataset(cfg.data, check="full")
     counts = dataset.info.counts
     print(f"ok: {cfg.data} is a valid {FORMAT_VERSION} dataset ({counts.episodes} episodes, "
           f"{counts.steps} steps, {counts.segments} segments, "
