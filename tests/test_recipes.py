@@ -19,7 +19,8 @@ from rrm_data.resources import resource_dir
 from rrm_data.rl.sac import SacSettings
 
 # Captured with `rrm-data COMMAND ARGS --cfg` before recipes had defaults: lists.
-RESOLVED = yaml.safe_load((Path(__file__).parent / "expected" / "recipes_resolved.yaml").read_text())
+RESOLVED = yaml.safe_load(
+    (Path(__file__).parent / "expected" / "recipes_resolved.yaml").read_text())
 
 
 def resolve(args: str) -> dict[str, Any]:
