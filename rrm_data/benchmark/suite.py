@@ -140,19 +140,24 @@ def parse_suite(data: Any, text: str = "", default_name: str = "suite") -> Suite
     conditions = data.get("conditions") or {}
     if not isinstance(conditions, dict) or not conditions:
         raise RrmError("the suite declares no conditions (conditions: {name: {run: …}})")
-    parsed = tuple(_condition(str(n).lower() if isinstance(n, bool) else str(n), c, defaults)
-                   for n, c in conditions.items())
+    parsed = tuple(_condition(_name(n), c, defaults) for n, c in conditions.items())
     names = [c.name for c in parsed]
     pairs = []
     for pair in data.get("pairs") or []:
         if not (isinstance(pair, list) and len(pair) == 2):
             raise RrmError(f"pairs: each pair is [condition, condition], got {pair!r}")
-        for name in pair:
+        x, y = _name(pair[0]), _name(pair[1])
+        for name in (x, y):
             if name not in names:
                 raise RrmError(f"pairs: unknown condition '{name}'; known: {', '.join(names)}")
-        pairs.append((str(pair[0]), str(pair[1])))
+        pairs.append((x, y))
     return Suite(str(data.get("name") or default_name), tuple(str(t) for t in tasks), seeds,
                  parsed, tuple(pairs), task_extra, text)
+
+
+def _name(value: Any) -> str:
+    """A condition's name as typed: YAML reads a bare ``true`` as a boolean."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _known(data: Mapping[str, Any], keys: tuple[str, ...], where: str,

@@ -1,9 +1,10 @@
 """Turn a reward reference from the command line into a reward function.
 
 A reference is ``<kind>`` or ``<kind>:<argument>`` of a kind in ``REFERENCES`` (``true``,
-``prior:<name>``, ``zero``, ``random:<recipe or run>[@seed]``), or else a path to a run directory or exported reward artifact. A new
-kind of reference is one ``@REFERENCES.register(kind)`` factory taking the argument
-("" when there is none); tests register windowed rewards this way.
+``prior:<name>``, ``zero``, ``random:<recipe or run>[@seed]``), or else a path to a run
+directory or exported reward artifact. A new kind of reference is one
+``@REFERENCES.register(kind)`` factory taking the argument ("" when there is none); tests
+register windowed rewards this way.
 """
 
 from __future__ import annotations

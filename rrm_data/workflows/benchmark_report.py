@@ -49,8 +49,12 @@ def run(cfg: DictConfig) -> None:
     if len(texts) > 1:
         raise RrmError("the runs folders hold different suites; report them apart")
     suite = parse_suite(yaml.safe_load(texts.pop()), "") if texts else None
-    report = build_report(read_results(folders), suite.pairs if suite else (), cfg.reps,
-                          cfg.seed)
+    results = read_results(folders)
+    if suite:  # conditions in the order the suite declares them
+        order = [c.name for c in suite.conditions]
+        results.sort(key=lambda r: order.index(r.condition) if r.condition in order
+                     else len(order))
+    report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed)
     name = suite.name if suite else folders[0].name
     out = Path(cfg.out or folders[0] / "report")
     out.mkdir(parents=True, exist_ok=True)
