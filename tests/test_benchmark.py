@@ -149,8 +149,8 @@ def snapshot(out: Path) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def resumed_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The tiny grid killed (-9, the whole process group) after its first finished run,
-    then run again with workers=2."""
+    """The tiny grid, its benchmark process killed (-9) after the first finished run; the
+    runs it had started die with it (nothing is left in its process group)."""
     tmp = tmp_path_factory.mktemp("grid")
     suite, out = write_suite(tmp / "tiny.yaml", TINY_SUITE), tmp / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "rrm_data.cli", "benchmark", f"suite={suite}",
@@ -160,9 +160,24 @@ def resumed_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     while not list(out.glob(f"*/*/seed*/{DONE}")) and time.monotonic() < deadline:
         assert proc.poll() is None, "the benchmark ended before it was killed"
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 10
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    orphans = group_alive(proc.pid)
+    if orphans:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not orphans, "a run outlived the killed benchmark"
     return suite, out
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @pytest.mark.slow

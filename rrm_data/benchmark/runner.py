@@ -9,8 +9,10 @@ writes ``failed.json`` (its exit code and log tail) and the others go on.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ DONE = "run.json"
 FAILED = "failed.json"
 LOG = "log.txt"
 TAIL_LINES = 20
+PR_SET_PDEATHSIG = 1
 # One core per run: BLAS, OpenMP and XLA (sbx's JAX) each default to every core.
 ONE_CORE = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
             "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
@@ -64,7 +67,8 @@ def execute(argvs: list[list[str]], folder: str, record: dict[str, Any]) -> dict
             log.write(f"$ rrm-data {' '.join(argv)}\n")
             log.flush()
             rc = subprocess.call([sys.executable, "-m", "rrm_data.cli", *argv], stdout=log,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                 preexec_fn=_die_with_parent)
             if rc != 0:
                 break
     seconds = round(time.perf_counter() - started, 2)
@@ -77,6 +81,12 @@ def execute(argvs: list[list[str]], folder: str, record: dict[str, Any]) -> dict
     with atomic_file(path / DONE) as tmp:
         write_json(tmp, outcome)
     return outcome
+
+
+def _die_with_parent() -> None:
+    """In the child: be killed when the benchmark (or Ray worker) dies, even by kill -9, so
+    no orphan keeps writing into a folder the next try cleans (Linux ``PR_SET_PDEATHSIG``)."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def pending(runs: Iterable[Run], out: Path) -> tuple[list[Run], list[Run]]:
