@@ -55,6 +55,8 @@ SUMMARIES = {
     "validate": "check a dataset against the rrm-data/1 format",
     "query": "choose the next pairs to label (uniform, ensemble)",
     "annotate": "browser app to label pairs; export=true exports",
+    "benchmark": "run a suite's grid of RL runs (resumable, sharded, Ray)",
+    "benchmark-report": "rliable statistics and plots of benchmark runs",
 }
 for _name, _summary in SUMMARIES.items():
     COMMANDS.register(_name)(Command(f"rrm_data.workflows.{_name.replace('-', '_')}", _summary))
@@ -64,6 +66,14 @@ def _config(module: ModuleType, overrides: list[str]) -> DictConfig:
     if hasattr(module, "make_config"):
         return module.make_config(overrides)
     return build_config(module.Config(), overrides)
+
+
+def command_config(name: str, overrides: list[str]) -> DictConfig:
+    """The config ``rrm-data NAME overrides…`` would run with (what ``--cfg`` prints); an
+    unknown command, key or value is an RrmError. The benchmark checks its grid with it."""
+    if name not in COMMANDS:
+        raise RrmError(COMMANDS.unknown(name))
+    return _config(importlib.import_module(COMMANDS.get(name).module), overrides)
 
 
 def _describe(module: ModuleType, overrides: list[str]) -> str:
@@ -95,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="rrm-data",
         description="Preference datasets from Meta-World rollouts, and reward models on them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n" + "\n".join(f"  {n:<13} {c.summary}" for n, c in COMMANDS.items())
+        epilog="commands:\n" + "\n".join(f"  {n:<16} {c.summary}" for n, c in COMMANDS.items())
         + "\n\nrun 'rrm-data COMMAND --help' for a command's config keys",
     )
     parser.add_argument("command", metavar="COMMAND")

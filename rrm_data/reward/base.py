@@ -97,3 +97,13 @@ class PriorReward(RewardFunction):
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
         obs = np.asarray(columns[fmt.STATE][:, -1], dtype=np.float64)
         return single(self.weight * PRIORS.get(self.prior)(obs), "prior")
+
+
+class ZeroReward(RewardFunction):
+    """r̂ = 0 everywhere: the control that says what SAC does with no reward signal at all."""
+
+    def __init__(self) -> None:
+        self.spec = RewardSpec("zero", (fmt.STATE,))
+
+    def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
+        return single(np.zeros(len(columns[fmt.STATE])))

@@ -1,9 +1,10 @@
 """Turn a reward reference from the command line into a reward function.
 
 A reference is ``<kind>`` or ``<kind>:<argument>`` of a kind in ``REFERENCES`` (``true``,
-``prior:<name>``), or else a path to a run directory or exported reward artifact. A new
-kind of reference is one ``@REFERENCES.register(kind)`` factory taking the argument
-("" when there is none); tests register windowed rewards this way.
+``prior:<name>``, ``zero``, ``random:<recipe or run>[@seed]``), or else a path to a run
+directory or exported reward artifact. A new kind of reference is one
+``@REFERENCES.register(kind)`` factory taking the argument ("" when there is none); tests
+register windowed rewards this way.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from rrm_data.dataset import format as fmt
+from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError
+from rrm_data.recipes import load_recipe
 from rrm_data.registry import Registry
-from rrm_data.reward.artifact import load_reward, read_spec
-from rrm_data.reward.base import PriorReward, RewardFunction, TrueReward
+from rrm_data.reward.artifact import LearnedReward, load_reward, read_spec
+from rrm_data.reward.base import PriorReward, RewardFunction, TrueReward, ZeroReward
+from rrm_data.reward.networks import RewardNetwork
+from rrm_data.reward.spec import NetworkSpec, RewardSpec, reward_spec
 
 REFERENCES: Registry[Callable[[str], RewardFunction]] = Registry("reward reference")
 
@@ -32,14 +40,56 @@ def _prior(argument: str) -> RewardFunction:
     return PriorReward(argument)
 
 
+@REFERENCES.register("zero")
+def _zero(argument: str) -> RewardFunction:
+    if argument:
+        raise RrmError(f"the reward reference 'zero' takes no argument, got 'zero:{argument}'")
+    return ZeroReward()
+
+
+@REFERENCES.register("random")
+def _random(argument: str) -> RewardFunction:
+    """An untrained network of a learned model's shape (``random:state_residual``, a reward
+    recipe or online recipe; or ``random:RUN``, a trained reward's spec), its weights drawn
+    with seed ``@N`` (default 0): the control that a learned reward must beat — the shape,
+    prior included, without what the labels taught."""
+    source, _, seed_text = argument.partition("@")
+    if not source:
+        raise RrmError("the reward reference 'random' needs a recipe or run: "
+                       "random:<recipe or run>[@seed]")
+    if seed_text and not seed_text.isdigit():
+        raise RrmError(f"random:{argument}: the seed after '@' must be a whole number")
+    network = _network_of(source)
+    torch.manual_seed(int(seed_text or 0))
+    model = RewardNetwork(network)
+    name = f"random:{Path(source).name}" + (f"@{seed_text}" if seed_text else "")
+    return LearnedReward(model, RewardSpec.learned(name, network))
+
+
+def _network_of(source: str) -> NetworkSpec:
+    """The network spec of a trained reward (run directory or artifact), or of a recipe's
+    ``model:`` section on state and action inputs."""
+    if Path(source).expanduser().is_dir():
+        spec = RewardSpec.from_json(read_spec(source))
+        if spec.network is None:
+            raise RrmError(f"random:{source}: its reward has no network")
+        return spec.network
+    model = load_recipe(source, "model").model
+    widths = {fmt.STATE: STATE_DIM, fmt.ACTION: ACTION_DIM}
+    images = [c for c in model.inputs if c not in widths]
+    if images:
+        raise RrmError(f"random:{source}: only state and action inputs, not {', '.join(images)}")
+    return reward_spec(model, widths, None)
+
+
 def reward_ref(value: Any) -> str:
     """A ``reward=`` value as the text typed: YAML reads a bare ``true`` as a boolean."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def is_task_agnostic(ref: str) -> bool:
-    """Registered references (``true``, ``prior:<name>``) are defined for every task; a
-    trained reward is not."""
+    """Registered references (``true``, ``prior:<name>``, ``zero``, ``random:…``) are defined
+    for every task; a trained reward is not."""
     return ref.partition(":")[0] in REFERENCES
 
 

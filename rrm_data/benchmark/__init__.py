@@ -1,0 +1,2 @@
+"""The benchmark grid: suites (``suite``), running them (``runner``), their statistics
+(``report``)."""

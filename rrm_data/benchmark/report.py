@@ -1,0 +1,265 @@
+"""The grid's statistics with rliable (Agarwal et al., NeurIPS 2021): IQM of final success
+with 95% stratified-bootstrap intervals, probability of improvement, sample-efficiency
+curves and performance profiles. Every number carries the count of runs it comes from.
+
+The aggregates are rliable's (``rliable.metrics``: ``aggregate_iqm``,
+``probability_of_improvement``); the interval is rliable's stratified percentile bootstrap
+(runs resampled with replacement within each task), written out in ``bootstrap`` because
+``rliable.library`` builds it on ``arch``, which cannot be imported beside pandas 3
+(arch < 8) and no longer takes rliable's ``random_state`` (arch 8).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+from rrm_data.benchmark.runner import DONE
+from rrm_data.errors import RrmError
+
+SUITE_COPY = "suite.yaml"
+TAUS = np.linspace(0.0, 1.0, 21)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One finished run: its evaluations (env steps, success rate, labels used if any)."""
+
+    task: str
+    condition: str
+    seed: int
+    axis: str
+    timesteps: np.ndarray
+    success: np.ndarray
+    labels: np.ndarray | None
+
+    @property
+    def final(self) -> float:
+        return float(self.success[-1])
+
+
+def read_results(folders: Sequence[Path]) -> list[Result]:
+    """Every finished run under these benchmark outputs (shards, Ray tasks): its run.json
+    and the eval.csv of its last step. The same run found twice is refused."""
+    results: dict[tuple[str, str, int], Result] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise RrmError(f"runs folder {folder} not found")
+        markers = sorted(folder.glob(f"*/*/seed*/{DONE}"))
+        for marker in markers:
+            record = json.loads(marker.read_text())
+            key = (record["task"], record["condition"], int(record["seed"]))
+            if key in results:
+                raise RrmError(f"run {'/'.join(map(str, key))} is found twice ({marker})")
+            with (marker.parent / record["final"] / "eval.csv").open() as f:
+                rows = list(csv.DictReader(f))
+            if not rows:
+                raise RrmError(f"{marker.parent}: eval.csv has no evaluation")
+            labels = (np.array([float(r["labels"]) for r in rows]) if "labels" in rows[0]
+                      else None)
+            results[key] = Result(key[0], key[1], key[2], str(record["axis"]),
+                                  np.array([int(r["timesteps"]) for r in rows]),
+                                  np.array([float(r["success_rate"]) for r in rows]), labels)
+    return list(results.values())
+
+
+def score_table(results: Sequence[Result], condition: str, tasks: Sequence[str],
+                value: Callable[[Result], Any]) -> np.ndarray:
+    """(runs, tasks, …) of ``value`` for the seeds every task has (stratified bootstrap
+    needs one table)."""
+    by_task = {t: {r.seed: r for r in results if r.condition == condition and r.task == t}
+               for t in tasks}
+    seeds = sorted(set.intersection(*(set(s) for s in by_task.values()))) if by_task else []
+    return np.array([[value(by_task[t][s]) for t in tasks] for s in seeds], dtype=float)
+
+
+def bootstrap(tables: Sequence[np.ndarray], func: Callable[..., np.ndarray], reps: int,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``func(*tables)`` and its 95% stratified percentile-bootstrap interval (2, …): each
+    table (runs, tasks, …) has its runs drawn with replacement within every task apart."""
+    rng = np.random.default_rng(seed)
+    point = np.asarray(func(*tables))
+    draws = np.empty((reps, *point.shape))
+    for i in range(reps):
+        resampled = []
+        for table in tables:
+            rows = rng.integers(0, len(table), size=table.shape[:2])  # (runs, tasks)
+            resampled.append(np.take_along_axis(
+                table, rows.reshape(rows.shape + (1,) * (table.ndim - 2)), axis=0))
+        draws[i] = func(*resampled)
+    return point, np.percentile(draws, [2.5, 97.5], axis=0)
+
+
+def interval(table: np.ndarray, func: Callable[..., np.ndarray], reps: int,
+             seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return bootstrap([table], func, reps, seed)
+
+
+def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], reps: int,
+                 seed: int = 0) -> dict[str, Any]:
+    from rliable import metrics
+
+    if not results:
+        raise RrmError("no finished runs to report (no run.json under runs=)")
+    tasks = sorted({r.task for r in results})
+    conditions = list(dict.fromkeys(r.condition for r in results))
+
+    def iqm(table: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(table)])
+
+    report: dict[str, Any] = {"tasks": tasks, "conditions": {}, "reps": reps,
+                              "interval": "95% stratified bootstrap (percentile)"}
+    finals: dict[str, np.ndarray] = {}
+    for cond in conditions:
+        entry: dict[str, Any] = {"per_task": {}}
+        for task in tasks:
+            table = score_table(results, cond, [task], lambda r: r.final)
+            if len(table):
+                point, ci = interval(table, iqm, reps, seed)
+                entry["per_task"][task] = {"iqm": float(point[0]), "ci": ci[:, 0].tolist(),
+                                           "runs": len(table)}
+        table = score_table(results, cond, tasks, lambda r: r.final)
+        if len(table):
+            finals[cond] = table
+            point, ci = interval(table, iqm, reps, seed)
+            entry["all_tasks"] = {"iqm": float(point[0]), "ci": ci[:, 0].tolist(),
+                                  "runs": int(table.size), "seeds": len(table)}
+        entry["curve"] = _curve(results, cond, tasks, reps, seed)
+        report["conditions"][cond] = entry
+    report["probability_of_improvement"] = []
+    for x, y in pairs:
+        if x not in finals or y not in finals:
+            continue
+        point, ci = bootstrap(
+            [finals[x], finals[y]],
+            lambda a, b: np.array([metrics.probability_of_improvement(a, b)]), reps, seed)
+        report["probability_of_improvement"].append(
+            {"x": x, "y": y, "p": float(point[0]), "ci": ci[:, 0].tolist(),
+             "runs": [int(finals[x].size), int(finals[y].size)]})
+    report["performance_profiles"] = {"taus": TAUS.tolist()}
+    for cond, table in finals.items():
+        point, ci = interval(table, run_score_profile, reps, seed)
+        report["performance_profiles"][cond] = {"fraction": point.tolist(), "ci": ci.tolist(),
+                                                "runs": int(table.size)}
+    return report
+
+
+def run_score_profile(table: np.ndarray) -> np.ndarray:
+    """The performance profile of run scores: the fraction of runs above each τ, every task
+    weighted alike (rliable's ``run_score_distribution``)."""
+    return np.mean([np.mean(table[:, t, None] > TAUS, axis=0) for t in range(table.shape[1])],
+                   axis=0)
+
+
+def _curve(results: Sequence[Result], cond: str, tasks: Sequence[str], reps: int,
+           seed: int) -> dict[str, Any]:
+    """IQM success with its band at each evaluation step every run of the condition has;
+    for online conditions also the mean labels used by then."""
+    from rliable import metrics
+
+    runs = [r for r in results if r.condition == cond]
+    steps = sorted(set.intersection(*(set(r.timesteps.tolist()) for r in runs)))
+    if not steps:
+        return {}
+
+    def at(r: Result, column: np.ndarray) -> list[float]:
+        index = {int(s): i for i, s in enumerate(r.timesteps)}
+        return [float(column[index[s]]) for s in steps]
+
+    table = score_table(results, cond, tasks, lambda r: at(r, r.success))  # (runs, tasks, T)
+    if not len(table):
+        return {}
+
+    def iqm_per_step(scores: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(scores[..., t]) for t in range(len(steps))])
+
+    points, cis = interval(table, iqm_per_step, reps, seed)
+    curve: dict[str, Any] = {"timesteps": steps, "iqm": points.tolist(), "ci": cis.tolist(),
+                             "runs": int(table.shape[0] * table.shape[1])}
+    if all(r.labels is not None for r in runs):
+        curve["labels"] = np.mean([at(r, r.labels) for r in runs if r.labels is not None],
+                                  axis=0).tolist()
+    return curve
+
+
+def markdown(report: dict[str, Any], name: str) -> str:
+    """The tables of the report; n is the number of runs behind each number."""
+    tasks = report["tasks"]
+    lines = [f"# Benchmark {name}", "",
+             f"IQM of final evaluation success, {report['interval']} intervals "
+             f"({report['reps']} resamples); n = runs.", "",
+             "| condition | all tasks | " + " | ".join(tasks) + " |",
+             "|---|---|" + "---|" * len(tasks)]
+    for cond, entry in report["conditions"].items():
+        cells = [_cell(entry.get("all_tasks"))]
+        cells += [_cell(entry["per_task"].get(t)) for t in tasks]
+        lines.append(f"| {cond} | " + " | ".join(cells) + " |")
+    if report["probability_of_improvement"]:
+        lines += ["", "Probability of improvement P(X > Y) over all tasks:", "",
+                  "| X | Y | P(X > Y) | n (X, Y) |", "|---|---|---|---|"]
+        for p in report["probability_of_improvement"]:
+            lines.append(f"| {p['x']} | {p['y']} | {p['p']:.2f} [{p['ci'][0]:.2f}, "
+                         f"{p['ci'][1]:.2f}] | {p['runs'][0]}, {p['runs'][1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    return f"{entry['iqm']:.2f} [{entry['ci'][0]:.2f}, {entry['ci'][1]:.2f}] (n={entry['runs']})"
+
+
+def plot(report: dict[str, Any], folder: Path, name: str) -> list[Path]:
+    """curves.png (IQM against env steps, and against labels for online conditions) and
+    profiles.png (performance profiles); the legend gives each condition's n."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conds = {c: e["curve"] for c, e in report["conditions"].items() if e.get("curve")}
+    labelled = {c: v for c, v in conds.items() if "labels" in v}
+    fig, axes = plt.subplots(1, 2 if labelled else 1, figsize=(11 if labelled else 6, 4),
+                             squeeze=False)
+    for c, v in conds.items():
+        ci = np.array(v["ci"])
+        axes[0, 0].plot(v["timesteps"], v["iqm"], label=f"{c} (n={v['runs']})")
+        axes[0, 0].fill_between(v["timesteps"], ci[0], ci[1], alpha=0.2)
+    for c, v in labelled.items():
+        ci = np.array(v["ci"])
+        axes[0, 1].plot(v["labels"], v["iqm"], label=f"{c} (n={v['runs']})")
+        axes[0, 1].fill_between(v["labels"], ci[0], ci[1], alpha=0.2)
+        axes[0, 1].set_xlabel("labels used")
+    axes[0, 0].set_xlabel("env steps")
+    for ax in axes.flat:
+        ax.set_ylabel("IQM success (95% CI)")
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{name}: sample efficiency", fontsize=10)
+    fig.tight_layout()
+    paths = [folder / "curves.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    profiles = report["performance_profiles"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for c, v in profiles.items():
+        if c == "taus":
+            continue
+        ci = np.array(v["ci"])
+        ax.plot(profiles["taus"], v["fraction"], label=f"{c} (n={v['runs']})")
+        ax.fill_between(profiles["taus"], ci[0], ci[1], alpha=0.2)
+    ax.set_xlabel("final success τ")
+    ax.set_ylabel("fraction of runs with success > τ")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    paths.append(folder / "profiles.png")
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,236 @@
+"""A benchmark suite: tasks × conditions × seeds, read from YAML and checked whole before
+anything runs.
+
+A condition is one command line (``train-sac reward=true``) or a pipeline of them
+(``collect …`` → ``train-reward …`` → ``train-sac``), each ``COMMAND key=value …``. Every
+run gets ``task=``, ``seed=``, ``out=`` and one thread; in a pipeline ``train-reward``
+reads the previous step's dataset (``data=``) and ``train-sac`` its reward (``reward=``)
+unless the line says otherwise. ``{task}`` and ``{seed}`` in a line are filled per run.
+Per-task overrides (``tasks: {drawer-close-v3: {collect: [policy=[…]]}}``) and per-command
+defaults (``defaults: {train-sac: [steps=30000]}``) are added before the line's own.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rrm_data.errors import RrmError
+from rrm_data.registry import unknown_name
+from rrm_data.sim.envs import check_task
+
+# The commands a condition may run, and what each needs from the run and the step before.
+COMMANDS = ("collect", "train-reward", "train-sac", "train-online")
+SUITE_KEYS = ("name", "description", "tasks", "seeds", "defaults", "conditions", "pairs")
+CONDITION_KEYS = ("run", "description", "axis")
+AXES = ("steps", "labels")  # what a condition's sample-efficiency curve is drawn against
+# Where each command's output is read by the next step of a pipeline.
+INPUT_KEY = {"train-reward": "data", "train-sac": "reward"}
+THREADED = ("train-sac", "train-online")  # commands with a threads= key
+
+
+@dataclass(frozen=True)
+class Step:
+    command: str
+    defaults: tuple[str, ...]  # the suite's defaults for this command
+    overrides: tuple[str, ...]  # the condition's own (after the task's)
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    steps: tuple[Step, ...]
+    axis: str  # "steps" or "labels"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of the grid: its folder under ``out`` is ``<task>/<condition>/seed<seed>``."""
+
+    task: str
+    condition: Condition
+    seed: int
+    task_overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (command, overrides)
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.condition.name}/seed{self.seed}"
+
+    def argvs(self, folder: Path) -> list[list[str]]:
+        """The command lines of this run (``rrm-data`` arguments), outputs under ``folder``."""
+        return [argv for argv, _ in self.commands(folder)]
+
+    def commands(self, folder: Path) -> list[tuple[list[str], Path]]:
+        previous: Path | None = None
+        lines = []
+        for i, step in enumerate(self.condition.steps):
+            out = folder / f"{i}-{step.command}"
+            task_extra = dict(self.task_overrides).get(step.command, ())
+            overrides = (*step.defaults, *task_extra, *step.overrides)
+            given = {o.partition("=")[0] for o in overrides}
+            argv = [step.command, *(o.format(task=self.task, seed=self.seed)
+                                    for o in overrides)]
+            argv.append(f"seed={self.seed}")
+            if step.command != "train-reward":
+                argv.append(f"task={self.task}")
+            if step.command in THREADED and "threads" not in given:
+                argv.append("threads=1")
+            key = INPUT_KEY.get(step.command)
+            if key and key not in given and previous is not None:
+                argv.append(f"{key}={previous}")
+            argv.append(f"out={out}")
+            lines.append((argv, out))
+            previous = out
+        return lines
+
+    def final(self, folder: Path) -> Path:
+        """The folder of the last step, whose eval.csv and summary.json are the result."""
+        return self.commands(folder)[-1][1]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    conditions: tuple[Condition, ...]
+    pairs: tuple[tuple[str, str], ...]
+    task_overrides: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]]
+    text: str  # the YAML as read, copied next to the runs for the report
+
+    def runs(self) -> list[Run]:
+        """Every run, in a fixed order (task, condition, seed as declared)."""
+        return [Run(t, c, s, self.task_overrides.get(t, ())) for t in self.tasks
+                for c in self.conditions for s in self.seeds]
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read a suite file; structure errors are one line naming the key."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise RrmError(f"suite file {file} not found")
+    text = file.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RrmError(f"{file}: not YAML ({str(exc).splitlines()[0]})") from None
+    return parse_suite(data, text, file.stem)
+
+
+def parse_suite(data: Any, text: str = "", default_name: str = "suite") -> Suite:
+    if not isinstance(data, dict):
+        raise RrmError("a suite is a mapping with tasks, seeds and conditions")
+    _known(data, SUITE_KEYS, "the suite")
+    tasks_field = data.get("tasks") or []
+    tasks = list(tasks_field) if isinstance(tasks_field, list | dict) else [tasks_field]
+    if not tasks:
+        raise RrmError("the suite names no tasks")
+    for task in tasks:
+        check_task(str(task))
+    seeds = _seeds(data.get("seeds"))
+    defaults = _per_command(data.get("defaults") or {}, "defaults")
+    task_extra = ({str(t): tuple((c, tuple(o)) for c, o in
+                                 _per_command(v or {}, f"tasks.{t}").items())
+                   for t, v in tasks_field.items()} if isinstance(tasks_field, dict) else {})
+    conditions = data.get("conditions") or {}
+    if not isinstance(conditions, dict) or not conditions:
+        raise RrmError("the suite declares no conditions (conditions: {name: {run: …}})")
+    parsed = tuple(_condition(_name(n), c, defaults) for n, c in conditions.items())
+    names = [c.name for c in parsed]
+    pairs = []
+    for pair in data.get("pairs") or []:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise RrmError(f"pairs: each pair is [condition, condition], got {pair!r}")
+        x, y = _name(pair[0]), _name(pair[1])
+        for name in (x, y):
+            if name not in names:
+                raise RrmError(f"pairs: unknown condition '{name}'; known: {', '.join(names)}")
+        pairs.append((x, y))
+    return Suite(str(data.get("name") or default_name), tuple(str(t) for t in tasks), seeds,
+                 parsed, tuple(pairs), task_extra, text)
+
+
+def _name(value: Any) -> str:
+    """A condition's name as typed: YAML reads a bare ``true`` as a boolean."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _known(data: Mapping[str, Any], keys: tuple[str, ...], where: str,
+           what: str = "key") -> None:
+    for key in data:
+        if key not in keys:
+            raise RrmError(unknown_name(f"{what} in {where}", str(key), list(keys)))
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    """``seeds: 5`` is 0..4; ``seeds: [0, 3]`` as listed."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return tuple(range(value))
+    if (isinstance(value, list) and value and len(set(value)) == len(value)
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
+        return tuple(value)
+    raise RrmError(f"seeds must be a positive count or a list of distinct seeds, got {value!r}")
+
+
+def _per_command(value: Any, where: str) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise RrmError(f"{where}: a mapping of command → [key=value, …]")
+    _known(value, COMMANDS, where, "command")
+    return {str(k): [str(o) for o in (v or [])] for k, v in value.items()}
+
+
+def _condition(name: str, value: Any, defaults: dict[str, list[str]]) -> Condition:
+    if isinstance(value, str | list):
+        value = {"run": value}
+    if not isinstance(value, dict):
+        raise RrmError(f"condition '{name}': a command line, a list of them, or {{run: …}}")
+    _known(value, CONDITION_KEYS, f"condition '{name}'")
+    lines = value.get("run")
+    lines = [lines] if isinstance(lines, str) else lines
+    if not lines:
+        raise RrmError(f"condition '{name}' runs nothing (run: COMMAND key=value …)")
+    steps = []
+    for line in lines:
+        words = shlex.split(str(line))
+        if not words or words[0] not in COMMANDS:
+            raise RrmError(f"condition '{name}': '{line}' does not start with one of "
+                           f"{', '.join(COMMANDS)}")
+        for word in words[1:]:
+            if "=" not in word or word.startswith("="):
+                raise RrmError(f"condition '{name}': '{word}' is not key=value")
+            if word.partition("=")[0] in ("out", "task", "seed"):
+                raise RrmError(f"condition '{name}': {word.partition('=')[0]}= is set per run")
+        steps.append(Step(words[0], tuple(defaults.get(words[0], [])), tuple(words[1:])))
+    if steps[-1].command not in ("train-sac", "train-online"):
+        raise RrmError(f"condition '{name}' must end with train-sac or train-online")
+    default_axis = "labels" if steps[-1].command == "train-online" else "steps"
+    axis = str(value.get("axis", default_axis))
+    if axis not in AXES:
+        raise RrmError(f"condition '{name}': axis must be one of {', '.join(AXES)}")
+    return Condition(name, tuple(steps), axis)
+
+
+def shard(runs: list[Run], index: int, count: int) -> list[Run]:
+    """Run ``i`` of the sorted ids goes to shard ``i mod count``: deterministic, disjoint, and
+    every shard gets a share of every condition."""
+    ordered = sorted(runs, key=lambda r: r.id)
+    return [r for i, r in enumerate(ordered) if i % count == index]
+
+
+def check_commands(suite: Suite, runs: list[Run], folder: Path,
+                   build: Callable[[str, list[str]], object]) -> None:
+    """Build every command's config (its recipe, the overrides, range checks) with the CLI's
+    own builder before anything runs: an unknown key or bad value is one line naming the
+    run, not a failure an hour in."""
+    for run in runs:
+        for argv in run.argvs(folder / run.id):
+            try:
+                build(argv[0], argv[1:])
+            except RrmError as exc:
+                raise RrmError(f"condition '{run.condition.name}' on {run.task}: "
+                               f"{argv[0]}: {exc}") from None

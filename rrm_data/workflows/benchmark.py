@@ -1,0 +1,91 @@
+"""Run a benchmark suite: tasks × conditions × seeds declared in a YAML file.
+
+`suite=benchmarks/suites/smoke.yaml` names the grid (see benchmarks/suites/). Every run
+gets its own folder `out/<task>/<condition>/seed<seed>` with its outputs and `log.txt`;
+`run.json`, written last, marks it finished. The whole grid is checked first (every
+command's config built as the CLI would), then `workers=N` runs go at a time, one core
+each. Run the same command again after any interruption (even kill -9): finished runs are
+skipped, unfinished ones start again, a failed run (its exit code and log tail in
+`failed.json`) does not stop the others. `shard=i/N` runs a fixed, disjoint part of the
+grid (a Slurm array, several machines); `launcher=ray` submits the runs as Ray tasks of one
+CPU each (`address=` of a cluster, else a local Ray). `rrm-data benchmark-report
+runs=[OUT,...]` joins what they wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rrm_data.benchmark.report import SUITE_COPY
+from rrm_data.benchmark.runner import pending, run_local, run_ray
+from rrm_data.benchmark.suite import check_commands, load_suite, shard
+from rrm_data.cli import command_config
+from rrm_data.config import COUNT, build_config, doc
+from rrm_data.errors import RrmError
+from rrm_data.io import atomic_file
+from rrm_data.progress import console
+
+LAUNCHERS = ("local", "ray")
+
+
+@dataclass
+class Config:
+    suite: str | None = field(default=None, metadata=doc("suite YAML file (benchmarks/suites/)"))
+    out: str | None = field(default=None, metadata=doc(
+        "folder of the runs (default runs/benchmark-<suite name>)"))
+    workers: int = field(default=1, metadata=doc("runs at a time, one core each", COUNT))
+    shard: str = field(default="0/1", metadata=doc("i/N: run only part i of N of the grid"))
+    launcher: str = field(default="local", metadata=doc("local (child processes) or ray"))
+    address: str | None = field(default=None, metadata=doc(
+        "Ray cluster address for launcher=ray (default: a local Ray instance)"))
+    dry_run: bool = field(default=False, metadata=doc("check the suite, list the runs, stop"))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    index, _, count = str(text).partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise RrmError(f"shard must be i/N with 0 <= i < N, got '{text}'")
+    return int(index), int(count)
+
+
+def make_config(overrides: list[str]) -> DictConfig:
+    cfg = build_config(Config(), overrides)
+    if cfg.suite is None:
+        raise RrmError("suite= is required (a YAML file, e.g. benchmarks/suites/smoke.yaml)")
+    if cfg.launcher not in LAUNCHERS:
+        raise RrmError(f"launcher must be one of {', '.join(LAUNCHERS)}, got '{cfg.launcher}'")
+    parse_shard(cfg.shard)
+    return cfg
+
+
+def run(cfg: DictConfig) -> None:
+    suite = load_suite(cfg.suite)
+    out = Path(cfg.out or f"runs/benchmark-{suite.name}").absolute()
+    runs = shard(suite.runs(), *parse_shard(cfg.shard))
+    check_commands(suite, runs, out, command_config)
+    done, todo = pending(runs, out)
+    console.print(f"{suite.name}: {len(runs)} runs in shard {cfg.shard} "
+                  f"({len(done)} finished, {len(todo)} to run) under {out}")
+    if cfg.dry_run:
+        for r in todo:
+            console.print(f"  {r.id}")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / SUITE_COPY) as tmp:
+        tmp.write_text(suite.text)
+    if cfg.launcher == "ray":
+        results = run_ray(todo, out, cfg.workers, len(runs), len(done), cfg.address)
+    else:
+        results = run_local(todo, out, cfg.workers, len(runs), len(done))
+    failed = [r for r in results if r["rc"] != 0]
+    console.print(f"{len(results) - len(failed)} runs finished, {len(failed)} failed; "
+                  f"report: rrm-data benchmark-report runs={out}")
+    if failed:
+        raise RrmError(f"{len(failed)} runs failed (failed.json and log.txt in their folders); "
+                       "run the same command again to retry them")
+
+
+__all__ = ["Config", "make_config", "run"]

@@ -1,0 +1,70 @@
+"""Statistics of benchmark runs with rliable: IQM of final success per condition and task
+with 95% stratified-bootstrap intervals, probability of improvement between the suite's
+`pairs`, sample-efficiency curves (against env steps, and labels for online conditions)
+and performance profiles, as report.json, report.md, curves.png and profiles.png in `out`.
+
+`runs=[DIR,...]` are benchmark outputs (shards, machines, Ray); their finished runs are
+joined, and every number says how many runs it comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig
+
+from rrm_data.benchmark.report import SUITE_COPY, build_report, markdown, plot, read_results
+from rrm_data.benchmark.suite import parse_suite
+from rrm_data.config import COUNT, SEED32, build_config, doc
+from rrm_data.errors import RrmError
+from rrm_data.io import atomic_file, write_json
+from rrm_data.progress import console
+
+
+@dataclass
+class Config:
+    runs: Any = field(default=None, metadata=doc(
+        "benchmark output folder(s) to join", strings=True, nonempty=True))
+    out: str | None = field(default=None, metadata=doc(
+        "report folder (default <first runs folder>/report)"))
+    reps: int = field(default=2000, metadata=doc("bootstrap resamples", COUNT))
+    seed: int = field(default=0, metadata=doc("seed of the bootstrap", SEED32))
+
+
+def make_config(overrides: list[str]) -> DictConfig:
+    cfg = build_config(Config(), overrides)
+    if cfg.runs is None:
+        raise RrmError("runs= is required: the out folder(s) of rrm-data benchmark")
+    if isinstance(cfg.runs, str):
+        cfg.runs = [cfg.runs]
+    return cfg
+
+
+def run(cfg: DictConfig) -> None:
+    folders = [Path(str(f)) for f in cfg.runs]
+    texts = {(f / SUITE_COPY).read_text() for f in folders if (f / SUITE_COPY).is_file()}
+    if len(texts) > 1:
+        raise RrmError("the runs folders hold different suites; report them apart")
+    suite = parse_suite(yaml.safe_load(texts.pop()), "") if texts else None
+    results = read_results(folders)
+    if suite:  # conditions in the order the suite declares them
+        order = [c.name for c in suite.conditions]
+        results.sort(key=lambda r: order.index(r.condition) if r.condition in order
+                     else len(order))
+    report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed)
+    name = suite.name if suite else folders[0].name
+    out = Path(cfg.out or folders[0] / "report")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "report.json") as tmp:
+        write_json(tmp, {"suite": name, "runs": [str(f) for f in folders], **report})
+    with atomic_file(out / "report.md") as tmp:
+        tmp.write_text(markdown(report, name))
+    plot(report, out, name)
+    console.print(markdown(report, name))
+    console.print(f"wrote {out}: report.json, report.md, curves.png, profiles.png")
+
+
+__all__ = ["Config", "make_config", "run"]

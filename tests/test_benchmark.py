@@ -1,0 +1,232 @@
+"""rrm-data benchmark: the suite checked whole before any run, shards that partition the
+grid, resume after kill -9, Ray producing the same run folders, and the report's IQM
+against its definition."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from rrm_data.benchmark.report import Result, build_report
+from rrm_data.benchmark.runner import DONE
+from rrm_data.benchmark.suite import parse_suite, shard
+from rrm_data.cli import main
+from rrm_data.reward.resolve import resolve_reward
+from tests.helpers import one_line_error
+
+REPO = Path(__file__).resolve().parents[1]
+# A few hundred env steps, tiny networks: a run costs seconds, mostly process start.
+TINY_SAC = ["steps=300", "eval_every=150", "eval_episodes=1", "episode_steps=100",
+            "checkpoint_every=0", "sac.learning_starts=100", "sac.net_arch=[16,16]",
+            "sac.batch_size=32", "sac.device=cpu"]
+TINY_SUITE = {"name": "tiny", "tasks": ["reach-v3"], "seeds": 2,
+              "defaults": {"train-sac": TINY_SAC},
+              "conditions": {"true": "train-sac reward=true",
+                             "zero": "train-sac reward=zero"},
+              "pairs": [["true", "zero"]]}
+
+
+def write_suite(path: Path, suite: dict) -> Path:
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"tasks": ["reach-v9"]}, "unknown task 'reach-v9'"),
+    ({"conditions": {"true": {"run": "train-sac reward=true", "colour": "red"}}},
+     "unknown key in condition 'true' 'colour'"),
+    ({"seeds": []}, "seeds must be a positive count"),
+    ({"conditions": {"true": "train-sac reward=true sac.batch_sise=3"}},
+     "unknown config key 'sac.batch_sise'"),
+    ({"conditions": {"x": "train-online recipe=rrm feedback=-5"}}, "feedback"),
+    ({"pairs": [["true", "nope"]]}, "pairs: unknown condition 'nope'"),
+    ({"bogus": 1}, "unknown key in the suite 'bogus'"),
+])
+def test_a_bad_suite_is_one_line_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, expected: str) -> None:
+    suite = write_suite(tmp_path / "bad.yaml", {**TINY_SUITE, "pairs": [], **change})
+    out = tmp_path / "runs"
+    assert main(["benchmark", f"suite={suite}", f"out={out}"]) == 2
+    assert expected in one_line_error(capsys, "benchmark")
+    assert not out.exists()
+
+
+def test_shards_partition_the_grid() -> None:
+    suite = parse_suite({**TINY_SUITE, "tasks": ["reach-v3", "drawer-close-v3"], "seeds": 5})
+    runs = suite.runs()
+    parts = [shard(runs, i, 3) for i in range(3)]
+    ids = [r.id for part in parts for r in part]
+    assert sorted(ids) == sorted(r.id for r in runs) and len(set(ids)) == len(runs) == 20
+    halves = [{r.id for r in shard(runs, i, 2)} for i in range(2)]
+    assert not halves[0] & halves[1] and halves[0] | halves[1] == {r.id for r in runs}
+    assert halves == [{r.id for r in shard(list(reversed(runs)), i, 2)} for i in range(2)]
+
+
+def test_a_pipeline_reads_what_its_previous_step_wrote(tmp_path: Path) -> None:
+    suite = parse_suite({**TINY_SUITE, "tasks": {"reach-v3": {"collect": ["episodes=4"]}},
+                         "pairs": [],
+                         "conditions": {"off": ["collect episodes=2 pairs=5",
+                                                "train-reward recipe=state_mlp",
+                                                "train-sac"]}})
+    run = suite.runs()[0]
+    collect, reward, sac = run.argvs(tmp_path)
+    assert collect.index("episodes=4") < collect.index("episodes=2")  # the line's own wins
+    assert f"data={tmp_path / '0-collect'}" in reward and "seed=0" in reward
+    assert f"reward={tmp_path / '1-train-reward'}" in sac and "threads=1" in sac
+    assert "task=reach-v3" in sac and "steps=300" in sac
+
+
+def iqm_by_hand(scores: np.ndarray) -> float:
+    """The interquartile mean: the mean of the middle half of the sorted scores (n a
+    multiple of 4, so no fractional weights)."""
+    ordered = np.sort(scores.ravel())
+    n = len(ordered)
+    assert n % 4 == 0
+    return float(ordered[n // 4: 3 * n // 4].mean())
+
+
+def test_report_iqm_is_the_interquartile_mean() -> None:
+    rng = np.random.default_rng(3)
+    table = {"a": rng.uniform(0, 1, (8, 2)), "b": rng.uniform(0, 0.5, (8, 2))}
+    results = [Result(task, cond, seed, "steps", np.array([100, 200]),
+                      np.array([0.0, table[cond][seed, t]]), None)
+               for cond in table for t, task in enumerate(["t1", "t2"]) for seed in range(8)]
+    report = build_report(results, [("a", "b")], reps=500)
+    for cond, scores in table.items():
+        entry = report["conditions"][cond]
+        assert entry["all_tasks"]["iqm"] == pytest.approx(iqm_by_hand(scores))
+        assert entry["all_tasks"]["runs"] == 16
+        low, high = entry["all_tasks"]["ci"]
+        assert low <= iqm_by_hand(scores) <= high
+        one = entry["per_task"]["t1"]
+        assert one["iqm"] == pytest.approx(iqm_by_hand(scores[:, 0])) and one["runs"] == 8
+        assert entry["curve"]["iqm"][1] == pytest.approx(iqm_by_hand(scores))
+    p = report["probability_of_improvement"][0]
+    # P(X > Y) by hand, per task over all pairs of runs (ties count a half), then averaged
+    by_hand = np.mean([np.mean((table["a"][:, t, None] > table["b"][None, :, t])
+                               + 0.5 * (table["a"][:, t, None] == table["b"][None, :, t]))
+                       for t in range(2)])
+    assert p["p"] == pytest.approx(by_hand) and p["runs"] == [16, 16]
+
+
+def test_zero_and_random_reward_references(trained_reward: Path) -> None:
+    columns = {"observation.state": np.random.default_rng(0).random((6, 1, 39), np.float32),
+               "action": np.random.default_rng(1).random((6, 1, 4), np.float32)}
+    assert not resolve_reward("zero").score(columns).total.any()
+    a, b = (resolve_reward(f"random:state_residual@{s}").score(columns).total for s in (1, 2))
+    again = resolve_reward("random:state_residual@1").score(columns).total
+    assert np.array_equal(a, again) and not np.allclose(a, b)
+    trained = resolve_reward(str(trained_reward))
+    untrained = resolve_reward(f"random:{trained_reward}")
+    assert untrained.spec.network == trained.spec.network  # same shape, other weights
+    assert not np.allclose(untrained.score(columns).total, trained.score(columns).total)
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def snapshot(out: Path) -> dict[str, object]:
+    """Each run folder's files (checkpoints and logs aside) and its run.json minus timing."""
+    found: dict[str, object] = {}
+    for marker in sorted(out.glob(f"*/*/seed*/{DONE}")):
+        folder = marker.parent
+        record = {k: v for k, v in json.loads(marker.read_text()).items() if k != "seconds"}
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                       if p.is_file() and "checkpoints" not in p.parts)
+        found[str(folder.relative_to(out))] = (record, files)
+    return found
+
+
+@pytest.fixture(scope="module")
+def resumed_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny grid, its benchmark process killed (-9) after the first finished run; the
+    runs it had started die with it (nothing is left in its process group)."""
+    tmp = tmp_path_factory.mktemp("grid")
+    suite, out = write_suite(tmp / "tiny.yaml", TINY_SUITE), tmp / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "rrm_data.cli", "benchmark", f"suite={suite}",
+                             f"out={out}", "workers=1"], env=cli_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list(out.glob(f"*/*/seed*/{DONE}")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the benchmark ended before it was killed"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    orphans = group_alive(proc.pid)
+    if orphans:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not orphans, "a run outlived the killed benchmark"
+    return suite, out
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path]) -> None:
+    suite, out = resumed_grid
+    finished = {m: (m.read_bytes(), m.stat().st_mtime_ns) for m in out.glob(f"*/*/seed*/{DONE}")}
+    assert len(finished) == 1
+    assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
+    for marker, (data, mtime) in finished.items():  # the finished run was not run again
+        assert (marker.read_bytes(), marker.stat().st_mtime_ns) == (data, mtime)
+    markers = sorted(out.glob(f"*/*/seed*/{DONE}"))
+    assert [str(m.parent.relative_to(out)) for m in markers] == [
+        "reach-v3/true/seed0", "reach-v3/true/seed1", "reach-v3/zero/seed0",
+        "reach-v3/zero/seed1"]
+    for marker in markers:  # each run's log holds one try: the killed one was cleaned
+        assert (marker.parent / "log.txt").read_text().count("$ rrm-data") == 1
+    report = out / "report"
+    assert main(["benchmark-report", f"runs={out}", "reps=200", f"out={report}"]) == 0
+    data = json.loads((report / "report.json").read_text())
+    assert data["conditions"]["true"]["all_tasks"]["runs"] == 2
+    assert data["probability_of_improvement"][0]["runs"] == [2, 2]
+    assert (report / "curves.png").stat().st_size and (report / "profiles.png").stat().st_size
+
+
+@pytest.mark.slow
+def test_ray_makes_the_same_run_folders(resumed_grid: tuple[Path, Path], tmp_path: Path) -> None:
+    suite, out = resumed_grid
+    if not list(out.glob(f"*/*/seed*/{DONE}"))[3:]:
+        assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
+    ray_out = tmp_path / "ray"
+    assert main(["benchmark", f"suite={suite}", f"out={ray_out}", "launcher=ray",
+                 "workers=2"]) == 0
+
+    def relative(snap: dict[str, object], root: Path) -> str:
+        return json.dumps(snap, sort_keys=True).replace(str(root), "OUT")
+
+    assert relative(snapshot(ray_out), ray_out) == relative(snapshot(out), out)
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_recorded_and_the_rest_go_on(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    suite = write_suite(tmp_path / "s.yaml", {
+        **TINY_SUITE, "seeds": [0], "pairs": [],
+        "conditions": {"good": "train-sac reward=zero",
+                       "bad": f"train-sac reward={tmp_path / 'missing'}"}})
+    out = tmp_path / "runs"
+    assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 2
+    assert "1 runs failed" in capsys.readouterr().err
+    failed = json.loads((out / "reach-v3/bad/seed0/failed.json").read_text())
+    assert failed["rc"] == 2 and "unknown reward" in "\n".join(failed["log_tail"])
+    assert (out / "reach-v3/good/seed0" / DONE).is_file()
