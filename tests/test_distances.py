@@ -108,7 +108,9 @@ def test_sampled_epic_shaping_zero_and_monte_carlo_error() -> None:
     """With samples, both rewards share them, so shaping and scale still cancel (up to a
     constant, which Pearson ignores): distance < 1e-6. Canonicalised with independent
     coverage samples, the shaped reward is off only by Monte-Carlo error: at evaluate's
-    default 256 coverage samples this is < 0.05 here (measured ≈ 0.01–0.02)."""
+    default 256 coverage samples, 0.058 on average here, at most 0.096 over 10 seeds; the
+    sampled estimate of a real distance (0.629) has a standard deviation of 0.011 over 20
+    seeds (largest error 0.027)."""
     t = tabular(0)
     r, r_shaped = table_reward(t["R"]), table_reward(shaped(t["R"], 1))
     s, a, s_next, cov = sampled(1)
@@ -116,7 +118,7 @@ def test_sampled_epic_shaping_zero_and_monte_carlo_error() -> None:
     *_, other = sampled(2)
     apart = pearson_distance(canonicalize(r, s, a, s_next, cov, GAMMA),
                              canonicalize(r_shaped, s, a, s_next, other, GAMMA))
-    assert apart is not None and 1e-6 < apart < 0.05
+    assert apart is not None and 1e-6 < apart < 0.15
     # the sampled estimate of a real distance is within Monte-Carlo error of the exact one
     second = tabular(7)["R"]
     exact = hand_epic(t["R"], second, t["ds"], t["da"], t["d"])

@@ -64,10 +64,13 @@ class Coverage:
         if len(self.actions) != len(self.next_states):
             raise RrmError("coverage actions and next states are pairs: their counts differ "
                            f"({len(self.actions)} vs {len(self.next_states)})")
-        object.__setattr__(self, "state_weights",
-                           _normalised(self.state_weights, len(self.states), "state"))
-        object.__setattr__(self, "pair_weights",
-                           _normalised(self.pair_weights, len(self.actions), "pair"))
+        self.state_probabilities(), self.pair_probabilities()  # refuse bad weights now
+
+    def state_probabilities(self) -> np.ndarray:
+        return _normalised(self.state_weights, len(self.states), "state")
+
+    def pair_probabilities(self) -> np.ndarray:
+        return _normalised(self.pair_weights, len(self.actions), "pair")
 
 
 def expected_from(reward: TransitionReward, states: np.ndarray, coverage: Coverage
@@ -77,7 +80,7 @@ def expected_from(reward: TransitionReward, states: np.ndarray, coverage: Covera
     m = len(coverage.actions)
     values = np.asarray(reward(np.repeat(unique, m), np.tile(coverage.actions, len(unique)),
                                np.tile(coverage.next_states, len(unique))), np.float64)
-    means = values.reshape(*values.shape[:-1], len(unique), m) @ coverage.pair_weights
+    means = values.reshape(*values.shape[:-1], len(unique), m) @ coverage.pair_probabilities()
     return means[..., inverse.ravel()]
 
 
@@ -86,7 +89,7 @@ def canonicalize(reward: TransitionReward, s: np.ndarray, a: np.ndarray, s_next:
     """EPIC's canonical reward C(R) of the transitions (s, a, s′), (..., N)."""
     n = len(s)
     means = expected_from(reward, np.concatenate([s, s_next, coverage.states]), coverage)
-    base = means[..., 2 * n:] @ coverage.state_weights
+    base = means[..., 2 * n:] @ coverage.state_probabilities()
     raw = np.asarray(reward(s, a, s_next), np.float64)
     return raw + gamma * means[..., n:2 * n] - means[..., :n] - gamma * base[..., None]
 
