@@ -14,7 +14,9 @@ from helpers import SMALL
 
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.reader import open_dataset
+from rrm_data.evaluation.coverage import TrueTransitionReward, draw
 from rrm_data.evaluation.distances import (
     Coverage,
     canonicalize,
@@ -22,6 +24,7 @@ from rrm_data.evaluation.distances import (
     pearson_distance,
     value_order,
 )
+from rrm_data.evaluation.scoring import load_split, window_rows
 from rrm_data.reward.base import RewardFunction, RewardOutput, single
 from rrm_data.reward.resolve import REFERENCES
 from rrm_data.reward.spec import RewardSpec, Window
@@ -205,3 +208,15 @@ def test_evaluate_reports_epic_and_value_order(small_dataset: Path, trained_rewa
     assert views["true"]["value_order"]["mean"] == 1.0  # Meta-World's reward is never negative
     order = views["prior:gripper_object"]["value_order"]
     assert order["of"] == views["true"]["value_order"]["of"] > 0
+
+
+def test_true_reward_of_rows_is_the_stored_reward(small_dataset: Path) -> None:
+    """The simulated true reward of each stored transition (a_t reaching s_{t+1}) equals the
+    collector's next.reward: the row ids of the coverage sample mean what they say."""
+    data = load_split(open_dataset(small_dataset), "test", "oracle")
+    rows = window_rows(data.episodes["index_from"], data.episodes["length"])
+    columns = step_columns(data.dataset, [fmt.STATE, fmt.ACTION, fmt.REWARD], rows=rows)
+    s, s_next, _ = draw(data, rows, 10_000, 1, seed=0)
+    got = TrueTransitionReward(data, rows, columns)(s, s, s_next)
+    assert len(s) == len(rows) - len(data.episodes)
+    np.testing.assert_allclose(got, columns[fmt.REWARD][s], rtol=1e-5, atol=1e-5)
