@@ -13,6 +13,7 @@ import pandas as pd
 from rich.table import Table
 
 from rrm_data.evaluation import metrics
+from rrm_data.evaluation.coverage import EPIC_RULE, VALUE_ORDER_RULE
 from rrm_data.evaluation.scoring import TIE, Scored, SplitData, pair_frame
 
 TIE_RULE = ("agreement is strict accuracy on pairs whose label is not a tie (0.5); a predicted "
@@ -73,14 +74,17 @@ def view_metrics(data: SplitData, segment: np.ndarray, episode: np.ndarray) -> d
     }
 
 
-def build_report(data: SplitData, scored: list[Scored]) -> dict[str, Any]:
-    """The whole report as a JSON-ready dict."""
+def build_report(data: SplitData, scored: list[Scored],
+                 distances: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The whole report as a JSON-ready dict; ``distances`` adds each view's EPIC distance
+    and value-order correlation (``coverage.split_distances``)."""
     views = {}
     for s in scored:
         for view, part in s.views().items():
             views[view] = {"reward": s.ref, "name": s.steps.reward, "part": part,
                            **view_metrics(data, getattr(s.segment, part),
-                                          getattr(s.episode, part))}
+                                          getattr(s.episode, part)),
+                           **(distances or {}).get(view, {})}
     return {
         "dataset": str(data.dataset.root),
         "split": data.split,
@@ -89,7 +93,8 @@ def build_report(data: SplitData, scored: list[Scored]) -> dict[str, Any]:
                    "episodes": int(len(data.episodes)),
                    "successes": int(data.episodes["success"].sum())},
         "rules": {"ties": TIE_RULE, "buckets": BUCKET_RULE, "interval": CI_RULE,
-                  "ece_bins": ECE_BINS, "p_a": "sigmoid(predicted return A - predicted return B)"},
+                  "ece_bins": ECE_BINS, "p_a": "sigmoid(predicted return A - predicted return B)",
+                  "epic": EPIC_RULE, "value_order": VALUE_ORDER_RULE},
         "views": views,
     }
 
@@ -104,6 +109,23 @@ def _agreement(a: dict[str, Any]) -> str:
     return f"{a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}] n={a['n']}"
 
 
+def _epic(v: dict[str, Any]) -> str:
+    epic = v.get("epic")
+    if epic is None:
+        return "–"
+    return "– (see note)" if epic["note"] else _num(epic["distance"])
+
+
+def _epic_count(v: dict[str, Any]) -> str:
+    epic = v.get("epic")
+    return "–" if epic is None or epic["note"] else f"{epic['transitions']} / {epic['coverage']}"
+
+
+def _value_order(v: dict[str, Any]) -> str:
+    order = v.get("value_order")
+    return "–" if order is None else _num(order["mean"])
+
+
 def _interval(a: dict[str, Any]) -> str:
     return "–" if a["low"] is None else f"{a['low']:.3f}–{a['high']:.3f}"
 
@@ -114,6 +136,11 @@ SUMMARY_ROWS: list[tuple[str, Any]] = [
     ("  95% CI (bootstrap, episodes)", lambda v: _interval(v["agreement"]["bootstrap"])),
     ("  non-tie pairs", lambda v: str(v["agreement"]["n"])),
     ("  episodes they come from", lambda v: str(v["agreement"]["bootstrap"]["episodes"])),
+    ("EPIC distance to true (0 same, 1 opposite)", _epic),
+    ("  transitions / coverage samples", _epic_count),
+    ("value-order ρ (successful episodes)", _value_order),
+    ("  episodes it is defined on", lambda v: (str(v["value_order"]["episodes"])
+                                               if "value_order" in v else "–")),
     ("tie pairs", lambda v: str(v["ties"])),
     ("ties: mean |p_a − 0.5|", lambda v: _num(v["tie_mean_abs_p_minus_half"])),
     ("log-loss", lambda v: _num(v["log_loss"])),
@@ -166,7 +193,9 @@ def to_markdown(report: dict[str, Any], figures: list[str]) -> str:
         "",
         "## Rules",
         "",
-        *(f"- {report['rules'][k]}." for k in ("ties", "buckets")),
+        *(f"- {report['rules'][k]}." for k in ("ties", "buckets", "epic", "value_order")),
+        *(f"- EPIC of {view}: not computed: {v['epic']['note']}."
+          for view, v in report["views"].items() if v.get("epic", {}).get("note")),
         f"- Intervals: {report['rules']['interval']}; P(A ≻ B) = {report['rules']['p_a']}.",
         "",
         "## Figures",

@@ -96,7 +96,7 @@ def _episodes(dataset: DatasetDir, n_steps: int) -> list[_Episode]:
     return episodes
 
 
-def _physics(dataset: DatasetDir, rows: np.ndarray) -> list[PhysicsState]:
+def stored_physics(dataset: DatasetDir, rows: np.ndarray) -> list[PhysicsState]:
     """The stored physics state of the given step rows."""
     missing = [c for c in fmt.SIM_COLUMNS if c not in dataset.info.features["steps"]]
     if missing:
@@ -141,7 +141,7 @@ def dataset_transitions(dataset: DatasetDir, reward: RewardFunction | None = Non
         rewards = np.asarray(scored, np.float32)
     next_obs = np.empty_like(obs)
     next_obs[:-1] = obs[1:]  # row t+1 is s′ inside an episode; each last row is replaced below
-    final_obs, _ = _final_steps(episodes, obs, actions, _physics(dataset, last))
+    final_obs, _ = _final_steps(episodes, obs, actions, stored_physics(dataset, last))
     next_obs[last] = final_obs.astype(np.float32)
     return Transitions(obs, actions, rewards, next_obs, np.zeros(len(obs), bool), timeouts,
                        columns["episode_index"].astype(np.int64))
@@ -153,7 +153,7 @@ def dataset_true_rewards(dataset: DatasetDir) -> np.ndarray:
     columns = step_columns(dataset, [fmt.STATE, fmt.ACTION])
     obs, actions = columns[fmt.STATE], columns[fmt.ACTION]
     episodes = _episodes(dataset, len(obs))
-    states = _physics(dataset, np.arange(len(obs)))
+    states = stored_physics(dataset, np.arange(len(obs)))
     final_obs, final_states = _final_steps(episodes, obs, actions,
                                            [states[e.stop - 1] for e in episodes])
     rewards = np.empty(len(obs), np.float64)

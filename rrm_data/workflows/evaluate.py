@@ -3,7 +3,8 @@
 Agreement with the teacher (strict accuracy on non-tie pairs, 95% Wilson interval; ties
 reported apart), per task and per policy bucket; log-loss, Brier and ECE of
 P(A ≻ B) = σ(R̂a − R̂b); Pearson and Spearman of predicted vs true segment and episode
-returns; AUROC of predicted episode return for success. A residual model also gets its
+returns; AUROC of predicted episode return for success; EPIC distance to the true reward and
+value-order correlation (``evaluation.coverage``). A residual model also gets its
 prior part evaluated alone, side by side. Writes report.json, report.md and PNG figures
 into `out` (default `<run>/eval-<data>-<split>-<teacher>`, or `reports/...` for true /
 prior:<name>).
@@ -18,11 +19,12 @@ import numpy as np
 from omegaconf import DictConfig
 from rich.console import Console
 
-from rrm_data.config import COUNT, doc
+from rrm_data.config import COUNT, DISCOUNT, doc
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.evaluation import plots
+from rrm_data.evaluation.coverage import split_distances
 from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
 from rrm_data.evaluation.report import build_report, rich_table, to_markdown
 from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
@@ -39,6 +41,12 @@ class Config(RewardDataConfig):
     split: str = field(default="test", metadata={"help": "preferences split to evaluate"})
     teacher: str = field(default="oracle", metadata={"help": "whose labels to compare with"})
     episodes: int = field(default=3, metadata=doc("episodes in the reward-over-time plot", COUNT))
+    epic_transitions: int = field(default=2000, metadata=doc(
+        "EPIC: at most this many of the split's transitions are compared", COUNT))
+    epic_coverage: int = field(default=256, metadata=doc(
+        "EPIC: states, actions and next states drawn for the coverage expectations", COUNT))
+    discount: float = field(default=0.99, metadata=doc("EPIC's γ (as SAC's)", DISCOUNT))
+    seed: int = field(default=0, metadata={"help": "seed of EPIC's samples"})
     out: str | None = field(default=None, metadata={"help": "report directory "
                                                             "(default <run>/eval-<data>-"
                                                             "<split>-<teacher>)"})
@@ -82,7 +90,8 @@ def run(cfg: DictConfig) -> None:
     check_out(out, Kind.REPORT, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})
     data = load_split(dataset, cfg.split, cfg.teacher)
     scored = score_rewards(refs, data)
-    report = build_report(data, scored)
+    report = build_report(data, scored, split_distances(
+        data, scored, cfg.epic_transitions, cfg.epic_coverage, cfg.discount, cfg.seed))
     with atomic_directory(out, Kind.REPORT, cfg.overwrite) as tmp:
         write_json(tmp / "report.json", report)
         (tmp / "report.md").write_text(to_markdown(report, list(FIGURES)))
