@@ -6,6 +6,7 @@ A :class:`DatasetDir` is one version of a dataset, each column read from disk on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -39,12 +40,14 @@ class DatasetDir(DatasetFiles):
         check_write_access(self.root, "data")  # the new version is built next to it
 
 
-def open_dataset(ref: str | Path, check: Check | None = None) -> DatasetDir:
+def open_dataset(ref: str | Path, check: Check | None = None,
+                 with_first_read: Iterable[str] = ()) -> DatasetDir:
     """Open a dataset from a local directory or, failing that, a Hub id (``org/name[@rev]``,
     ``hf://datasets/org/name``) through its local snapshot in the Hugging Face cache.
 
     ``check`` refuses, before any work, what ``rrm-data validate`` refuses (``"skip-frames"``:
     without decoding camera frames); the tables it reads stay with the dataset for the command.
+    ``with_first_read`` names columns otherwise read on request that the command will need.
     """
     path, hub_ref = Path(ref).expanduser(), None
     if not path.is_dir():
@@ -61,6 +64,7 @@ def open_dataset(ref: str | Path, check: Check | None = None) -> DatasetDir:
             raise RrmError(f"no dataset at '{ref}': not a local directory; as a Hub id: "
                            f"{exc}") from None
     dataset = DatasetDir(path, hub_ref)
+    dataset.read_with_first(with_first_read)
     _ = dataset.info
     if check is not None:
         from rrm_data.dataset.validate import check_dataset  # jsonschema only when checking

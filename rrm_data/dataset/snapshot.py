@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import cached_property
@@ -126,6 +127,16 @@ class DatasetFiles:
         """Columns read so far, by the files they were read from."""
         return {}
 
+    @cached_property
+    def _with_first_read(self) -> set[str]:
+        return set()
+
+    def read_with_first(self, columns: Iterable[str]) -> None:
+        """Read these columns (camera frames, simulator state) with the first read of their
+        table instead of on request: a command that will need them says so up front, and
+        each file is then read once."""
+        self._with_first_read.update(columns)
+
     def read(self, files: list[Path], columns: list[str] | None = None) -> pa.Table:
         """Columns (default all) of the rows of ``files``, one after the other. The first read
         of a group of files reads all its columns but those read on request, so each file is
@@ -138,7 +149,8 @@ class DatasetFiles:
             raise RrmError(f"{files[0].parent}: no column {', '.join(unknown)}")
         cache = self._columns.setdefault(tuple(files), {})
         missing = [c for c in schema.names if c not in cache
-                   and (c in wanted or (not cache and not on_request(c)))]
+                   and (c in wanted or (not cache and (c in self._with_first_read
+                                                           or not on_request(c))))]
         if missing:
             parts = []
             for path, handle in zip(files, handles, strict=True):

@@ -10,11 +10,13 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import ListConfig
+from omegaconf import DictConfig, ListConfig
 
-from rrm_data.dataset.reader import DatasetDir
+from rrm_data.dataset.reader import Check, DatasetDir, open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.reward.resolve import reward_ref
+from rrm_data.evaluation.scoring import SplitData, load_split
+from rrm_data.io import Kind, check_out
+from rrm_data.reward.resolve import check_reward_tasks, reward_ref
 
 
 def reward_refs(value: str | Sequence[str] | None) -> list[str]:
@@ -56,3 +58,20 @@ def output_stem(dataset: DatasetDir, split: str, teacher: str | None = None) -> 
     name = dataset.hub.repo_id.split("/")[-1] if dataset.hub else dataset.root.resolve().name
     parts = [name, split, *([teacher] if teacher else [])]
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(parts))
+
+
+def open_scored_split(cfg: DictConfig, *, kind: Kind, name: str, check: Check,
+                      teacher: str | None, with_first_read: Sequence[str] = (),
+                      ) -> tuple[list[str], Path, SplitData]:
+    """What evaluate, score and gallery start with, in this order so bad input is refused
+    before any work: the rewards, the dataset opened and checked once, the rewards' tasks,
+    ``out`` (default ``name`` with ``{stem}`` filled in), then the split's pairs."""
+    refs = reward_refs(cfg.reward)
+    if cfg.data is None:
+        raise RrmError("data= is required: a dataset directory")
+    dataset = open_dataset(cfg.data, check=check, with_first_read=with_first_read)
+    check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
+    stem = output_stem(dataset, cfg.split, teacher)
+    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, name.format(stem=stem))
+    check_out(out, kind, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})
+    return refs, out, load_split(dataset, cfg.split, teacher)

@@ -21,16 +21,13 @@ from rich.console import Console
 
 from rrm_data.config import COUNT, DISCOUNT, doc
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.reader import open_dataset
-from rrm_data.errors import RrmError
 from rrm_data.evaluation import plots
 from rrm_data.evaluation.coverage import split_distances
-from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
+from rrm_data.evaluation.refs import open_scored_split
 from rrm_data.evaluation.report import build_report, rich_table, to_markdown
-from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
-from rrm_data.io import Kind, atomic_directory, check_out, write_json
+from rrm_data.evaluation.scoring import Scored, SplitData, score_rewards
+from rrm_data.io import Kind, atomic_directory, write_json
 from rrm_data.progress import console
-from rrm_data.reward.resolve import check_reward_tasks
 from rrm_data.workflows import RewardDataConfig
 
 FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
@@ -80,15 +77,9 @@ def write_figures(root: Path, data: SplitData, scored: list[Scored], report: dic
 
 
 def run(cfg: DictConfig) -> None:
-    refs = reward_refs(cfg.reward)
-    if cfg.data is None:
-        raise RrmError("data= is required: a dataset directory")
-    dataset = open_dataset(cfg.data, check="skip-frames")
-    check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
-    out = Path(cfg.out) if cfg.out else default_out(
-        refs, dataset, f"eval-{output_stem(dataset, cfg.split, cfg.teacher)}")
-    check_out(out, Kind.REPORT, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})
-    data = load_split(dataset, cfg.split, cfg.teacher)
+    refs, out, data = open_scored_split(  # EPIC simulates the true reward from physics state
+        cfg, kind=Kind.REPORT, name="eval-{stem}", check="skip-frames", teacher=cfg.teacher,
+        with_first_read=fmt.SIM_COLUMNS)
     scored = score_rewards(refs, data)
     report = build_report(data, scored, split_distances(
         data, scored, cfg.epic_transitions, cfg.epic_coverage, cfg.discount, cfg.seed))

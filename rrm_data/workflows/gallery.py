@@ -10,19 +10,15 @@ policy. State-only datasets are re-rendered from the stored physics state. The f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from omegaconf import DictConfig
 
 from rrm_data.config import COUNT, doc
-from rrm_data.dataset.reader import open_dataset
-from rrm_data.errors import RrmError
 from rrm_data.evaluation.gallery import build_gallery
-from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
-from rrm_data.evaluation.scoring import load_split, score_rewards
-from rrm_data.io import Kind, atomic_directory, check_out
+from rrm_data.evaluation.refs import open_scored_split
+from rrm_data.evaluation.scoring import score_rewards
+from rrm_data.io import Kind, atomic_directory
 from rrm_data.progress import console
-from rrm_data.reward.resolve import check_reward_tasks
 from rrm_data.sim.rendering import IMAGE_SIZE, frame_spec
 from rrm_data.workflows import RewardDataConfig
 
@@ -40,16 +36,9 @@ class Config(RewardDataConfig):
 
 
 def run(cfg: DictConfig) -> None:
-    refs = reward_refs(cfg.reward)
-    if cfg.data is None:
-        raise RrmError("data= is required: a dataset directory")
     frame_spec(cfg.camera, cfg.image_size)
-    dataset = open_dataset(cfg.data, check="full")
-    check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
-    out = Path(cfg.out) if cfg.out else default_out(
-        refs, dataset, f"gallery-{output_stem(dataset, cfg.split)}")
-    check_out(out, Kind.GALLERY, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})
-    data = load_split(dataset, cfg.split, teacher=None)
+    refs, out, data = open_scored_split(cfg, kind=Kind.GALLERY, name="gallery-{stem}",
+                                        check="full", teacher=None)
     scored = score_rewards(refs, data)
     with atomic_directory(out, Kind.GALLERY, cfg.overwrite) as tmp:
         build_gallery(data, scored, tmp, cfg.k, cfg.camera, cfg.image_size, cfg.frames)

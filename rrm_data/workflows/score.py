@@ -17,14 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
-from rrm_data.dataset.reader import open_dataset
-from rrm_data.errors import RrmError
-from rrm_data.evaluation.refs import default_out, output_stem, reward_refs
-from rrm_data.evaluation.scoring import SplitData, load_split, pair_frame, score_steps
-from rrm_data.io import Kind, atomic_file, check_out, file_metadata
+from rrm_data.evaluation.refs import open_scored_split
+from rrm_data.evaluation.scoring import SplitData, pair_frame, score_steps
+from rrm_data.io import Kind, atomic_file, file_metadata
 from rrm_data.progress import console
 from rrm_data.reward.base import RewardFunction
-from rrm_data.reward.resolve import check_reward_tasks, resolve_reward
+from rrm_data.reward.resolve import resolve_reward
 from rrm_data.workflows import RewardDataConfig
 
 
@@ -55,15 +53,8 @@ def write_parquet(frame: pd.DataFrame, out: Path, overwrite: bool = False) -> No
 
 
 def run(cfg: DictConfig) -> None:
-    refs = reward_refs(cfg.reward)
-    if cfg.data is None:
-        raise RrmError("data= is required: a dataset directory")
-    dataset = open_dataset(cfg.data, check="skip-frames")
-    check_reward_tasks(refs, dataset.info.tasks, cfg.allow_other_task)
-    stem = output_stem(dataset, cfg.split, cfg.teacher)
-    out = Path(cfg.out) if cfg.out else default_out(refs, dataset, f"scores-{stem}.parquet")
-    check_out(out, Kind.SCORES, cfg.overwrite, inputs={"data": cfg.data, "reward": refs})
-    data = load_split(dataset, cfg.split, cfg.teacher)
+    refs, out, data = open_scored_split(cfg, kind=Kind.SCORES, name="scores-{stem}.parquet",
+                                        check="skip-frames", teacher=cfg.teacher)
     rewards = [resolve_reward(ref) for ref in refs]
     frame = pd.concat([score_pairs(reward, data, ref) for ref, reward in
                        zip(refs, rewards, strict=True)], ignore_index=True)
