@@ -28,10 +28,15 @@ from rrm_data.reward.spec import NetworkSpec, RewardSpec, reward_spec
 REFERENCES: Registry[Callable[[str], RewardFunction]] = Registry("reward reference")
 
 
+def _no_argument(kind: str, argument: str) -> None:
+    if argument:
+        raise RrmError(f"the reward reference '{kind}' takes no argument, got "
+                       f"'{kind}:{argument}'")
+
+
 @REFERENCES.register("true")
 def _true(argument: str) -> RewardFunction:
-    if argument:
-        raise RrmError(f"the reward reference 'true' takes no argument, got 'true:{argument}'")
+    _no_argument("true", argument)
     return TrueReward()
 
 
@@ -42,8 +47,7 @@ def _prior(argument: str) -> RewardFunction:
 
 @REFERENCES.register("zero")
 def _zero(argument: str) -> RewardFunction:
-    if argument:
-        raise RrmError(f"the reward reference 'zero' takes no argument, got 'zero:{argument}'")
+    _no_argument("zero", argument)
     return ZeroReward()
 
 
