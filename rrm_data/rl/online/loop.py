@@ -1,6 +1,6 @@
 """The online loop as B-Pref runs PEBBLE, resumable from its last checkpoint.
 
-SAC (Stable-Baselines3, the project's ``make_sac``) steps environments rewarded by r̂.
+SAC (sbx, the project's ``make_sac``) steps environments rewarded by r̂.
 After ``learning_starts`` random steps and ``unsupervised_steps`` of state-entropy
 pre-training (PEBBLE; 0 for RRM), and then every ``round_every`` env steps while budget
 is left, a round: pick ``labels_per_round`` pairs of windows of recent episodes (uniform
@@ -25,7 +25,6 @@ from typing import Any, cast
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rrm_data.config import (
@@ -57,9 +56,11 @@ from rrm_data.rl.sac import (
     EvaluationCallback,
     SacSettings,
     TrainingStats,
-    entropy_coefficient,
+    check_sac,
+    load_sac,
     make_sac,
     make_vec_env,
+    reset_critic,
     resolve_device,
     train,
 )
@@ -107,7 +108,7 @@ class OnlineSettings:
         "oracle test pairs of the feedback dataset, x labels", HELD_OUT))
     model: dict[str, Any] = field(default_factory=dict, metadata=doc(
         "reward model (as train-reward's model)", keys=MODEL_RANGES))
-    sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SB3 SAC settings"))
+    sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SAC settings (sbx)"))
     eval_every: int = field(default=10_000, metadata=doc(
         "env steps between evaluations", NON_NEGATIVE))
     eval_episodes: int = field(default=10, metadata=doc("deterministic episodes per eval", COUNT))
@@ -156,8 +157,7 @@ def check_settings(s: OnlineSettings) -> None:
         raise RrmError(f"train-online learns from state and action; model.inputs has "
                        f"{', '.join(sorted(unknown))}")
     make_teacher_for(s)
-    resolve_device(s.sac.device)
-    entropy_coefficient(s.sac.ent_coef)
+    check_sac(s.sac)
     reward_spec(s.model, STATE_INPUTS, None)
 
 
@@ -322,7 +322,7 @@ class OnlineRun:
         self.rng.bit_generator.state = state["rng"]
         self.teacher_rng.bit_generator.state = state["teacher_rng"]
         self.store.restore(self.state.next_episode)
-        self.model = SAC.load(checkpoint / "sac.zip", env=self.env, device=self.device)
+        self.model = load_sac(checkpoint / "sac.zip", self.env)
         self.model.load_replay_buffer(checkpoint / "replay.pkl")
         # SB3 saves the last observation of the killed run's environments; these are new
         # ones, so let learn() reset them (and the episode log with them).
@@ -352,17 +352,6 @@ class RoundCallback(BaseCallback):
         if self.num_timesteps >= self.state.next_tick:
             self.tick(self.evaluation)
         return True
-
-
-def reset_critic(model: SAC) -> None:
-    """Fresh critics (and targets, and optimizer state) after unsupervised pre-training, as
-    PEBBLE does: values learned for the entropy reward would mislead the new reward."""
-    for module in model.critic.modules():
-        reset = getattr(module, "reset_parameters", None)
-        if callable(reset) and module is not model.critic:
-            reset()
-    model.critic_target.load_state_dict(model.critic.state_dict())
-    model.critic.optimizer.state.clear()
 
 
 def find_checkpoint(workdir: Path) -> Path | None:
