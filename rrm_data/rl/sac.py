@@ -36,6 +36,7 @@ from rrm_data.errors import RrmError
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
+from rrm_data.triton_apart import load_triton_apart
 
 if TYPE_CHECKING:
     from sbx import SAC
@@ -151,6 +152,7 @@ def make_sac(env: VecEnv, settings: SacSettings, seed: int, total_steps: int,
              replay_buffer_kwargs: dict[str, Any] | None = None) -> SAC:
     """sbx's SAC with ``settings``; SB3's ``target_update_interval`` is left out because
     ``check_sac`` admits it only where SB3 too updates the targets every gradient step."""
+    load_triton_apart()  # before JAX compiles: Triton loaded after that crashes beside OSMesa
     from sbx import SAC  # JAX at first use: importing rrm_data changes no process state
 
     check_sac(settings)
@@ -167,6 +169,7 @@ def make_sac(env: VecEnv, settings: SacSettings, seed: int, total_steps: int,
 def load_sac(path: Path, env: VecEnv | None = None) -> SAC:
     """A SAC that a ``make_sac`` model saved (a checkpoint or ``policy.zip``), on JAX's
     device; ``env`` to continue training it."""
+    load_triton_apart()  # as in make_sac
     from sbx import SAC
 
     return SAC.load(path, env=env)

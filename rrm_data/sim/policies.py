@@ -19,6 +19,7 @@ import numpy as np
 from rrm_data.dataset.observation import STATE_DIM
 from rrm_data.errors import RrmError, first_line
 from rrm_data.registry import Registry
+from rrm_data.triton_apart import load_triton_apart
 
 POLICY_FILE = "policy.zip"  # what train-sac saves in its run directory
 
@@ -93,6 +94,7 @@ def load_policy(path: str) -> Any:
     if not file.is_file():
         raise RrmError(f"no saved SAC policy at {path} (expected a {POLICY_FILE} or a train-sac "
                        "run directory)")
+    load_triton_apart()  # before JAX compiles: Triton loaded after that crashes beside OSMesa
     try:
         model = SAC.load(file)
     except Exception as exc:  # SB3's loader raises whatever the zip or pickle layer raises
