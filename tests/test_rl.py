@@ -7,10 +7,10 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+import jax
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 from gymnasium.utils.env_checker import check_env
 from helpers import one_line_error
 from omegaconf import OmegaConf
@@ -26,7 +26,14 @@ from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.reward.spec import Frames, RewardSpec, reward_spec
 from rrm_data.rl.relabel import relabel, relabel_replay_buffer
-from rrm_data.rl.sac import check_reward_fits, make_vec_env
+from rrm_data.rl.sac import (
+    SacSettings,
+    check_reward_fits,
+    make_sac,
+    make_vec_env,
+    reset_critic,
+    sac_device,
+)
 from rrm_data.rl.wrapper import RewardWrapper, task_env
 from rrm_data.sim.envs import get_physics_state
 from rrm_data.sim.policies import load_policy
@@ -153,7 +160,7 @@ def test_train_sac_on_learned_reward(sac_run: Path, learned_reward: Path) -> Non
     summary = json.loads((sac_run / "summary.json").read_text())
     assert summary["steps"] == 300 and summary["final"]["timesteps"] == 300
     assert summary["reward"] == learned_reward.name  # the reward run's folder
-    assert summary["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")
+    assert summary["device"] == sac_device()  # JAX's, where sbx runs SAC
     assert summary["warmup_steps_per_s"] > 0 and summary["steady_steps_per_s"] > 0
     config = OmegaConf.load(sac_run / "config.yaml")
     assert config.sac.learning_rate == 3e-4 and config.sac.batch_size == 32  # recipe + override
@@ -170,9 +177,11 @@ def test_train_sac_is_deterministic(tmp_path: Path) -> None:
         out = tmp_path / name
         assert main(["train-sac", *overrides(task=TASK, reward="true", steps=150,
                                              seed=1, out=out, **QUICK_SAC)]) == 0
-        runs.append(load_policy(str(out)).policy.state_dict())
-    for key, value in runs[0].items():
-        assert (value == runs[1][key]).all(), key
+        policy = load_policy(str(out)).policy
+        runs.append(jax.tree.leaves((policy.actor_state.params, policy.qf_state.params)))
+    assert len(runs[0]) == len(runs[1]) > 0
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_collect_with_a_sac_policy(sac_run: Path, tmp_path: Path) -> None:
@@ -204,6 +213,8 @@ def _mismatched_artifact(path: Path) -> Path:
     (["reward=NARROW"], "does not fit task reach-v3: column observation.state has width 39"),
     (["recipe=state_residual"], "is not for this command"),
     (["sac.ent_coef=lots"], "sac.ent_coef must be"),
+    (["sac.gradient_steps=2", "sac.target_update_interval=2"],
+     "sbx updates the targets after every gradient step"),
 ])
 def test_train_sac_bad_input(args: list[str], message: str, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
@@ -236,3 +247,29 @@ def test_train_sac_refuses_a_reward_of_another_task(learned_reward: Path, tmp_pa
     assert cfg.allow_other_task and cfg.reward == str(learned_reward)
     for agnostic in ("true", "prior:gripper_object"):  # defined for every task
         assert make_sac_config(["task=drawer-close-v3", f"reward={agnostic}"]).reward == agnostic
+
+
+def test_reset_critic_gives_fresh_critics_and_keeps_the_actor() -> None:
+    """PEBBLE's reset: new critic weights, targets equal to them, Adam restarted; the actor
+    and everything else stay; training goes on from there."""
+    env = make_vec_env(TASK, resolve_reward("true"), 1, 0, episode_steps=50)
+    model = make_sac(env, SacSettings(batch_size=16, net_arch=[16], learning_starts=20), 0, 60)
+    model.learn(60)
+    policy = model.policy
+    before_q, actor = policy.qf_state.params, policy.actor_state.params
+    assert int(policy.qf_state.step) == 40
+    reset_critic(model)
+    leaves = jax.tree.leaves
+    assert all(not np.array_equal(a, b) for a, b in zip(leaves(before_q),
+                                                         leaves(policy.qf_state.params),
+                                                         strict=True) if np.ndim(a) == 2)
+    for a, b in zip(leaves(policy.qf_state.params), leaves(policy.qf_state.target_params),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(policy.qf_state.step) == 0
+    assert all(not np.asarray(m).any() for m in leaves(policy.qf_state.opt_state)
+               if np.ndim(m) == 2)  # Adam's moments start from zero again
+    assert policy.actor_state.params is actor
+    model.train(gradient_steps=2, batch_size=16)
+    assert int(policy.qf_state.step) == 2
+    env.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,10 @@ def collect_episodes(plans: list[EpisodePlan], max_steps: int, env_seed: int, wo
                 bar.advance(1, run_episode(job)[1])
             return
         # A process that has rendered holds OSMesa threads that a forked child cannot use
-        # (it hangs), so workers that render start from a clean fork server instead.
-        with multiprocessing.get_context("forkserver" if frames else "fork").Pool(workers) as pool:
+        # (it hangs), and so does one where JAX started (a SAC policy was loaded): such
+        # workers start from a clean fork server instead.
+        clean = frames is not None or "jax" in sys.modules
+        with multiprocessing.get_context("forkserver" if clean else "fork").Pool(workers) as pool:
             for _, steps in pool.imap_unordered(run_episode, jobs):
                 bar.advance(1, steps)
 

@@ -74,7 +74,7 @@ class RandomPolicy:
 
 
 class SacPolicy:
-    """A learned SAC policy (Stable-Baselines3), its mean action: learned policies make new data."""
+    """A learned SAC policy (sbx), its mean action: learned policies make new data."""
 
     def __init__(self, path: str) -> None:
         self._model = load_policy(path)
@@ -86,7 +86,7 @@ class SacPolicy:
 @cache
 def load_policy(path: str) -> Any:
     """A SAC policy saved by ``train-sac`` (a run directory or its ``policy.zip``), loaded once."""
-    from stable_baselines3 import SAC  # only collections that roll out learned policies need SB3
+    from sbx import SAC  # only collections that roll out learned policies need JAX
 
     file = Path(path).expanduser()
     if file.is_dir():
@@ -94,11 +94,11 @@ def load_policy(path: str) -> Any:
     if not file.is_file():
         raise RrmError(f"no saved SAC policy at {path} (expected a {POLICY_FILE} or a train-sac "
                        "run directory)")
-    load_triton_apart()  # loading builds Adam optimizers, and torch imports Triton with them
+    load_triton_apart()  # before JAX compiles: Triton loaded after that crashes beside OSMesa
     try:
-        model = SAC.load(file, device="cpu")
-    except Exception as exc:  # SB3 raises whatever the zip or pickle layer raises
-        raise RrmError(f"{file}: not a loadable SB3 SAC policy ({first_line(exc)})") from None
+        model = SAC.load(file)
+    except Exception as exc:  # SB3's loader raises whatever the zip or pickle layer raises
+        raise RrmError(f"{file}: not a loadable sbx SAC policy ({first_line(exc)})") from None
     if model.observation_space.shape != (STATE_DIM,):
         raise RrmError(f"{file}: the policy observes shape {model.observation_space.shape}, "
                        f"Meta-World gives ({STATE_DIM},)")

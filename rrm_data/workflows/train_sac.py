@@ -4,10 +4,10 @@
 `prior:<name>`. `recipe=` picks the SAC settings (default `sac_metaworld`, PEBBLE's;
 `sac_cpu` smaller), `sac=cpu` (an option of recipes/sac/) the SAC settings alone;
 every key stays overridable (`sac.batch_size=64`, `sac.n_envs=4`). The run directory
-`out` appears when training is done and holds `config.yaml`, `progress.csv` (SB3's
+`out` appears when training is done and holds `config.yaml`, `progress.csv` (the
 training log), `eval.csv` (success rate and true return of deterministic evaluation
 episodes every `eval_every` steps), `checkpoints/`, `summary.json` and `policy.zip`,
-which `rrm-data collect policy=[sac:RUN_DIR,...]` rolls out.
+which `rrm-data collect policy=[sac:RUN_DIR,...]` rolls out. SAC runs on sbx (JAX).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from rrm_data.rl.sac import (
     EvaluationCallback,
     SacSettings,
     check_reward_fits,
-    entropy_coefficient,
+    check_sac,
     make_sac,
     make_vec_env,
-    resolve_device,
+    sac_device,
     train,
 )
 from rrm_data.sim.envs import check_task
@@ -60,7 +60,8 @@ class Config:
     seed: int = field(default=0, metadata=doc(
         "seed of environments, networks and sampling", SEED32))
     recipe: str = field(default="sac_metaworld", metadata=doc("SAC recipe name or YAML path"))
-    sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SB3 SAC settings"))
+    sac: SacSettings = field(default_factory=SacSettings, metadata=doc(
+        "SAC settings (sbx, SB3's names)"))
     eval_every: int = field(default=10_000, metadata=doc(
         "env steps between evaluations (0: only at the end)", NON_NEGATIVE))
     eval_episodes: int = field(default=10, metadata=doc(
@@ -90,8 +91,7 @@ def make_config(overrides: list[str]) -> DictConfig:
     cfg.recipe = recipe_name
     check_task(cfg.task)
     check_reward_tasks([cfg.reward], [cfg.task], cfg.allow_other_task)
-    entropy_coefficient(cfg.sac.ent_coef)
-    resolve_device(cfg.sac.device)
+    check_sac(SacSettings(**config_dict(cfg.sac)))
     if cfg.out is None:
         label = Path(str(cfg.reward).rstrip("/")).name.replace(":", "-")
         cfg.out = f"runs/sac-{cfg.task}-{label}-seed{cfg.seed}"
@@ -132,7 +132,7 @@ def _train(cfg: DictConfig, tmp: Path, env: VecEnv, settings: SacSettings,
     write_json(tmp / "summary.json", {
         "task": cfg.task, "reward": reward.name, "steps": int(model.num_timesteps),
         "seed": cfg.seed, "final": final, "seconds": round(seconds, 2),
-        "device": str(model.device), "learning_starts": settings.learning_starts,
+        "device": sac_device(), "learning_starts": settings.learning_starts,
         # Steady state: env steps/s once learning runs (after learning_starts), evaluation
         # time left out; the warm-up (random actions, no updates) is reported apart.
         **stats.speeds(evaluation.seconds),

@@ -8,16 +8,19 @@ import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import VecEnv
 
 from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
 from rrm_data.reward.spec import RewardSpec
 from rrm_data.rl.online.feedback import LabelLog
 from rrm_data.rl.online.learner import OnlineRewardLearner
+from rrm_data.rl.sac import load_sac
+
+if TYPE_CHECKING:
+    from sbx import SAC
 
 CHECKPOINT = "checkpoint"
 LOGS = ("eval.csv", "progress.csv")  # appended to while training, kept with each checkpoint
@@ -66,7 +69,7 @@ def load_checkpoint(checkpoint: Path, *, learner: OnlineRewardLearner, env: VecE
     learner.model.load_state_dict(reward["model"])
     learner.reward.spec = RewardSpec.from_json(reward["spec"])
     learner.load_state(reward)
-    model = SAC.load(checkpoint / "sac.zip", env=env, device=device)
+    model = load_sac(checkpoint / "sac.zip", env)
     model.load_replay_buffer(checkpoint / "replay.pkl")
     # SB3 saves the last observation of the killed run's environments; these are new
     # ones, so let learn() reset them (and the episode log with them).

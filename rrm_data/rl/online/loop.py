@@ -1,6 +1,6 @@
 """The online loop as B-Pref runs PEBBLE, resumable from its last checkpoint.
 
-SAC (Stable-Baselines3, the project's ``make_sac``) steps environments rewarded by r̂.
+SAC (sbx, the project's ``make_sac``) steps environments rewarded by r̂.
 After ``learning_starts`` random steps and ``unsupervised_steps`` of state-entropy
 pre-training (PEBBLE; 0 for RRM), and then every ``round_every`` env steps while budget
 is left, a round: pick ``labels_per_round`` pairs of windows of recent episodes (uniform
@@ -22,7 +22,6 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rrm_data.dataset import format as fmt
@@ -53,6 +52,7 @@ from rrm_data.rl.sac import (
     TrainingStats,
     make_sac,
     make_vec_env,
+    reset_critic,
     resolve_device,
     train,
 )
@@ -210,14 +210,3 @@ class RoundCallback(BaseCallback):
         if self.num_timesteps >= self.state.next_tick:
             self.tick(self.evaluation)
         return True
-
-
-def reset_critic(model: SAC) -> None:
-    """Fresh critics (and targets, and optimizer state) after unsupervised pre-training, as
-    PEBBLE does: values learned for the entropy reward would mislead the new reward."""
-    for module in model.critic.modules():
-        reset = getattr(module, "reset_parameters", None)
-        if callable(reset) and module is not model.critic:
-            reset()
-    model.critic_target.load_state_dict(model.critic.state_dict())
-    model.critic.optimizer.state.clear()

@@ -25,7 +25,7 @@ from rrm_data.errors import RrmError
 from rrm_data.labels.acquisition import STRATEGY_HELP, check_strategy
 from rrm_data.labels.teachers import Teacher, make_teacher
 from rrm_data.reward.spec import MODEL_RANGES, reward_spec
-from rrm_data.rl.sac import SacSettings, entropy_coefficient, resolve_device
+from rrm_data.rl.sac import SacSettings, check_sac
 
 STATE_INPUTS = {fmt.STATE: STATE_DIM, fmt.ACTION: ACTION_DIM}
 EPISODE_STEPS = 500  # Meta-World's max_path_length, the longest episode
@@ -68,7 +68,7 @@ class OnlineSettings:
         "oracle test pairs of the feedback dataset, x labels", HELD_OUT))
     model: dict[str, Any] = field(default_factory=dict, metadata=doc(
         "reward model (as train-reward's model)", keys=MODEL_RANGES))
-    sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SB3 SAC settings"))
+    sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SAC settings (sbx)"))
     eval_every: int = field(default=10_000, metadata=doc(
         "env steps between evaluations", NON_NEGATIVE))
     eval_episodes: int = field(default=10, metadata=doc("deterministic episodes per eval", COUNT))
@@ -117,8 +117,7 @@ def check_settings(s: OnlineSettings) -> None:
         raise RrmError(f"train-online learns from state and action; model.inputs has "
                        f"{', '.join(sorted(unknown))}")
     make_teacher_for(s)
-    resolve_device(s.sac.device)
-    entropy_coefficient(s.sac.ent_coef)
+    check_sac(s.sac)
     reward_spec(s.model, STATE_INPUTS, None)
 
 
