@@ -54,6 +54,7 @@ SUMMARIES = {
     "info": "print a short summary of a dataset",
     "validate": "check a dataset against the rrm-data/1 format",
     "query": "choose the next pairs to label (uniform, ensemble)",
+    "label": "add a scripted teacher's labels to a dataset (new version)",
     "annotate": "browser app to label pairs; export=true exports",
     "benchmark": "run a suite's grid of RL runs (resumable, sharded, Ray)",
     "benchmark-report": "rliable statistics and plots of benchmark runs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -11,7 +12,7 @@ from rrm_data import __version__
 from rrm_data.dataset.info import Counts, DatasetInfo
 from rrm_data.dataset.priors import prior_formulas
 from rrm_data.labels.tables import BuiltTables, label_counts
-from rrm_data.labels.teachers import teacher_description
+from rrm_data.labels.teachers import teacher_description, teacher_formula
 from rrm_data.sim.envs import suite_versions
 
 LABEL_CONVENTION = "label = P(segment_a preferred over segment_b); 0.5 = equally good"
@@ -43,12 +44,18 @@ def make_info(name: str, built: BuiltTables, collection: dict[str, Any], fps: fl
             skipped=built.labelling["skipped"],
         ),
         labelling={**{k: built.labelling[k] for k in ("mean_segment_return", "test_episodes")},
-                   "teacher_descriptions": {name: teacher_description(name)
-                                            for name in built.labelling["teachers"]}},
+                   **teacher_notes(built.labelling["teachers"])},
         collection=collection,
         seed=collection.get("seed"),
         shard=shard,
     )
+
+
+def teacher_notes(names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """What ``labelling`` records of each teacher: its one-line description and formula."""
+    names = list(names)
+    return {"teacher_descriptions": {name: teacher_description(name) for name in names},
+            "teacher_formulas": {name: teacher_formula(name) for name in names}}
 
 
 def policy_stats(episodes: pa.Table) -> list[dict[str, Any]]:

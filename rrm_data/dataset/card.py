@@ -104,11 +104,14 @@ def collect_command(info: DatasetInfo) -> str:
 
 
 def teacher_rows(info: DatasetInfo) -> list[dict[str, str]]:
-    """Name, parameters and one-line description (recorded at collection) of each teacher."""
+    """Name, parameters, one-line description and formula (recorded when labelled; older
+    datasets have no formulas) of each teacher."""
     rows = []
     descriptions = info.labelling.get("teacher_descriptions", {})
+    formulas = info.labelling.get("teacher_formulas", {})
     for name, params in info.teachers.items():
         rows.append({"name": name, "description": descriptions.get(name, ""),
+                     "formula": formulas.get(name, ""),
                      "params": ", ".join(f"{k} = {v:g}" for k, v in params.items()) or "–"})
     return rows
 

@@ -15,14 +15,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import segment_first_steps, to_numpy
 from rrm_data.errors import RrmError
+from rrm_data.labels.motion import PairMotion, SegmentMotion
 from rrm_data.labels.sampling import (
     check_pair_count,
     sample_pairs,
     segment_starts,
     split_episodes,
 )
-from rrm_data.labels.teachers import PairRewards, make_teacher
+from rrm_data.labels.teachers import TEACHERS, PairRewards, Scripted, make_teacher
 from rrm_data.streams import Stream, stream
 
 
@@ -62,7 +64,12 @@ def build_tables(episode_steps: list[pa.Table], episode_rows: list[dict],
 
     rewards = steps.column(fmt.REWARD).to_numpy().astype(np.float64)
     segments, seg_rewards = _segments(rows, index_to - lengths, rewards, steps, spec)
-    preferences, labelling = _preferences(segments, seg_rewards, episodes, spec)
+    motion = None
+    if any(TEACHERS.get(name).reads_motion for name in spec.teachers):
+        motion = SegmentMotion.gather(to_numpy(steps.column(fmt.STATE)), rewards,
+                                      segment_first_steps(segments, episodes),
+                                      spec.segment_length)
+    preferences, labelling = _preferences(segments, seg_rewards, episodes, spec, motion)
     return BuiltTables(
         tables={"steps": {"train": steps}, "episodes": {"train": episodes},
                 "segments": {"train": segments}, "preferences": preferences},
@@ -162,8 +169,27 @@ def check_pair_budget(episode_ids: np.ndarray, spec: LabelSpec) -> None:
         check_pair_count(pools[split], seg_episode, counts[split], spec.distinct_episodes, split)
 
 
+def teacher_labels(name: str, teacher: Scripted, pairs: PairRewards, pair_index: np.ndarray,
+                   a: np.ndarray, b: np.ndarray, seed: int, split_id: int
+                   ) -> tuple[pa.Table, int]:
+    """One teacher's preference rows for a split's pairs, and how many it skipped. Its
+    generator is seeded by (labelling seed, teacher name, split) alone, so labelling a
+    stored dataset later (``rrm-data label``) gives the labels collect would have given."""
+    t_rng = stream(seed, Stream.TEACHER, zlib.crc32(name.encode()), split_id)
+    labels = teacher.label(pairs, t_rng)
+    keep = ~np.isnan(labels)
+    return pa.table({
+        "pair_index": pa.array(pair_index[keep]),
+        "segment_a": pa.array(a[keep]),
+        "segment_b": pa.array(b[keep]),
+        "label": pa.array(labels[keep].astype(np.float32)),
+        "teacher": pa.array([name] * int(keep.sum()), pa.string()),
+    }), int((~keep).sum())
+
+
 def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table,
-                 spec: LabelSpec) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+                 spec: LabelSpec, motion: SegmentMotion | None
+                 ) -> tuple[dict[str, pa.Table], dict[str, Any]]:
     rng = stream(spec.seed, Stream.PAIRS)
     seg_episode = segments.column("episode_index").to_numpy()
     test_episodes, counts, pools = _split_pairs(episodes.column("episode_index").to_numpy(),
@@ -183,20 +209,13 @@ def _preferences(segments: pa.Table, seg_rewards: np.ndarray, episodes: pa.Table
                             spec.distinct_episodes, split)
         pair_index = np.arange(next_pair, next_pair + len(a), dtype=np.int64)
         next_pair += len(a)
-        pairs = PairRewards(seg_rewards[a], seg_rewards[b], mean_return)
+        pairs = PairRewards(seg_rewards[a], seg_rewards[b], mean_return,
+                            None if motion is None else PairMotion(motion, a, b))
         parts, skipped[split] = [], {}
         for name, teacher in (teachers if split == "train" else teachers_test).items():
-            t_rng = stream(spec.seed, Stream.TEACHER, zlib.crc32(name.encode()), split_id)
-            labels = teacher.label(pairs, t_rng)
-            keep = ~np.isnan(labels)
-            skipped[split][name] = int((~keep).sum())
-            parts.append(pa.table({
-                "pair_index": pa.array(pair_index[keep]),
-                "segment_a": pa.array(a[keep]),
-                "segment_b": pa.array(b[keep]),
-                "label": pa.array(labels[keep].astype(np.float32)),
-                "teacher": pa.array([name] * int(keep.sum()), pa.string()),
-            }))
+            rows, skipped[split][name] = teacher_labels(name, teacher, pairs, pair_index, a, b,
+                                                        spec.seed, split_id)
+            parts.append(rows)
         tables[split] = pa.concat_tables(parts)
     labelling = {
         "mean_segment_return": mean_return,

@@ -20,7 +20,7 @@ from rrm_data.config import COUNT, HELD_OUT, NON_NEGATIVE, build_config, config_
 from rrm_data.errors import RrmError
 from rrm_data.io import Kind, check_place, output_lock, remove_owned
 from rrm_data.labels.tables import check_pair_budget
-from rrm_data.labels.teachers import make_teacher
+from rrm_data.labels.teachers import check_segment_length, make_teacher
 from rrm_data.progress import console
 from rrm_data.sim.envs import EPISODE_LIMIT, check_task, make_env, sawyer_env
 from rrm_data.sim.policies import parse_policy
@@ -60,7 +60,9 @@ class Config:
     distinct_episodes: bool = field(default=True, metadata=doc("pair only segments of "
                                                                  "different episodes"))
     teachers: list[str] = field(default_factory=lambda: list(DEFAULT_TEACHERS), metadata=doc(
-        "scripted teachers; test always gets oracle", nonempty=True))
+        "scripted teachers: B-Pref's on the true return (oracle stochastic mistake skip equal "
+        "myopic) or how the hand moves (smooth efficient safe quality); test always gets "
+        "oracle", nonempty=True))
     teacher_params: dict[str, Any] = field(
         default_factory=lambda: {"stochastic": {"beta": 1.0}, "mistake": {"epsilon": 0.1},
                                  "skip": {"epsilon": 0.1}, "equal": {"epsilon": 0.1},
@@ -96,6 +98,7 @@ def check_config(cfg: DictConfig) -> None:
         parse_policy(spec)
     for name in cfg.teachers:
         make_teacher(name, cfg.teacher_params.get(name))
+    check_segment_length(cfg.teachers, cfg.segment_length)
     if cfg.segment_length > min(cfg.max_steps, EPISODE_LIMIT):
         limit = (f"max_steps={cfg.max_steps}" if cfg.max_steps <= EPISODE_LIMIT else
                  f"{EPISODE_LIMIT} steps, where Meta-World ends every episode")

@@ -122,4 +122,8 @@ def check_settings(s: OnlineSettings) -> None:
 
 
 def make_teacher_for(s: OnlineSettings) -> Teacher:
-    return make_teacher(s.teacher, s.teacher_params)
+    teacher = make_teacher(s.teacher, s.teacher_params)
+    if teacher.reads_motion:
+        raise RrmError(f"teacher '{s.teacher}' judges stored hand motion, which train-online's "
+                       "queries do not carry yet; use it with collect or rrm-data label")
+    return teacher
