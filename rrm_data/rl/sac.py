@@ -135,8 +135,10 @@ def check_sac(settings: SacSettings) -> None:
                        f"sac.gradient_steps={settings.gradient_steps}: sbx updates the targets "
                        "after every gradient step; set target_update_interval=1")
     wanted = resolve_device(settings.device)
+    if settings.device == "auto":  # JAX is imported only to compare a named device
+        return
     engine = sac_device()
-    if settings.device != "auto" and torch.device(wanted).type != torch.device(engine).type:
+    if torch.device(wanted).type != torch.device(engine).type:
         raise RrmError(f"sac.device={settings.device}, but JAX (the SAC engine) runs on "
                        f"{engine}; use sac.device=auto, or JAX_PLATFORMS=cpu for the CPU")
 
