@@ -5,10 +5,12 @@ the definitions (the costs by step loops in test_motion_teachers, not labels.mot
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import one_line_error
 from scipy import stats
 from test_motion_teachers import WEIGHTS, recomputed_costs
 
@@ -96,3 +98,46 @@ def test_evaluate_ranks_successful_episodes_per_teacher(expert_data: Path,
     assert "## Among successful episodes, per teacher" in markdown
     assert f"| smooth: agreement | {true['smooth']['agreement']['value']:.3f} [" in markdown
     assert "among successful episodes" in report["rules"]["successful"]
+
+
+def jerk(x: np.ndarray) -> float:
+    """Mean squared third difference of positions x (T, 3), by a loop over t."""
+    return float(np.mean([np.sum((x[t + 3] - 3 * x[t + 2] + 3 * x[t + 1] - x[t]) ** 2)
+                          for t in range(len(x) - 3)]))
+
+
+def test_gallery_ranks_clips_by_a_teachers_criterion(expert_data: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "gallery"
+    assert main(["gallery", f"data={expert_data}", f"reward=[true,prior:{PRIOR}]",
+                 "split=train", "rank_by=smooth", "k=1", "frames=2", "image_size=32",
+                 f"out={out}"]) == 0
+    html = (out / "index.html").read_text()
+    films = re.findall(r'src="media/(episode|segment)-(\d+)\.gif"', html)
+    # per reward: top episode, bottom episode, top segment, bottom segment; the same clips
+    assert len(films) == 8 and films[:4] == films[4:]
+    picked = [int(i) for _, i in films[:4]]
+
+    data = open_dataset(expert_data)
+    steps = data.table("steps", columns=["index", fmt.STATE]).to_pandas().sort_values("index")
+    state = np.stack(steps[fmt.STATE].to_numpy()).astype(np.float64)
+    episodes = data.table("episodes").to_pandas().set_index("episode_index")
+    segments = data.table("segments").to_pandas()
+    prefs = data.preferences("train").to_pandas()
+    used = sorted(set(prefs["segment_a"]) | set(prefs["segment_b"]))
+    seg_jerk = dict(zip(segments["segment_index"], recomputed_costs(expert_data, RADIUS)["smooth"],
+                        strict=True))
+    in_split = sorted(set(segments.set_index("segment_index").loc[used, "episode_index"]))
+    ep_jerk = {e: jerk(state[episodes.loc[e, "index_from"]:episodes.loc[e, "index_to"], 0:3])
+               for e in in_split}
+    assert picked == [min(ep_jerk, key=ep_jerk.get), max(ep_jerk, key=ep_jerk.get),
+                      min(used, key=seg_jerk.get), max(used, key=seg_jerk.get)]
+    assert "Top 1 episodes by smooth" in html and "teacher smooth&#39;s criterion" in html
+    assert f"smooth cost {seg_jerk[picked[2]]:.4g}" in html
+
+    capsys.readouterr()
+    for bad in ("human", "smoth"):
+        assert main(["gallery", f"data={expert_data}", "reward=true", f"rank_by={bad}",
+                     f"out={tmp_path / bad}"]) == 2
+        assert "not a scripted teacher" in one_line_error(capsys, "gallery")
+        assert not (tmp_path / bad).exists()

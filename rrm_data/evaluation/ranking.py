@@ -55,21 +55,46 @@ def window_quality(teacher: Scripted, state: np.ndarray, rewards: np.ndarray,
     return -teacher.costs(SegmentMotion.gather(state, rewards, first, int(lengths[0])))
 
 
+def _motion_columns(dataset: DatasetDir) -> tuple[np.ndarray, np.ndarray]:
+    steps = step_columns(dataset, [fmt.STATE, fmt.REWARD])
+    return steps[fmt.STATE], steps[fmt.REWARD]
+
+
+def _segments_quality(data: SplitData, teacher: Scripted, state: np.ndarray,
+                      rewards: np.ndarray) -> np.ndarray:
+    """The teacher's quality of ``data.segments``, computed over all the dataset's segments."""
+    segments, episodes = data.dataset.table("segments"), data.dataset.table("episodes")
+    first, length = segment_first_steps(segments, episodes), segments.column("length").to_numpy()
+    at = positions(segments.column("segment_index").to_numpy(),
+                   data.segments["segment_index"].to_numpy())
+    return window_quality(teacher, state, rewards, first, length)[at]
+
+
 def segment_quality(data: SplitData, names: list[str]) -> dict[str, np.ndarray | None]:
     """Each teacher's quality of each of the split's segments (rows of ``data.segments``),
     computed over all the dataset's segments as the teacher labels them; None for people."""
     teachers = {name: scripted_teacher(data.dataset, name) for name in names}
     if not any(teachers.values()):
         return dict.fromkeys(names)
-    dataset = data.dataset
-    segments, episodes = dataset.table("segments"), dataset.table("episodes")
-    steps = step_columns(dataset, [fmt.STATE, fmt.REWARD])
-    first, length = segment_first_steps(segments, episodes), segments.column("length").to_numpy()
-    at = positions(segments.column("segment_index").to_numpy(),
-                   data.segments["segment_index"].to_numpy())
-    return {name: None if t is None else
-            window_quality(t, steps[fmt.STATE], steps[fmt.REWARD], first, length)[at]
+    state, rewards = _motion_columns(data.dataset)
+    return {name: None if t is None else _segments_quality(data, t, state, rewards)
             for name, t in teachers.items()}
+
+
+def clip_quality(data: SplitData, name: str) -> dict[str, np.ndarray]:
+    """A scripted teacher's quality of the split's ``segment``s (as it labels them) and of
+    its whole ``episode``s (each episode one window; ``quality``'s z-scores over these
+    episodes): what ``gallery rank_by=`` orders clips by."""
+    teacher = scripted_teacher(data.dataset, name)
+    if teacher is None:
+        raise RrmError(f"rank_by={name}: people's labels have no quantity to rank clips by; "
+                       "name a scripted teacher")
+    state, rewards = _motion_columns(data.dataset)
+    episodes = data.episodes
+    return {"segment": _segments_quality(data, teacher, state, rewards),
+            "episode": window_quality(teacher, state, rewards,
+                                      episodes["index_from"].to_numpy(),
+                                      episodes["length"].to_numpy())}
 
 
 def successful_segments(data: SplitData) -> np.ndarray:
@@ -102,5 +127,5 @@ def success_ranking(data: SplitData, segment: np.ndarray,
     return out
 
 
-__all__ = ["SUCCESS_RULE", "scripted_teacher", "segment_quality", "success_ranking",
+__all__ = ["SUCCESS_RULE", "clip_quality", "scripted_teacher", "segment_quality", "success_ranking",
            "successful_segments", "window_quality"]
