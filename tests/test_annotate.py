@@ -45,6 +45,7 @@ from rrm_data.annotation.monitor import labels_by_annotator, summary
 from rrm_data.annotation.store import Item, Store
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.card import render_card
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.dataset.validate import validate_dataset
 from rrm_data.dataset.writer import write_dataset
@@ -155,12 +156,16 @@ CHOICE = {Keys.ARROW_LEFT: "left", Keys.ARROW_RIGHT: "right", Keys.ARROW_DOWN: "
           "=": "equal", "s": "skip", "#answer-left": "left", "#answer-right": "right"}
 
 
+QUESTION = "Which arm moves more smoothly?"
+
+
 def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
                                                                tmp_path: Path) -> None:
     data = copy_of(queried, tmp_path)
     campaign = tmp_path / "campaign"
     server = Server(data, f"campaign={campaign}", "annotators=[ana,ben]", "calibration=6",
-                    "calibration_first=2", "overlap=0.1", "threshold=0")
+                    "calibration_first=2", "overlap=0.1", "threshold=0",
+                    f"criterion='{QUESTION}'")
     driver = chromium()
     shown = []
     try:
@@ -168,6 +173,10 @@ def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
         for k, (key, confidence) in enumerate(SCRIPT):
             WebDriverWait(driver, 30, poll_frequency=0.02).until(
                 lambda d, k=k: d.execute_script("return window.__rrm.ready.length") > k)
+            if k == 0:  # the campaign's question, above the clips (docs/annotate-question.png)
+                assert driver.find_element("id", "question").text == QUESTION
+                assert QUESTION in driver.title
+                driver.save_screenshot(str(tmp_path / "annotate-question.png"))
             assert driver.execute_script(
                 "const v = [...document.querySelectorAll('video')];"
                 "return v.every(x => !x.paused && x.readyState >= 2 && x.videoWidth === 48)")
@@ -220,6 +229,10 @@ def test_browser_labels_then_export_holds_exactly_those_labels(queried: Path,
     assert sorted(zip(aggregate["pair_index"], aggregate["label"], strict=True)) == \
         [(p, lab) for p, _, _, lab, _ in expected]  # one annotator: the majority is hers
     assert dataset.info.extra["annotation"]["annotators"]["ana"]["passing"]
+    assert dataset.info.extra["annotation"]["criterion"] == QUESTION
+    assert dataset.info.extra["annotation"]["pairs_by_criterion"] == {
+        QUESTION: sorted({p for p, *_ in expected})}
+    assert f"| {QUESTION} | {len({p for p, *_ in expected})} |" in render_card(dataset.info)
     # with a pass mark she cannot reach, her labels stay but the aggregate drops them
     assert main(["annotate", f"data={data}", f"campaign={campaign}", "export=true",
                  "threshold=1.01"]) == 2
@@ -565,6 +578,16 @@ def test_campaign_is_bound_to_its_dataset_and_its_queries(
     assert main(["annotate", f"data={data}", f"campaign={campaign}", "export=true",
                  "threshold=0"]) == 0
     assert open_dataset(data).info.counts.labels["train"]["human:ana"] == 12
+
+    # another question is another campaign; the same question (or none) serves this one
+    capsys.readouterr()
+    asked = refused(f"data={data}", "port=0", f"criterion='{QUESTION}'")
+    assert "asks 'Which completes the task better?'" in asked
+    assert not (tmp_path / "fresh").exists()
+    assert main(["annotate", f"data={data}", f"campaign={tmp_path / 'fresh'}",
+                 "annotators=[ana]", "criterion=' '"]) == 2
+    assert "criterion must be one non-empty line" in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()
 
     # new queries: the campaign's items would point at pairs no longer asked
     assert main(["query", f"data={data}", "strategy=uniform", "n=5"]) == 0

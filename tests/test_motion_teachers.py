@@ -32,8 +32,9 @@ def motion_data(make_dataset) -> Path:
                            **{f"teacher_params.quality.{k}": v for k, v in WEIGHTS.items()}})
 
 
-def recomputed_costs(root: Path) -> dict[str, np.ndarray]:
-    """Every segment's cost per teacher, by loops over steps from the definitions."""
+def recomputed_costs(root: Path, radius: float = RADIUS) -> dict[str, np.ndarray]:
+    """Every segment's cost per teacher, by loops over steps from the definitions (safe's and
+    quality's radius ``radius``)."""
     data = open_dataset(root)
     steps = data.table("steps", columns=["index", fmt.STATE, fmt.REWARD]).to_pandas()
     steps = steps.set_index("index").sort_index()
@@ -52,7 +53,7 @@ def recomputed_costs(root: Path) -> dict[str, np.ndarray]:
         path = sum(float(np.sqrt(np.sum((x[t + 1] - x[t]) ** 2))) for t in range(len(x) - 1))
         costs["efficient"].append(path / max(float(r.mean()), FLOOR))
         near = [float(np.sqrt(np.sum((x[t + 1] - x[t]) ** 2))) for t in range(len(x) - 1)
-                if np.sqrt(np.sum((x[t] - obj[t]) ** 2)) < RADIUS]
+                if np.sqrt(np.sum((x[t] - obj[t]) ** 2)) < radius]
         costs["safe"].append(max(near, default=0.0))
         costs["return"].append(float(r.sum()))
     out = {k: np.array(v) for k, v in costs.items()}

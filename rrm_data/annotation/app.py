@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from rrm_data.annotation.campaign import campaign_criterion
 from rrm_data.annotation.clips import ClipMaker
 from rrm_data.annotation.monitor import summary
 from rrm_data.annotation.store import ADMIN, CHOICES, AnswerError, Store
@@ -81,6 +82,7 @@ class AnnotationApp:
     def __init__(self, store: Store, clips: ClipMaker, threshold: float,
                  hosts: list[str]) -> None:
         self.store, self.clips, self.threshold = store, clips, threshold
+        self.criterion = campaign_criterion(store.settings)  # the page's question
         # One thread: rendering contexts belong to the thread that created them.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clips")
         self._clips: dict[int, asyncio.Future] = {}
@@ -163,7 +165,8 @@ class AnnotationApp:
             item = {"id": item_id, "left": f"/api/clip/{item_id}/left",
                     "right": f"/api/clip/{item_id}/right",
                     "tasks": [self.clips.task(left), self.clips.task(right)]}
-        return JSONResponse({"annotator": name, "answered": done, "total": total, "item": item},
+        return JSONResponse({"annotator": name, "answered": done, "total": total, "item": item,
+                             "criterion": self.criterion},
                             headers=HEADERS)
 
     async def clip(self, request: Request) -> Response:

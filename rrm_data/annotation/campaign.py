@@ -28,6 +28,13 @@ from rrm_data.errors import RrmError
 from rrm_data.streams import CampaignStream, stream
 
 DEFAULT_THRESHOLD = 0.7
+DEFAULT_CRITERION = "Which completes the task better?"
+MAX_CRITERION = 200  # characters: one line above the clips
+
+
+def campaign_criterion(settings: dict) -> str:
+    """The question a campaign asks (campaigns made before criteria asked the default)."""
+    return str(settings.get("criterion", DEFAULT_CRITERION))
 
 
 def pass_mark(settings: dict, given: float | None) -> float:
@@ -48,6 +55,7 @@ class CampaignSpec:
     overlap: float = 0.2
     threshold: float = DEFAULT_THRESHOLD
     seed: int = 0
+    criterion: str = DEFAULT_CRITERION  # the question the page asks, kept with the labels
 
     def check(self) -> None:
         if not self.annotators:
@@ -63,6 +71,10 @@ class CampaignSpec:
             raise RrmError(f"threshold must lie in [0, 1], got {self.threshold}")
         if not 0 <= self.overlap <= 1:
             raise RrmError(f"overlap must lie in [0, 1], got {self.overlap}")
+        if not self.criterion.strip() or len(self.criterion) > MAX_CRITERION \
+                or "\n" in self.criterion:
+            raise RrmError(f"criterion must be one non-empty line of at most {MAX_CRITERION} "
+                           f"characters, e.g. criterion='Which arm moves more smoothly?'")
         if not 0 <= self.calibration_first <= self.calibration:
             raise RrmError(f"calibration_first must lie in [0, calibration={self.calibration}], "
                            f"got {self.calibration_first}")
@@ -177,6 +189,7 @@ def campaign_queues(items: list[Item], spec: CampaignSpec) -> dict[str, list[tup
     return queues
 
 
-__all__ = ["DEFAULT_THRESHOLD", "CampaignSpec", "campaign_items", "campaign_queues",
+__all__ = ["DEFAULT_CRITERION", "DEFAULT_THRESHOLD", "CampaignSpec", "campaign_criterion",
+           "campaign_items", "campaign_queues",
            "campaign_settings", "check_same_dataset", "dataset_identity", "fingerprint",
            "oracle_labels", "pass_mark"]

@@ -6,6 +6,13 @@ calibration (a tie between labels gives 0.5), with their mean confidence. Skips 
 labels. The ``confidence`` column appears only here: scripted rows get null, so datasets
 without human labels keep their exact former layout. Exporting a campaign again replaces
 the human rows of its pairs rather than adding to them.
+
+Criteria: every campaign asks one question (``criterion``), and all campaigns' rows share
+the teacher names ``human:<annotator>`` and ``human``; meta/info.json's ``annotation``
+says which question each human row answered: ``pairs_by_criterion`` maps each question to
+the pair indices of its rows (kept across exports of several campaigns), and
+``criterion`` is the last exported campaign's. Select one criterion's labels by
+``pair_index``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rrm_data.annotation.agreement import majority
+from rrm_data.annotation.campaign import campaign_criterion
 from rrm_data.annotation.monitor import summary
 from rrm_data.annotation.store import Store
 from rrm_data.dataset.format import HUMAN, human_teacher, is_human_teacher
@@ -65,7 +73,8 @@ def human_rows(store: Store, threshold: float) -> tuple[pa.Table, dict[str, Any]
     annotators = {a["annotator"]: {k: a[k] for k in ("labels", "skips", "calibration_accuracy",
                                                      "passing", "oracle_agreement")}
                   for a in report["annotators"]}
-    return table, {"threshold": threshold, "annotators": annotators,
+    return table, {"criterion": campaign_criterion(store.settings),
+                   "threshold": threshold, "annotators": annotators,
                    "aggregate": "majority of passing annotators, ties 0.5"}
 
 
@@ -89,9 +98,15 @@ def export_tables(dataset: DatasetDir, human: pa.Table, pairs: list[int],
         earlier = is_human & np.isin(table.column("pair_index").to_numpy(), pairs)
         prefs[split] = with_confidence(table.filter(pa.array(~earlier)))
     prefs["train"] = pa.concat_tables([prefs["train"], human.select(prefs["train"].column_names)])
+    earlier = dataset.info.extra.get("annotation", {}).get("pairs_by_criterion", {})
+    ours, criterion = set(pairs), annotation["criterion"]
+    by_criterion = {c: [p for p in ps if p not in ours] for c, ps in earlier.items()}
+    by_criterion[criterion] = sorted({*by_criterion.get(criterion, []),
+                                      *human.column("pair_index").to_pylist()})
     info = dataset.info.replace(
         counts=dataclasses.replace(dataset.info.counts, labels=label_counts(prefs)),
-        extra={**dataset.info.extra, "annotation": annotation})
+        extra={**dataset.info.extra, "annotation": {
+            **annotation, "pairs_by_criterion": {c: ps for c, ps in by_criterion.items() if ps}}})
     return tables, info
 
 

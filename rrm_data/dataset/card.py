@@ -116,6 +116,12 @@ def teacher_rows(info: DatasetInfo) -> list[dict[str, str]]:
     return rows
 
 
+def human_criteria(info: DatasetInfo) -> list[dict[str, Any]]:
+    """Each question people answered (``annotation.pairs_by_criterion``) and its pair count."""
+    by_criterion = info.extra.get("annotation", {}).get("pairs_by_criterion", {})
+    return [{"criterion": c, "pairs": len(p)} for c, p in by_criterion.items()]
+
+
 def render_card(info: DatasetInfo, repo_id: str | None = None,
                 license: str | None = None) -> str:  # noqa: A002 - the Hub's metadata key
     """The card's Markdown; ``repo_id`` fills the loading examples (else the local name)."""
@@ -126,4 +132,5 @@ def render_card(info: DatasetInfo, repo_id: str | None = None,
         info=info.to_json(), front_matter=front_matter(info, license), license=license,
         configs=config_entries(info), repo=repo_id or info.name,
         collect_command=collect_command(info), teachers=teacher_rows(info),
+        human_criteria=human_criteria(info),
     )

@@ -1,4 +1,5 @@
-"""A static HTML gallery of what rewards like and dislike: top-k and bottom-k by predicted return.
+"""A static HTML gallery of what rewards like and dislike: top-k and bottom-k by predicted return,
+or by a teacher's criterion (``rank_by``: its quantity, ``evaluation.ranking.clip_quality``).
 
 Each card shows an animated filmstrip of an episode (or segment), a plot of the predicted
 reward (total, and prior/residual for a residual model) against the true reward over
@@ -95,8 +96,8 @@ code { background: #f3f3f3; padding: 0 .2em; }
 <body>
 <h1>Reward gallery</h1>
 <p>Dataset <code>{{ dataset }}</code>, split <code>{{ split }}</code>: {{ n_episodes }} episodes,
-{{ n_segments }} segments. Episodes and segments ranked by predicted return (sum of r̂ over
-their steps). Frames: {{ frames_note }}. Plots: predicted reward (left axis) and true reward
+{{ n_segments }} segments. Episodes and segments ranked by {{ ranking }}.
+Frames: {{ frames_note }}. Plots: predicted reward (left axis) and true reward
 (right axis, black) per step. Green edge: successful episode; red: not.</p>
 <div class="rewards">
 {% for column in columns %}
@@ -112,7 +113,9 @@ their steps). Frames: {{ frames_note }}. Plots: predicted reward (left axis) and
 </div>
 <figcaption>#{{ card.rank }} · <b>{{ card.label }}</b> · {{ card.task }} · policy
 <code>{{ card.policy }}</code> · {{ 'success' if card.success else 'no success' }}<br>
-predicted return {{ card.predicted }} · true return {{ '%.2f' % card.true_return }}</figcaption>
+predicted return {{ card.predicted }} · true return {{ '%.2f' % card.true_return }}
+{%- if card.cost is not none %} · {{ rank_by }} cost {{ '%.4g' % card.cost }}{% endif -%}
+</figcaption>
 </figure>
 {% endfor %}
 {% endfor %}
@@ -130,27 +133,48 @@ def _predicted_text(parts: dict[str, float], split: bool) -> str:
     return f"{parts['total']:.2f} (prior {parts['prior']:.2f}, residual {parts['residual']:.2f})"
 
 
-def _groups(scored: Scored, data: SplitData, k: int) -> Iterator[tuple[str, Clip, int, dict]]:
-    """(group title, clip, rank, predicted return parts) of a reward's top and bottom clips."""
+@dataclass(frozen=True)
+class Ranking:
+    """What orders the clips: each reward's predicted return (``quality`` None), or a
+    teacher's quality (minus its cost) of each ``episode`` and ``segment`` of the split."""
+
+    teacher: str | None = None
+    quality: dict[str, np.ndarray] | None = None
+
+    def text(self) -> str:
+        if self.teacher is None:
+            return "predicted return (sum of r̂ over their steps)"
+        return (f"teacher {self.teacher}'s criterion (lowest cost first; its formula, episodes "
+                "as one window each), the same clips for every reward")
+
+
+def _groups(scored: Scored, data: SplitData, k: int, ranking: Ranking
+            ) -> Iterator[tuple[str, Clip, int, dict, float | None]]:
+    """(group title, clip, rank, predicted return parts, teacher's cost) of a reward's top
+    and bottom clips."""
     for kind, returns in (("episode", scored.episode), ("segment", scored.segment)):
         items = clips(data, kind)
-        top, bottom = ranked(returns.total, k)
-        for title, picks in ((f"Top {len(top)} {kind}s", top),
-                             (f"Bottom {len(bottom)} {kind}s", bottom)):
+        key = returns.total if ranking.quality is None else ranking.quality[kind]
+        top, bottom = ranked(key, k)
+        by = "" if ranking.teacher is None else f" by {ranking.teacher}"
+        for title, picks in ((f"Top {len(top)} {kind}s{by}", top),
+                             (f"Bottom {len(bottom)} {kind}s{by}", bottom)):
             for rank, i in enumerate(picks, 1):
                 yield title, items[i], rank, {p: float(v[i]) for p, v in
-                                              returns.parts().items()}
+                                              returns.parts().items()}, (
+                    None if ranking.quality is None else -float(key[i]))
 
 
 def build_gallery(data: SplitData, scored: list[Scored], root: Path, k: int, camera: str,
-                  size: int, frames: int) -> None:
+                  size: int, frames: int, ranking: Ranking | None = None) -> None:
     """Write ``index.html`` with ``media/`` (filmstrips) and ``plots/`` under ``root``."""
     (root / "media").mkdir(parents=True)
     (root / "plots").mkdir()
     fps = float(data.dataset.info.fps)
     true_reward = data.dataset.table("steps", columns=[fmt.REWARD]).column(fmt.REWARD).to_numpy()
-    picks = [list(_groups(s, data, k)) for s in scored]
-    needed = {clip.name: clip for column in picks for _, clip, _, _ in column}
+    ranking = ranking or Ranking()
+    picks = [list(_groups(s, data, k, ranking)) for s in scored]
+    needed = {clip.name: clip for column in picks for _, clip, _, _, _ in column}
     source = EpisodeFrames(data.dataset, camera, size)
     try:
         with progress("gallery", total=len(needed), unit="clips") as bar:
@@ -167,7 +191,7 @@ def build_gallery(data: SplitData, scored: list[Scored], root: Path, k: int, cam
     for r, (s, column) in enumerate(zip(scored, picks, strict=True)):
         split = len(s.views()) > 1
         groups: dict[str, list[dict]] = {}
-        for title, clip, rank, predicted in column:
+        for title, clip, rank, predicted, cost in column:
             plot = f"plots/reward{r}-{clip.name}.png"
             if not (root / plot).exists():
                 true = true_reward[clip.first:clip.first + clip.length]
@@ -181,7 +205,7 @@ def build_gallery(data: SplitData, scored: list[Scored], root: Path, k: int, cam
                 "rank": rank, "label": label, "film": f"media/{clip.name}.gif", "plot": plot,
                 "task": clip.episode["task"], "policy": clip.episode["policy"],
                 "success": bool(clip.episode["success"]), "true_return": clip.true_return,
-                "predicted": _predicted_text(predicted, split)})
+                "predicted": _predicted_text(predicted, split), "cost": cost})
         columns.append({"ref": s.ref, "groups": [{"title": t, "cards": c}
                                                   for t, c in groups.items()]})
     frames_note = (f"stored frames of camera {camera}" if source.stored else
@@ -189,5 +213,6 @@ def build_gallery(data: SplitData, scored: list[Scored], root: Path, k: int, cam
     html = TEMPLATE.render(title=", ".join(s.ref for s in scored), dataset=data.dataset.root,
                            split=data.split, n_episodes=len(data.episodes),
                            n_segments=len(data.segments), columns=columns,
-                           frames_note=frames_note)
+                           frames_note=frames_note, ranking=ranking.text(),
+                           rank_by=ranking.teacher)
     (root / "index.html").write_text(html)

@@ -119,3 +119,13 @@ def auroc(score: np.ndarray, positive: np.ndarray) -> Number:
         return None
     u = stats.mannwhitneyu(pos, neg, alternative="two-sided").statistic
     return float(u / (len(pos) * len(neg)))
+
+
+def rank_correlations(predicted: np.ndarray, true: np.ndarray) -> dict[str, Number]:
+    """Spearman ρ and Kendall τ-b (ties shared); ``None`` when either side is constant or too
+    short."""
+    if len(predicted) < 2 or np.ptp(predicted) == 0 or np.ptp(true) == 0:
+        return {"spearman": None, "kendall": None, "n": int(len(predicted))}
+    return {"spearman": _finite(stats.spearmanr(predicted, true).statistic),
+            "kendall": _finite(stats.kendalltau(predicted, true).statistic),
+            "n": int(len(predicted))}

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from rrm_data.evaluation import metrics
 from rrm_data.evaluation.coverage import EPIC_RULE, VALUE_ORDER_RULE
+from rrm_data.evaluation.ranking import SUCCESS_RULE
 from rrm_data.evaluation.scoring import TIE, Scored, SplitData, pair_frame
 
 TIE_RULE = ("agreement is strict accuracy on pairs whose label is not a tie (0.5); a predicted "
@@ -75,16 +76,19 @@ def view_metrics(data: SplitData, segment: np.ndarray, episode: np.ndarray) -> d
 
 
 def build_report(data: SplitData, scored: list[Scored],
-                 distances: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                 distances: dict[str, dict[str, Any]] | None = None,
+                 successful: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The whole report as a JSON-ready dict; ``distances`` adds each view's EPIC distance
-    and value-order correlation (``coverage.split_distances``)."""
+    and value-order correlation (``coverage.split_distances``), ``successful`` its ranking
+    among successful episodes per teacher (``ranking.success_ranking``)."""
     views = {}
     for s in scored:
         for view, part in s.views().items():
             views[view] = {"reward": s.ref, "name": s.steps.reward, "part": part,
                            **view_metrics(data, getattr(s.segment, part),
                                           getattr(s.episode, part)),
-                           **(distances or {}).get(view, {})}
+                           **(distances or {}).get(view, {}),
+                           **({"successful": successful[view]} if successful else {})}
     return {
         "dataset": str(data.dataset.root),
         "split": data.split,
@@ -94,7 +98,8 @@ def build_report(data: SplitData, scored: list[Scored],
                    "successes": int(data.episodes["success"].sum())},
         "rules": {"ties": TIE_RULE, "buckets": BUCKET_RULE, "interval": CI_RULE,
                   "ece_bins": ECE_BINS, "p_a": "sigmoid(predicted return A - predicted return B)",
-                  "epic": EPIC_RULE, "value_order": VALUE_ORDER_RULE},
+                  "epic": EPIC_RULE, "value_order": VALUE_ORDER_RULE,
+                  "successful": SUCCESS_RULE},
         "views": views,
     }
 
@@ -159,6 +164,25 @@ def summary_rows(report: dict[str, Any]) -> list[list[str]]:
     return [[name, *(cell(v) for v in views)] for name, cell in SUMMARY_ROWS]
 
 
+def success_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Per teacher: agreement among successful episodes with its two intervals, and the rank
+    correlations with the teacher's quality."""
+    views = [v for v in report["views"].values() if "successful" in v]
+    if not views:
+        return []
+    rows = []
+    for teacher in views[0]["successful"]:
+        cells = [v["successful"][teacher] for v in views]
+        rows += [[f"{teacher}: agreement", *(_agreement(c["agreement"]) for c in cells)],
+                 [f"{teacher}:   bootstrap (episodes)",
+                  *(_interval(c["agreement"]["bootstrap"]) for c in cells)],
+                 [f"{teacher}: Spearman ρ / Kendall τ",
+                  *("– (no quantity)" if c["rank"] is None else
+                    f"{_num(c['rank']['spearman'])} / {_num(c['rank']['kendall'])} "
+                    f"n={c['rank']['n']}" for c in cells)]]
+    return rows
+
+
 def bucket_rows(report: dict[str, Any], kind: str) -> list[list[str]]:
     views = list(report["views"].values())
     names = sorted({b for v in views for b in v[f"by_{kind}"]})
@@ -183,6 +207,10 @@ def to_markdown(report: dict[str, Any], figures: list[str]) -> str:
         "",
         _markdown_table(["metric", *views], summary_rows(report)),
         "",
+        "## Among successful episodes, per teacher",
+        "",
+        _markdown_table(["teacher", *views], success_rows(report)),
+        "",
         "## Agreement per task",
         "",
         _markdown_table(["task", *views], bucket_rows(report, "task")),
@@ -193,7 +221,8 @@ def to_markdown(report: dict[str, Any], figures: list[str]) -> str:
         "",
         "## Rules",
         "",
-        *(f"- {report['rules'][k]}." for k in ("ties", "buckets", "epic", "value_order")),
+        *(f"- {report['rules'][k]}." for k in ("ties", "buckets", "epic", "value_order",
+                                                "successful")),
         *(f"- EPIC of {view}: not computed: {v['epic']['note']}."
           for view, v in report["views"].items() if v.get("epic", {}).get("note")),
         f"- Intervals: {report['rules']['interval']}; P(A ≻ B) = {report['rules']['p_a']}.",
@@ -214,4 +243,10 @@ def rich_table(report: dict[str, Any]) -> Table:
         table.add_column(view, justify="right")
     for row in summary_rows(report):
         table.add_row(*row)
+    rows = success_rows(report)
+    if rows:
+        table.add_section()
+        table.add_row("among successful episodes", *([""] * len(report["views"])))
+        for row in rows:
+            table.add_row(*row)
     return table

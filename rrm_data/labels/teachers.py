@@ -92,6 +92,12 @@ class Scripted(ABC):
     @abstractmethod
     def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray: ...
 
+    def costs(self, segments: mo.SegmentMotion) -> np.ndarray:
+        """What it ranks segments by, without its noise: one cost per segment, lower is
+        better (−R, the true return, for B-Pref's teachers), so evaluations rank by the
+        teacher's own criterion."""
+        return -segments.rewards.sum(axis=1)
+
     def params(self) -> dict[str, float]:
         return {k: float(v) for k, v in vars(self).items()}
 
@@ -221,6 +227,9 @@ class Myopic(Scripted):
 
     def weights(self, horizon: int) -> np.ndarray:
         return self.gamma ** np.arange(horizon - 1, -1, -1, dtype=np.float64)
+
+    def costs(self, segments: mo.SegmentMotion) -> np.ndarray:
+        return -(segments.rewards @ self.weights(segments.horizon))
 
     def label(self, pairs: PairRewards, rng: np.random.Generator) -> np.ndarray:
         w = self.weights(pairs.rewards_a.shape[1])

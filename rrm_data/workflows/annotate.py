@@ -2,10 +2,13 @@
 
 The first run creates the campaign (`campaign=`, default `<data>.annotation/` next to the
 dataset: its SQLite store and clip cache) from the dataset's `queries` table (make it with
-`rrm-data query`) and `calibration` pairs with known answers, and prints each annotator's
-link with a secret token, once. Later runs serve the same campaign. The server listens on
-127.0.0.1 unless `host=` says otherwise. `export=true` (no server) writes a new version of
-the dataset with rows of teacher `human:<annotator>` and the aggregate `human`.
+`rrm-data query`) and `calibration` pairs with known answers, and the question the page
+asks (`criterion=`, default "Which completes the task better?"; one campaign per question),
+and prints each annotator's link with a secret token, once. Later runs serve the same
+campaign (another `criterion=` is refused). The server listens on 127.0.0.1 unless `host=`
+says otherwise. `export=true` (no server) writes a new version of the dataset with rows of
+teacher `human:<annotator>` and the aggregate `human`; meta/info.json's `annotation` records
+which pairs answered which question (`pairs_by_criterion`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from omegaconf import DictConfig
 
 from rrm_data.annotation.app import AnnotationApp
 from rrm_data.annotation.campaign import (
+    DEFAULT_CRITERION,
     CampaignSpec,
+    campaign_criterion,
     campaign_items,
     campaign_queues,
     campaign_settings,
@@ -61,6 +66,10 @@ class Config:
     threshold: float | None = field(default=None, metadata=doc(
         "calibration accuracy below which labels are kept but marked not passing (default: the "
         "campaign's, 0.7 when it is created)", FRACTION))
+    criterion: str | None = field(default=None, metadata={
+        "help": "the question asked of each pair, kept with the campaign and its exported "
+                f"labels (default when creating: '{DEFAULT_CRITERION}'), e.g. "
+                "criterion='Which arm moves more smoothly?'"})
     overlap: float = field(default=0.2, metadata=doc(
         "share of queries shown to every annotator (for agreement)", FRACTION))
     seed: int = field(default=0, metadata=doc(
@@ -103,7 +112,8 @@ def run(cfg: DictConfig) -> None:
     frame_spec(cfg.camera, cfg.image_size)  # checks the size range
     spec = CampaignSpec(tuple(cfg.annotators), cfg.calibration, cfg.calibration_first,
                         cfg.calibration_teacher, cfg.overlap,
-                        pass_mark({}, cfg.threshold), cfg.seed)
+                        pass_mark({}, cfg.threshold), cfg.seed,
+                        str(cfg.criterion or DEFAULT_CRITERION))
     items = None
     if not path.is_file():  # a new campaign: check everything before anything is written
         spec.check()
@@ -111,6 +121,11 @@ def run(cfg: DictConfig) -> None:
     else:  # served only with the dataset, and the queries, it was made from
         with closing(Store(path)) as existing:
             check_same_dataset(existing.settings, dataset, campaign)
+            asked = campaign_criterion(existing.settings)
+            if cfg.criterion is not None and cfg.criterion != asked:
+                raise RrmError(f"the campaign at {campaign} asks '{asked}', not "
+                               f"'{cfg.criterion}'; to ask another question, start a new campaign "
+                               "with campaign=NEW_FOLDER")
     sock = bind(cfg.host, cfg.port)
     campaign.mkdir(parents=True, exist_ok=True)
     store = Store(path)

@@ -4,8 +4,10 @@ Agreement with the teacher (strict accuracy on non-tie pairs, 95% Wilson interva
 reported apart), per task and per policy bucket; log-loss, Brier and ECE of
 P(A ≻ B) = σ(R̂a − R̂b); Pearson and Spearman of predicted vs true segment and episode
 returns; AUROC of predicted episode return for success; EPIC distance to the true reward and
-value-order correlation (``evaluation.coverage``). A residual model also gets its
-prior part evaluated alone, side by side. Writes report.json, report.md and PNG figures
+value-order correlation (``evaluation.coverage``); and, per teacher of the split, agreement
+on pairs of two successful episodes' segments and Spearman/Kendall correlation with the
+teacher's own quantity over those segments (``evaluation.ranking``). A residual model also
+gets its prior part evaluated alone, side by side. Writes report.json, report.md and PNG figures
 into `out` (default `<run>/eval-<data>-<split>-<teacher>`, or `reports/...` for true /
 prior:<name>).
 """
@@ -23,9 +25,10 @@ from rrm_data.config import COUNT, DISCOUNT, doc
 from rrm_data.dataset import format as fmt
 from rrm_data.evaluation import plots
 from rrm_data.evaluation.coverage import split_distances
+from rrm_data.evaluation.ranking import segment_quality, success_ranking
 from rrm_data.evaluation.refs import open_scored_split
 from rrm_data.evaluation.report import build_report, rich_table, to_markdown
-from rrm_data.evaluation.scoring import Scored, SplitData, score_rewards
+from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
 from rrm_data.io import Kind, atomic_directory, write_json
 from rrm_data.progress import console
 from rrm_data.workflows import RewardDataConfig
@@ -80,9 +83,15 @@ def run(cfg: DictConfig) -> None:
     refs, out, data = open_scored_split(  # EPIC simulates the true reward from physics state
         cfg, kind=Kind.REPORT, name="eval-{stem}", check="skip-frames", teacher=cfg.teacher,
         with_first_read=fmt.SIM_COLUMNS)
-    scored = score_rewards(refs, data)
+    every = load_split(data.dataset, cfg.split, teacher=None)  # every teacher's pairs
+    scored_every = score_rewards(refs, every)  # its episodes hold the teacher's
+    scored = [Scored.of(s.ref, s.steps, data) for s in scored_every]
+    quality = segment_quality(every, sorted(set(every.pairs["teacher"])))
+    successful = {view: success_ranking(every, getattr(s.segment, part), quality)
+                  for s in scored_every for view, part in s.views().items()}
     report = build_report(data, scored, split_distances(
-        data, scored, cfg.epic_transitions, cfg.epic_coverage, cfg.discount, cfg.seed))
+        data, scored, cfg.epic_transitions, cfg.epic_coverage, cfg.discount, cfg.seed),
+        successful)
     with atomic_directory(out, Kind.REPORT, cfg.overwrite) as tmp:
         write_json(tmp / "report.json", report)
         (tmp / "report.md").write_text(to_markdown(report, list(FIGURES)))

@@ -53,6 +53,8 @@ async function next() {
   status("loading…");
   const data = await api("/api/next");
   $("who").textContent = `${data.annotator} · ${data.answered} of ${data.total} answered`;
+  $("question").textContent = data.criterion;  // the campaign's question, as text
+  document.title = `rrm-data · ${data.criterion}`;
   if (!data.item) {
     $("main").hidden = true;
     status("All done: every comparison in your queue is answered. Thank you!");
