@@ -162,10 +162,13 @@ def already_collected(out: Path, collection: dict[str, Any], shard: str | None,
 
 
 def finish_dataset(out: Path, records: list[tuple[pa.Table, dict]], collection: dict[str, Any],
-                   *, pairs: int, fps: float, cameras: list[str], shard: str | None) -> None:
-    """Cut segments, label pairs and write the dataset: the last step of collect and of merge."""
+                   *, pairs: int, fps: float, cameras: list[str], shard: str | None,
+                   labels: LabelSpec | None = None) -> None:
+    """Cut segments, label pairs and write the dataset: the last step of collect, of merge and
+    of train-sac's recorder. ``labels`` is the labelling when ``collection`` records another
+    command's settings (default: collect's keys of ``collection``, with ``pairs``)."""
     built = build_tables([steps for steps, _ in records], [row for _, row in records],
-                         label_spec(collection, pairs))
+                         labels or label_spec(collection, pairs))
     info = make_info(out.name, built, collection, fps=fps, cameras=cameras, shard=shard)
     write_dataset(out, built.tables, info, overwrite=True,
                   names={fmt.STATE: STATE_NAMES, fmt.ACTION: ACTION_NAMES})

@@ -14,6 +14,8 @@ episodes, so runs on different rewards compare on the same scale.
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rrm_data.config import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, doc
 from rrm_data.errors import RrmError
+from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
     from sbx import SAC
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
+CHECKPOINT = "checkpoint"  # the resumable state, in a run's work folder
+LOGS = ("eval.csv", "progress.csv")  # appended to while training, kept with each checkpoint
 
 
 @dataclass
@@ -336,9 +341,11 @@ class AppendingCSV(CSVOutputFormat):
 
 def train(model: OffPolicyAlgorithm, steps: int, out: Path, evaluation: EvaluationCallback,
           checkpoint_every: int, bar: Bar | None = None,
-          extra_callbacks: tuple[BaseCallback, ...] = (), resume: bool = False
-          ) -> TrainingStats:
-    """Learn for ``steps`` more env steps, logging CSV to ``out`` and checkpointing there;
+          extra_callbacks: tuple[BaseCallback, ...] = (), resume: bool = False,
+          run_state: Callable[[], dict[str, Any]] | None = None) -> TrainingStats:
+    """Learn for ``steps`` more env steps, logging CSV to ``out`` and checkpointing there
+    (policy snapshots in ``checkpoints/``; with ``run_state``, also the resumable
+    ``checkpoint/`` that ``load_sac_run`` restores, holding what ``run_state`` returns);
     returns the stats callback (speeds). ``resume`` continues a loaded model's count."""
     model.set_logger(Logger(str(out), [AppendingCSV(out / "progress.csv")]) if resume
                      else configure(str(out), ["csv"]))
@@ -347,6 +354,67 @@ def train(model: OffPolicyAlgorithm, steps: int, out: Path, evaluation: Evaluati
     if checkpoint_every > 0:
         every = max(checkpoint_every // model.n_envs, 1)
         callbacks.append(CheckpointCallback(every, str(out / "checkpoints"), name_prefix="sac"))
+        if run_state is not None:
+            callbacks.append(ResumePoint(every, out, run_state))
     model.learn(total_timesteps=steps, callback=callbacks, log_interval=1,
                 reset_num_timesteps=not resume)
     return stats
+
+
+# --- resumable runs ---------------------------------------------------------------------
+
+
+def save_sac_run(workdir: Path, model: OffPolicyAlgorithm, state: dict[str, Any],
+                 extra: Callable[[Path], None] | None = None) -> None:
+    """Replace ``workdir/checkpoint`` in one step: SAC and its replay buffer, ``state`` (JSON,
+    with the env steps done as ``timesteps``), the logs so far, and what ``extra`` writes
+    into the folder. train-online and train-sac both checkpoint this way."""
+    with replaced_directory(workdir / CHECKPOINT) as tmp:
+        model.save(tmp / "sac.zip")
+        model.save_replay_buffer(tmp / "replay.pkl")
+        if extra is not None:
+            extra(tmp)
+        write_json(tmp / "state.json", {**state, "timesteps": int(model.num_timesteps)})
+        for log in LOGS:
+            if (workdir / log).exists():
+                shutil.copy(workdir / log, tmp / log)
+
+
+def load_sac_run(checkpoint: Path, env: VecEnv) -> tuple[dict[str, Any], SAC]:
+    """The saved state and SAC (with its buffer) of a ``save_sac_run`` checkpoint; the logs in
+    the run folder become those of the checkpoint (the resumed run appends to them)."""
+    saved = json.loads((checkpoint / "state.json").read_text())
+    model = load_sac(checkpoint / "sac.zip", env)
+    model.load_replay_buffer(checkpoint / "replay.pkl")
+    # SB3 saves the last observation of the killed run's environments; these are new
+    # ones, so let learn() reset them (and the episode log with them).
+    model._last_obs = None
+    workdir = checkpoint.parent
+    for log in LOGS:
+        remove_owned(workdir / log)
+        if (checkpoint / log).exists():
+            shutil.copy(checkpoint / log, workdir / log)
+    return saved, model
+
+
+class ResumePoint(BaseCallback):
+    """Every ``every`` calls (SB3's checkpoint cadence, so a resumed run keeps it), after the
+    evaluation and snapshot of that step: ``save_sac_run`` into ``workdir``."""
+
+    def __init__(self, every: int, workdir: Path, state: Callable[[], dict[str, Any]]) -> None:
+        super().__init__()
+        self.every, self.workdir, self.state = every, workdir, state
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.every == 0:
+            assert isinstance(self.model, OffPolicyAlgorithm)  # has a replay buffer
+            save_sac_run(self.workdir, self.model, self.state())
+        return True
+
+
+def find_checkpoint(workdir: Path) -> Path | None:
+    """The last complete checkpoint (it is replaced in one step), after removing what a
+    killed writer of the next one left."""
+    path = workdir / CHECKPOINT
+    clean_leftovers(path)
+    return path if (path / "state.json").exists() else None

@@ -36,10 +36,10 @@ from rrm_data.config import (
 from rrm_data.io import Kind, atomic_directory, check_out, output_lock, remove_owned
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe, split_groups
-from rrm_data.rl.online.checkpoint import find_checkpoint
 from rrm_data.rl.online.loop import OnlineRun
 from rrm_data.rl.online.outputs import prepare_workdir, write_outputs
 from rrm_data.rl.online.settings import OnlineSettings, check_settings
+from rrm_data.rl.sac import find_checkpoint
 from rrm_data.sim.envs import check_task
 
 ON_INTERRUPT = "interrupted; run the same command again to resume from the last checkpoint"

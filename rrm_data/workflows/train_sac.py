@@ -8,6 +8,12 @@ every key stays overridable (`sac.batch_size=64`, `sac.n_envs=4`). The run direc
 training log), `eval.csv` (success rate and true return of deterministic evaluation
 episodes every `eval_every` steps), `checkpoints/`, `summary.json` and `policy.zip`,
 which `rrm-data collect policy=[sac:RUN_DIR,...]` rolls out. SAC runs on sbx (JAX).
+While it trains, the run lives in a work folder `.<out>.sac` next to `out`; an interrupted
+run (even kill -9) resumes from its last checkpoint (`checkpoint_every`) when the same
+command is run again (`threads` may differ). `record_out=PATH` records every finished
+training episode with physics state and writes them, segmented, paired and labelled by
+`record.teachers`, as an rrm-data/1 dataset at PATH ("medium-replay"); each episode's
+policy names the training step range it started in (`sac-train:<from>-<to>`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -32,16 +39,21 @@ from rrm_data.config import (
     parse_overrides,
     to_yaml,
 )
-from rrm_data.io import Kind, atomic_directory, check_out, write_json
+from rrm_data.io import Kind, atomic_directory, check_out, output_lock, remove_owned, write_json
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.reward.base import RewardFunction
 from rrm_data.reward.resolve import check_reward_tasks, resolve_reward, reward_ref
+from rrm_data.rl.online.outputs import prepare_workdir
+from rrm_data.rl.replay import ReplayRecorder, ReplaySettings, check_replay
 from rrm_data.rl.sac import (
+    LOGS,
     EvaluationCallback,
     SacSettings,
     check_reward_fits,
     check_sac,
+    find_checkpoint,
+    load_sac_run,
     make_sac,
     make_vec_env,
     sac_device,
@@ -76,6 +88,15 @@ class Config:
     overwrite: bool = field(default=False, metadata=doc("replace an existing run at out"))
     allow_other_task: bool = field(default=False, metadata=doc(
         "use a reward trained on another task than task="))
+    record_out: str | None = field(default=None, metadata=doc(
+        "record every training episode as a labelled dataset here (medium-replay)"))
+    record: ReplaySettings = field(default_factory=ReplaySettings, metadata=doc(
+        "labelling of the recorded episodes (collect's keys) and step ranges"))
+
+
+# Keys that do not change a run's result: a checkpoint resumes whatever they say.
+NOT_IDENTITY = ("threads", "out", "overwrite")
+ON_INTERRUPT = "interrupted; run the same command again to resume from the last checkpoint"
 
 
 def make_config(overrides: list[str]) -> DictConfig:
@@ -92,6 +113,9 @@ def make_config(overrides: list[str]) -> DictConfig:
     check_task(cfg.task)
     check_reward_tasks([cfg.reward], [cfg.task], cfg.allow_other_task)
     check_sac(SacSettings(**config_dict(cfg.sac)))
+    if cfg.record_out is not None:
+        check_replay(ReplaySettings(**config_dict(cfg.record)), cfg.seed, cfg.steps,
+                     cfg.sac.n_envs, cfg.episode_steps)
     if cfg.out is None:
         label = Path(str(cfg.reward).rstrip("/")).name.replace(":", "-")
         cfg.out = f"runs/sac-{cfg.task}-{label}-seed{cfg.seed}"
@@ -100,43 +124,85 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
+    record_out = None if cfg.record_out is None else Path(cfg.record_out)
     check_out(out, Kind.SAC_RUN, cfg.overwrite, inputs={"reward": cfg.reward})
+    if record_out is not None:
+        check_out(record_out, Kind.DATASET, cfg.overwrite, option="record_out",
+                  inputs={"reward": cfg.reward, "out": cfg.out})
     reward = resolve_reward(cfg.reward)
     settings = SacSettings(**config_dict(cfg.sac))
-    env = make_vec_env(cfg.task, reward, settings.n_envs, cfg.seed, cfg.episode_steps)
-    check_reward_fits(reward, env, cfg.task)
-    torch.set_num_threads(cfg.threads)
-
-    try:
-        with atomic_directory(out, Kind.SAC_RUN, cfg.overwrite) as tmp:
-            final = _train(cfg, tmp, env, settings, reward)
-    finally:
-        env.close()
+    with output_lock(out):
+        workdir = prepare_workdir(out, cfg, NOT_IDENTITY, cfg.overwrite, suffix="sac")
+        recorder = None if record_out is None else ReplayRecorder(
+            workdir, cfg.task, cfg.seed, cfg.steps, ReplaySettings(**config_dict(cfg.record)))
+        env = make_vec_env(cfg.task, reward, settings.n_envs, cfg.seed, cfg.episode_steps,
+                           wrap=None if recorder is None else recorder.wrap)
+        try:
+            check_reward_fits(reward, env, cfg.task)
+            torch.set_num_threads(cfg.threads)
+            final = _train(cfg, out, workdir, env, settings, reward, recorder)
+        except BaseException:
+            if find_checkpoint(workdir) is None:  # nothing to resume: leave nothing
+                remove_owned(workdir)
+            raise
+        finally:
+            env.close()
+        remove_owned(workdir)
     console.print(f"wrote {out}: success rate {final['success_rate']:.2f}, true return "
                   f"{final['true_return']:.1f} over {cfg.eval_episodes} episodes")
 
 
-def _train(cfg: DictConfig, tmp: Path, env: VecEnv, settings: SacSettings,
-           reward: RewardFunction) -> dict[str, float]:
-    """Train, evaluate and save one run into ``tmp``; return the final evaluation."""
-    (tmp / "config.yaml").write_text(to_yaml(cfg))
-    model = make_sac(env, settings, cfg.seed, cfg.steps)
-    evaluation = EvaluationCallback(cfg.task, cfg.eval_every, cfg.eval_episodes, cfg.seed,
-                                    tmp / "eval.csv", cfg.episode_steps)
+def _train(cfg: DictConfig, out: Path, workdir: Path, env: VecEnv, settings: SacSettings,
+           reward: RewardFunction, recorder: ReplayRecorder | None) -> dict[str, float]:
+    """Train in ``workdir`` (from its checkpoint if any), write the recorded dataset, then
+    ``out``; return the final evaluation."""
+    checkpoint = find_checkpoint(workdir)
+    if checkpoint is None:
+        model = make_sac(env, settings, cfg.seed, cfg.steps)
+        state: dict[str, Any] = {"resumed_from": []}
+        for stale in (*LOGS, "checkpoints"):  # of a run killed before its first checkpoint
+            remove_owned(workdir / stale)
+    else:
+        state, model = load_sac_run(checkpoint, env)
+        state["resumed_from"].append(state.pop("timesteps"))
+        console.print(f"resuming {out} from step {model.num_timesteps}")
+    done = int(model.num_timesteps)
+    if recorder is not None:
+        recorder.start(model, state.get("next_episode", 0))
+    evaluation = EvaluationCallback(
+        cfg.task, cfg.eval_every, cfg.eval_episodes, cfg.seed, workdir / "eval.csv",
+        cfg.episode_steps,
+        first=(done // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every > 0 else None)
+
+    def run_state() -> dict[str, Any]:
+        return {**state, **(recorder.state() if recorder is not None else {})}
+
     started = time.perf_counter()
     with progress("train-sac", total=cfg.steps, unit="steps", extra_unit="episodes") as bar:
-        stats = train(model, cfg.steps, tmp, evaluation, cfg.checkpoint_every, bar)
+        bar.advance(done, 0)
+        stats = train(model, cfg.steps - done, workdir, evaluation, cfg.checkpoint_every, bar,
+                      resume=done > 0, run_state=run_state)
     seconds = time.perf_counter() - started
-    model.save(tmp / POLICY_FILE)
-    final = evaluation.rows[-1]
-    write_json(tmp / "summary.json", {
-        "task": cfg.task, "reward": reward.name, "steps": int(model.num_timesteps),
-        "seed": cfg.seed, "final": final, "seconds": round(seconds, 2),
-        "device": sac_device(), "learning_starts": settings.learning_starts,
-        # Steady state: env steps/s once learning runs (after learning_starts), evaluation
-        # time left out; the warm-up (random actions, no updates) is reported apart.
-        **stats.speeds(evaluation.seconds),
-        "evaluation_seconds": round(evaluation.seconds, 2)})
+    if recorder is not None:
+        settings_record = {k: v for k, v in config_dict(cfg).items()
+                           if k not in (*NOT_IDENTITY, "record_out")}
+        recorder.write(Path(cfg.record_out), {"command": "train-sac", **settings_record})
+    with atomic_directory(out, Kind.SAC_RUN, cfg.overwrite) as tmp:
+        (tmp / "config.yaml").write_text(to_yaml(cfg))
+        for name in (*LOGS, "checkpoints"):
+            if (workdir / name).exists():
+                (workdir / name).rename(tmp / name)
+        model.save(tmp / POLICY_FILE)
+        final = evaluation.rows[-1]
+        write_json(tmp / "summary.json", {
+            "task": cfg.task, "reward": reward.name, "steps": int(model.num_timesteps),
+            "seed": cfg.seed, "final": final, "seconds": round(seconds, 2),
+            "device": sac_device(), "learning_starts": settings.learning_starts,
+            "resumed_from": state["resumed_from"],
+            # Steady state: env steps/s once learning runs (after learning_starts), evaluation
+            # time left out; the warm-up (random actions, no updates) is reported apart.
+            **stats.speeds(evaluation.seconds),
+            "evaluation_seconds": round(evaluation.seconds, 2)})
     return final
 
 

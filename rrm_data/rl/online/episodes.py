@@ -9,6 +9,7 @@ recent episodes and the feedback dataset holds the steps of every segment it ask
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, SupportsFloat
@@ -47,8 +48,9 @@ class EpisodeArrays:
 class EpisodeStore:
     """Finished episodes as Arrow files under ``root`` (the collector's episode format).
 
-    Episode numbers grow with time. The ``recent`` newest stay in memory for queries;
-    :meth:`prune` deletes older files that no query refers to.
+    Episode numbers grow with time. The ``recent`` newest stay in memory for queries (none
+    when 0: train-sac's recorder only writes); :meth:`prune` deletes older files that no
+    query refers to.
     """
 
     def __init__(self, root: Path, task: str, recent: int, next_index: int = 0,
@@ -65,9 +67,10 @@ class EpisodeStore:
         steps = steps.set_column(steps.schema.get_field_index("episode_index"), "episode_index",
                                  pa.array(np.full(steps.num_rows, index, np.int64)))
         write_episode(episode_file(self.root, index), steps, {**row, "episode_index": index})
-        self.arrays[index] = EpisodeArrays.from_steps(steps)
-        for old in sorted(self.arrays)[:-self.recent_count]:
-            del self.arrays[old]
+        if self.recent_count > 0:
+            self.arrays[index] = EpisodeArrays.from_steps(steps)
+            for old in sorted(self.arrays)[:-self.recent_count]:
+                del self.arrays[old]
         return index
 
     def recent(self) -> list[int]:
@@ -100,16 +103,23 @@ class EpisodeStore:
         for index in on_disk:
             if index >= next_index:
                 remove_owned(episode_file(self.root, index))
-        self.arrays = {i: self.episode(i) for i in [i for i in on_disk if i < next_index]
-                       [-self.recent_count:]}
+        kept = [i for i in on_disk if i < next_index]
+        self.arrays = {i: self.episode(i) for i in kept[len(kept) - self.recent_count:]
+                       if self.recent_count > 0}
 
 
 class EpisodeLog(gym.Wrapper):
-    """Records each step of one training environment; hands finished episodes to a store."""
+    """Records each step of one training environment; hands finished episodes to a store.
 
-    def __init__(self, env: gym.Env, store: EpisodeStore) -> None:
+    ``policy`` names the policy of an episode, asked at its first step (train-sac's
+    recorder names the training step range); by default :data:`POLICY`.
+    """
+
+    def __init__(self, env: gym.Env, store: EpisodeStore,
+                 policy: Callable[[], str] = lambda: POLICY) -> None:
         super().__init__(env)
-        self.store = store
+        self.store, self.policy = store, policy
+        self._policy = POLICY
         store.fps = env_fps(env)
         self.capacity = sawyer_env(env).max_path_length + 1
         self._physics = PhysicsRecorder(env, self.capacity)
@@ -126,6 +136,8 @@ class EpisodeLog(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         t = len(self._rows["obs"])
+        if t == 0:
+            self._policy = self.policy()
         if t < self.capacity:
             self._physics.record(t)
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -149,6 +161,6 @@ class EpisodeLog(gym.Wrapper):
                             self._physics.columns(n), sawyer_env(self.env).dt)
         self.store.add(steps, {
             "task": self.store.task, "rand_vec": self._rand_vec, "seed": self.store.seed,
-            "policy": POLICY, "policy_noise": 0.0, "length": n,
+            "policy": self._policy, "policy_noise": 0.0, "length": n,
             "return": float(rewards.astype(np.float32).astype(np.float64).sum()),
             "success": bool(success.any())})

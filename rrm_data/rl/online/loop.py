@@ -29,13 +29,7 @@ from rrm_data.io import remove_owned
 from rrm_data.labels.teachers import Teacher
 from rrm_data.progress import Bar
 from rrm_data.reward.spec import reward_spec
-from rrm_data.rl.online.checkpoint import (
-    LOGS,
-    LoopState,
-    find_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from rrm_data.rl.online.checkpoint import LoopState, load_checkpoint, save_checkpoint
 from rrm_data.rl.online.entropy import StateEntropyReplayBuffer
 from rrm_data.rl.online.episodes import EpisodeLog, EpisodeStore
 from rrm_data.rl.online.learner import FitResult, OnlineRewardLearner, as_labels
@@ -48,8 +42,10 @@ from rrm_data.rl.online.settings import (
 )
 from rrm_data.rl.relabel import relabel_replay_buffer
 from rrm_data.rl.sac import (
+    LOGS,
     EvaluationCallback,
     TrainingStats,
+    find_checkpoint,
     make_sac,
     make_vec_env,
     reset_critic,
