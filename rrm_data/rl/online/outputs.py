@@ -22,11 +22,11 @@ from rrm_data.sim.policies import POLICY_FILE
 
 
 def prepare_workdir(out: Path, cfg: DictConfig, ignored: Collection[str],
-                    overwrite: bool) -> Path:
-    """The resumable work folder next to ``out``. Its checkpoint is resumed when the run's
-    settings (all keys but ``ignored``) are the same; with others it is refused, before
-    anything changes, unless ``overwrite`` (then the run starts again)."""
-    workdir = out.with_name(f".{out.name}.online")
+                    overwrite: bool, suffix: str = "online") -> Path:
+    """The resumable work folder ``.<out>.<suffix>`` next to ``out``. Its checkpoint is
+    resumed when the run's settings (all keys but ``ignored``) are the same; with others it
+    is refused, before anything changes, unless ``overwrite`` (then the run starts again)."""
+    workdir = out.with_name(f".{out.name}.{suffix}")
     marker = workdir / "config.yaml"
     if marker.exists():
         differ = changed_keys(config_dict(cast(DictConfig, OmegaConf.load(marker))),
