@@ -170,3 +170,23 @@ def test_bad_input_one_line(case: str, small_dataset: Path, trained_reward: Path
     assert expected in one_line_error(capsys, "train-offline")
     assert time.perf_counter() - started < 30  # refused before any training
     assert not out.exists() and not out.with_name(f".{out.name}.offline").exists()
+
+
+def test_offline_suite_wiring(tmp_path: Path) -> None:
+    """benchmarks/suites/offline.yaml checks whole, as `benchmark dry_run=true` does; in a
+    pipeline train-offline reads the last collect's dataset and the last train-reward's
+    reward, and CPL (no train-reward step) gets no reward."""
+    from rrm_data.benchmark.suite import check_commands, load_suite
+    from rrm_data.cli import command_config
+
+    suite = load_suite(ROOT / "benchmarks" / "suites" / "offline.yaml")
+    runs = suite.runs()
+    assert len(suite.tasks) >= 2 and len(suite.seeds) >= 5
+    check_commands(suite, runs, tmp_path, command_config)
+    by_name = {r.condition.name: r for r in runs if r.seed == 0 and r.task == suite.tasks[0]}
+    collect, reward, offline = by_name["iql-residual-500"].argvs(tmp_path)
+    assert f"data={tmp_path / '0-collect'}" in offline
+    assert f"reward={tmp_path / '1-train-reward'}" in offline and "threads=1" in offline
+    cpl = by_name["cpl-500"].argvs(tmp_path)[-1]
+    assert f"data={tmp_path / '0-collect'}" in cpl and not any(a.startswith("reward=")
+                                                               for a in cpl)

@@ -68,6 +68,8 @@ class Config:
         "min-max scale the reward to [0, 1] over the dataset (Preference Transformer's)"))
     split: str = field(default="train", metadata=doc("CPL: the preferences split"))
     teacher: str = field(default="oracle", metadata=doc("CPL: whose labels"))
+    num_labels: int | None = field(default=None, metadata=doc(
+        "CPL: the first N pairs (the budget train-reward's data.num_labels sets)", COUNT))
     task: str | None = field(default=None, metadata=doc(
         "Meta-World task evaluated (default: the dataset's one task)"))
     steps: int = field(default=100_000, metadata=doc("gradient steps", COUNT))
@@ -136,7 +138,7 @@ def _learner(cfg: DictConfig, dataset: DatasetDir, device: str
     torch.manual_seed(cfg.seed)
     actor = GaussianActor(STATE_DIM, ACTION_DIM, list(cfg.hidden)).to(device)
     if cfg.algo == "cpl":
-        pairs = segment_pairs(dataset, cfg.split, cfg.teacher, device)
+        pairs = segment_pairs(dataset, cfg.split, cfg.teacher, device, cfg.num_labels)
         settings = CPLSettings(**config_dict(cfg.cpl))
         return CPL(actor, pairs, settings, cfg.learning_rate), {
             "pairs": len(pairs), "segment_length": int(pairs.rows.shape[-1]),

@@ -20,6 +20,7 @@ from torch import Tensor
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.reader import DatasetDir
+from rrm_data.errors import RrmError
 from rrm_data.sim.transitions import Transitions
 from rrm_data.training.datamodule import labelled_pairs, segment_windows
 
@@ -73,10 +74,17 @@ class SegmentPairs:
         return len(self.label)
 
 
-def segment_pairs(dataset: DatasetDir, split: str, teacher: str, device: str) -> SegmentPairs:
-    """One teacher's pairs of ``split`` (train-reward's reading of them) as step rows."""
+def segment_pairs(dataset: DatasetDir, split: str, teacher: str, device: str,
+                  num_labels: int | None = None) -> SegmentPairs:
+    """One teacher's pairs of ``split`` (train-reward's reading of them, in pair order; the
+    first ``num_labels`` when given) as step rows."""
     first, length = segment_windows(dataset)
     pairs = labelled_pairs(dataset, split, teacher, first)
+    if num_labels is not None:
+        if num_labels > len(pairs):
+            raise RrmError(f"{dataset.root}: num_labels={num_labels}, but split '{split}' has "
+                           f"{len(pairs)} '{teacher}' labels")
+        pairs = pairs.take(slice(0, num_labels))
     rows = pairs.first[..., None] + np.arange(length)
     columns = step_columns(dataset, [fmt.STATE, fmt.ACTION])
     return SegmentPairs(torch.as_tensor(rows, device=device),
