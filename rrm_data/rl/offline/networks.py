@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rrm_data.triton_apart import load_triton_apart
+
 LOG_STD_RANGE = (-5.0, 2.0)  # IQL's clamp of the actor's log standard deviation
 
 
@@ -28,6 +30,7 @@ class GaussianActor(nn.Module):
     deterministic action is tanh(loc)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int]) -> None:
+        load_triton_apart()  # every offline learner has an actor: before its first Adam step
         super().__init__()
         self.net = mlp(obs_dim, hidden, 2 * action_dim)
 
