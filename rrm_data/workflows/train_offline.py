@@ -16,6 +16,7 @@ same command is run again, ending with the weights an uninterrupted run has.
 from __future__ import annotations
 
 import csv
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -155,6 +156,9 @@ def _learner(cfg: DictConfig, dataset: DatasetDir, device: str
 
 
 def run(cfg: DictConfig) -> None:
+    if importlib.util.find_spec("torchrl") is None:
+        raise RrmError("train-offline needs TorchRL, a dependency of rrm-data: pip install "
+                       "'torchrl>=0.14'")
     out = Path(cfg.out)
     check_out(out, Kind.OFFLINE_RUN, cfg.overwrite, inputs={"data": cfg.data,
                                                             "reward": cfg.reward})
