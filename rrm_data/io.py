@@ -40,6 +40,7 @@ class Kind(StrEnum):
     REWARD_RUN = "train-reward run"
     SAC_RUN = "train-sac run"
     ONLINE_RUN = "train-online run"
+    OFFLINE_RUN = "train-offline run"
     REPORT = "evaluate report"
     GALLERY = "gallery"
     SCORES = "score table"
@@ -51,7 +52,7 @@ class Kind(StrEnum):
 CAMPAIGN_STORE = "store.sqlite"
 # A command's input paths by option name (None, or a list for options like shards=[...]).
 Inputs = Mapping[str, str | Path | Sequence[str | Path] | None]
-RUNS = {Kind.REWARD_RUN, Kind.SAC_RUN, Kind.ONLINE_RUN}
+RUNS = {Kind.REWARD_RUN, Kind.SAC_RUN, Kind.ONLINE_RUN, Kind.OFFLINE_RUN}
 # What a run (or a reward's plain folder) may hold directly: reports on its reward
 # (evaluate, score, gallery's default ``out=<run>/<name>``).
 IN_RUNS = {Kind.REPORT, Kind.SCORES, Kind.GALLERY}

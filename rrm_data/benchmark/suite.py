@@ -4,7 +4,8 @@ anything runs.
 A condition is one command line (``train-sac reward=true``) or a pipeline of them
 (``collect …`` → ``train-reward …`` → ``train-sac``), each ``COMMAND key=value …``. Every
 run gets ``task=``, ``seed=``, ``out=`` and one thread; in a pipeline ``train-reward``
-reads the previous step's dataset (``data=``) and ``train-sac`` its reward (``reward=``)
+reads the previous step's dataset (``data=``) and ``train-sac`` its reward (``reward=``),
+``train-offline`` the last ``collect``'s dataset and the last ``train-reward``'s reward,
 unless the line says otherwise. ``{task}`` and ``{seed}`` in a line are filled per run.
 Per-task overrides (``tasks: {drawer-close-v3: {collect: [policy=[…]]}}``) and per-command
 defaults (``defaults: {train-sac: [steps=30000]}``) are added before the line's own.
@@ -25,13 +26,17 @@ from rrm_data.registry import unknown_name
 from rrm_data.sim.envs import check_task
 
 # The commands a condition may run, and what each needs from the run and the step before.
-COMMANDS = ("collect", "train-reward", "train-sac", "train-online")
+COMMANDS = ("collect", "train-reward", "train-sac", "train-online", "train-offline")
+FINAL = ("train-sac", "train-online", "train-offline")  # what a condition may end with
 SUITE_KEYS = ("name", "description", "tasks", "seeds", "defaults", "conditions", "pairs")
 CONDITION_KEYS = ("run", "description", "axis")
 AXES = ("steps", "labels")  # what a condition's sample-efficiency curve is drawn against
-# Where each command's output is read by the next step of a pipeline.
-INPUT_KEY = {"train-reward": "data", "train-sac": "reward"}
-THREADED = ("train-sac", "train-online")  # commands with a threads= key
+# The keys a command reads earlier steps' outputs through: (key, the last step of that
+# command, or None: the step just before).
+INPUTS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "train-reward": (("data", None),), "train-sac": (("reward", None),),
+    "train-offline": (("data", "collect"), ("reward", "train-reward"))}
+THREADED = ("train-sac", "train-online", "train-offline")  # commands with a threads= key
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class Run:
 
     def commands(self, folder: Path) -> list[tuple[list[str], Path]]:
         previous: Path | None = None
+        latest: dict[str, Path] = {}  # the last output of each command so far
         lines = []
         for i, step in enumerate(self.condition.steps):
             out = folder / f"{i}-{step.command}"
@@ -80,12 +86,13 @@ class Run:
                 argv.append(f"task={self.task}")
             if step.command in THREADED and "threads" not in given:
                 argv.append("threads=1")
-            key = INPUT_KEY.get(step.command)
-            if key and key not in given and previous is not None:
-                argv.append(f"{key}={previous}")
+            for key, source in INPUTS.get(step.command, ()):
+                found = previous if source is None else latest.get(source)
+                if key not in given and found is not None:
+                    argv.append(f"{key}={found}")
             argv.append(f"out={out}")
             lines.append((argv, out))
-            previous = out
+            previous = latest[step.command] = out
         return lines
 
     def final(self, folder: Path) -> Path:
@@ -206,8 +213,8 @@ def _condition(name: str, value: Any, defaults: dict[str, list[str]]) -> Conditi
             if word.partition("=")[0] in ("out", "task", "seed"):
                 raise RrmError(f"condition '{name}': {word.partition('=')[0]}= is set per run")
         steps.append(Step(words[0], tuple(defaults.get(words[0], [])), tuple(words[1:])))
-    if steps[-1].command not in ("train-sac", "train-online"):
-        raise RrmError(f"condition '{name}' must end with train-sac or train-online")
+    if steps[-1].command not in FINAL:
+        raise RrmError(f"condition '{name}' must end with {', '.join(FINAL)}")
     default_axis = "labels" if steps[-1].command == "train-online" else "steps"
     axis = str(value.get("axis", default_axis))
     if axis not in AXES:

@@ -21,12 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, configure
@@ -199,7 +198,14 @@ def reset_critic(model: SAC) -> None:
                                           target_params=params, tx=policy.qf_state.tx)
 
 
-def evaluate(model: BaseAlgorithm, env: gym.Env, episodes: int, seed: int) -> dict[str, float]:
+class Predictor(Protocol):
+    """What ``evaluate`` acts with: SB3's ``predict`` (SAC, or train-offline's policy)."""
+
+    def predict(self, obs: np.ndarray, *, deterministic: bool = ...
+                ) -> tuple[np.ndarray, Any]: ...
+
+
+def evaluate(model: Predictor, env: gym.Env, episodes: int, seed: int) -> dict[str, float]:
     """Deterministic episodes on the true reward, episode k reset with seed ``seed + k``."""
     returns, successes, lengths = [], [], []
     for k in range(episodes):

@@ -2,7 +2,8 @@
 
 ``expert:0.3`` is the task's scripted expert with Gaussian action noise σ = 0.3;
 ``random`` samples uniform actions; ``sac:PATH`` is a policy saved by ``train-sac`` (its
-run directory or ``policy.zip``), acting deterministically. Adding a policy kind is one
+run directory or ``policy.zip``) and ``offline:PATH`` one saved by ``train-offline`` (its
+run directory or ``policy.pt``), both acting deterministically. Adding a policy kind is one
 decorated factory.
 """
 
@@ -123,6 +124,23 @@ def _sac(task: str, spec: PolicySpec) -> Policy:
     return SacPolicy(str(spec.arg))
 
 
+@POLICY_KINDS.register("offline")
+def _offline(task: str, spec: PolicySpec) -> Policy:
+    return OfflinePolicyAdapter(str(spec.arg))
+
+
+class OfflinePolicyAdapter:
+    """A ``train-offline`` policy (torch), its deterministic action tanh(loc)."""
+
+    def __init__(self, path: str) -> None:
+        from rrm_data.rl.offline.policy import load_offline_policy
+
+        self._policy = load_offline_policy(path)
+
+    def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self._policy.predict(obs, deterministic=True)[0]
+
+
 def parse_policy(spec: str) -> PolicySpec:
     """Parse and check one spec string such as ``expert:0.1``."""
     kind, _, arg = str(spec).partition(":")
@@ -135,9 +153,9 @@ def parse_policy(spec: str) -> PolicySpec:
             raise RrmError(f"policy '{spec}': noise must be a number, as in expert:0.1") from None
         if not 0.0 <= noise <= 10.0:
             raise RrmError(f"policy '{spec}': noise must lie in [0, 10]")
-    if kind == "sac":
+    if kind in ("sac", "offline"):
         if parsed.arg is None:
-            raise RrmError(f"policy '{spec}': give the saved policy, as in sac:runs/x/policy.zip")
+            raise RrmError(f"policy '{spec}': give the saved policy, as in {kind}:runs/x")
         make_policy("", parsed)  # load it now, so a bad path fails before any rollout
     return parsed
 
