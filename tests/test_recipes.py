@@ -118,4 +118,5 @@ def test_a_recipe_file_of_ones_own_uses_the_groups(tmp_path: Path) -> None:
 def test_help_lists_the_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train-online", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "  model=image_mlp|image_residual|mlp|residual\n  sac=cpu|pebble" in out
+    assert ("  model=image_mlp|image_residual|image_sequence|image_sequence_residual|mlp|"
+            "residual|sequence|sequence_gru|sequence_residual\n  sac=cpu|pebble") in out
