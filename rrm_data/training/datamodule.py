@@ -5,8 +5,9 @@ whole batch is gathered by index arithmetic with no Python loop per pair. A rewa
 reads a window of k steps (``model.window``, ``model.stride``) gets each segment with the
 span − 1 steps before it, (B, 2, T + span − 1, features), the rows chosen by
 ``reward.window.window_index`` (the one window builder: padded with the episode's first
-step), and scores its T windows from that run (``RewardNetwork.segment_rewards``). The data module keeps no global state and uses an ordinary shuffled DataLoader,
-so Lightning's distributed sampler splits it across DDP ranks deterministically.
+step), and scores its T windows from that run (``RewardNetwork.segment_rewards``). The
+data module keeps no global state and uses an ordinary shuffled DataLoader, so
+Lightning's distributed sampler splits it across DDP ranks deterministically.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from rrm_data.reward.window import episode_first, window_index
 from rrm_data.streams import Stream, stream
 from rrm_data.training.fit import PairOrder, input_normalization, order_generator
 
+ONE_STEP = Window()  # a Markovian reward's window
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
 
 
@@ -104,7 +106,7 @@ class PairBatches(Dataset):
     each segment's T steps, after the span − 1 steps its first window reads."""
 
     def __init__(self, steps: dict[str, Tensor], pairs: LabelledPairs, length: int,
-                 window: Window = Window()) -> None:
+                 window: Window = ONE_STEP) -> None:
         self.steps = steps
         self.last = pairs.first + (length - 1)
         self.start = pairs.start
@@ -150,7 +152,7 @@ class PreferenceDataModule(pl.LightningDataModule):
     def __init__(self, dataset: DatasetDir, columns: Sequence[str], teacher: str = "oracle",
                  val_teacher: str = "oracle", num_labels: int | None = None,
                  val_split: str = "episodes", val_fraction: float = 0.1, batch_size: int = 128,
-                 num_workers: int = 0, seed: int = 0, window: Window = Window()) -> None:
+                 num_workers: int = 0, seed: int = 0, window: Window = ONE_STEP) -> None:
         super().__init__()
         if val_split not in VAL_SPLITS:
             raise RrmError(f"val_split must be one of {', '.join(VAL_SPLITS)}, got '{val_split}'")
