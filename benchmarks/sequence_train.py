@@ -19,15 +19,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from common import RESULTS
 
 from rrm_data.cli import main as cli
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.process import configure_process
 from rrm_data.training.module import RewardLearner, reward_spec
 from rrm_data.training.trainer import make_datamodule
 from rrm_data.workflows.train_reward import make_config
 
-RESULTS = Path(__file__).parent / "results"
 PAIRS = (("image_sequence", "image_frozen"), ("state_sequence", "state_mlp"))
 
 
@@ -37,7 +36,7 @@ def dataset(path: str | None, workdir: Path) -> str:
         return path
     out = workdir / "data"
     assert cli(["collect", "episodes=20", "max_steps=100", "segment_length=50",
-                "segments_per_episode=6", "pairs=300", "teachers=[oracle]", "image_size=64",
+                "segments_per_episode=6", "pairs=300", "teachers=[oracle]", "camera=corner", "image_size=64",
                 f"out={out}"]) == 0
     assert cli(["embed", f"data={out}"]) == 0
     return str(out)
@@ -70,7 +69,6 @@ def main() -> None:
     parser.add_argument("--data", help="dataset with embeddings (default: collect a small one)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    configure_process()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         data = dataset(args.data, Path(tmp))
@@ -82,7 +80,7 @@ def main() -> None:
         "what": "one training epoch per recipe on the same pairs, 1 CPU thread, best of "
                 f"{args.repeats}",
         "data": args.data or "collect episodes=20 max_steps=100 segment_length=50 "
-                             "pairs=300 image_size=64, then embed",
+                             "pairs=300 camera=corner image_size=64, then embed",
         "recipes": runs,
         "ratios": {f"{a}/{b}": round(runs[a]["epoch_s"] / runs[b]["epoch_s"], 2)
                    for a, b in PAIRS},
