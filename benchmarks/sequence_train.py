@@ -36,8 +36,8 @@ def dataset(path: str | None, workdir: Path) -> str:
         return path
     out = workdir / "data"
     assert cli(["collect", "episodes=20", "max_steps=100", "segment_length=50",
-                "segments_per_episode=6", "pairs=300", "teachers=[oracle]", "camera=corner", "image_size=64",
-                f"out={out}"]) == 0
+                "segments_per_episode=6", "pairs=300", "teachers=[oracle]", "camera=corner",
+                "image_size=64", f"out={out}"]) == 0
     assert cli(["embed", f"data={out}"]) == 0
     return str(out)
 
