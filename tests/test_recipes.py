@@ -81,7 +81,8 @@ def test_a_group_on_the_command_line_replaces_the_recipes_choice() -> None:
     (["train-online", "sac=nope"], "unknown sac option 'nope'; available: cpu, pebble"),
     (["train-sac", "sac=_x"], "unknown sac option '_x'"),
     (["train-reward", "model=_gripper_prior"], "unknown model option '_gripper_prior'; "
-                                               "available: image_mlp, image_residual, mlp"),
+                                               "available: image_mlp, image_residual, "
+                                               "image_sequence, image_sequence_residual, mlp"),
     (["train-online", "sac_recipe=sac_cpu"], "unknown config key 'sac_recipe'"),
     (["train-reward", "sac=cpu"], "unknown config key 'sac'"),
     (["train-sac", "recipe=rrm"], "recipe 'rrm' is not for this command"),
@@ -96,8 +97,9 @@ def test_unknown_groups_and_options_are_refused_in_one_line(
 def test_recipes_are_listed_for_their_own_command() -> None:
     assert recipe_names("sac") == ["sac_cpu", "sac_metaworld"]
     assert recipe_names("online") == ["pebble", "rrm"]
-    assert recipe_names("model") == ["image_frozen", "image_frozen_mlp", "state_mlp",
-                                     "state_residual"]
+    assert recipe_names("model") == ["image_frozen", "image_frozen_mlp", "image_sequence",
+                                     "state_mlp", "state_residual", "state_sequence",
+                                     "state_sequence_residual"]
 
 
 def test_a_recipe_file_of_ones_own_uses_the_groups(tmp_path: Path) -> None:
@@ -116,4 +118,5 @@ def test_a_recipe_file_of_ones_own_uses_the_groups(tmp_path: Path) -> None:
 def test_help_lists_the_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train-online", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "  model=image_mlp|image_residual|mlp|residual\n  sac=cpu|pebble" in out
+    assert ("  model=image_mlp|image_residual|image_sequence|image_sequence_residual|mlp|"
+            "residual|sequence|sequence_gru|sequence_residual\n  sac=cpu|pebble") in out

@@ -46,15 +46,16 @@ def export_reward(model: RewardNetwork, spec: RewardSpec, out: Path) -> Path:
 
 class LearnedReward(RewardFunction):
     """A trained reward model: ``score`` on windowed steps columns, ``reward(obs, act)`` on
-    batches. Its network is Markovian (window k = 1).
+    batches of single steps (Markovian networks only: a sequence network reads its window,
+    k = ``spec.window.length`` steps, through ``score``).
 
     numpy in → numpy out; torch in → torch out (on the input's device). No gradients.
     """
 
     def __init__(self, model: RewardNetwork, spec: RewardSpec) -> None:
-        if spec.window.length != 1:
-            raise RrmError(f"reward '{spec.name}': a learned network scores one step; its "
-                           f"window must have length 1, not {spec.window.length}")
+        if spec.window != model.window:
+            raise RrmError(f"reward '{spec.name}': its window {spec.window} is not its "
+                           f"network's {model.window}")
         self.model = model.eval()
         self.spec = spec
         # Image rewards read cached encoder features; from raw frames they are computed here.
@@ -79,13 +80,20 @@ class LearnedReward(RewardFunction):
         return self.model.input_mean.device
 
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
-        """Per-step parts (numpy) for windowed steps-table columns (N, 1, width) or (N, 1),
-        scored CHUNK steps at a time; ``members`` is each ensemble member's r̂ (K, N).
+        """Per-step parts (numpy) for windowed steps-table columns (N, k, width) or (N, k),
+        scored CHUNK steps at a time; ``members`` is each ensemble member's r̂ (K, N). A
+        Markovian network reads the newest step of each window.
 
         An image reward takes its ``embeddings/<encoder>`` columns, or the camera frames
         (``observation.images.<camera>``, uint8 (N, 1, H, W, 3)) to compute them from.
         """
-        steps = self._with_features({c: v[:, 0] for c, v in columns.items()})
+        k = self.window.length
+        wrong = sorted(c for c, v in columns.items() if tuple(v.shape[1:2]) != (k,))
+        if wrong:
+            raise RrmError(f"reward '{self.name}' scores windows of {k} steps; columns "
+                           f"{', '.join(wrong)} are not (N, {k}, ...)")
+        steps = self._with_features(columns if self.model.sequence else
+                                    {c: v[:, -1] for c, v in columns.items()})
         missing = [c for c in self.columns if c not in steps]
         if missing:
             raise RrmError(f"reward '{self.name}' needs the columns {', '.join(missing)}")
@@ -110,6 +118,9 @@ class LearnedReward(RewardFunction):
         return _like(obs, members.std(dim=0, correction=0))
 
     def _obs_act(self, obs: Any, act: Any, frames: Any = None) -> dict[str, Any]:
+        if self.model.sequence:
+            raise RrmError(f"reward '{self.name}' reads a window of {self.window.length} steps, "
+                           "not one (obs, act); use score(columns) on windows")
         columns = {fmt.STATE: obs, fmt.ACTION: act}
         if self.frame_features is not None:
             if frames is None:
@@ -126,13 +137,17 @@ class LearnedReward(RewardFunction):
         if self.frame_features is None or all(c in columns for c in self.frame_features.records):
             return columns
         prefix = fmt.image_column("")
-        frames = {c.removeprefix(prefix): v for c, v in columns.items() if c.startswith(prefix)}
-        return {**columns, **self.frame_features(frames)}
+        frames = {c.removeprefix(prefix): np.asarray(v) for c, v in columns.items()
+                  if c.startswith(prefix)}
+        lead = next(iter(frames.values())).shape[:-3] if frames else ()  # (N,) or (N, k)
+        features = self.frame_features({c: f.reshape(-1, *f.shape[-3:])
+                                        for c, f in frames.items()})
+        return {**columns, **{c: f.reshape(*lead, f.shape[-1]) for c, f in features.items()}}
 
     def _parts(self, columns: Mapping[str, Any]) -> RewardOutput:
         tensors = {c: _tensor(v).to(self.device) for c, v in columns.items()}
         for name, width in self.model.inputs.items():
-            if tensors[name].ndim == 1:
+            if tensors[name].ndim == 1 + self.model.sequence:  # a scalar column
                 tensors[name] = tensors[name].unsqueeze(-1)
             if tensors[name].shape[-1] != width:
                 raise RrmError(f"column {name} has width {tensors[name].shape[-1]}, "

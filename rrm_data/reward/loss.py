@@ -17,8 +17,9 @@ from rrm_data.reward.networks import RewardNetwork
 
 
 def segment_returns(reward: RewardNetwork, inputs: Mapping[str, Tensor]) -> Tensor:
-    """Segment returns of each ensemble member: (K, B, 2) for inputs (B, 2, T, width)."""
-    return reward(inputs).members.sum(dim=-1)
+    """Segment returns of each ensemble member: (K, B, 2) for inputs (B, 2, T, width), or
+    for a sequence reward runs (B, 2, T + span − 1, width) (``segment_rewards``)."""
+    return reward.segment_rewards(inputs).members.sum(dim=-1)
 
 
 def preference_logits(returns: Tensor) -> Tensor:

@@ -1,9 +1,19 @@
-"""Reward networks in torch: ensembles of MLPs and the residual model r̂ = w · r0 + tanh(f).
+"""Reward networks in torch: ensembles of MLPs or of sequence models, and the residual
+model r̂ = w · r0 + tanh(f).
 
 The residual model is the one shape every recipe shares: a from-scratch PEBBLE model is
-the same thing with the ``zero`` prior. A network maps the concatenated, normalized input
-columns (..., D) to one raw output per ensemble member (K, ...); ``NETWORKS`` names the
+the same thing with the ``zero`` prior. A Markovian network maps the concatenated,
+normalized input columns of one step (..., D) to one raw output per ensemble member
+(K, ...); a sequence network (``SequenceNetwork``: ``transformer``, ``gru``) maps a window
+of k steps (..., k, D) to one output for the window's newest step. ``NETWORKS`` names the
 kinds a recipe can ask for, so a new network is one decorated class.
+
+Why a sliding window and not Preference Transformer's weighted sum: Preference
+Transformer scores a whole segment as Σ_t w_t · r_t with attention weights w_t that depend
+on the entire segment, so there is no reward of a step alone for SAC, relabelling or a
+segment of another length. Here r̂_t is a function of the window ending at t only
+(causal), the segment score is the plain sum of r̂_t, and every consumer of the reward
+contract (SAC's wrapper, relabelling, score, evaluate, query) works unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -22,6 +33,7 @@ from rrm_data.errors import RrmError
 from rrm_data.registry import Registry
 from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.spec import NetworkSpec
+from rrm_data.reward.window import window_index
 from rrm_data.triton_apart import load_triton_apart
 
 
@@ -101,23 +113,122 @@ class EnsembleTrunkMLP(nn.Module):
         return self.head(torch.tanh(self.norm(self.trunk(flat)))).reshape(self.members, *lead)
 
 
-def build_network(kind: str, in_dim: int, params: Mapping[str, Any]) -> nn.Module:
-    """A registered network, refusing parameters its constructor does not take."""
+class SequenceNetwork(nn.Module):
+    """An ensemble of ``members`` sequence models over windows of ``length`` steps.
+
+    Each step becomes a token (linear → LayerNorm → tanh, as the trunk of ``trunk_mlp``,
+    so wide image features are squeezed once per step); ``aggregate`` reads a window of
+    tokens (K, ..., k, dim) and returns one raw output per member for its newest step.
+    Tokens are computed per step, so training gathers windows of tokens, not of inputs.
+    """
+
+    def __init__(self, in_dim: int, length: int, dim: int, members: int) -> None:
+        super().__init__()
+        if min(dim, members, length) < 1:
+            raise RrmError("network sizes dim, members and the window must be at least 1")
+        self.members, self.length = members, length
+        self.token = EnsembleLinear(members, in_dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def tokens(self, x: Tensor) -> Tensor:
+        """(..., D) → (K, ..., dim): each step's token, one per member."""
+        lead = x.shape[:-1]
+        flat = x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1)
+        return torch.tanh(self.norm(self.token(flat))).reshape(self.members, *lead, -1)
+
+    def aggregate(self, tokens: Tensor) -> Tensor:
+        """(K, ..., k, dim) → (K, ...)."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Windows (..., k, D) → (K, ...)."""
+        return self.aggregate(self.tokens(x))
+
+
+def _per_member(tokens: Tensor, run: Callable[[int, Tensor], Tensor]) -> Tensor:
+    """Apply ``run(member, windows (B, k, dim)) → (B,)`` to each member's windows."""
+    lead = tokens.shape[1:-2]
+    flat = tokens.reshape(tokens.shape[0], -1, *tokens.shape[-2:])
+    return torch.stack([run(m, flat[m]) for m in range(len(flat))]).reshape(len(flat), *lead)
+
+
+@NETWORKS.register("transformer")
+class EnsembleTransformer(SequenceNetwork):
+    """Per member: tokens + a learned positional embedding, a causal Transformer encoder
+    (``layers`` × ``heads``, pre-norm), and a linear head on the newest step's output."""
+
+    def __init__(self, in_dim: int, length: int, dim: int = 64, layers: int = 2,
+                 heads: int = 4, members: int = 3) -> None:
+        super().__init__(in_dim, length, dim, members)
+        if layers < 1 or heads < 1 or dim % heads:
+            raise RrmError(f"transformer: layers and heads must be at least 1 and dim ({dim}) "
+                           f"a multiple of heads ({heads})")
+        self.position = nn.Parameter(torch.zeros(members, length, dim))
+        nn.init.normal_(self.position, std=0.02)
+        self.encoders = nn.ModuleList(nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True,
+                                       norm_first=True),
+            layers, enable_nested_tensor=False) for _ in range(members))
+        self.heads = nn.ModuleList(nn.Linear(dim, 1) for _ in range(members))
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(length),
+                             persistent=False)
+
+    def aggregate(self, tokens: Tensor) -> Tensor:
+        def run(m: int, windows: Tensor) -> Tensor:
+            out = self.encoders[m](windows + self.position[m], mask=self.mask, is_causal=True)
+            return self.heads[m](out[:, -1]).squeeze(-1)
+
+        return _per_member(tokens, run)
+
+
+@NETWORKS.register("gru")
+class EnsembleGRU(SequenceNetwork):
+    """Per member: a GRU of ``layers`` × ``dim`` over the window's tokens (oldest first) and
+    a linear head on its last hidden state (causal by construction)."""
+
+    def __init__(self, in_dim: int, length: int, dim: int = 64, layers: int = 1,
+                 members: int = 3) -> None:
+        super().__init__(in_dim, length, dim, members)
+        if layers < 1:
+            raise RrmError("gru: layers must be at least 1")
+        self.grus = nn.ModuleList(nn.GRU(dim, dim, layers, batch_first=True)
+                                  for _ in range(members))
+        self.heads = nn.ModuleList(nn.Linear(dim, 1) for _ in range(members))
+
+    def aggregate(self, tokens: Tensor) -> Tensor:
+        def run(m: int, windows: Tensor) -> Tensor:
+            return self.heads[m](self.grus[m](windows)[0][:, -1]).squeeze(-1)
+
+        return _per_member(tokens, run)
+
+
+def build_network(kind: str, in_dim: int, params: Mapping[str, Any], length: int = 1
+                  ) -> nn.Module:
+    """A registered network, refusing parameters its constructor does not take, and a
+    window of more than one step for a Markovian network."""
     cls = NETWORKS.get(kind)
-    accepted = set(inspect.signature(cls).parameters) - {"in_dim"}
+    sequence = issubclass(cls, SequenceNetwork)
+    accepted = set(inspect.signature(cls).parameters) - {"in_dim", "length"}
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise RrmError(f"network '{kind}' takes no parameter {', '.join(unknown)}; "
                        f"it takes: {', '.join(sorted(accepted))}")
-    return cls(in_dim, **params)
+    if not sequence and length != 1:
+        known = ", ".join(n for n in NETWORKS.names()
+                          if issubclass(NETWORKS.get(n), SequenceNetwork))
+        raise RrmError(f"network '{kind}' scores one step: its window must be 1, not {length} "
+                       f"(networks that read a window: {known})")
+    return cls(in_dim, length, **params) if sequence else cls(in_dim, **params)
 
 
 class RewardNetwork(nn.Module):
     """The learned reward's torch module: r̂ = w · r0(s) + tanh(f(x)), with r0 a fixed prior
-    (possibly negated) and f an ensemble; Markovian (one step in, one value out).
+    (possibly negated) and f an ensemble: Markovian (one step in) or a sequence network
+    (the window of k steps ending at t in, r0 of step t).
 
     Built from a ``NetworkSpec`` (kind and sizes, inputs in concatenation order, prior,
-    normalization); the normalization stats live in buffers so they travel with the weights.
+    normalization, window); the normalization stats live in buffers so they travel with the
+    weights.
     """
 
     input_mean: Tensor  # buffers, registered in __init__
@@ -131,6 +242,7 @@ class RewardNetwork(nn.Module):
         self.prior_sign = -1.0 if spec.prior.negate else 1.0
         self.prior_as_input = spec.prior.as_input
         self.columns = spec.columns
+        self.window = spec.window
         width = sum(self.inputs.values())
         norm = spec.normalization
         mean = torch.tensor(norm.mean) if norm else torch.zeros(width)
@@ -139,7 +251,13 @@ class RewardNetwork(nn.Module):
             raise RrmError(f"normalization stats have {mean.numel()} entries, inputs {width}")
         self.register_buffer("input_mean", mean.float())
         self.register_buffer("input_std", std.float())
-        self.net = build_network(spec.network, width + self.prior_as_input, spec.params)
+        self.net = build_network(spec.network, width + self.prior_as_input, spec.params,
+                                 spec.window.length)
+
+    @property
+    def sequence(self) -> bool:
+        """Whether the network reads windows of steps (..., k, width)."""
+        return isinstance(self.net, SequenceNetwork)
 
     def prior(self, columns: Mapping[str, Tensor]) -> Tensor:
         """r0 with its sign, before the weight; never trained (no parameters, no gradient)."""
@@ -149,14 +267,41 @@ class RewardNetwork(nn.Module):
         with torch.no_grad():
             return self.prior_sign * PRIORS.get(self.prior_name)(state.float())
 
-    def forward(self, columns: Mapping[str, Tensor]) -> RewardOutput:
-        """Columns of shape (..., width) → parts of shape (...) (members: (K, ...))."""
+    def _features(self, columns: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Normalized inputs (..., D) (r0 appended when it is an input) and r0 (...)."""
         x = torch.cat([columns[name].float() for name in self.inputs], dim=-1)
         x = (x - self.input_mean) / self.input_std
         r0 = self.prior(columns).expand(x.shape[:-1])
         if self.prior_as_input:
             x = torch.cat([x, r0.unsqueeze(-1)], dim=-1)
-        residual = torch.tanh(self.net(x))
+        return x, r0
+
+    def _output(self, raw: Tensor, r0: Tensor) -> RewardOutput:
+        residual = torch.tanh(raw)
         prior = self.prior_weight * r0
         members = prior + residual
         return RewardOutput(members.mean(0), prior, residual.mean(0), members)
+
+    def forward(self, columns: Mapping[str, Tensor]) -> RewardOutput:
+        """Columns (..., width) of one step, or windows (..., k, width) for a sequence
+        network → parts of shape (...) (members: (K, ...))."""
+        x, r0 = self._features(columns)
+        return self._output(self.net(x), r0[..., -1] if self.sequence else r0)
+
+    def segment_rewards(self, columns: Mapping[str, Tensor]) -> RewardOutput:
+        """Per-step parts (..., T) of a run of consecutive steps (..., T + span − 1, width)
+        whose first span − 1 steps are history (padded at an episode start as
+        ``reward.window`` pads): what training sums per segment. Each step is tokenized
+        once and its windows gathered by ``window_index``, so this equals ``forward`` on
+        each step's window."""
+        if not isinstance(self.net, SequenceNetwork):
+            return self(columns)
+        x, r0 = self._features(columns)
+        span, steps = self.window.span, x.shape[-2] - self.window.span + 1
+        if steps < 1:
+            raise RrmError(f"a run of {x.shape[-2]} steps is shorter than the window's "
+                           f"{span}")
+        positions = torch.from_numpy(window_index(np.arange(span - 1, x.shape[-2]),
+                                                  np.zeros(steps), self.window)).to(x.device)
+        tokens = self.net.tokens(x)  # (K, ..., L, dim)
+        return self._output(self.net.aggregate(tokens[..., positions, :]), r0[..., span - 1:])

@@ -21,12 +21,15 @@ from rrm_data.errors import RrmError
 
 # Keys of the ``model`` config that describe the reward; all others go to the network.
 REWARD_KEYS = ("network", "inputs", "prior", "prior_weight", "negate_prior", "prior_as_input",
-               "normalize")
+               "normalize", "window", "stride")
+# Reward keys a ``model`` section may leave out: a Markovian model has no window (k = 1).
+OPTIONAL_KEYS = ("window", "stride")
 # The known numeric keys of a ``model`` section (train-reward's and train-online's).
 # Sizes are capped so that even checking a model's shape (train-reward) cannot overflow.
 _WIDTH, _DEPTH = Range(1, 2**20, integer=True), Range(1, 1024, integer=True)
 MODEL_RANGES = {"prior_weight": FINITE, "hidden": _WIDTH, "trunk": _WIDTH, "layers": _DEPTH,
-                "members": _DEPTH}
+                "members": _DEPTH, "dim": _WIDTH, "heads": _DEPTH, "window": _DEPTH,
+                "stride": _DEPTH}
 # How a window is padded before an episode's first step: that first step, repeated.
 PAD_FIRST = "first"
 PADS = (PAD_FIRST,)
@@ -96,13 +99,15 @@ class Normalization:
 @dataclass(frozen=True)
 class NetworkSpec:
     """A learned reward network: kind and parameters, inputs (column, width) in
-    concatenation order, prior, and input normalization (None: none)."""
+    concatenation order, prior, input normalization (None: none), and the window of steps
+    it reads (k = 1 for the Markovian networks; a sequence network reads k steps)."""
 
     network: str
     params: Mapping[str, Any]
     inputs: tuple[tuple[str, int], ...]
     prior: PriorSpec
     normalization: Normalization | None = None
+    window: Window = Window()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -118,7 +123,8 @@ class NetworkSpec:
                 "prior": {"name": self.prior.name, "weight": self.prior.weight,
                           "negate": self.prior.negate, "as_input": self.prior.as_input},
                 "normalization": None if norm is None else {"mean": list(norm.mean),
-                                                            "std": list(norm.std)}}
+                                                            "std": list(norm.std)},
+                "window": self.window.to_json()}
 
     @classmethod
     def from_json(cls, spec: Mapping[str, Any]) -> NetworkSpec:
@@ -128,7 +134,8 @@ class NetworkSpec:
                    PriorSpec(prior_name(str(prior["name"])), float(prior["weight"]),
                              bool(prior["negate"]), bool(prior["as_input"])),
                    None if not norm else Normalization(tuple(map(float, norm["mean"])),
-                                                       tuple(map(float, norm["std"]))))
+                                                       tuple(map(float, norm["std"]))),
+                   Window(**spec["window"]) if spec.get("window") else Window())
 
 
 @dataclass(frozen=True)
@@ -191,7 +198,8 @@ class RewardSpec:
         """Parse ``reward.json`` (or a checkpoint's spec); missing window means k = 1."""
         network = NetworkSpec.from_json(spec) if "network" in spec else None
         columns = network.columns if network else tuple(map(str, spec.get("columns", ())))
-        window = Window(**spec["window"]) if spec.get("window") else Window()
+        window = (network.window if network else
+                  Window(**spec["window"]) if spec.get("window") else Window())
         frames = spec.get("frames") or None
         training = dict(spec.get("training") or {})
         return cls(
@@ -208,7 +216,8 @@ class RewardSpec:
     def learned(cls, name: str, network: NetworkSpec, *,
                 image: Mapping[str, Any] | None = None, task: str | None = None,
                 training: Mapping[str, Any] | None = None) -> RewardSpec:
-        """A learned (Markovian) reward's spec; ``image`` is ``vision.embeddings.image_spec``."""
+        """A learned reward's spec (its window is its network's); ``image`` is
+        ``vision.embeddings.image_spec``."""
         return cls.from_json({"name": name, **network.to_json(), **(image or {}),
                               **({"task": task} if task else {}),
                               "training": dict(training or {})})
@@ -216,7 +225,8 @@ class RewardSpec:
 
 def reward_spec(model: Mapping[str, Any], widths: Mapping[str, int],
                 stats: Normalization | None) -> NetworkSpec:
-    """The network spec of a ``model`` config (shared by train-reward and train-online)."""
+    """The network spec of a ``model`` config (shared by train-reward and train-online);
+    ``window`` (k, default 1) and ``stride`` (default 1) give the steps it reads."""
     return NetworkSpec.from_json({
         "network": str(model["network"]),
         "params": {k: v for k, v in model.items() if k not in REWARD_KEYS},
@@ -224,4 +234,10 @@ def reward_spec(model: Mapping[str, Any], widths: Mapping[str, int],
         "prior": {"name": str(model["prior"]), "weight": float(model["prior_weight"]),
                   "negate": bool(model["negate_prior"]),
                   "as_input": bool(model["prior_as_input"])},
+        "window": model_window(model).to_json(),
     }).with_normalization(stats)
+
+
+def model_window(model: Mapping[str, Any]) -> Window:
+    """The window of a ``model`` config: ``window`` steps (default 1) ``stride`` apart."""
+    return Window(int(model.get("window", 1)), int(model.get("stride", 1)))

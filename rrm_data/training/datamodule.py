@@ -1,9 +1,13 @@
 """Preference pairs as batches of segment pairs (B, 2, T, features), gathered in one go.
 
 The steps columns are loaded once into tensors; a pair is two first-step indices, so a
-whole batch is gathered by index arithmetic (first + arange(T)) with no Python loop per
-pair. The data module keeps no global state and uses an ordinary shuffled DataLoader,
-so Lightning's distributed sampler splits it across DDP ranks deterministically.
+whole batch is gathered by index arithmetic with no Python loop per pair. A reward that
+reads a window of k steps (``model.window``, ``model.stride``) gets each segment with the
+span − 1 steps before it, (B, 2, T + span − 1, features), the rows chosen by
+``reward.window.window_index`` (the one window builder: padded with the episode's first
+step), and scores its T windows from that run (``RewardNetwork.segment_rewards``). The
+data module keeps no global state and uses an ordinary shuffled DataLoader, so
+Lightning's distributed sampler splits it across DDP ranks deterministically.
 """
 
 from __future__ import annotations
@@ -24,25 +28,29 @@ from rrm_data.dataset.columns import segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
-from rrm_data.reward.spec import Normalization
+from rrm_data.reward.spec import Normalization, Window
+from rrm_data.reward.window import episode_first, window_index
 from rrm_data.streams import Stream, stream
 from rrm_data.training.fit import PairOrder, input_normalization, order_generator
 
+ONE_STEP = Window()  # a Markovian reward's window
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
 
 
 @dataclass(frozen=True)
 class LabelledPairs:
-    """Pairs as the global index of each segment's first step (P, 2) and P(a ≻ b) (P,)."""
+    """Pairs as the global index of each segment's first step (P, 2), P(a ≻ b) (P,), and
+    the first step of each segment's episode (P, 2), where a window's padding starts."""
 
     first: np.ndarray
     label: np.ndarray
+    start: np.ndarray
 
     def __len__(self) -> int:
         return len(self.label)
 
-    def take(self, rows: slice) -> LabelledPairs:
-        return LabelledPairs(self.first[rows], self.label[rows])
+    def take(self, rows: slice | np.ndarray) -> LabelledPairs:
+        return LabelledPairs(self.first[rows], self.label[rows], self.start[rows])
 
 
 def segment_windows(dataset: DatasetDir) -> tuple[np.ndarray, int]:
@@ -86,26 +94,35 @@ def labelled_pairs(dataset: DatasetDir, split: str, teacher: str,
     mine = mine.sort_by("pair_index")
     segments = np.stack([mine.column("segment_a").to_numpy(), mine.column("segment_b").to_numpy()],
                         axis=1)
-    return LabelledPairs(segment_first[segments], mine.column("label").to_numpy())
+    first = segment_first[segments]
+    starts = np.sort(dataset.table("episodes", columns=["index_from"]).column("index_from")
+                     .to_numpy())
+    return LabelledPairs(first, mine.column("label").to_numpy(),
+                         episode_first(first.ravel(), starts).reshape(first.shape))
 
 
 class PairBatches(Dataset):
-    """Map-style dataset of pairs whose ``__getitems__`` gathers a whole batch at once."""
+    """Map-style dataset of pairs whose ``__getitems__`` gathers a whole batch at once:
+    each segment's T steps, after the span − 1 steps its first window reads."""
 
-    def __init__(self, steps: dict[str, Tensor], pairs: LabelledPairs, length: int) -> None:
+    def __init__(self, steps: dict[str, Tensor], pairs: LabelledPairs, length: int,
+                 window: Window = ONE_STEP) -> None:
         self.steps = steps
-        self.first = torch.from_numpy(pairs.first)
+        self.last = pairs.first + (length - 1)
+        self.start = pairs.start
         self.label = torch.from_numpy(pairs.label.astype(np.float32))
-        self.offsets = torch.arange(length)
+        # the run of consecutive steps ending at the segment's last step
+        self.run = Window(length + window.span - 1)
 
     def __len__(self) -> int:
         return len(self.label)
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
-        idx = torch.as_tensor(indices)
-        window = self.first[idx].unsqueeze(-1) + self.offsets  # (B, 2, T)
-        return {"inputs": {name: column[window] for name, column in self.steps.items()},
-                "label": self.label[idx]}
+        idx = np.asarray(indices, np.int64)
+        rows = window_index(self.last[idx].ravel(), self.start[idx].ravel(), self.run)
+        rows_t = torch.from_numpy(rows.reshape(len(idx), 2, self.run.length))  # (B, 2, L)
+        return {"inputs": {name: column[rows_t] for name, column in self.steps.items()},
+                "label": self.label[torch.from_numpy(idx)]}
 
     def __getitem__(self, index: int) -> Batch:
         batch = self.__getitems__([index])
@@ -135,7 +152,7 @@ class PreferenceDataModule(pl.LightningDataModule):
     def __init__(self, dataset: DatasetDir, columns: Sequence[str], teacher: str = "oracle",
                  val_teacher: str = "oracle", num_labels: int | None = None,
                  val_split: str = "episodes", val_fraction: float = 0.1, batch_size: int = 128,
-                 num_workers: int = 0, seed: int = 0) -> None:
+                 num_workers: int = 0, seed: int = 0, window: Window = ONE_STEP) -> None:
         super().__init__()
         if val_split not in VAL_SPLITS:
             raise RrmError(f"val_split must be one of {', '.join(VAL_SPLITS)}, got '{val_split}'")
@@ -148,7 +165,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         self.dataset, self.columns = dataset, list(columns)
         self.teacher, self.val_teacher = teacher, val_teacher
         self.num_labels, self.val_split, self.val_fraction = num_labels, val_split, val_fraction
-        self.seed = seed
+        self.seed, self.window = seed, window
         self.batch_size, self.num_workers = batch_size, num_workers
         self.steps: dict[str, Tensor] = {}
         self.train_pairs: LabelledPairs | None = None
@@ -198,9 +215,7 @@ class PreferenceDataModule(pl.LightningDataModule):
             n_val = min(max(n_val, 1), len(ids) - 1)
         held = stream(self.seed, Stream.VALIDATION).permutation(ids)[:n_val]
         touches = np.isin(episodes, held).any(axis=1)
-        keep, val = np.flatnonzero(~touches), np.flatnonzero(touches)
-        return (LabelledPairs(pool.first[keep], pool.label[keep]),
-                LabelledPairs(pool.first[val], pool.label[val]))
+        return pool.take(np.flatnonzero(~touches)), pool.take(np.flatnonzero(touches))
 
     @property
     def column_widths(self) -> dict[str, int]:
@@ -218,7 +233,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         # the online learner's order too (training.fit): one permutation per epoch
         order = PairOrder(len(pairs), order_generator(self.seed)) if shuffle else None
         # torch types collate_fn as taking a list of items; with __getitems__ it gets the batch
-        return DataLoader(PairBatches(self.steps, pairs, self.segment_length),
+        return DataLoader(PairBatches(self.steps, pairs, self.segment_length, self.window),
                           batch_size=self.batch_size, sampler=order,
                           collate_fn=already_batched,  # type: ignore[arg-type]
                           num_workers=self.num_workers)

@@ -24,7 +24,7 @@ from rrm_data.config import COUNT, NON_NEGATIVE, config_dict, to_yaml
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.io import MARKER, Kind, atomic_file, check_out, remove_owned, write_json
-from rrm_data.reward.spec import columns_read
+from rrm_data.reward.spec import columns_read, model_window
 from rrm_data.training.datamodule import PreferenceDataModule
 
 CHECKPOINTS = "checkpoints"
@@ -170,4 +170,5 @@ def make_datamodule(cfg: DictConfig, dataset: DatasetDir) -> PreferenceDataModul
     data = config_dict(cfg.data)
     data.pop("source")
     columns = columns_read(list(cfg.model.inputs), str(cfg.model.prior))
-    return PreferenceDataModule(dataset, columns=columns, seed=cfg.seed, **data)
+    return PreferenceDataModule(dataset, columns=columns, seed=cfg.seed,
+                                window=model_window(cfg.model), **data)

@@ -38,7 +38,7 @@ from rrm_data.progress import console
 from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.reward.networks import build_network
-from rrm_data.reward.spec import MODEL_RANGES, RewardSpec, prior_name
+from rrm_data.reward.spec import MODEL_RANGES, OPTIONAL_KEYS, RewardSpec, prior_name
 from rrm_data.training import trainer as trainer_parts
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
 from rrm_data.training.trainer import TRAINER_RANGES
@@ -85,7 +85,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig, metadata=doc("dataset and labels"))
     model: dict[str, Any] = field(default_factory=dict, metadata=doc(
         "reward model: network, inputs, prior, prior_weight, negate_prior, prior_as_input, "
-        "normalize, and the network's own sizes (from the recipe)", keys=MODEL_RANGES))
+        "normalize, window and stride (the k steps a sequence network reads: t − (k−1)·stride … "
+        "t), and the network's own sizes (from the recipe)", keys=MODEL_RANGES))
     optim: OptimConfig = field(default_factory=OptimConfig, metadata=doc("optimizer and loss"))
     trainer: dict[str, Any] = field(default_factory=lambda: {
         "max_epochs": 20, "accelerator": "auto", "devices": 1, "deterministic": True,
@@ -117,13 +118,13 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def check_model(model: DictConfig) -> None:
     """Refuse a model config that cannot be built, before any data is read."""
-    missing = [k for k in REWARD_KEYS if k not in model]
+    missing = [k for k in REWARD_KEYS if k not in model and k not in OPTIONAL_KEYS]
     if missing:
         raise RrmError(f"model config lacks {', '.join(missing)} (set them in the recipe)")
     prior_name(str(model.prior))
     spec = reward_spec(model, {name: 1 for name in model.inputs}, None)
     with torch.device("meta"):  # shapes only: a huge model.hidden allocates nothing here
-        net = build_network(spec.network, len(spec.inputs), spec.params)
+        net = build_network(spec.network, len(spec.inputs), spec.params, spec.window.length)
     size = sum(p.numel() for p in net.parameters())
     if size > MAX_PARAMETERS:
         raise RrmError(f"the reward model would have {size:,} parameters (more than "

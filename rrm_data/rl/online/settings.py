@@ -118,7 +118,9 @@ def check_settings(s: OnlineSettings) -> None:
                        f"{', '.join(sorted(unknown))}")
     make_teacher_for(s)
     check_sac(s.sac)
-    reward_spec(s.model, STATE_INPUTS, None)
+    if reward_spec(s.model, STATE_INPUTS, None).window.length != 1:
+        raise RrmError("train-online learns Markovian rewards only (its queries and learner "
+                       "read single steps); set model.window=1 or use train-reward")
 
 
 def make_teacher_for(s: OnlineSettings) -> Teacher:
