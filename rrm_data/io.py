@@ -377,3 +377,14 @@ def write_json(path: Path, payload: Any) -> None:
     """Pretty, key-sorted JSON (stable bytes for the same content)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def saved_policy_file(path: str | Path, name: str, kind: str, command: str) -> Path:
+    """The file ``name`` that ``command`` saved: ``path`` itself or inside a run directory."""
+    file = Path(path).expanduser()
+    if file.is_dir():
+        file = file / name
+    if not file.is_file():
+        raise RrmError(f"no saved {kind} policy at {path} (expected a {name} or a {command} "
+                       "run directory)")
+    return file

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from rrm_data.dataset.observation import STATE_DIM
 from rrm_data.errors import RrmError, first_line
+from rrm_data.io import saved_policy_file
 from rrm_data.registry import Registry
 from rrm_data.triton_apart import load_triton_apart
 
@@ -89,12 +89,7 @@ def load_policy(path: str) -> Any:
     """A SAC policy saved by ``train-sac`` (a run directory or its ``policy.zip``), loaded once."""
     from sbx import SAC  # only collections that roll out learned policies need JAX
 
-    file = Path(path).expanduser()
-    if file.is_dir():
-        file = file / POLICY_FILE
-    if not file.is_file():
-        raise RrmError(f"no saved SAC policy at {path} (expected a {POLICY_FILE} or a train-sac "
-                       "run directory)")
+    file = saved_policy_file(path, POLICY_FILE, "SAC", "train-sac")
     load_triton_apart()  # before JAX compiles: Triton loaded after that crashes beside OSMesa
     try:
         model = SAC.load(file)

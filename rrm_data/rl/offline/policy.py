@@ -11,6 +11,7 @@ import torch
 
 from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError, first_line
+from rrm_data.io import saved_policy_file
 from rrm_data.rl.offline.networks import GaussianActor
 
 OFFLINE_POLICY_FILE = "policy.pt"
@@ -37,12 +38,7 @@ def save_policy(actor: GaussianActor, hidden: list[int], path: Path) -> None:
 
 def load_offline_policy(path: str | Path) -> OfflinePolicy:
     """A ``train-offline`` run directory or its ``policy.pt``."""
-    file = Path(path).expanduser()
-    if file.is_dir():
-        file = file / OFFLINE_POLICY_FILE
-    if not file.is_file():
-        raise RrmError(f"no saved offline policy at {path} (expected a {OFFLINE_POLICY_FILE} "
-                       "or a train-offline run directory)")
+    file = saved_policy_file(path, OFFLINE_POLICY_FILE, "offline", "train-offline")
     try:
         saved: dict[str, Any] = torch.load(file, map_location="cpu", weights_only=True)
         actor = GaussianActor(STATE_DIM, ACTION_DIM, saved["hidden"])
