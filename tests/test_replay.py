@@ -54,6 +54,7 @@ def _episodes(data: Path) -> list[dict]:
 def test_every_training_episode_in_order(recorded: tuple[Path, Path]) -> None:
     run, data = recorded
     assert main(["validate", f"data={data}"]) == 0
+    assert f"record_out={data.name}" in (data / "README.md").read_text()  # the card's command
     episodes = _episodes(data)
     assert [e["episode_index"] for e in episodes] == list(range(8))
     assert [e["length"] for e in episodes] == [50] * 8

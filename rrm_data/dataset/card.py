@@ -97,10 +97,11 @@ def collect_command(info: DatasetInfo) -> str:
 
     collection = dict(info.collection)
     command = collection.pop("command", "collect")  # train-online records its own command
+    option = collection.pop("output_option", "out")  # train-sac writes it at record_out=
     args = items("", collection)
     if info.shard:
         args.append(f"shard={info.shard}")
-    return " ".join([f"rrm-data {command}", *args, f"out={shlex.quote(info.name)}"])
+    return " ".join([f"rrm-data {command}", *args, f"{option}={shlex.quote(info.name)}"])
 
 
 def teacher_rows(info: DatasetInfo) -> list[dict[str, str]]:

@@ -186,7 +186,8 @@ def _train(cfg: DictConfig, out: Path, workdir: Path, env: VecEnv, settings: Sac
     if recorder is not None:
         settings_record = {k: v for k, v in config_dict(cfg).items()
                            if k not in (*NOT_IDENTITY, "record_out")}
-        recorder.write(Path(cfg.record_out), {"command": "train-sac", **settings_record})
+        recorder.write(Path(cfg.record_out), {"command": "train-sac", "output_option": "record_out",
+                                               **settings_record})
     with atomic_directory(out, Kind.SAC_RUN, cfg.overwrite) as tmp:
         (tmp / "config.yaml").write_text(to_yaml(cfg))
         for name in (*LOGS, "checkpoints"):
