@@ -1,5 +1,5 @@
-"""Statistics of benchmark runs with rliable: IQM of final success per condition and task
-with 95% stratified-bootstrap intervals, probability of improvement between the suite's
+"""Statistics of benchmark runs as rliable computes them: IQM of final success per condition
+and task with 95% stratified-bootstrap intervals, probability of improvement between the suite's
 `pairs`, sample-efficiency curves (against env steps, and labels for online conditions)
 and performance profiles, as report.json, report.md, curves.png and profiles.png in `out`.
 
