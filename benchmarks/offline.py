@@ -26,13 +26,11 @@ import argparse
 import os
 import platform
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from common import save_result
+from common import Clock, alternate, clock, ratio, save_result, since
 
 from rrm_data.cli import main
 from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
@@ -42,12 +40,7 @@ from rrm_data.rl.offline.iql import IQLSettings, iql_loss
 from rrm_data.rl.offline.networks import GaussianActor
 from rrm_data.sim.transitions import dataset_transitions
 
-Clock = tuple[float, float]  # (CPU seconds of this process, wall seconds)
 HIDDEN, BATCH, LR, GAMMA = [256, 256], 256, 3e-4, 0.99
-
-
-def clock() -> Clock:
-    return time.process_time(), time.perf_counter()
 
 
 def train_offline(data: Path, steps: int, out: Path) -> Clock:
@@ -55,8 +48,7 @@ def train_offline(data: Path, steps: int, out: Path) -> Clock:
     assert main(["train-offline", f"data={data}", f"steps={steps}", "eval_every=0",
                  "eval_episodes=1", "episode_steps=20", "checkpoint_every=0", "threads=1",
                  "device=cpu", f"out={out}", "overwrite=true"]) == 0
-    end = clock()
-    return end[0] - start[0], end[1] - start[1]
+    return since(start)
 
 
 def torchrl_loop(data: TransitionTensors, steps: int) -> Clock:
@@ -88,23 +80,12 @@ def torchrl_loop(data: TransitionTensors, steps: int) -> Clock:
         for optimizer in (actor, critic, value):
             optimizer.step()
         updater.step()
-    end = clock()
-    return end[0] - start[0], end[1] - start[1]
-
-
-def steady(run: Callable[[int], Clock], steps: int) -> tuple[float, float]:
-    """(CPU, wall) steps/s over the difference of a long and a short run's times."""
-    long, short = run(steps), run(steps // 4)
-    n = steps - steps // 4
-    return round(n / (long[0] - short[0]), 2), round(n / (long[1] - short[1]), 2)
+    return since(start)
 
 
 def main_benchmark(task: str, episodes: int, steps: int, repeats: int, core: int) -> dict:
     os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
-    cpu: dict[str, list[float]] = {"train_offline": [], "torchrl": []}
-    wall: dict[str, list[float]] = {"train_offline": [], "torchrl": []}
-    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "data", Path(tmp) / "run"
         assert main(["collect", f"task={task}", f"episodes={episodes}", "max_steps=100",
@@ -117,15 +98,8 @@ def main_benchmark(task: str, episodes: int, steps: int, repeats: int, core: int
         runs: dict[str, Callable[[int], Clock]] = {
             "train_offline": lambda n: train_offline(data, n, out),
             "torchrl": lambda n: torchrl_loop(tensors, n)}
-        for _ in range(repeats):
-            for name, run in runs.items():
-                c, w = steady(run, steps)
-                cpu[name].append(c)
-                wall[name].append(w)
-            load.append(os.getloadavg()[0])
-
-    def ratio(table: dict[str, list[float]]) -> float:
-        return round(float(np.median(table["train_offline"]) / np.median(table["torchrl"])), 3)
+        cpu, wall, load = alternate(runs, steps, repeats)
+    vs_torchrl = ratio(cpu, "train_offline", "torchrl")
 
     import torchrl
 
@@ -135,10 +109,10 @@ def main_benchmark(task: str, episodes: int, steps: int, repeats: int, core: int
         "torch": torch.__version__, "torchrl": torchrl.__version__,
         "machine": platform.processor() or platform.machine(),
         "load_average_1min": [round(x, 2) for x in load],
-        "ratio_train_offline_over_torchrl": ratio(cpu), "target": 0.9,
-        "meets_target": ratio(cpu) >= 0.9,
+        "ratio_train_offline_over_torchrl": vs_torchrl, "target": 0.9,
+        "meets_target": vs_torchrl >= 0.9,
         "ratio_is": "median CPU-time gradient steps/s of train-offline / of TorchRL's loop",
-        "wall_ratio_train_offline_over_torchrl": ratio(wall),
+        "wall_ratio_train_offline_over_torchrl": ratio(wall, "train_offline", "torchrl"),
         "cpu_steps_per_s": cpu, "wall_steps_per_s": wall,
     }
 

@@ -27,14 +27,12 @@ import json
 import os
 import platform
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
-from common import save_result
+from common import Clock, alternate, clock, ratio, save_result, since
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rrm_data.cli import main
@@ -44,11 +42,6 @@ from rrm_data.rl.sac import SacSettings, entropy_coefficient, make_sac, sac_devi
 from rrm_data.rl.wrapper import task_env
 
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-Clock = tuple[float, float]  # (CPU seconds of this process, wall seconds)
-
-
-def clock() -> Clock:
-    return time.process_time(), time.perf_counter()
 
 
 def train_sac(task: str, recipe: str, steps: int, learning_starts: int, out: Path) -> Clock:
@@ -58,8 +51,7 @@ def train_sac(task: str, recipe: str, steps: int, learning_starts: int, out: Pat
                  f"steps={learning_starts + steps}", "seed=0", "threads=1",
                  f"sac.learning_starts={learning_starts}", "eval_every=0", "eval_episodes=1",
                  "checkpoint_every=0", f"out={out}", "overwrite=true"]) == 0
-    end = clock()
-    return end[0] - start[0], end[1] - start[1]
+    return since(start)
 
 
 def bare_sbx(task: str, settings: SacSettings, steps: int) -> Clock:
@@ -68,8 +60,7 @@ def bare_sbx(task: str, settings: SacSettings, steps: int) -> Clock:
     env = DummyVecEnv([lambda: task_env(task, 0)])
     make_sac(env, settings, 0, settings.learning_starts + steps).learn(
         settings.learning_starts + steps)
-    end = clock()
-    return end[0] - start[0], end[1] - start[1]
+    return since(start)
 
 
 def bare_sb3(task: str, settings: SacSettings, steps: int) -> Clock:
@@ -86,16 +77,7 @@ def bare_sb3(task: str, settings: SacSettings, steps: int) -> Clock:
         gradient_steps=settings.gradient_steps, ent_coef=entropy_coefficient(settings.ent_coef),
         target_update_interval=settings.target_update_interval,
         policy_kwargs={"net_arch": list(settings.net_arch)}, seed=0, device="cpu").learn(total)
-    end = clock()
-    return end[0] - start[0], end[1] - start[1]
-
-
-def steady(run: Callable[[int], Clock], steps: int) -> tuple[float, float]:
-    """(CPU, wall) steady steps/s: ``steps - steps // 4`` over the difference of a long and a
-    short run's times."""
-    long, short = run(steps), run(steps // 4)
-    n = steps - steps // 4
-    return round(n / (long[0] - short[0]), 2), round(n / (long[1] - short[1]), 2)
+    return since(start)
 
 
 def main_benchmark(recipe: str, task: str, steps: int, learning_starts: int, repeats: int,
@@ -105,9 +87,6 @@ def main_benchmark(recipe: str, task: str, steps: int, learning_starts: int, rep
     torch.set_num_threads(1)
     settings = SacSettings(**{**config_dict(load_recipe(recipe, "sac").sac),
                               "learning_starts": learning_starts, "device": "cpu"})
-    cpu: dict[str, list[float]] = {"train_sac": [], "sbx": [], "sb3": []}
-    wall: dict[str, list[float]] = {"train_sac": [], "sbx": [], "sb3": []}
-    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         train_sac(task, recipe, 10, learning_starts, out)  # imports and first-call costs, once
@@ -115,18 +94,10 @@ def main_benchmark(recipe: str, task: str, steps: int, learning_starts: int, rep
             "train_sac": lambda n: train_sac(task, recipe, n, learning_starts, out),
             "sbx": lambda n: bare_sbx(task, settings, n),
             "sb3": lambda n: bare_sb3(task, settings, n)}
-        for _ in range(repeats):
-            for name, run in runs.items():
-                c, w = steady(run, steps)
-                cpu[name].append(c)
-                wall[name].append(w)
-            load.append(os.getloadavg()[0])
+        cpu, wall, load = alternate(runs, steps, repeats)
         summary = json.loads((out / "summary.json").read_text())  # the last (short) run's
 
-    def ratio(a: str, b: str, table: dict[str, list[float]]) -> float:
-        return round(float(np.median(table[a]) / np.median(table[b])), 3)
-
-    vs_sbx, vs_sb3 = ratio("train_sac", "sbx", cpu), ratio("train_sac", "sb3", cpu)
+    vs_sbx, vs_sb3 = ratio(cpu, "train_sac", "sbx"), ratio(cpu, "train_sac", "sb3")
     return {
         "task": task, "recipe": recipe, "steps_timed": steps - steps // 4,
         "learning_starts": learning_starts, "repeats": repeats, "core": core,
@@ -138,9 +109,9 @@ def main_benchmark(recipe: str, task: str, steps: int, learning_starts: int, rep
         "ratio_train_sac_over_sb3": vs_sb3, "target_over_sb3": 1.6,
         "meets_targets": vs_sbx >= 0.9 and vs_sb3 >= 1.6,
         "ratios_are": "median CPU-time steady steps/s of train-sac / of the other",
-        "ratio_sbx_over_sb3": ratio("sbx", "sb3", cpu),
-        "wall_ratio_train_sac_over_sbx": ratio("train_sac", "sbx", wall),
-        "wall_ratio_train_sac_over_sb3": ratio("train_sac", "sb3", wall),
+        "ratio_sbx_over_sb3": ratio(cpu, "sbx", "sb3"),
+        "wall_ratio_train_sac_over_sbx": ratio(wall, "train_sac", "sbx"),
+        "wall_ratio_train_sac_over_sb3": ratio(wall, "train_sac", "sb3"),
         "cpu_steps_per_s": cpu, "wall_steps_per_s": wall,
         "train_sac_summary_steady_steps_per_s": summary["steady_steps_per_s"],
     }

@@ -24,10 +24,11 @@ from rrm_data.reward.loss import preference_logits, segment_returns
 from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.entropy import knn_distance
-from rrm_data.rl.online.episodes import EpisodeArrays
+from rrm_data.rl.online.episodes import EpisodeArrays, EpisodeLog, EpisodeStore
 from rrm_data.rl.online.loop import OnlineRun
 from rrm_data.rl.online.queries import Queries, next_queries, pair_inputs, random_pairs
 from rrm_data.rl.online.settings import OnlineSettings
+from rrm_data.rl.wrapper import task_env
 from rrm_data.sim.policies import load_policy
 from rrm_data.workflows.train_online import make_config
 
@@ -315,3 +316,19 @@ def test_bad_input_gets_one_line(args: list[str], message: str, tmp_path: Path,
 def test_refuses_an_existing_out(online_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train-online", *overrides(**QUICK, steps=300, out=online_run)]) == 2
     assert "already holds an earlier train-online run" in capsys.readouterr().err
+
+
+def test_restore_keeps_every_episode_when_fewer_than_recent(tmp_path: Path) -> None:
+    """A restart with fewer episodes on disk than ``recent`` keeps them all in memory, as
+    the uninterrupted run had them."""
+    store = EpisodeStore(tmp_path, TASK, recent=5)
+    env = EpisodeLog(task_env(TASK, 0, episode_steps=5), store)
+    for episode in range(3):
+        env.reset(seed=episode)
+        for _ in range(5):
+            env.step(env.action_space.sample())
+    env.close()
+    assert store.recent() == [0, 1, 2]
+    restarted = EpisodeStore(tmp_path, TASK, recent=5)
+    restarted.restore(3)
+    assert restarted.recent() == [0, 1, 2]

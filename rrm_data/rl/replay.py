@@ -30,7 +30,7 @@ from rrm_data.errors import RrmError
 from rrm_data.labels.tables import LabelSpec, check_pair_budget
 from rrm_data.labels.teachers import check_segment_length, make_teacher
 from rrm_data.rl.online.episodes import EpisodeLog, EpisodeStore
-from rrm_data.sim.envs import EPISODE_LIMIT
+from rrm_data.rl.wrapper import episode_length
 
 POLICY = "sac-train"
 REPLAY_DIR = "replay"  # the recorded episodes, in the run's work folder
@@ -66,7 +66,7 @@ def label_spec(settings: ReplaySettings, seed: int) -> LabelSpec:
 
 def expected_episodes(steps: int, n_envs: int, episode_steps: int | None) -> int:
     """Episodes an uninterrupted run finishes: each env steps ceil(steps / n_envs) times."""
-    length = min(episode_steps or EPISODE_LIMIT, EPISODE_LIMIT)
+    length = episode_length(episode_steps)
     return n_envs * (-(-steps // n_envs) // length)
 
 
@@ -76,7 +76,7 @@ def check_replay(settings: ReplaySettings, seed: int, steps: int, n_envs: int,
     for name in settings.teachers:
         make_teacher(name, settings.teacher_params.get(name))
     check_segment_length(settings.teachers, settings.segment_length)
-    length = min(episode_steps or EPISODE_LIMIT, EPISODE_LIMIT)
+    length = episode_length(episode_steps)
     if settings.segment_length > length:
         raise RrmError(f"record.segment_length={settings.segment_length} exceeds the "
                        f"{length}-step episodes")

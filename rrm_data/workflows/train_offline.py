@@ -179,7 +179,7 @@ def run(cfg: DictConfig) -> None:
             with atomic_directory(out, Kind.OFFLINE_RUN, cfg.overwrite) as tmp:
                 (tmp / "config.yaml").write_text(to_yaml(cfg))
                 save_policy(learner.actor, list(cfg.hidden), tmp / OFFLINE_POLICY_FILE)
-                rows = state.rows or []
+                rows = state.rows
                 with (tmp / "eval.csv").open("w", newline="") as f:
                     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                     writer.writeheader()

@@ -9,7 +9,7 @@ draws random numbers (evaluation acts deterministically).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,10 +20,8 @@ from rrm_data.io import replaced_directory
 from rrm_data.progress import progress
 from rrm_data.rl.offline.networks import GaussianActor
 from rrm_data.rl.offline.policy import OfflinePolicy
-from rrm_data.rl.sac import EVAL_SEED_OFFSET, evaluate
+from rrm_data.rl.sac import CHECKPOINT, EVAL_SEED_OFFSET, evaluate
 from rrm_data.rl.wrapper import task_env
-
-CHECKPOINT = "checkpoint"
 
 
 class Learner(Protocol):
@@ -57,11 +55,11 @@ class Progress:
     """What a checkpoint restores besides the networks and the optimizer."""
 
     step: int = 0
-    rows: list[dict[str, float]] | None = None
+    rows: list[dict[str, float]] = field(default_factory=list)
     losses: dict[str, float] | None = None
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
-    resumed_from: list[int] | None = None
+    resumed_from: list[int] = field(default_factory=list)
 
 
 def save_checkpoint(workdir: Path, learner: Learner, generator: torch.Generator,
@@ -77,14 +75,13 @@ def load_checkpoint(workdir: Path, learner: Learner, generator: torch.Generator)
     """The saved state put back into ``learner`` and ``generator``; a fresh one when none."""
     file = workdir / CHECKPOINT / "state.pt"
     if not file.is_file():
-        return Progress(rows=[], resumed_from=[])
+        return Progress()
     saved: dict[str, Any] = torch.load(file, map_location="cpu", weights_only=False)
     for name, module in learner.modules().items():
         module.load_state_dict(saved["modules"][name])
     learner.optimizer.load_state_dict(saved["optimizer"])
     generator.set_state(saved["generator"])
     state = Progress(**saved["progress"])
-    assert state.resumed_from is not None
     state.resumed_from.append(state.step)
     return state
 
@@ -93,14 +90,12 @@ def train(learner: Learner, s: Schedule, workdir: Path, name: str) -> Progress:
     """Run the gradient steps left in ``s`` (from the checkpoint in ``workdir`` if any)."""
     generator = torch.Generator().manual_seed(s.seed)
     state = load_checkpoint(workdir, learner, generator)
-    assert state.rows is not None
     env = task_env(s.task, s.seed + EVAL_SEED_OFFSET, s.episode_steps)
     device = next(learner.actor.parameters()).device
     policy = OfflinePolicy(learner.actor)
 
     def evaluation() -> None:
         started = time.perf_counter()
-        assert state.rows is not None
         state.rows.append({"timesteps": state.step, **evaluate(
             policy, env, s.eval_episodes, s.seed + EVAL_SEED_OFFSET)})
         state.eval_seconds += time.perf_counter() - started

@@ -104,8 +104,8 @@ class EpisodeStore:
             if index >= next_index:
                 remove_owned(episode_file(self.root, index))
         kept = [i for i in on_disk if i < next_index]
-        self.arrays = {i: self.episode(i) for i in kept[len(kept) - self.recent_count:]
-                       if self.recent_count > 0}
+        self.arrays = {i: self.episode(i)
+                       for i in kept[max(len(kept) - self.recent_count, 0):]}
 
 
 class EpisodeLog(gym.Wrapper):

@@ -26,9 +26,9 @@ from rrm_data.labels.acquisition import STRATEGY_HELP, check_strategy
 from rrm_data.labels.teachers import Teacher, make_teacher
 from rrm_data.reward.spec import MODEL_RANGES, reward_spec
 from rrm_data.rl.sac import SacSettings, check_sac
+from rrm_data.rl.wrapper import episode_length
 
 STATE_INPUTS = {fmt.STATE: STATE_DIM, fmt.ACTION: ACTION_DIM}
-EPISODE_STEPS = 500  # Meta-World's max_path_length, the longest episode
 
 
 @dataclass
@@ -81,8 +81,8 @@ class OnlineSettings:
 
     @property
     def episode_length(self) -> int:
-        """Steps of every training episode (Meta-World v3 tasks never end early)."""
-        return min(self.episode_steps or EPISODE_STEPS, EPISODE_STEPS)
+        """Steps of every training episode."""
+        return episode_length(self.episode_steps)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> OnlineSettings:
