@@ -33,7 +33,6 @@ from rrm_data.dataset.columns import is_embedding_column, step_columns
 from rrm_data.evaluation.distances import Coverage, canonicalize, pearson_distance, value_order
 from rrm_data.evaluation.scoring import Scored, SplitData, window_rows
 from rrm_data.reward.base import PARTS, RewardFunction, TrueReward
-from rrm_data.reward.resolve import resolve_reward
 from rrm_data.reward.window import dataset_windows
 from rrm_data.sim.envs import PhysicsState
 from rrm_data.sim.transitions import stored_physics
@@ -137,12 +136,13 @@ def draw(data: SplitData, rows: np.ndarray, transitions: int, coverage: int, see
     return s, s + 1, Coverage(states, actions, nexts)
 
 
-def split_distances(data: SplitData, scored: list[Scored], transitions: int, coverage: int,
-                    gamma: float, seed: int) -> dict[str, dict[str, Any]]:
-    """``{view: {"epic": ..., "value_order": ...}}`` for every view of every scored reward."""
+def split_distances(data: SplitData, scored: list[Scored], rewards: list[RewardFunction],
+                    transitions: int, coverage: int, gamma: float, seed: int
+                    ) -> dict[str, dict[str, Any]]:
+    """``{view: {"epic": ..., "value_order": ...}}`` for every view of every scored reward
+    (``rewards``: the resolved ``scored[i].ref``, each loaded once)."""
     rows = window_rows(data.episodes["index_from"], data.episodes["length"])
     has_physics = all(c in data.dataset.info.features["steps"] for c in fmt.SIM_COLUMNS)
-    rewards = [resolve_reward(s.ref) for s in scored]
     notes = [why_not(r, has_physics) for r in rewards]
     epic: dict[str, float | None] = {}
     if any(note is None for note in notes):

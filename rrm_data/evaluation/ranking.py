@@ -22,7 +22,7 @@ from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.evaluation import metrics
 from rrm_data.evaluation.scoring import TIE, SplitData, pair_frame
-from rrm_data.labels.motion import SegmentMotion
+from rrm_data.labels.motion import MOTION_COLUMNS, SegmentMotion
 from rrm_data.labels.teachers import Scripted, make_teacher
 
 SUCCESS_RULE = ("among successful episodes: agreement on the teacher's non-tie pairs whose two "
@@ -56,18 +56,18 @@ def window_quality(teacher: Scripted, state: np.ndarray, rewards: np.ndarray,
 
 
 def _motion_columns(dataset: DatasetDir) -> tuple[np.ndarray, np.ndarray]:
-    steps = step_columns(dataset, [fmt.STATE, fmt.REWARD])
+    steps = step_columns(dataset, list(MOTION_COLUMNS))
     return steps[fmt.STATE], steps[fmt.REWARD]
 
 
-def _segments_quality(data: SplitData, teacher: Scripted, state: np.ndarray,
-                      rewards: np.ndarray) -> np.ndarray:
-    """The teacher's quality of ``data.segments``, computed over all the dataset's segments."""
+def _dataset_segments(data: SplitData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First step and length of each of the dataset's segments (a teacher's z-scores are over
+    all of them), and where each of ``data.segments`` is among them."""
     segments, episodes = data.dataset.table("segments"), data.dataset.table("episodes")
     first, length = segment_first_steps(segments, episodes), segments.column("length").to_numpy()
     at = positions(segments.column("segment_index").to_numpy(),
                    data.segments["segment_index"].to_numpy())
-    return window_quality(teacher, state, rewards, first, length)[at]
+    return first, length, at
 
 
 def segment_quality(data: SplitData, names: list[str]) -> dict[str, np.ndarray | None]:
@@ -77,7 +77,8 @@ def segment_quality(data: SplitData, names: list[str]) -> dict[str, np.ndarray |
     if not any(teachers.values()):
         return dict.fromkeys(names)
     state, rewards = _motion_columns(data.dataset)
-    return {name: None if t is None else _segments_quality(data, t, state, rewards)
+    first, length, at = _dataset_segments(data)
+    return {name: None if t is None else window_quality(t, state, rewards, first, length)[at]
             for name, t in teachers.items()}
 
 
@@ -90,8 +91,9 @@ def clip_quality(data: SplitData, name: str) -> dict[str, np.ndarray]:
         raise RrmError(f"rank_by={name}: people's labels have no quantity to rank clips by; "
                        "name a scripted teacher")
     state, rewards = _motion_columns(data.dataset)
+    first, length, at = _dataset_segments(data)
     episodes = data.episodes
-    return {"segment": _segments_quality(data, teacher, state, rewards),
+    return {"segment": window_quality(teacher, state, rewards, first, length)[at],
             "episode": window_quality(teacher, state, rewards,
                                       episodes["index_from"].to_numpy(),
                                       episodes["length"].to_numpy())}

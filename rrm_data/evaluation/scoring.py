@@ -9,7 +9,7 @@ the true reward reproduces the oracle's labels bit for bit).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,9 +215,11 @@ class Scored:
         return {self.ref: "total"}
 
 
-def score_rewards(refs: list[str], data: SplitData) -> list[Scored]:
-    """Resolve each reward reference (all first, so a bad one fails fast) and score the
-    split's whole episodes with it."""
-    rewards = [resolve_reward(ref) for ref in refs]
+def score_rewards(refs: list[str], data: SplitData,
+                  rewards: Sequence[RewardFunction] | None = None) -> list[Scored]:
+    """Resolve each reward reference (all first, so a bad one fails fast; ``rewards``: the
+    caller's, already resolved) and score the split's whole episodes with it."""
+    if rewards is None:
+        rewards = [resolve_reward(ref) for ref in refs]
     return [Scored.of(ref, score_steps(reward, data, whole_episodes=True), data)
             for ref, reward in zip(refs, rewards, strict=True)]

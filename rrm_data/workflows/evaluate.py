@@ -31,6 +31,7 @@ from rrm_data.evaluation.report import build_report, rich_table, to_markdown
 from rrm_data.evaluation.scoring import Scored, SplitData, load_split, score_rewards
 from rrm_data.io import Kind, atomic_directory, write_json
 from rrm_data.progress import console
+from rrm_data.reward.resolve import resolve_reward
 from rrm_data.workflows import RewardDataConfig
 
 FIGURES = ("reliability.png", "returns.png", "rewards_over_time.png")
@@ -83,14 +84,15 @@ def run(cfg: DictConfig) -> None:
     refs, out, data = open_scored_split(  # EPIC simulates the true reward from physics state
         cfg, kind=Kind.REPORT, name="eval-{stem}", check="skip-frames", teacher=cfg.teacher,
         with_first_read=fmt.SIM_COLUMNS)
+    rewards = [resolve_reward(ref) for ref in refs]  # each loaded once, for scores and EPIC
     every = load_split(data.dataset, cfg.split, teacher=None)  # every teacher's pairs
-    scored_every = score_rewards(refs, every)  # its episodes hold the teacher's
+    scored_every = score_rewards(refs, every, rewards)  # its episodes hold the teacher's
     scored = [Scored.of(s.ref, s.steps, data) for s in scored_every]
     quality = segment_quality(every, sorted(set(every.pairs["teacher"])))
     successful = {view: success_ranking(every, getattr(s.segment, part), quality)
                   for s in scored_every for view, part in s.views().items()}
     report = build_report(data, scored, split_distances(
-        data, scored, cfg.epic_transitions, cfg.epic_coverage, cfg.discount, cfg.seed),
+        data, scored, rewards, cfg.epic_transitions, cfg.epic_coverage, cfg.discount, cfg.seed),
         successful)
     with atomic_directory(out, Kind.REPORT, cfg.overwrite) as tmp:
         write_json(tmp / "report.json", report)

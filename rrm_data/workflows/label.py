@@ -26,7 +26,7 @@ from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.dataset.validate import check_dataset
 from rrm_data.dataset.writer import new_version, write_dataset
 from rrm_data.errors import RrmError
-from rrm_data.labels.motion import PairMotion, SegmentMotion
+from rrm_data.labels.motion import MOTION_COLUMNS, PairMotion, SegmentMotion
 from rrm_data.labels.tables import label_counts, teacher_labels
 from rrm_data.labels.teachers import (
     TEACHERS,
@@ -80,8 +80,7 @@ def add_labels(teacher: Scripted, replace: bool, dataset: DatasetDir, out: Path,
     length = int(lengths[0])
     check_segment_length([name], length)
 
-    steps = step_columns(dataset, [fmt.REWARD, fmt.STATE] if teacher.reads_motion
-                         else [fmt.REWARD])
+    steps = step_columns(dataset, list(MOTION_COLUMNS) if teacher.reads_motion else [fmt.REWARD])
     first = segment_first_steps(segments, episodes)
     motion = SegmentMotion.gather(steps[fmt.STATE], steps[fmt.REWARD], first, length) \
         if teacher.reads_motion else None
