@@ -49,10 +49,10 @@ def group_options(group: str) -> list[str]:
 
 def split_groups(overrides: list[str]) -> tuple[dict[str, str], list[str]]:
     """``GROUP=OPTION`` selections (``sac=cpu``) apart from the ``key=value`` overrides."""
-    groups, rest = {}, []
+    names, groups, rest = group_names(), {}, []
     for item in overrides:
         key, sep, value = item.partition("=")
-        if sep and key in group_names():
+        if sep and key in names:
             groups[key] = value
         else:
             rest.append(item)

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError
@@ -22,8 +20,8 @@ from rrm_data.recipes import load_recipe
 from rrm_data.registry import Registry
 from rrm_data.reward.artifact import LearnedReward, load_reward, read_spec
 from rrm_data.reward.base import PriorReward, RewardFunction, TrueReward, ZeroReward
-from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import NetworkSpec, RewardSpec, reward_spec
+from rrm_data.training.fit import seeded_network
 
 REFERENCES: Registry[Callable[[str], RewardFunction]] = Registry("reward reference")
 
@@ -64,8 +62,7 @@ def _random(argument: str) -> RewardFunction:
     if seed_text and not seed_text.isdigit():
         raise RrmError(f"random:{argument}: the seed after '@' must be a whole number")
     network = _network_of(source)
-    torch.manual_seed(int(seed_text or 0))
-    model = RewardNetwork(network)
+    model = seeded_network(network, int(seed_text or 0))
     name = f"random:{Path(source).name}" + (f"@{seed_text}" if seed_text else "")
     return LearnedReward(model, RewardSpec.learned(name, network))
 

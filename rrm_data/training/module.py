@@ -7,7 +7,6 @@ accuracy of the ensemble mean on non-tie pairs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,7 +14,7 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import BinaryAccuracy
 
-from rrm_data.reward.loss import decided_agreement, segment_returns
+from rrm_data.reward.loss import decided_agreement
 from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import REWARD_KEYS, NetworkSpec, reward_spec
 from rrm_data.training.fit import preference_step, reward_optimizer
@@ -32,10 +31,6 @@ class RewardLearner(pl.LightningModule):
         self.reward = RewardNetwork(NetworkSpec.from_json(spec))
         self.train_agreement = BinaryAccuracy()
         self.val_agreement = BinaryAccuracy()
-
-    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """Segment returns of each ensemble member: (K, B, 2) for inputs (B, 2, T, width)."""
-        return segment_returns(self.reward, inputs)
 
     def _step(self, batch: dict[str, Any], stage: str, agreement: BinaryAccuracy) -> Tensor:
         label = batch["label"]
