@@ -47,6 +47,8 @@ class Kind(StrEnum):
     TRL_VIEW = "export-trl table"
     HUB_TREE = "publish dry-run tree"
     CAMPAIGN = "annotation campaign"  # recognised by its store (annotate's campaign= folder)
+    BENCHMARK = "benchmark grid"  # a folder of runs: every command may write inside it
+    BENCHMARK_REPORT = "benchmark report"
 
 
 CAMPAIGN_STORE = "store.sqlite"
@@ -143,12 +145,15 @@ def check_place(out: Path, kind: Kind, option: str = "out",
     target = out.resolve()
 
     def holds(folder: Path, found: Kind | None) -> bool:
-        """Reports lie directly in the run (or plain folder) of the reward they report on."""
+        """Reports lie directly in the run (or plain folder) of the reward they report on; a
+        benchmark grid holds its runs' outputs at any depth, and its report."""
+        if found is Kind.BENCHMARK:
+            return True
         return kind in IN_RUNS and folder == target.parent and (found is None or found in RUNS)
 
     for folder in target.parents:
         found = output_kind(folder)
-        if found is None or (found in RUNS and holds(folder, found)):
+        if found is None or holds(folder, found):
             continue
         raise RrmError(f"{option}={out} lies inside the {found.value} {folder}, which this "
                        f"command may not write into; choose a path outside it")
@@ -366,6 +371,16 @@ def atomic_file(out: Path, kind: Kind | None = None, overwrite: bool = False) ->
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def mark_folder(out: Path, kind: Kind) -> None:
+    """Make ``out`` (allowed by ``check_out(..., reuse=True)``) a folder of ``kind`` that its
+    command fills over several calls and resumes (a benchmark grid), marked in one step."""
+    out = absolute(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if output_kind(out) is not kind:
+        with atomic_file(out / MARKER) as tmp:
+            write_json(tmp, {"kind": kind.value})
 
 
 def remove_owned(path: Path) -> None:

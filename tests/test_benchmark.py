@@ -200,6 +200,12 @@ def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path]) -> None:
     assert data["conditions"]["true"]["all_tasks"]["runs"] == 2
     assert data["probability_of_improvement"][0]["runs"] == [2, 2]
     assert (report / "curves.png").stat().st_size and (report / "profiles.png").stat().st_size
+    again = ["benchmark-report", f"runs={out}", "reps=200", f"out={report}"]
+    before = (report / "report.json").stat().st_mtime_ns
+    assert main(again) == 2  # an earlier report is replaced only when asked
+    assert (report / "report.json").stat().st_mtime_ns == before
+    assert main([*again, "overwrite=true"]) == 0
+    assert json.loads((report / "report.json").read_text()) == data
 
 
 @pytest.mark.slow

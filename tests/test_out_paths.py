@@ -18,7 +18,7 @@ from rrm_data.annotation.store import Store
 from rrm_data.cli import main
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
-from rrm_data.io import Kind, check_out
+from rrm_data.io import Kind, check_out, mark_folder
 
 
 def tree(root: Path) -> dict[str, bytes | None]:
@@ -81,6 +81,7 @@ class Where:
 # Each case: (the command line, the container the refusal must name, its kind).
 Case = Callable[[Where], tuple[list[str], Path, str]]
 SHARD = "train-00001-of-00002.parquet"  # a new shard file inside the dataset
+SUITES = Path(__file__).parent.parent / "benchmarks" / "suites"
 SAC = ["task=reach-v3", "steps=200", "eval_every=100", "eval_episodes=1"]
 
 
@@ -130,6 +131,17 @@ CASES: dict[str, Case] = {
                                                   w.run, "train-reward run"),
     "train-online": lambda w: (["train-online", "task=reach-v3", "steps=5000",
                                 f"out={w.data / 'online'}"], w.data, "dataset"),
+    "train-sac record_out": lambda w: (["train-sac", "reward=true", *SAC, "episode_steps=50", "record.pairs=20",
+                                        f"record_out={w.data / 'steps' / 'replay'}",
+                                        f"out={w.tmp / 'sac'}"], w.data, "dataset"),
+    "train-offline": lambda w: (["train-offline", f"data={w.data}", "reward=true",
+                                 f"out={w.data / 'episodes' / 'iql'}"], w.data, "dataset"),
+    "label": lambda w: (["label", f"data={w.data}", "teacher=smooth",
+                         f"out={w.data / 'meta' / 'v2'}"], w.data, "dataset"),
+    "benchmark": lambda w: (["benchmark", f"suite={SUITES / 'smoke.yaml'}",
+                             f"out={w.data / 'steps' / 'grid'}"], w.data, "dataset"),
+    "benchmark-report": lambda w: (["benchmark-report", f"runs={w.run}",
+                                    f"out={w.data / 'report'}"], w.data, "dataset"),
     "annotate export": _annotate_export,
     "annotate campaign in a dataset": lambda w: (["annotate", f"data={w.data}",
                                                   f"campaign={w.data / 'ann'}",
@@ -175,6 +187,18 @@ def test_a_campaign_is_recognised_and_used_again_not_replaced(tmp_path):
     assert check_out(campaign, Kind.CAMPAIGN, overwrite=False, option="campaign", reuse=True)
     with pytest.raises(RrmError, match="another kind of output \\(annotation campaign\\)"):
         check_out(campaign, Kind.REPORT, overwrite=True)
+
+
+def test_a_benchmark_grid_holds_its_runs_and_its_report_and_is_replaced_by_nothing(tmp_path):
+    grid = tmp_path / "grid"
+    mark_folder(grid, Kind.BENCHMARK)
+    assert check_out(grid, Kind.BENCHMARK, overwrite=False, reuse=True)  # resumed, not replaced
+    assert not check_out(grid / "reach-v3" / "true" / "seed0" / "sac", Kind.SAC_RUN, False)
+    assert not check_out(grid / "report", Kind.BENCHMARK_REPORT, False, inputs={"runs": grid})
+    with pytest.raises(RrmError, match="another kind of output \\(benchmark grid\\)"):
+        check_out(grid, Kind.REPORT, overwrite=True)
+    with pytest.raises(RrmError, match="is runs="):
+        check_out(grid, Kind.BENCHMARK_REPORT, True, inputs={"runs": [grid]})
 
 
 def test_out_inside_or_holding_an_input_is_refused(tmp_path):

@@ -25,7 +25,7 @@ from rrm_data.benchmark.suite import check_commands, load_suite, shard
 from rrm_data.cli import command_config
 from rrm_data.config import COUNT, build_config, doc
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_file
+from rrm_data.io import Kind, atomic_file, check_out, mark_folder
 from rrm_data.progress import console
 
 LAUNCHERS = ("local", "ray")
@@ -65,6 +65,7 @@ def run(cfg: DictConfig) -> None:
     suite = load_suite(cfg.suite)
     out = Path(cfg.out or f"runs/benchmark-{suite.name}").absolute()
     runs = shard(suite.runs(), *parse_shard(cfg.shard))
+    check_out(out, Kind.BENCHMARK, overwrite=False, inputs={"suite": cfg.suite}, reuse=True)
     check_commands(suite, runs, out, command_config)
     done, todo = pending(runs, out)
     console.print(f"{suite.name}: {len(runs)} runs in shard {cfg.shard} "
@@ -73,7 +74,7 @@ def run(cfg: DictConfig) -> None:
         for r in todo:
             console.print(f"  {r.id}")
         return
-    out.mkdir(parents=True, exist_ok=True)
+    mark_folder(out, Kind.BENCHMARK)
     with atomic_file(out / SUITE_COPY) as tmp:
         tmp.write_text(suite.text)
     if cfg.launcher == "ray":

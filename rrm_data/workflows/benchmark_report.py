@@ -20,7 +20,7 @@ from rrm_data.benchmark.report import SUITE_COPY, build_report, markdown, plot, 
 from rrm_data.benchmark.suite import parse_suite
 from rrm_data.config import COUNT, SEED32, build_config, doc
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_file, write_json
+from rrm_data.io import Kind, atomic_directory, check_out, write_json
 from rrm_data.progress import console
 
 
@@ -32,6 +32,8 @@ class Config:
         "report folder (default <first runs folder>/report)"))
     reps: int = field(default=2000, metadata=doc("bootstrap resamples", COUNT))
     seed: int = field(default=0, metadata=doc("seed of the bootstrap", SEED32))
+    overwrite: bool = field(default=False, metadata=doc(
+        "replace an earlier benchmark report at out"))
 
 
 def make_config(overrides: list[str]) -> DictConfig:
@@ -45,6 +47,8 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def run(cfg: DictConfig) -> None:
     folders = [Path(str(f)) for f in cfg.runs]
+    out = Path(cfg.out or folders[0] / "report")
+    check_out(out, Kind.BENCHMARK_REPORT, cfg.overwrite, inputs={"runs": folders})
     texts = {(f / SUITE_COPY).read_text() for f in folders if (f / SUITE_COPY).is_file()}
     if len(texts) > 1:
         raise RrmError("the runs folders hold different suites; report them apart")
@@ -56,13 +60,11 @@ def run(cfg: DictConfig) -> None:
                      else len(order))
     report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed)
     name = suite.name if suite else folders[0].name
-    out = Path(cfg.out or folders[0] / "report")
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out / "report.json") as tmp:
-        write_json(tmp, {"suite": name, "runs": [str(f) for f in folders], **report})
-    with atomic_file(out / "report.md") as tmp:
-        tmp.write_text(markdown(report, name))
-    plot(report, out, name)
+    with atomic_directory(out, Kind.BENCHMARK_REPORT, cfg.overwrite) as tmp:
+        write_json(tmp / "report.json", {"suite": name, "runs": [str(f) for f in folders],
+                                         **report})
+        (tmp / "report.md").write_text(markdown(report, name))
+        plot(report, tmp, name)
     console.print(markdown(report, name))
     console.print(f"wrote {out}: report.json, report.md, curves.png, profiles.png")
 
