@@ -47,6 +47,8 @@ class Kind(StrEnum):
     TRL_VIEW = "export-trl table"
     HUB_TREE = "publish dry-run tree"
     CAMPAIGN = "annotation campaign"  # recognised by its store (annotate's campaign= folder)
+    BENCHMARK = "benchmark grid"  # not recognised: only where it may go is checked
+    BENCHMARK_REPORT = "benchmark report"  # likewise
 
 
 CAMPAIGN_STORE = "store.sqlite"

@@ -82,6 +82,7 @@ class Where:
 Case = Callable[[Where], tuple[list[str], Path, str]]
 SHARD = "train-00001-of-00002.parquet"  # a new shard file inside the dataset
 SAC = ["task=reach-v3", "steps=200", "eval_every=100", "eval_episodes=1"]
+SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "suites" / "smoke.yaml"
 
 
 def _annotate_export(w: Where) -> tuple[list[str], Path, str]:
@@ -130,6 +131,17 @@ CASES: dict[str, Case] = {
                                                   w.run, "train-reward run"),
     "train-online": lambda w: (["train-online", "task=reach-v3", "steps=5000",
                                 f"out={w.data / 'online'}"], w.data, "dataset"),
+    "train-offline": lambda w: (["train-offline", f"data={w.data}", "steps=10",
+                                 f"out={w.data / 'episodes' / 'off'}"], w.data, "dataset"),
+    "label": lambda w: (["label", f"data={w.data}", "teacher=oracle", "replace=true",
+                         f"out={w.data / 'steps' / 'sub'}"], w.data, "dataset"),
+    "label into a run": lambda w: (["label", f"data={w.data}", "teacher=oracle",
+                                    "replace=true", f"out={w.run / 'lab'}"],
+                                   w.run, "train-reward run"),
+    "benchmark": lambda w: (["benchmark", f"suite={SUITE}", "dry_run=true",
+                             f"out={w.data / 'steps' / 'grid'}"], w.data, "dataset"),
+    "benchmark-report": lambda w: (["benchmark-report", f"runs=[{w.tmp}]",
+                                    f"out={w.data / 'meta' / 'report'}"], w.data, "dataset"),
     "annotate export": _annotate_export,
     "annotate campaign in a dataset": lambda w: (["annotate", f"data={w.data}",
                                                   f"campaign={w.data / 'ann'}",

@@ -25,7 +25,7 @@ from rrm_data.benchmark.suite import check_commands, load_suite, shard
 from rrm_data.cli import command_config
 from rrm_data.config import COUNT, build_config, doc
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_file
+from rrm_data.io import Kind, atomic_file, check_place
 from rrm_data.progress import console
 
 LAUNCHERS = ("local", "ray")
@@ -64,6 +64,7 @@ def make_config(overrides: list[str]) -> DictConfig:
 def run(cfg: DictConfig) -> None:
     suite = load_suite(cfg.suite)
     out = Path(cfg.out or f"runs/benchmark-{suite.name}").absolute()
+    check_place(out, Kind.BENCHMARK)
     runs = shard(suite.runs(), *parse_shard(cfg.shard))
     check_commands(suite, runs, out, command_config)
     done, todo = pending(runs, out)

@@ -20,7 +20,7 @@ from rrm_data.benchmark.report import SUITE_COPY, build_report, markdown, plot, 
 from rrm_data.benchmark.suite import parse_suite
 from rrm_data.config import COUNT, SEED32, build_config, doc
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_file, write_json
+from rrm_data.io import Kind, atomic_file, check_place, write_json
 from rrm_data.progress import console
 
 
@@ -45,6 +45,8 @@ def make_config(overrides: list[str]) -> DictConfig:
 
 def run(cfg: DictConfig) -> None:
     folders = [Path(str(f)) for f in cfg.runs]
+    out = Path(cfg.out or folders[0] / "report")
+    check_place(out, Kind.BENCHMARK_REPORT)
     texts = {(f / SUITE_COPY).read_text() for f in folders if (f / SUITE_COPY).is_file()}
     if len(texts) > 1:
         raise RrmError("the runs folders hold different suites; report them apart")
@@ -56,7 +58,6 @@ def run(cfg: DictConfig) -> None:
                      else len(order))
     report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed)
     name = suite.name if suite else folders[0].name
-    out = Path(cfg.out or folders[0] / "report")
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "report.json") as tmp:
         write_json(tmp, {"suite": name, "runs": [str(f) for f in folders], **report})
