@@ -241,7 +241,10 @@ class PreferenceDataModule(pl.LightningDataModule):
         return DataLoader(PairBatches(self.steps, pairs, self.segment_length, self.window),
                           batch_size=self.batch_size, sampler=order,
                           collate_fn=already_batched,  # type: ignore[arg-type]
-                          num_workers=self.num_workers)
+                          num_workers=self.num_workers,
+                          # each iteration's base seed (of the workers) from here, not
+                          # from torch's global stream, which the library leaves alone
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_pairs, shuffle=True)
