@@ -94,7 +94,9 @@ def epoch_seconds(data: Path, recipe: str, root: Path) -> tuple[float, int]:
     trainer = pl.Trainer(max_epochs=EPOCHS, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, callbacks=[timer])
-    trainer.fit(RewardLearner(spec, lr=cfg.optim.lr), datamodule=datamodule)
+    learner = RewardLearner(spec, lr=cfg.optim.lr)
+    datamodule.order = learner.order
+    trainer.fit(learner, datamodule=datamodule)
     return min(timer.seconds), len(datamodule.train_pairs)
 
 

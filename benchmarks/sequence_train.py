@@ -52,6 +52,7 @@ def epoch_seconds(recipe: str, data: str, repeats: int) -> tuple[float, int, int
     for _ in range(repeats + 1):  # the first epoch warms up
         pl.seed_everything(0, verbose=False)
         learner = RewardLearner(spec, lr=cfg.optim.lr)
+        dm.order = learner.order
         trainer = pl.Trainer(max_epochs=1, logger=False, accelerator="cpu",
                              enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, limit_val_batches=0,

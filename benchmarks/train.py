@@ -62,6 +62,7 @@ def main() -> None:
         dm.setup("fit")
         spec = reward_spec(cfg.model, dm.column_widths,
                            dm.input_stats(cfg.model.inputs)).to_json()
+        dm.order = RewardLearner(spec).order  # the order train-reward's seed 0 gives
         # Every batch of one epoch gathered in advance, handed out one by one as they are.
         prebuilt = DataLoader(list(dm.train_dataloader()), batch_size=None,
                               collate_fn=already_batched)

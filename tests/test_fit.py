@@ -3,20 +3,24 @@ give the same network from the same labels, seed and settings; the named random 
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
 import torch
 from helpers import TINY_TRAIN
+from torch.utils.data import DataLoader
 
 import rrm_data
 from rrm_data.cli import main
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.reward.artifact import LearnedReward
+from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.learner import OnlineRewardLearner
 from rrm_data.streams import CampaignStream, Stream, stream
 from rrm_data.training.datamodule import PairBatches
+from rrm_data.training.fit import PairOrder, seeded_start
 from rrm_data.training.trainer import make_datamodule
 from rrm_data.workflows.train_reward import make_config
 
@@ -60,6 +64,48 @@ def test_online_learner_and_lightning_trainer_fit_bit_identical_weights(
                                 batch_size=1, max_epochs=1, target_agreement=1.0,
                                 seed=cfg.seed).model.state_dict()
     assert not all(torch.equal(fresh[k], v) for k, v in offline.items() if "input_" not in k)
+
+
+def test_pair_order_is_torch_random_sampler_continuing_the_seeded_initialization() -> None:
+    """The order rule train-reward had when Lightning drew it from torch's global stream:
+    ``torch.manual_seed(seed)``, the network built, then each epoch a shuffled train
+    DataLoader (its base seed, then its RandomSampler's seed) and the validation DataLoader
+    (its base seed). Changing the rule changes every reward trained from a seed."""
+    spec = reward_spec({"network": "mlp", "inputs": ["observation.state", "action"],
+                        "prior": "zero", "prior_weight": 0.0, "negate_prior": False,
+                        "prior_as_input": False, "hidden": 8, "layers": 2, "members": 2},
+                       {"observation.state": 5, "action": 2}, None)
+    seed, size, epochs = 7, 37, 4
+    before = torch.get_rng_state()
+    network, generator = seeded_start(spec, seed)
+    order = PairOrder(size, generator)
+    got = [order.permutation() for _ in range(epochs)]
+    assert torch.equal(torch.get_rng_state(), before)  # the global stream untouched
+
+    with torch.random.fork_rng(devices=[]):  # the old rule, by torch's own loaders
+        torch.manual_seed(seed)
+        reference = RewardNetwork(spec)
+        train = DataLoader(range(size), batch_size=8, shuffle=True)
+        validation = DataLoader(range(5), batch_size=8)
+        expected = []
+        for _ in range(epochs):
+            expected.append(torch.cat(list(train)))
+            list(validation)
+    for name, weights in reference.state_dict().items():
+        assert torch.equal(network.state_dict()[name], weights), name
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(got[0], got[1])
+
+
+def test_train_reward_leaves_the_process_random_state_alone(small_dataset: Path,
+                                                            tmp_path: Path) -> None:
+    states = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    assert main(["train-reward", f"data={small_dataset}", f"out={tmp_path / 'run'}",
+                 *TINY_TRAIN, "trainer.max_epochs=1"]) == 0
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1])
+    assert random.getstate() == states[2]
 
 
 def test_normalization_is_mean_and_population_std_with_constant_features_unscaled() -> None:

@@ -15,7 +15,7 @@ from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import NetworkSpec
-from rrm_data.training.datamodule import PreferenceDataModule
+from rrm_data.training.datamodule import PairBatches, PreferenceDataModule
 
 COLUMNS = [fmt.STATE, fmt.ACTION]
 
@@ -83,7 +83,8 @@ def test_batches_gather_the_segments_of_each_pair(small_dataset: Path, steps: di
     dm = datamodule(small_dataset, teacher="mistake", num_labels=20, val_split="test")
     batch = next(iter(dm.val_dataloader()))
     assert batch["inputs"][fmt.STATE].shape == (8, 2, 20, 39)
-    batch = dm.train_dataloader().dataset.__getitems__(list(range(20)))
+    assert dm.train_pairs is not None
+    batch = PairBatches(dm.steps, dm.train_pairs, dm.segment_length).__getitems__(range(20))
     for i, row in enumerate(prefs.head(20).itertuples()):  # reference: a loop per pair
         for side, seg in enumerate((row.segment_a, row.segment_b)):
             s = segments.loc[seg]

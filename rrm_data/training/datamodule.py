@@ -31,7 +31,7 @@ from rrm_data.progress import console
 from rrm_data.reward.spec import Normalization, Window
 from rrm_data.reward.window import episode_first, window_index
 from rrm_data.streams import Stream, stream
-from rrm_data.training.fit import PairOrder, input_normalization, order_generator
+from rrm_data.training.fit import PairOrder, input_normalization
 
 ONE_STEP = Window()  # a Markovian reward's window
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
@@ -171,6 +171,8 @@ class PreferenceDataModule(pl.LightningDataModule):
         self.train_pairs: LabelledPairs | None = None
         self.val_pairs: LabelledPairs | None = None
         self.segment_length = 0
+        # the generator of the training pairs' order: the learner's (RewardLearner.order)
+        self.order: torch.Generator | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Read the dataset once (later calls are no-ops)."""
@@ -231,12 +233,18 @@ class PreferenceDataModule(pl.LightningDataModule):
     def _loader(self, pairs: LabelledPairs | None, shuffle: bool) -> DataLoader:
         assert pairs is not None, "call setup() first"
         # the online learner's order too (training.fit): one permutation per epoch
-        order = PairOrder(len(pairs), order_generator(self.seed)) if shuffle else None
+        order = None
+        if shuffle:
+            assert self.order is not None, "set order (the RewardLearner's) first"
+            order = PairOrder(len(pairs), self.order)
         # torch types collate_fn as taking a list of items; with __getitems__ it gets the batch
         return DataLoader(PairBatches(self.steps, pairs, self.segment_length, self.window),
                           batch_size=self.batch_size, sampler=order,
                           collate_fn=already_batched,  # type: ignore[arg-type]
-                          num_workers=self.num_workers)
+                          num_workers=self.num_workers,
+                          # each iteration's base seed (of the workers) from here, not
+                          # from torch's global stream, which the library leaves alone
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_pairs, shuffle=True)

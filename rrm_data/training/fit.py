@@ -2,11 +2,11 @@
 
 Both fit a ``RewardNetwork`` by the same parts, so they cannot drift apart:
 
-- ``seeded_network``: the network initialized from a seed (what ``pl.seed_everything``
-  followed by building the ``RewardLearner`` gives);
+- ``seeded_start``: the network initialized from a seed, and the generator of the pairs'
+  order, which continues the same random stream (``seeded_network``: the network alone);
 - ``reward_optimizer``: Adam over its parameters;
-- ``PairOrder``: the order pairs are visited in, one permutation per epoch from one
-  generator seeded with the run's seed (the data module's sampler; batches are its slices);
+- ``PairOrder``: the order pairs are visited in, one permutation per epoch from that
+  generator (the data module's sampler; batches are its slices);
 - ``preference_step``: the Bradley-Terry loss of one batch (the LightningModule's
   ``training_step`` calls it);
 - ``fit_epoch``: one epoch of those steps with Adam, as Lightning runs them (the online
@@ -38,12 +38,23 @@ from rrm_data.reward.spec import NetworkSpec, Normalization
 MIN_STD = 1e-6  # a feature whose std is below this (a constant) is not scaled
 
 
+def seeded_start(spec: NetworkSpec, seed: int, device: str | torch.device = "cpu"
+                 ) -> tuple[RewardNetwork, torch.Generator]:
+    """The network of ``spec`` initialized from ``seed`` and the generator of the pairs' order,
+    which goes on from the state the initialization left: one stream, as torch's global one
+    was when train-reward seeded it (``pl.seed_everything``) and Lightning drew the order from
+    it, so the weights are those runs' weights. The global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)  # the CPU one alone: CUDA's untouched
+        network = RewardNetwork(spec)
+        order = torch.Generator().set_state(torch.get_rng_state())
+    return network.to(device), order
+
+
 def seeded_network(spec: NetworkSpec, seed: int, device: str | torch.device = "cpu"
                    ) -> RewardNetwork:
     """The network of ``spec`` initialized from ``seed``, leaving the global RNG as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return RewardNetwork(spec).to(device)
+    return seeded_start(spec, seed, device)[0]
 
 
 def reward_optimizer(reward: RewardNetwork, lr: float,
@@ -51,20 +62,20 @@ def reward_optimizer(reward: RewardNetwork, lr: float,
     return torch.optim.Adam(reward.parameters(), lr=lr, weight_decay=weight_decay)
 
 
-def order_generator(seed: int) -> torch.Generator:
-    """The generator of the pairs' order; its state travels with a resumable run."""
-    return torch.Generator().manual_seed(seed)
-
-
 class PairOrder(Sampler[int]):
     """Indices 0..n-1 in a fresh permutation each epoch (each ``iter``), drawn from
-    ``generator``; a batch is the next ``batch_size`` of them."""
+    ``generator`` (``seeded_start``'s); a batch is the next ``batch_size`` of them."""
 
     def __init__(self, size: int, generator: torch.Generator) -> None:
         self.size, self.generator = size, generator
 
     def permutation(self) -> Tensor:
-        return torch.randperm(self.size, generator=self.generator)
+        """Three 64-bit draws per epoch, the middle one seeding the permutation: the draws
+        Lightning's epoch of a shuffled DataLoader made from the global stream (the train
+        loader's base seed, its ``RandomSampler``'s seed, the validation loader's base seed)."""
+        draws = torch.empty(3, dtype=torch.int64).random_(generator=self.generator)
+        epoch = torch.Generator().manual_seed(int(draws[1]))
+        return torch.randperm(self.size, generator=epoch)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.permutation().tolist())

@@ -15,20 +15,23 @@ from torch import Tensor
 from torchmetrics.classification import BinaryAccuracy
 
 from rrm_data.reward.loss import decided_agreement
-from rrm_data.reward.networks import RewardNetwork
 from rrm_data.reward.spec import REWARD_KEYS, NetworkSpec, reward_spec
-from rrm_data.training.fit import preference_step, reward_optimizer
+from rrm_data.training.fit import preference_step, reward_optimizer, seeded_start
 
 
 class RewardLearner(pl.LightningModule):
     """Trains a ``RewardNetwork`` from batches of segment pairs with Adam; ``spec`` is its
-    ``NetworkSpec`` as JSON (so Lightning's saved hyperparameters stay plain data)."""
+    ``NetworkSpec`` as JSON (so Lightning's saved hyperparameters stay plain data).
+
+    ``seed`` initializes the network; ``order`` goes on from there to give the pairs' order
+    (the data module's ``order``), as in the online learner (``training.fit.seeded_start``).
+    """
 
     def __init__(self, spec: dict[str, Any], lr: float = 3e-4, weight_decay: float = 0.0,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.reward = RewardNetwork(NetworkSpec.from_json(spec))
+        self.reward, self.order = seeded_start(NetworkSpec.from_json(spec), seed)
         self.train_agreement = BinaryAccuracy()
         self.val_agreement = BinaryAccuracy()
 

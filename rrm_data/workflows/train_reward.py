@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
@@ -143,7 +142,6 @@ def run(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, out: Path) -> None:
     """Fit the recipe's reward model into the run directory ``out`` and export it."""
     ckpt = trainer_parts.resume_checkpoint(out, cfg)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dataset = open_dataset(cfg.data.source, check="skip-frames")
     for encoder in missing_embeddings(dataset, list(cfg.model.inputs)):
         dataset = ensure_embeddings(dataset, encoder)  # written once, read every epoch
@@ -153,7 +151,8 @@ def train(cfg: DictConfig, out: Path) -> None:
     stats = datamodule.input_stats(cfg.model.inputs) if cfg.model.normalize else None
     network = reward_spec(cfg.model, datamodule.column_widths, stats)
     learner = RewardLearner(network.to_json(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                            label_smoothing=cfg.optim.label_smoothing)
+                            label_smoothing=cfg.optim.label_smoothing, seed=cfg.seed)
+    datamodule.order = learner.order  # the seed's stream goes on from initialization
     trainer = trainer_parts.build_trainer(cfg, out)
     if trainer.is_global_zero:
         trainer_parts.start_run(out, cfg)

@@ -21,9 +21,8 @@ from rrm_data.training.fit import (
     PairOrder,
     fit_epoch,
     input_normalization,
-    order_generator,
     reward_optimizer,
-    seeded_network,
+    seeded_start,
 )
 
 
@@ -40,8 +39,7 @@ class OnlineRewardLearner:
 
     def __init__(self, spec: NetworkSpec, *, lr: float, batch_size: int, max_epochs: int,
                  target_agreement: float, seed: int, device: str = "cpu") -> None:
-        self.generator = order_generator(seed)
-        self.model = seeded_network(spec, seed, device)
+        self.model, self.generator = seeded_start(spec, seed, device)
         self.optimizer = reward_optimizer(self.model, lr)
         self.batch_size, self.max_epochs = batch_size, max_epochs
         self.target_agreement = target_agreement
