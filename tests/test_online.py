@@ -134,8 +134,9 @@ def test_resume_keeps_logs_ignores_threads_and_refuses_other_settings(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """Killed at step N: other settings are refused by name and leave the checkpoint; the
-    same ones with threads=2 and out spelled relative with a slash resume at N, and every
-    log keeps its rows from before N."""
+    same ones with threads=2, overwrite=true and out spelled relative with a slash resume
+    at N (none of the three is the run's identity), and every log keeps its rows from
+    before N."""
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
     values = {**QUICK, "steps": 500, "feedback": 30}
@@ -151,7 +152,8 @@ def test_resume_keeps_logs_ignores_threads_and_refuses_other_settings(
     assert "(feedback, seed)" in error and "overwrite=true" in error
     assert (checkpoint / "state.json").exists()
 
-    assert main(["train-online", *overrides(**values, out="run/", threads=2)]) == 0
+    assert main(["train-online", *overrides(**values, out="run/", threads=2,
+                                            overwrite=True)]) == 0
     assert f"resuming run from step {n} " in capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from"] == [n] and summary["steps"] == 500
