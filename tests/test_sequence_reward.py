@@ -15,12 +15,14 @@ import pytest
 import torch
 from helpers import one_line_error, overrides
 from safetensors.torch import load_file
+from torch import nn
 
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.reward.artifact import ARTIFACT_DIR, WEIGHTS_FILE, load_reward
+from rrm_data.reward.networks import EnsembleLayerNorm, EnsembleTransformer
 from rrm_data.reward.spec import Window
 from rrm_data.reward.window import dataset_windows
 from rrm_data.training.datamodule import PairBatches, segment_windows
@@ -176,3 +178,49 @@ def test_windows_a_model_cannot_read_are_refused(argv: list[str], message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert message in one_line_error(capsys)
+
+
+def test_batched_transformer_equals_torch_encoder_layers_per_member() -> None:
+    """The one batched computation of all members (newest step only in the last layer)
+    against torch's own pre-norm TransformerEncoderLayer, run member by member on every
+    position with the causal mask, given the same weights."""
+    torch.manual_seed(0)
+    members, length, dim, heads = 3, 5, 16, 4
+    net = EnsembleTransformer(7, length, dim=dim, layers=2, heads=heads, members=members)
+    for p in net.parameters():  # away from the initial ones and zeros of the norms
+        p.data.normal_(0, 0.3)
+    tokens = torch.randn(members, 2, 3, length, dim)
+
+    def norm(layer_norm: EnsembleLayerNorm, m: int) -> nn.LayerNorm:
+        out = nn.LayerNorm(dim)
+        out.weight.data, out.bias.data = layer_norm.weight[m, 0], layer_norm.bias[m, 0]
+        return out
+
+    def linear(weight: torch.Tensor, bias: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"weight": weight.T, "bias": bias.reshape(-1)}
+
+    expected = []
+    with torch.no_grad():
+        for m in range(members):
+            x = tokens[m].reshape(-1, length, dim) + net.position[m]
+            for block in net.blocks:
+                layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0,
+                                                   batch_first=True, norm_first=True)
+                projections = (block.query, block.key, block.value)
+                layer.self_attn.in_proj_weight.data = torch.cat(
+                    [p.weight[m] for p in projections], 1).T
+                layer.self_attn.in_proj_bias.data = torch.cat([p.bias[m, 0] for p in projections])
+                layer.self_attn.out_proj.load_state_dict(linear(block.out.weight[m],
+                                                                block.out.bias[m]))
+                layer.linear1.load_state_dict(linear(block.feed_forward[0].weight[m],
+                                                     block.feed_forward[0].bias[m]))
+                layer.linear2.load_state_dict(linear(block.feed_forward[2].weight[m],
+                                                     block.feed_forward[2].bias[m]))
+                layer.norm1, layer.norm2 = (norm(block.attention_norm, m),
+                                            norm(block.feed_forward_norm, m))
+                x = layer(x, src_mask=nn.Transformer.generate_square_subsequent_mask(length),
+                          is_causal=True)
+            newest = norm(net.final_norm, m)(x[:, -1])
+            expected.append((newest @ net.head.weight[m] + net.head.bias[m, 0]).reshape(2, 3))
+        np.testing.assert_allclose(net.aggregate(tokens).numpy(), torch.stack(expected).numpy(),
+                                   rtol=1e-5, atol=1e-5)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.priors import PRIORS
@@ -152,10 +153,74 @@ def _per_member(tokens: Tensor, run: Callable[[int, Tensor], Tensor]) -> Tensor:
     return torch.stack([run(m, flat[m]) for m in range(len(flat))]).reshape(len(flat), *lead)
 
 
+class EnsembleLayerNorm(nn.Module):
+    """K LayerNorms over the last axis of (K, ..., dim), one affine pair per member."""
+
+    def __init__(self, members: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(K, N, dim) → (K, N, dim)."""
+        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
+
+
+class _EnsembleBlock(nn.Module):
+    """One pre-norm Transformer layer (causal self-attention, ReLU feed-forward of
+    2 × dim) for all K members at once: batched weights, no per-member loop."""
+
+    def __init__(self, members: int, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.attention_norm = EnsembleLayerNorm(members, dim)
+        self.query = EnsembleLinear(members, dim, dim)
+        self.key = EnsembleLinear(members, dim, dim)
+        self.value = EnsembleLinear(members, dim, dim)
+        self.out = EnsembleLinear(members, dim, dim)
+        self.feed_forward_norm = EnsembleLayerNorm(members, dim)
+        self.feed_forward = nn.Sequential(EnsembleLinear(members, dim, 2 * dim), nn.ReLU(),
+                                          EnsembleLinear(members, 2 * dim, dim))
+
+    def _split(self, x: Tensor, steps: int) -> Tensor:
+        """(K, N·steps, dim) → (K·N, heads, steps, dim / heads): 4-d, so that
+        ``scaled_dot_product_attention`` takes its fused kernel, not the math path."""
+        members, rows, dim = x.shape
+        return x.view(members * rows // steps, steps, self.heads, dim // self.heads
+                      ).transpose(1, 2)
+
+    def forward(self, x: Tensor, newest_only: bool) -> Tensor:
+        """Windows (K, N, k, dim) → (K, N, k, dim), or with ``newest_only`` the newest
+        step's output (K, N, 1, dim): the last layer needs no other query, and the newest
+        step attends to the whole window, so it needs no mask either."""
+        members, n, k, dim = x.shape
+        h = self.attention_norm(x.reshape(members, n * k, dim))
+        key, value = self.key(h), self.value(h)
+        if newest_only:
+            x = x[:, :, -1:]
+            h = h.view(members, n, k, dim)[:, :, -1]
+        query = self.query(h.reshape(members, -1, dim))
+        steps = x.shape[2]
+        mixed = F.scaled_dot_product_attention(
+            self._split(query, steps), self._split(key, k), self._split(value, k),
+            is_causal=not newest_only)  # (K·N, heads, steps, dim / heads)
+        x = x + self.out(mixed.transpose(1, 2).reshape(members, n * steps, dim)
+                         ).view(members, n, steps, dim)
+        flat = x.reshape(members, n * steps, dim)
+        return (flat + self.feed_forward(self.feed_forward_norm(flat))
+                ).view(members, n, steps, dim)
+
+
 @NETWORKS.register("transformer")
 class EnsembleTransformer(SequenceNetwork):
     """Per member: tokens + a learned positional embedding, a causal Transformer encoder
-    (``layers`` × ``heads``, pre-norm), and a linear head on the newest step's output."""
+    (``layers`` × ``heads``, pre-norm, feed-forward 2 × dim), a final LayerNorm and a
+    linear head on the newest step's output.
+
+    All members run in one batched computation (``EnsembleLinear`` weights, one
+    ``scaled_dot_product_attention`` call per layer), and the last layer computes only the
+    newest step's query, feed-forward and head: the other steps' outputs there are never read.
+    """
 
     def __init__(self, in_dim: int, length: int, dim: int = 64, layers: int = 2,
                  heads: int = 4, members: int = 3) -> None:
@@ -163,22 +228,18 @@ class EnsembleTransformer(SequenceNetwork):
         if layers < 1 or heads < 1 or dim % heads:
             raise RrmError(f"transformer: layers and heads must be at least 1 and dim ({dim}) "
                            f"a multiple of heads ({heads})")
-        self.position = nn.Parameter(torch.zeros(members, length, dim))
+        self.position = nn.Parameter(torch.zeros(members, 1, length, dim))
         nn.init.normal_(self.position, std=0.02)
-        self.encoders = nn.ModuleList(nn.TransformerEncoder(
-            nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True,
-                                       norm_first=True),
-            layers, enable_nested_tensor=False) for _ in range(members))
-        self.heads = nn.ModuleList(nn.Linear(dim, 1) for _ in range(members))
-        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(length),
-                             persistent=False)
+        self.blocks = nn.ModuleList(_EnsembleBlock(members, dim, heads) for _ in range(layers))
+        self.final_norm = EnsembleLayerNorm(members, dim)
+        self.head = EnsembleLinear(members, dim, 1)
 
     def aggregate(self, tokens: Tensor) -> Tensor:
-        def run(m: int, windows: Tensor) -> Tensor:
-            out = self.encoders[m](windows + self.position[m], mask=self.mask, is_causal=True)
-            return self.heads[m](out[:, -1]).squeeze(-1)
-
-        return _per_member(tokens, run)
+        lead = tokens.shape[1:-2]
+        x = tokens.reshape(self.members, -1, *tokens.shape[-2:]) + self.position
+        for i, block in enumerate(self.blocks):
+            x = block(x, newest_only=i == len(self.blocks) - 1)
+        return self.head(self.final_norm(x[:, :, 0])).reshape(self.members, *lead)
 
 
 @NETWORKS.register("gru")
