@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,19 @@ from rrm_data.cli import main
 from rrm_data.process import configure_process
 
 configure_process()  # as the rrm-data program does, before any test imports MuJoCo
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One XLA compilation cache for the session's processes (the tests and the commands
+    they start): SAC (sbx) compiles the same JAX functions in each test, and each is then
+    compiled once per session. Fresh every session, so the compiler itself is tested too;
+    its size limit turns on JAX's file lock, so concurrent runs never read half an entry."""
+    cache = tempfile.mkdtemp(prefix="rrm-data-xla-")
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=cache,
+                      JAX_COMPILATION_CACHE_MAX_SIZE=str(2**30),
+                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
