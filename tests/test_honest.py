@@ -3,6 +3,7 @@ pairs drawn without replacement, validation on held-out episodes, per-teacher ag
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,8 @@ def test_training_on_small_data_keeps_lightning_warnings_out(small_dataset, tmp_
     assert result.returncode == 0, result.stderr[-2000:]
     assert "smaller than the logging interval" not in result.stderr
     assert "Warning" not in result.stderr, result.stderr[-2000:]
+    # nor any other notice a library raises (printed as "<file>.py:<line>: <message>")
+    assert not re.search(r"\.py:\d+: ", result.stderr), result.stderr[-2000:]
 
 
 def test_a_resumed_bar_counts_only_this_runs_items():

@@ -103,13 +103,18 @@ class CheckpointOnCtrlC(pl.callbacks.OnExceptionCheckpoint):
 
 @contextmanager
 def kept_metrics(out: Path, resume: bool) -> Iterator[None]:
-    """Lightning's CSVLogger starts metrics.csv afresh: on resume, keep the earlier rows."""
+    """Lightning's CSVLogger starts metrics.csv afresh: on resume, keep the earlier rows (and
+    keep Lightning's notices about what this run does on purpose off the user's screen)."""
     path = out / METRICS
     before = pd.read_csv(path) if resume and path.exists() else None
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
             warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+            # a fresh run (ckpt_path=None) beside an OnExceptionCheckpoint: Lightning turns it
+            # into ckpt_path="last", finds none, and says both on every fresh run
+            warnings.filterwarnings("ignore", message=".*ckpt_path=None.*without a model")
+            warnings.filterwarnings("ignore", message=".*there is no last checkpoint available")
             yield
     finally:
         if before is not None:
