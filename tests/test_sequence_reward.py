@@ -1,8 +1,9 @@
 """Sequence rewards (recipes state_sequence*, image_sequence): r̂_t from the window of k steps
 ending at t, trained from runs of steps gathered by the one window builder, and scored
-through the reward contract by score, evaluate, gallery, query and train-sac. Values are
-checked against windows built here by a plain loop over the stored steps (padding with
-the episode's first step), and per-step rewards sum to the segment scores."""
+through the reward contract by score, evaluate, gallery, query, train-sac and learned by
+train-online. Values are checked against windows built here by a plain loop over the
+stored steps (padding with the episode's first step), and per-step rewards sum to the
+segment scores."""
 
 from __future__ import annotations
 
@@ -22,9 +23,14 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.reward.artifact import ARTIFACT_DIR, WEIGHTS_FILE, load_reward
+from rrm_data.reward.loss import segment_returns
 from rrm_data.reward.networks import EnsembleLayerNorm, EnsembleTransformer
 from rrm_data.reward.spec import Window
 from rrm_data.reward.window import dataset_windows
+from rrm_data.rl.online.episodes import EpisodeArrays
+from rrm_data.rl.online.queries import Queries, pair_inputs
+from rrm_data.rl.relabel import relabel
+from rrm_data.rl.wrapper import LiveWindows
 from rrm_data.training.datamodule import PairBatches, segment_windows
 from rrm_data.training.trainer import make_datamodule
 from rrm_data.workflows.train_reward import make_config
@@ -168,11 +174,61 @@ def test_train_sac_on_a_sequence_reward(sequence_run: Path, tmp_path: Path) -> N
     assert (out / "policy.zip").exists()
 
 
+def test_train_online_learns_a_sequence_reward(tmp_path: Path) -> None:
+    """train-online with a windowed model: the exported reward's per-step rewards over each
+    recorded episode, as SAC's wrapper and the replay relabelling compute them, equal
+    ``forward`` on each step's hand-built window (padded at the episode start), and the
+    segment scores the online learner fits and queries rank (``pair_inputs`` →
+    ``segment_returns``) equal the sums of those per-step rewards."""
+    out = tmp_path / "online"
+    assert main(["train-online", "model=sequence_residual", *overrides(
+        task="reach-v3", steps=300, seed=0, out=out, episode_steps=50, feedback=20,
+        labels_per_round=10, round_every=100, segment_length=10, pool_factor=3,
+        strategy="disagreement", reward_max_epochs=2, eval_every=300, eval_episodes=1,
+        **{"sac.learning_starts": 100, "sac.batch_size": 32, "sac.net_arch": [32, 32],
+           "model.dim": 16, "model.layers": 1, "model.heads": 2, "model.members": 2,
+           "model.window": WINDOW.length, "model.stride": WINDOW.stride})]) == 0
+    reward = load_reward(out)
+    assert reward.window == WINDOW and reward.model.sequence
+    dataset = open_dataset(out / "feedback")
+    plain = step_columns(dataset, [fmt.STATE, fmt.ACTION])
+    episodes: dict[int, EpisodeArrays] = {}
+    per_step: dict[int, np.ndarray] = {}
+    for e, (first, length) in enumerate(episode_starts(out / "feedback")):
+        obs, act = plain[fmt.STATE][first:first + length], plain[fmt.ACTION][first:first + length]
+        episodes[e] = EpisodeArrays(obs, act, np.zeros(length))
+        index = np.asarray(hand_window(np.arange(length), 0, WINDOW))  # (length, k)
+        with torch.no_grad():
+            direct = reward.model({fmt.STATE: torch.from_numpy(obs[index].copy()),
+                                   fmt.ACTION: torch.from_numpy(act[index].copy())}).total.numpy()
+        per_step[e] = relabel(reward, obs, act)  # the replay buffer's relabelling
+        np.testing.assert_allclose(per_step[e], direct, rtol=1e-5, atol=1e-6)
+        live = LiveWindows(reward.window, 1)  # SAC's wrapper, one step at a time
+        wrapped = [reward.score(live.push({fmt.STATE: obs[t:t + 1], fmt.ACTION: act[t:t + 1]}))
+                   .total[0] for t in range(length)]
+        np.testing.assert_allclose(wrapped, direct, rtol=1e-5, atol=1e-6)
+    segments = dataset.table("segments", columns=["episode_index", "start"]).to_pandas()
+    pairs = dataset.preferences("train", ["segment_a", "segment_b"]).to_pandas()
+    a, b = segments.iloc[pairs.segment_a], segments.iloc[pairs.segment_b]
+    # and pairs whose windows reach back past the episode start
+    ea = np.r_[a.episode_index.to_numpy(), 0, 1]
+    sa = np.r_[a.start.to_numpy(), 0, 3]
+    eb, sb = np.r_[b.episode_index.to_numpy(), 1, 0], np.r_[b.start.to_numpy(), 1, 5]
+    queries = Queries(episode_a=ea, start_a=sa, episode_b=eb, start_b=sb, length=10,
+                      rewards_a=np.zeros((len(ea), 0)), rewards_b=np.zeros((len(ea), 0)))
+    with torch.no_grad():
+        returns = segment_returns(reward.model, pair_inputs(episodes.__getitem__, queries,
+                                                            reward.window)).mean(0).numpy()
+    for side, (eps, starts) in enumerate(((ea, sa), (eb, sb))):
+        summed = [per_step[int(e)][s:s + 10].sum() for e, s in zip(eps, starts, strict=True)]
+        np.testing.assert_allclose(returns[:, side], summed, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["train-reward", "recipe=state_mlp", "model.window=4", "data=x"],
      "network 'mlp' scores one step: its window must be 1, not 4"),
-    (["train-online", "model=sequence", "task=reach-v3"],
-     "train-online learns Markovian rewards only"),
+    (["train-online", "model.window=4", "task=reach-v3"],
+     "network 'mlp' scores one step: its window must be 1, not 4"),
 ])
 def test_windows_a_model_cannot_read_are_refused(argv: list[str], message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

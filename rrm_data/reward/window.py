@@ -18,6 +18,8 @@ from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.reward.spec import Window
 
+ONE_STEP = Window()  # a Markovian reward's window
+
 
 def episode_first(rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """The first row of each row's episode, given every episode's first row (sorted)."""
@@ -38,6 +40,14 @@ def window_index(rows: np.ndarray, first: np.ndarray, window: Window) -> np.ndar
     offsets = (np.arange(window.length, dtype=np.int64) - (window.length - 1)) * window.stride
     rows, first = np.asarray(rows, np.int64), np.asarray(first, np.int64)
     return np.maximum(rows[:, None] + offsets, first[:, None])
+
+
+def segment_runs(last: np.ndarray, first: np.ndarray, length: int,
+                 window: Window) -> np.ndarray:
+    """(N, length + span − 1) rows a segment of ``length`` steps ending at ``last`` is scored
+    from: its steps after the span − 1 steps its first window reads, padded at ``first``
+    (what ``RewardNetwork.segment_rewards`` reads; for k = 1 the segment itself)."""
+    return window_index(last, first, Window(length + window.span - 1))
 
 
 def windowed(load: Callable[[np.ndarray], Mapping[str, np.ndarray]], rows: np.ndarray,

@@ -4,7 +4,7 @@ The steps columns are loaded once into tensors; a pair is two first-step indices
 whole batch is gathered by index arithmetic with no Python loop per pair. A reward that
 reads a window of k steps (``model.window``, ``model.stride``) gets each segment with the
 span − 1 steps before it, (B, 2, T + span − 1, features), the rows chosen by
-``reward.window.window_index`` (the one window builder: padded with the episode's first
+``reward.window.segment_runs`` (the one window builder: padded with the episode's first
 step), and scores its T windows from that run (``RewardNetwork.segment_rewards``). The
 data module keeps no global state and uses an ordinary shuffled DataLoader, so
 Lightning's distributed sampler splits it across DDP ranks deterministically.
@@ -29,11 +29,10 @@ from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.progress import console
 from rrm_data.reward.spec import Normalization, Window
-from rrm_data.reward.window import episode_first, window_index
+from rrm_data.reward.window import ONE_STEP, episode_first, segment_runs
 from rrm_data.streams import Stream, stream
 from rrm_data.training.fit import PairOrder, input_normalization
 
-ONE_STEP = Window()  # a Markovian reward's window
 Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
 
 
@@ -111,16 +110,16 @@ class PairBatches(Dataset):
         self.last = pairs.first + (length - 1)
         self.start = pairs.start
         self.label = torch.from_numpy(pairs.label.astype(np.float32))
-        # the run of consecutive steps ending at the segment's last step
-        self.run = Window(length + window.span - 1)
+        self.length, self.window = length, window
 
     def __len__(self) -> int:
         return len(self.label)
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         idx = np.asarray(indices, np.int64)
-        rows = window_index(self.last[idx].ravel(), self.start[idx].ravel(), self.run)
-        rows_t = torch.from_numpy(rows.reshape(len(idx), 2, self.run.length))  # (B, 2, L)
+        rows = segment_runs(self.last[idx].ravel(), self.start[idx].ravel(), self.length,
+                            self.window)
+        rows_t = torch.from_numpy(rows.reshape(len(idx), 2, -1))  # (B, 2, L)
         return {"inputs": {name: column[rows_t] for name, column in self.steps.items()},
                 "label": self.label[torch.from_numpy(idx)]}
 

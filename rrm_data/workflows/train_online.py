@@ -4,7 +4,8 @@
 with no pre-training, as the RRM paper; `recipe=pebble` learns an ensemble from scratch
 after PEBBLE's unsupervised state-entropy pre-training. Both run PEBBLE's SAC; `sac=cpu`
 (an option of recipes/sac/) swaps in the CPU-sized one, `model=mlp` (recipes/model/)
-another reward model. Every key stays overridable (`feedback=500`,
+another reward model (`model=sequence`, `sequence_residual`: r̂_t of the window of k steps
+ending at t, as train-reward's). Every key stays overridable (`feedback=500`,
 `strategy=disagreement`, `teacher=mistake teacher_params.epsilon=0.2`,
 `model.prior_weight=2`, `sac.batch_size=256`). The run directory `out` appears when
 training is done and holds `policy.zip` (which `collect policy=sac:OUT` rolls out),

@@ -147,7 +147,8 @@ class OnlineRun:
         fit = FitResult(0, 0.0, 0.0)  # every query skipped: r̂ stays as it was
         if answered.any():
             self._append_inputs(pair_inputs(self.store.episode,
-                                            queries.take(np.flatnonzero(answered)), self.device),
+                                            queries.take(np.flatnonzero(answered)),
+                                            self.learner.model.window, self.device),
                                 labels[answered])
             fit = self.learner.fit({c: v for c, v in self.inputs.items() if c != "label"},
                                    self.inputs["label"])
@@ -190,7 +191,7 @@ class OnlineRun:
             episode = cache(self.store.episode)
             self._append_inputs(pair_inputs(episode, labels.queries(answered,
                                                                     self.s.segment_length),
-                                            self.device),
+                                            self.learner.model.window, self.device),
                                 np.asarray(labels.label, np.float64)[answered])
 
 

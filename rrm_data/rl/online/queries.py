@@ -2,7 +2,10 @@
 
 ``uniform`` draws pairs of random windows; ``disagreement`` and ``entropy`` draw a pool
 ``pool_factor`` times larger and keep the pairs the reward ensemble is least sure of, by
-``labels.acquisition`` (the one definition ``rrm-data query`` uses too).
+``labels.acquisition`` (the one definition ``rrm-data query`` uses too). A reward that
+reads a window of k steps scores each window from the segment with the span − 1 steps
+before it in its episode (``reward.window.segment_runs``, padded at the episode's start),
+as train-reward's batches do.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from rrm_data.labels.acquisition import ACQUISITIONS, preferences, select
 from rrm_data.labels.teachers import PairRewards
 from rrm_data.reward.loss import segment_returns
 from rrm_data.reward.networks import RewardNetwork
+from rrm_data.reward.spec import Window
+from rrm_data.reward.window import ONE_STEP, segment_runs
 from rrm_data.rl.online.episodes import EpisodeArrays
 
 
@@ -65,8 +70,8 @@ def random_pairs(episodes: Episodes, candidates: list[int], count: int, length: 
             same = ea == eb
     sa, sb = (_starts(episodes, e, length, rng) for e in (ea, eb))
     return Queries(episode_a=ea, start_a=sa, episode_b=eb, start_b=sb, length=length,
-                   rewards_a=_window(episodes, ea, sa, length, "reward"),
-                   rewards_b=_window(episodes, eb, sb, length, "reward"))
+                   rewards_a=_gather(episodes, ea, _runs(sa, length, ONE_STEP), "reward"),
+                   rewards_b=_gather(episodes, eb, _runs(sb, length, ONE_STEP), "reward"))
 
 
 def _starts(episodes: Episodes, eps: np.ndarray, length: int,
@@ -75,19 +80,27 @@ def _starts(episodes: Episodes, eps: np.ndarray, length: int,
     return (rng.random(len(eps)) * room).astype(np.int64)
 
 
-def _window(episodes: Episodes, eps: np.ndarray, starts: np.ndarray, length: int,
-            field: str) -> np.ndarray:
-    return np.stack([getattr(episodes(int(e)), field)[s:s + length]
-                     for e, s in zip(eps, starts, strict=True)])
+def _runs(starts: np.ndarray, length: int, window: Window) -> np.ndarray:
+    """(n, length + span − 1) steps, in their episode, that the segments at ``starts`` are
+    scored from (for k = 1 the segments themselves)."""
+    starts = np.asarray(starts, np.int64)
+    return segment_runs(starts + (length - 1), np.zeros_like(starts), length, window)
 
 
-def pair_inputs(episodes: Episodes, queries: Queries,
+def _gather(episodes: Episodes, eps: np.ndarray, rows: np.ndarray, field: str) -> np.ndarray:
+    return np.stack([getattr(episodes(int(e)), field)[r] for e, r in zip(eps, rows, strict=True)])
+
+
+def pair_inputs(episodes: Episodes, queries: Queries, window: Window = ONE_STEP,
                 device: str | torch.device = "cpu") -> dict[str, Tensor]:
-    """The reward model's inputs for the pairs: state and action, (n, 2, length, width)."""
+    """The reward model's inputs for the pairs: state and action, (n, 2, length, width),
+    or for a reward of a ``window`` of k steps runs (n, 2, length + span − 1, width)."""
     out = {}
     for column, field in ((fmt.STATE, "obs"), (fmt.ACTION, "action")):
-        a = _window(episodes, queries.episode_a, queries.start_a, queries.length, field)
-        b = _window(episodes, queries.episode_b, queries.start_b, queries.length, field)
+        a = _gather(episodes, queries.episode_a,
+                    _runs(queries.start_a, queries.length, window), field)
+        b = _gather(episodes, queries.episode_b,
+                    _runs(queries.start_b, queries.length, window), field)
         out[column] = torch.as_tensor(np.stack([a, b], axis=1), dtype=torch.float32,
                                       device=device)
     return out
@@ -110,7 +123,8 @@ def choose_windows(episodes: Episodes, pool: Queries, count: int, strategy: str,
     p = None
     if ACQUISITIONS.get(strategy).score is not None:
         device = next(model.parameters()).device
-        p = preferences(*member_returns(model, pair_inputs(episodes, pool, device)))
+        p = preferences(*member_returns(model, pair_inputs(episodes, pool, model.window,
+                                                           device)))
     return select(strategy, len(pool), count, p)[0]
 
 

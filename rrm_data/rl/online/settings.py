@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from rrm_data.config import (
@@ -24,6 +25,7 @@ from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.errors import RrmError
 from rrm_data.labels.acquisition import STRATEGY_HELP, check_strategy
 from rrm_data.labels.teachers import Teacher, make_teacher
+from rrm_data.reward.networks import build_network
 from rrm_data.reward.spec import MODEL_RANGES, reward_spec
 from rrm_data.rl.sac import SacSettings, check_sac
 from rrm_data.rl.wrapper import episode_length
@@ -118,9 +120,10 @@ def check_settings(s: OnlineSettings) -> None:
                        f"{', '.join(sorted(unknown))}")
     make_teacher_for(s)
     check_sac(s.sac)
-    if reward_spec(s.model, STATE_INPUTS, None).window.length != 1:
-        raise RrmError("train-online learns Markovian rewards only (its queries and learner "
-                       "read single steps); set model.window=1 or use train-reward")
+    spec = reward_spec(s.model, STATE_INPUTS, None)
+    with torch.device("meta"):  # shapes only: refuses a window the network cannot read
+        build_network(spec.network, sum(STATE_INPUTS.values()), spec.params,
+                      spec.window.length)
 
 
 def make_teacher_for(s: OnlineSettings) -> Teacher:
