@@ -97,8 +97,10 @@ def iqm_by_hand(scores: np.ndarray) -> float:
 def test_report_iqm_is_the_interquartile_mean() -> None:
     rng = np.random.default_rng(3)
     table = {"a": rng.uniform(0, 1, (8, 2)), "b": rng.uniform(0, 0.5, (8, 2))}
+    jerk = {c: rng.uniform(0, 3e-4, (8, 2)) for c in table}
     results = [Result(task, cond, seed, "steps", np.array([100, 200]),
-                      np.array([0.0, table[cond][seed, t]]), None)
+                      np.array([0.0, table[cond][seed, t]]), None,
+                      {"mean_squared_jerk": jerk[cond][seed, t]})
                for cond in table for t, task in enumerate(["t1", "t2"]) for seed in range(8)]
     report = build_report(results, [("a", "b")], reps=500)
     for cond, scores in table.items():
@@ -110,6 +112,11 @@ def test_report_iqm_is_the_interquartile_mean() -> None:
         one = entry["per_task"]["t1"]
         assert one["iqm"] == pytest.approx(iqm_by_hand(scores[:, 0])) and one["runs"] == 8
         assert entry["curve"]["iqm"][1] == pytest.approx(iqm_by_hand(scores))
+        for t, task in enumerate(["t1", "t2"]):  # a measure beside success, per task
+            other = entry["other"]["mean_squared_jerk"][task]
+            assert other["iqm"] == pytest.approx(iqm_by_hand(jerk[cond][:, t]))
+            assert other["ci"][0] <= other["iqm"] <= other["ci"][1] and other["runs"] == 8
+        assert "true_return" not in entry["other"]  # absent from these runs' eval.csv
     p = report["probability_of_improvement"][0]
     # P(X > Y) by hand, per task over all pairs of runs (ties count a half), then averaged
     by_hand = np.mean([np.mean((table["a"][:, t, None] > table["b"][None, :, t])

@@ -29,6 +29,7 @@ from rrm_data.rl.relabel import relabel, relabel_replay_buffer
 from rrm_data.rl.sac import (
     SacSettings,
     check_reward_fits,
+    evaluate,
     make_sac,
     make_vec_env,
     reset_critic,
@@ -147,6 +148,37 @@ def test_relabel_in_batches_and_replay_buffer(learned_reward: Path) -> None:
     assert not buffer.rewards[20:].any()
 
 
+class _Zigzag:
+    """A deterministic predictor that alternates two actions: a jerky arm."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self, obs: np.ndarray, *, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        self.calls += 1
+        sign = 1.0 if self.calls % 2 else -1.0
+        return np.array([0.5 * sign, 0.2, -0.1 * sign, 0.0], np.float32), None
+
+
+def test_evaluation_measures_the_hand_jerk_of_each_episode() -> None:
+    env = task_env(TASK, seed=0, episode_steps=30)
+    row = evaluate(_Zigzag(), env, episodes=2, seed=7)
+    jerks = []
+    policy = _Zigzag()
+    for k in range(2):  # the same episodes again, by hand: hand xyz is obs[0:3]
+        obs, _ = env.reset(seed=7 + k)
+        hand = [obs[:3].astype(float)]
+        for _ in range(30):
+            obs, *_ = env.step(policy.predict(obs)[0])
+            hand.append(obs[:3].astype(float))
+        x = np.array(hand)
+        third = [x[t + 3] - 3 * x[t + 2] + 3 * x[t + 1] - x[t] for t in range(len(x) - 3)]
+        jerks.append(np.mean([float(v @ v) for v in third]))
+    assert row["episode_length"] == 30
+    assert row["mean_squared_jerk"] == pytest.approx(np.mean(jerks), rel=1e-9)
+    assert row["mean_squared_jerk"] > 0
+
+
 def test_train_sac_on_learned_reward(sac_run: Path, learned_reward: Path) -> None:
     names = {p.name for p in sac_run.iterdir()}
     assert {"config.yaml", "eval.csv", "progress.csv", "summary.json", "policy.zip",
@@ -156,7 +188,7 @@ def test_train_sac_on_learned_reward(sac_run: Path, learned_reward: Path) -> Non
     rows = list(csv.DictReader((sac_run / "eval.csv").open()))
     assert [int(r["timesteps"]) for r in rows] == [150, 300]
     assert all(0.0 <= float(r["success_rate"]) <= 1.0 and float(r["true_return"]) > 0
-               for r in rows)
+               and float(r["mean_squared_jerk"]) > 0 for r in rows)
     summary = json.loads((sac_run / "summary.json").read_text())
     assert summary["steps"] == 300 and summary["final"]["timesteps"] == 300
     assert summary["reward"] == learned_reward.name  # the reward run's folder

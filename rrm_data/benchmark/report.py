@@ -26,11 +26,14 @@ from rrm_data.errors import RrmError
 
 SUITE_COPY = "suite.yaml"
 TAUS = np.linspace(0.0, 1.0, 21)
+# eval.csv columns reported beside success, IQM of the final evaluation like it
+OTHER_METRICS = {"true_return": "true return", "mean_squared_jerk": "hand mean squared jerk"}
 
 
 @dataclass(frozen=True)
 class Result:
-    """One finished run: its evaluations (env steps, success rate, labels used if any)."""
+    """One finished run: its evaluations (env steps, success rate, labels used if any) and
+    the final evaluation's other measures (``OTHER_METRICS`` that its eval.csv has)."""
 
     task: str
     condition: str
@@ -39,6 +42,7 @@ class Result:
     timesteps: np.ndarray
     success: np.ndarray
     labels: np.ndarray | None
+    other: dict[str, float]
 
     @property
     def final(self) -> float:
@@ -64,9 +68,11 @@ def read_results(folders: Sequence[Path]) -> list[Result]:
                 raise RrmError(f"{marker.parent}: eval.csv has no evaluation")
             labels = (np.array([float(r["labels"]) for r in rows]) if "labels" in rows[0]
                       else None)
+            other = {m: float(rows[-1][m]) for m in OTHER_METRICS if rows[-1].get(m)}
             results[key] = Result(key[0], key[1], key[2], str(record["axis"]),
                                   np.array([int(r["timesteps"]) for r in rows]),
-                                  np.array([float(r["success_rate"]) for r in rows]), labels)
+                                  np.array([float(r["success_rate"]) for r in rows]), labels,
+                                  other)
     return list(results.values())
 
 
@@ -132,6 +138,7 @@ def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], re
             entry["all_tasks"] = {"iqm": float(point[0]), "ci": ci[:, 0].tolist(),
                                   "runs": int(table.size), "seeds": len(table)}
         entry["curve"] = _curve(results, cond, tasks, reps, seed)
+        entry["other"] = _other_metrics(results, cond, tasks, reps, seed)
         report["conditions"][cond] = entry
     report["probability_of_improvement"] = []
     for x, y in pairs:
@@ -149,6 +156,29 @@ def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], re
         report["performance_profiles"][cond] = {"fraction": point.tolist(), "ci": ci.tolist(),
                                                 "runs": int(table.size)}
     return report
+
+
+def _other_metrics(results: Sequence[Result], cond: str, tasks: Sequence[str], reps: int,
+                   seed: int) -> dict[str, Any]:
+    """Per task, IQM [95% CI] of each ``OTHER_METRICS`` measure of the final evaluation, for
+    the measures every run of the condition on that task has."""
+    from rliable import metrics
+
+    other: dict[str, Any] = {}
+    for metric in OTHER_METRICS:
+        per_task = {}
+        for task in tasks:
+            runs = [r for r in results if r.condition == cond and r.task == task]
+            if not runs or not all(np.isfinite(r.other.get(metric, np.nan)) for r in runs):
+                continue
+            table = score_table(results, cond, [task], lambda r, m=metric: r.other[m])
+            point, ci = interval(table, lambda t: np.array([metrics.aggregate_iqm(t)]), reps,
+                                 seed)
+            per_task[task] = {"iqm": float(point[0]), "ci": ci[:, 0].tolist(),
+                              "runs": len(table)}
+        if per_task:
+            other[metric] = per_task
+    return other
 
 
 def run_score_profile(table: np.ndarray) -> np.ndarray:
@@ -201,6 +231,14 @@ def markdown(report: dict[str, Any], name: str) -> str:
         cells = [_cell(entry.get("all_tasks"))]
         cells += [_cell(entry["per_task"].get(t)) for t in tasks]
         lines.append(f"| {cond} | " + " | ".join(cells) + " |")
+    for metric, title in OTHER_METRICS.items():
+        rows = {c: e["other"][metric] for c, e in report["conditions"].items()
+                if metric in e.get("other", {})}
+        if rows:
+            lines += ["", f"IQM of the final evaluation's {title} per task:", "",
+                      "| condition | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+            lines += [f"| {c} | " + " | ".join(_cell(v.get(t), ".3g") for t in tasks) + " |"
+                      for c, v in rows.items()]
     if report["probability_of_improvement"]:
         lines += ["", "Probability of improvement P(X > Y) over all tasks:", "",
                   "| X | Y | P(X > Y) | n (X, Y) |", "|---|---|---|---|"]
@@ -210,10 +248,11 @@ def markdown(report: dict[str, Any], name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(entry: dict[str, Any] | None) -> str:
+def _cell(entry: dict[str, Any] | None, form: str = ".2f") -> str:
     if not entry:
         return "–"
-    return f"{entry['iqm']:.2f} [{entry['ci'][0]:.2f}, {entry['ci'][1]:.2f}] (n={entry['runs']})"
+    low, high = entry["ci"]
+    return f"{entry['iqm']:{form}} [{low:{form}}, {high:{form}}] (n={entry['runs']})"
 
 
 def plot(report: dict[str, Any], folder: Path, name: str) -> list[Path]:

@@ -33,8 +33,10 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from rrm_data.config import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, doc
+from rrm_data.dataset.observation import HAND
 from rrm_data.errors import RrmError
 from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
+from rrm_data.labels.motion import MIN_JERK_STEPS, mean_squared_jerk
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
@@ -206,14 +208,19 @@ class Predictor(Protocol):
 
 
 def evaluate(model: Predictor, env: gym.Env, episodes: int, seed: int) -> dict[str, float]:
-    """Deterministic episodes on the true reward, episode k reset with seed ``seed + k``."""
-    returns, successes, lengths = [], [], []
+    """Deterministic episodes on the true reward, episode k reset with seed ``seed + k``:
+    success, true return, length, and how the hand moved (``labels.motion``'s mean squared
+    jerk over each whole episode, the ``smooth`` teacher's criterion), so a reward learned
+    from motion labels can be judged by the motion of its policy."""
+    returns, successes, lengths, jerks = [], [], [], []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
+        hand = [np.asarray(obs)[HAND]]
         total, success, length, done = 0.0, False, 0, False
         while not done:
             action, _ = model.predict(obs, deterministic=True)
             obs, reward, terminated, truncated, info = env.step(action)
+            hand.append(np.asarray(obs)[HAND])
             total += float(reward)
             success = success or bool(info["success"])
             length += 1
@@ -221,8 +228,11 @@ def evaluate(model: Predictor, env: gym.Env, episodes: int, seed: int) -> dict[s
         returns.append(total)
         successes.append(success)
         lengths.append(length)
+        if len(hand) >= MIN_JERK_STEPS:
+            jerks.append(float(mean_squared_jerk(np.asarray(hand, np.float64)[None])[0]))
     return {"success_rate": float(np.mean(successes)), "true_return": float(np.mean(returns)),
-            "true_return_std": float(np.std(returns)), "episode_length": float(np.mean(lengths))}
+            "true_return_std": float(np.std(returns)), "episode_length": float(np.mean(lengths)),
+            "mean_squared_jerk": float(np.mean(jerks)) if jerks else float("nan")}
 
 
 class EvaluationCallback(BaseCallback):
