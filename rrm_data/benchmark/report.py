@@ -15,6 +15,7 @@ import csv
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ def _other_metrics(results: Sequence[Result], cond: str, tasks: Sequence[str], r
             runs = [r for r in results if r.condition == cond and r.task == task]
             if not runs or not all(np.isfinite(r.other.get(metric, np.nan)) for r in runs):
                 continue
-            table = score_table(results, cond, [task], lambda r, m=metric: r.other[m])
+            table = score_table(results, cond, [task], partial(_other, metric=metric))
             point, ci = interval(table, lambda t: np.array([metrics.aggregate_iqm(t)]), reps,
                                  seed)
             per_task[task] = {"iqm": float(point[0]), "ci": ci[:, 0].tolist(),
@@ -179,6 +180,10 @@ def _other_metrics(results: Sequence[Result], cond: str, tasks: Sequence[str], r
         if per_task:
             other[metric] = per_task
     return other
+
+
+def _other(result: Result, metric: str) -> float:
+    return result.other[metric]
 
 
 def run_score_profile(table: np.ndarray) -> np.ndarray:
