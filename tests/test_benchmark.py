@@ -4,6 +4,7 @@ against its definition."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -13,10 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from rrm_data.benchmark.report import Result, build_report
+from rrm_data.benchmark.report import Result, build_report, trained_on
+from rrm_data.benchmark.reward_measures import rank_correlations
 from rrm_data.benchmark.runner import DONE
 from rrm_data.benchmark.suite import parse_suite, shard
 from rrm_data.cli import main
@@ -243,3 +246,76 @@ def test_a_failed_run_is_recorded_and_the_rest_go_on(tmp_path: Path,
     failed = json.loads((out / "reach-v3/bad/seed0/failed.json").read_text())
     assert failed["rc"] == 2 and "unknown reward" in "\n".join(failed["log_tail"])
     assert (out / "reach-v3/good/seed0" / DONE).is_file()
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based), ties sharing the mean of their positions."""
+    order = np.argsort(values, kind="stable")
+    r = np.empty(len(values))
+    r[order] = np.arange(1, len(values) + 1)
+    for v in np.unique(values):
+        r[values == v] = r[values == v].mean()
+    return r
+
+
+def test_rank_correlation_is_spearman_by_its_definition() -> None:
+    rng = np.random.default_rng(5)
+    success = rng.choice([0.0, 0.3, 0.6, 1.0], 12)
+    epic = rng.uniform(0, 1, 12)
+    rows = [{"success": s, "agreement": None if i == 3 else s + rng.normal(0, 0.3),
+             "epic": e, "value_order": 0.5}
+            for i, (s, e) in enumerate(zip(success, epic, strict=True))]
+    out = rank_correlations(rows, reps=300, seed=0)
+    for measure, keep in (("epic", np.arange(12) >= 0), ("agreement", np.arange(12) != 3)):
+        x = np.array([rows[i][measure] for i in np.flatnonzero(keep)])
+        by_hand = np.corrcoef(ranks(x), ranks(success[keep]))[0, 1]  # Pearson of the ranks
+        assert out[measure]["spearman"] == pytest.approx(by_hand)
+        assert out[measure]["runs"] == keep.sum()
+        low, high = out[measure]["ci"]
+        assert low <= by_hand <= high
+    assert out["value_order"]["spearman"] is None  # a constant measure has no ranking
+
+
+def test_a_runs_reward_is_read_from_its_last_command() -> None:
+    folder = Path("/grid/reach-v3/c/seed0")
+    assert trained_on([["collect", "out={run}/0-collect"],
+                       ["train-reward", "out={run}/1-train-reward"],
+                       ["train-sac", "reward={run}/1-train-reward", "out={run}/2-train-sac"]],
+                      folder) == f"{folder}/1-train-reward"
+    assert trained_on([["train-sac", "steps=9", "out={run}/0-train-sac"]], folder) == "true"
+    assert trained_on([["train-online", "recipe=rrm", "out={run}/0-train-online"]],
+                      folder) == f"{folder}/0-train-online/reward"
+    assert trained_on([["train-offline", "algo=cpl", "out=x"]], folder) is None
+    assert trained_on([["train-offline", "reward=prior:gripper_object"]],
+                      folder) == "prior:gripper_object"
+
+
+@pytest.mark.slow
+def test_report_measures_each_runs_reward_on_held_out_pairs(
+        resumed_grid: tuple[Path, Path], make_dataset, tmp_path: Path) -> None:
+    suite, out = resumed_grid
+    if not list(out.glob(f"*/*/seed*/{DONE}"))[3:]:
+        assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
+    heldout = make_dataset(task="reach-v3")
+    report = tmp_path / "report"
+    assert main(["benchmark-report", f"runs={out}", f"heldout={heldout}", "reps=100",
+                 f"out={report}"]) == 0
+    measures = json.loads((report / "report.json").read_text())["reward_measures"]
+    rows = {(r["condition"], r["seed"]): r for r in measures["rows"]}
+    assert sorted(rows) == [("true", 0), ("true", 1), ("zero", 0), ("zero", 1)]
+    # by hand: the test split's oracle pairs that are not ties, judged by the true returns
+    # (agreement 1) and by a reward that ties every pair (a predicted tie counts as wrong)
+    pairs = pq.read_table(heldout / "preferences" / "test-00000-of-00001.parquet").to_pandas()
+    decided = int(((pairs["teacher"] == "oracle") & (pairs["label"] != 0.5)).sum())
+    assert decided > 0
+    for seed in (0, 1):
+        true, zero = rows[("true", seed)], rows[("zero", seed)]
+        assert true["agreement"] == 1.0 and true["agreement_pairs"] == decided
+        assert true["epic"] == pytest.approx(0.0, abs=1e-9)
+        assert zero["agreement"] == 0.0 and zero["agreement_pairs"] == decided
+        assert zero["epic"] is None  # a constant reward has no Pearson distance
+        success = float(list(csv.DictReader(
+            (out / "reach-v3" / "true" / f"seed{seed}" / "0-train-sac" / "eval.csv").open()
+        ))[-1]["success_rate"])
+        assert true["success"] == success
+    assert "Reward measures on held-out oracle pairs" in (report / "report.md").read_text()

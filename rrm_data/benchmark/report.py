@@ -44,6 +44,7 @@ class Result:
     success: np.ndarray
     labels: np.ndarray | None
     other: dict[str, float]
+    reward: str | None = None  # what the policy was trained on (trained_on)
 
     @property
     def final(self) -> float:
@@ -73,8 +74,21 @@ def read_results(folders: Sequence[Path]) -> list[Result]:
             results[key] = Result(key[0], key[1], key[2], str(record["axis"]),
                                   np.array([int(r["timesteps"]) for r in rows]),
                                   np.array([float(r["success_rate"]) for r in rows]), labels,
-                                  other)
+                                  other, trained_on(record["commands"], marker.parent))
     return list(results.values())
+
+
+def trained_on(commands: Sequence[Sequence[str]], folder: Path) -> str | None:
+    """The reward reference of a run's last command (``run.json``'s ``commands``, ``{run}``
+    standing for its folder): train-online's final reward, or the ``reward=`` of train-sac and
+    train-offline (default ``true``); None for CPL, which trains without a reward."""
+    argv = [a.replace("{run}", str(folder)) for a in commands[-1]]
+    options = dict(a.split("=", 1) for a in argv[1:] if "=" in a)
+    if argv[0] == "train-online":
+        return str(Path(options["out"]) / "reward")
+    if argv[0] == "train-offline" and options.get("algo") == "cpl":
+        return None
+    return options.get("reward", "true")
 
 
 def score_table(results: Sequence[Result], condition: str, tasks: Sequence[str],

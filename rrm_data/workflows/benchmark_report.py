@@ -2,6 +2,8 @@
 and task with 95% stratified-bootstrap intervals, probability of improvement between the suite's
 `pairs`, sample-efficiency curves (against env steps, and labels for online conditions)
 and performance profiles, as report.json, report.md, curves.png and profiles.png in `out`.
+With `heldout=[DATA,...]` (a dataset per task) each run's reward is also evaluated on its
+task's held-out oracle pairs, and each measure's rank correlation with success is reported.
 
 `runs=[DIR,...]` are benchmark outputs (shards, machines, Ray); their finished runs are
 joined, and every number says how many runs it comes from.
@@ -17,6 +19,8 @@ import yaml
 from omegaconf import DictConfig
 
 from rrm_data.benchmark.report import SUITE_COPY, build_report, markdown, plot, read_results
+from rrm_data.benchmark.reward_measures import markdown as measures_markdown
+from rrm_data.benchmark.reward_measures import open_heldout, reward_measures
 from rrm_data.benchmark.suite import parse_suite
 from rrm_data.config import COUNT, SEED32, build_config, doc
 from rrm_data.errors import RrmError
@@ -32,6 +36,10 @@ class Config:
         "report folder (default <first runs folder>/report)"))
     reps: int = field(default=2000, metadata=doc("bootstrap resamples", COUNT))
     seed: int = field(default=0, metadata=doc("seed of the bootstrap", SEED32))
+    heldout: Any = field(default=None, metadata=doc(
+        "held-out dataset(s), one per task: each run's reward is evaluated on its test "
+        "split's oracle pairs (agreement, EPIC, value-order) beside the run's success",
+        strings=True))
     overwrite: bool = field(default=False, metadata=doc(
         "replace an earlier benchmark report at out"))
 
@@ -42,6 +50,8 @@ def make_config(overrides: list[str]) -> DictConfig:
         raise RrmError("runs= is required: the out folder(s) of rrm-data benchmark")
     if isinstance(cfg.runs, str):
         cfg.runs = [cfg.runs]
+    if isinstance(cfg.heldout, str):
+        cfg.heldout = [cfg.heldout]
     return cfg
 
 
@@ -53,19 +63,27 @@ def run(cfg: DictConfig) -> None:
     if len(texts) > 1:
         raise RrmError("the runs folders hold different suites; report them apart")
     suite = parse_suite(yaml.safe_load(texts.pop()), "") if texts else None
+    heldout = open_heldout([str(p) for p in cfg.heldout or []])
     results = read_results(folders)
     if suite:  # conditions in the order the suite declares them
         order = [c.name for c in suite.conditions]
         results.sort(key=lambda r: order.index(r.condition) if r.condition in order
                      else len(order))
     report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed)
+    if heldout:
+        report["reward_measures"] = reward_measures(
+            [{"task": r.task, "condition": r.condition, "seed": r.seed, "success": r.final,
+              "reward": r.reward} for r in results], heldout, cfg.reps, cfg.seed)
     name = suite.name if suite else folders[0].name
+    text = markdown(report, name)
+    if heldout:
+        text += "\n".join(measures_markdown(report["reward_measures"])) + "\n"
     with atomic_directory(out, Kind.BENCHMARK_REPORT, cfg.overwrite) as tmp:
         write_json(tmp / "report.json", {"suite": name, "runs": [str(f) for f in folders],
                                          **report})
-        (tmp / "report.md").write_text(markdown(report, name))
+        (tmp / "report.md").write_text(text)
         plot(report, tmp, name)
-    console.print(markdown(report, name))
+    console.print(text)
     console.print(f"wrote {out}: report.json, report.md, curves.png, profiles.png")
 
 
