@@ -15,13 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.columns import EMBEDDINGS_PREFIX, is_embedding_column
+from rrm_data.dataset.columns import EMBEDDINGS_PREFIX, decode_column, is_embedding_column
 from rrm_data.dataset.info import DatasetInfo
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.dataset.writer import new_version, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
-from rrm_data.sim.rendering import decode_column, frame_settings, image_cameras
+from rrm_data.sim.rendering import frame_settings, image_cameras
 from rrm_data.vision.encoders import DEFAULT_ENCODER, FrozenEncoder, load_encoder
 
 
