@@ -59,6 +59,7 @@ class LearnedReward(RewardFunction):
         self.model = model.eval()
         self.spec = spec
         # Image rewards read cached encoder features; from raw frames they are computed here.
+        # (One whose network fine-tuned its encoder reads frames: its network encodes them.)
         self.frame_features = None
         if spec.encoders:  # only image rewards need timm
             from rrm_data.vision.encoders import FrameFeatures
@@ -122,11 +123,17 @@ class LearnedReward(RewardFunction):
             raise RrmError(f"reward '{self.name}' reads a window of {self.window.length} steps, "
                            "not one (obs, act); use score(columns) on windows")
         columns = {fmt.STATE: obs, fmt.ACTION: act}
+        cameras = self.spec.cameras
+        if cameras and frames is None:
+            raise RrmError(f"reward '{self.name}' reads camera frames ({', '.join(cameras)}); "
+                           "pass frames=")
         if self.frame_features is not None:
-            if frames is None:
-                raise RrmError(f"reward '{self.name}' reads camera frames "
-                               f"({', '.join(self.frame_features.cameras)}); pass frames=")
             columns.update(self.frame_features(_numpy_frames(frames)))
+        elif cameras:  # a fine-tuned encoder: the network reads the frames themselves
+            from rrm_data.vision.encoders import camera_frames
+
+            columns.update({fmt.image_column(c): f for c, f in
+                            camera_frames(_numpy_frames(frames), cameras).items()})
         if not set(self.model.inputs) <= set(columns):
             raise RrmError(f"reward '{self.name}' reads {', '.join(self.columns)}, not (obs, act);"
                            " use score(columns)")
@@ -147,6 +154,8 @@ class LearnedReward(RewardFunction):
     def _parts(self, columns: Mapping[str, Any]) -> RewardOutput:
         tensors = {c: _tensor(v).to(self.device) for c, v in columns.items()}
         for name, width in self.model.inputs.items():
+            if name in self.model.frame_inputs:  # frames, encoded by the network
+                continue
             if tensors[name].ndim == 1 + self.model.sequence:  # a scalar column
                 tensors[name] = tensors[name].unsqueeze(-1)
             if tensors[name].shape[-1] != width:
