@@ -2,7 +2,8 @@
 
 ``reward.json`` is the reward's ``RewardSpec`` (network kind and sizes, input columns,
 prior, normalization stats, window, frames and encoders, how it was trained), parsed once
-on load; no Lightning, no dataset is needed to score steps with it.
+on load; no Lightning, no dataset is needed to score steps with it. A reward that fine-tuned
+its image encoder keeps the encoder's weights in ``weights.safetensors`` with the network's.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class LearnedReward(RewardFunction):
         Markovian network reads the newest step of each window.
 
         An image reward takes its ``embeddings/<encoder>`` columns, or the camera frames
-        (``observation.images.<camera>``, uint8 (N, 1, H, W, 3)) to compute them from.
+        (``observation.images.<camera>``, uint8 (N, k, H, W, 3)) to compute them from; one
+        that fine-tuned its encoder takes the frames, which its network encodes.
         """
         k = self.window.length
         wrong = sorted(c for c, v in columns.items() if tuple(v.shape[1:2]) != (k,))
