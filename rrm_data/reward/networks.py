@@ -324,8 +324,8 @@ class RewardNetwork(nn.Module):
             from rrm_data.vision.finetune import tuned_encoder
 
             self.encoder = tuned_encoder(spec.encoder)
-        self.frame_inputs = tuple(c for c in self.inputs if fmt.is_image_column(c)
-                                  and self.encoder is not None)
+        self.frame_inputs = () if self.encoder is None else tuple(
+            c for c in self.inputs if fmt.is_image_column(c))
 
     @property
     def sequence(self) -> bool:
