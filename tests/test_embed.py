@@ -20,13 +20,12 @@ from timm.data import ImageNetInfo, create_transform, resolve_data_config
 
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.columns import decode_column, step_columns
 from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.errors import RrmError
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl.relabel import frame_cameras, relabel
-from rrm_data.sim.rendering import decode_column
 from rrm_data.vision.encoders import FrozenEncoder, create_pretrained, load_encoder
 
 IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 4,

@@ -18,9 +18,10 @@ from PIL import Image
 
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import decode_column
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.sim.envs import RenderSpec, get_physics_state, make_env, reset_to_rand_vec
-from rrm_data.sim.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
+from rrm_data.sim.rendering import FrameRenderer, FrameSpec, physics_states
 
 # Small on purpose: 6 episodes × 30 steps of 32 × 32 frames.
 IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 4,

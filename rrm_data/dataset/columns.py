@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from PIL import Image
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.snapshot import DatasetFiles
@@ -20,6 +22,16 @@ def to_numpy(column: pa.ChunkedArray) -> np.ndarray:
         width = array.type.list_size
         return array.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
     return array.to_numpy(zero_copy_only=False)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def decode_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """An image column as one uint8 array (N, H, W, 3)."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return np.stack([decode_png(b) for b in column.field("bytes").to_pylist()])
 
 
 def positions(keys: Any, values: Any) -> np.ndarray:
@@ -80,7 +92,8 @@ def step_columns(dataset: DatasetFiles, names: Sequence[str], split: str = "trai
     """The named steps columns, row ``i`` holding step ``index == i`` (or ``rows[i]``).
 
     ``rows`` (step indices) keeps only those steps, so scoring a split converts only the
-    steps it needs. A name ``embeddings/<encoder>`` reads that table's cached features.
+    steps it needs. A name ``embeddings/<encoder>`` reads that table's cached features; a
+    camera's frames (``observation.images.<camera>``) come decoded, uint8 (N, H, W, 3).
     """
     embedded = {n: embedding_column(dataset, n, split) for n in names if is_embedding_column(n)}
     if embedded:
@@ -105,5 +118,12 @@ def step_columns(dataset: DatasetFiles, names: Sequence[str], split: str = "trai
     if rows is not None:
         order = order[rows]
     keep = None if np.array_equal(order, expected) else order  # numpy indexing beats take()
-    return {name: to_numpy(table.column(name)) if keep is None
-            else to_numpy(table.column(name))[keep] for name in names}
+    return {name: _values(table.column(name), fmt.is_image_column(name), keep) for name in names}
+
+
+def _values(column: pa.ChunkedArray, frames: bool, keep: np.ndarray | None) -> np.ndarray:
+    """A column's rows ``keep`` (all when None) as numpy; frames decoded, only those kept."""
+    if frames:
+        return decode_column(column if keep is None else column.take(keep))
+    values = to_numpy(column)
+    return values if keep is None else values[keep]

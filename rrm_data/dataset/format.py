@@ -62,6 +62,11 @@ def image_column(camera: str) -> str:
     return f"observation.images.{camera}"
 
 
+def is_image_column(name: str) -> bool:
+    """``observation.images.<camera>``: a camera's frames (PNG structs, ``datasets`` Image)."""
+    return name.startswith(image_column(""))
+
+
 def _item(dtype: pa.DataType) -> pa.Field:
     """List items named as Parquet names them, so a table is the same whether it went
     through a Parquet file (merge) or not (collect)."""
@@ -144,6 +149,7 @@ __all__ = [
     "human_teacher",
     "is_human_teacher",
     "image_column",
+    "is_image_column",
     "parquet_options",
     "prior_column",
     "prior_columns",

@@ -117,7 +117,8 @@ def why_not(reward: RewardFunction, has_physics: bool) -> str | None:
     if reward.window.length > 1:
         return (f"a windowed reward (k = {reward.window.length}) reads steps before s: it is "
                 "no function of one transition")
-    other = [c for c in reward.columns if c not in READABLE and not is_embedding_column(c)]
+    other = [c for c in reward.columns if c not in READABLE and not is_embedding_column(c)
+             and not fmt.is_image_column(c)]  # features and frames: of the step's own state
     if other:
         return f"reads {', '.join(other)}, which cannot be scored on (s, a) no step holds"
     return None

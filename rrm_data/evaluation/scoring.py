@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import positions, segment_first_steps
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
@@ -25,6 +26,7 @@ from rrm_data.reward.base import RewardFunction, RewardOutput
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.reward.window import dataset_windows
 from rrm_data.sim.policies import policy_label
+from rrm_data.sim.rendering import frame_settings, image_cameras
 
 TIE = 0.5
 
@@ -153,9 +155,28 @@ def check_feature_source(reward: RewardFunction, data: SplitData) -> None:
                            "as its training data was, or score another one")
 
 
+def check_frame_source(reward: RewardFunction, data: SplitData) -> None:
+    """Refuse to score a reward that reads frames (a fine-tuned encoder's) on frames of
+    another size or scene quality than those it was trained on."""
+    frames = reward.spec.frames
+    if frames is None or not any(fmt.is_image_column(c) for c in reward.columns):
+        return
+    info = data.dataset.info
+    if not set(frames.cameras) <= set(image_cameras(info.features["steps"])):
+        return  # reading the column says which frames are missing
+    have = frame_settings(info, frames.cameras)
+    trained = {"height": frames.height, "width": frames.width, "quality": frames.quality}
+    differ = [k for k, v in trained.items() if have[k] != v]
+    if differ:
+        raise RrmError(f"reward {reward.name} was trained on frames of other "
+                       f"{', '.join(differ)} than {data.dataset.root}'s ({trained} vs "
+                       f"{ {k: have[k] for k in trained} }); score data rendered as its was")
+
+
 def score_steps(reward: RewardFunction, data: SplitData, whole_episodes: bool) -> StepScores:
     """Score the split's segments (and, if asked, the whole episodes they come from)."""
     check_feature_source(reward, data)
+    check_frame_source(reward, data)
     if whole_episodes:
         rows = window_rows(data.episodes["index_from"], data.episodes["length"])
     else:

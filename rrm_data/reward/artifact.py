@@ -2,7 +2,8 @@
 
 ``reward.json`` is the reward's ``RewardSpec`` (network kind and sizes, input columns,
 prior, normalization stats, window, frames and encoders, how it was trained), parsed once
-on load; no Lightning, no dataset is needed to score steps with it.
+on load; no Lightning, no dataset is needed to score steps with it. A reward that fine-tuned
+its image encoder keeps the encoder's weights in ``weights.safetensors`` with the network's.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class LearnedReward(RewardFunction):
         self.model = model.eval()
         self.spec = spec
         # Image rewards read cached encoder features; from raw frames they are computed here.
+        # (One whose network fine-tuned its encoder reads frames: its network encodes them.)
         self.frame_features = None
         if spec.encoders:  # only image rewards need timm
             from rrm_data.vision.encoders import FrameFeatures
@@ -85,7 +87,8 @@ class LearnedReward(RewardFunction):
         Markovian network reads the newest step of each window.
 
         An image reward takes its ``embeddings/<encoder>`` columns, or the camera frames
-        (``observation.images.<camera>``, uint8 (N, 1, H, W, 3)) to compute them from.
+        (``observation.images.<camera>``, uint8 (N, k, H, W, 3)) to compute them from; one
+        that fine-tuned its encoder takes the frames, which its network encodes.
         """
         k = self.window.length
         wrong = sorted(c for c, v in columns.items() if tuple(v.shape[1:2]) != (k,))
@@ -122,11 +125,17 @@ class LearnedReward(RewardFunction):
             raise RrmError(f"reward '{self.name}' reads a window of {self.window.length} steps, "
                            "not one (obs, act); use score(columns) on windows")
         columns = {fmt.STATE: obs, fmt.ACTION: act}
+        cameras = self.spec.cameras
+        if cameras and frames is None:
+            raise RrmError(f"reward '{self.name}' reads camera frames ({', '.join(cameras)}); "
+                           "pass frames=")
         if self.frame_features is not None:
-            if frames is None:
-                raise RrmError(f"reward '{self.name}' reads camera frames "
-                               f"({', '.join(self.frame_features.cameras)}); pass frames=")
             columns.update(self.frame_features(_numpy_frames(frames)))
+        elif cameras:  # a fine-tuned encoder: the network reads the frames themselves
+            from rrm_data.vision.encoders import camera_frames
+
+            columns.update({fmt.image_column(c): f for c, f in
+                            camera_frames(_numpy_frames(frames), cameras).items()})
         if not set(self.model.inputs) <= set(columns):
             raise RrmError(f"reward '{self.name}' reads {', '.join(self.columns)}, not (obs, act);"
                            " use score(columns)")
@@ -147,6 +156,8 @@ class LearnedReward(RewardFunction):
     def _parts(self, columns: Mapping[str, Any]) -> RewardOutput:
         tensors = {c: _tensor(v).to(self.device) for c, v in columns.items()}
         for name, width in self.model.inputs.items():
+            if name in self.model.frame_inputs:  # frames, encoded by the network
+                continue
             if tensors[name].ndim == 1 + self.model.sequence:  # a scalar column
                 tensors[name] = tensors[name].unsqueeze(-1)
             if tensors[name].shape[-1] != width:

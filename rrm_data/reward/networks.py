@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from rrm_data.reward.base import RewardOutput
 from rrm_data.reward.spec import NetworkSpec
 from rrm_data.reward.window import window_index
 from rrm_data.triton_apart import load_triton_apart
+
+if TYPE_CHECKING:
+    from rrm_data.vision.finetune import TunedEncoder
 
 
 class EnsembleLinear(nn.Module):
@@ -289,7 +292,9 @@ class RewardNetwork(nn.Module):
 
     Built from a ``NetworkSpec`` (kind and sizes, inputs in concatenation order, prior,
     normalization, window); the normalization stats live in buffers so they travel with the
-    weights.
+    weights. A spec with an ``encoder`` adds the image encoder it fine-tunes
+    (``vision.finetune``): its camera-frame inputs enter as uint8 frames and are encoded
+    here, and the encoder's weights are part of the network's.
     """
 
     input_mean: Tensor  # buffers, registered in __init__
@@ -314,6 +319,13 @@ class RewardNetwork(nn.Module):
         self.register_buffer("input_std", std.float())
         self.net = build_network(spec.network, width + self.prior_as_input, spec.params,
                                  spec.window.length)
+        self.encoder: TunedEncoder | None = None
+        if spec.encoder is not None:  # timm is imported for image encoders only
+            from rrm_data.vision.finetune import tuned_encoder
+
+            self.encoder = tuned_encoder(spec.encoder)
+        self.frame_inputs = () if self.encoder is None else tuple(
+            c for c in self.inputs if fmt.is_image_column(c))
 
     @property
     def sequence(self) -> bool:
@@ -328,8 +340,24 @@ class RewardNetwork(nn.Module):
         with torch.no_grad():
             return self.prior_sign * PRIORS.get(self.prior_name)(state.float())
 
+    def encoded(self, columns: Mapping[str, Tensor],
+                index: Tensor | None = None) -> Mapping[str, Tensor]:
+        """``columns`` with each frame input given as uint8 frames (..., H, W, 3) replaced by
+        the encoder's features (..., dim); features pass as they are. With ``index``, the
+        frame columns hold a batch's distinct frames (U, H, W, 3) and ``index`` (...) which
+        one each position shows, so each frame is encoded once (training's batches)."""
+        if self.encoder is None:
+            return columns
+        out = dict(columns)
+        for name in self.frame_inputs:
+            if columns[name].dtype == torch.uint8:
+                features = self.encoder(columns[name])
+                out[name] = features if index is None else features[index]
+        return out
+
     def _features(self, columns: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Normalized inputs (..., D) (r0 appended when it is an input) and r0 (...)."""
+        columns = self.encoded(columns)
         x = torch.cat([columns[name].float() for name in self.inputs], dim=-1)
         x = (x - self.input_mean) / self.input_std
         r0 = self.prior(columns).expand(x.shape[:-1])

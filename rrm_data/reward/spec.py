@@ -2,7 +2,9 @@
 
 ``RewardSpec`` is what every reward carries as ``reward.spec``: its name, the steps
 columns it reads, the window of steps it scores (``Window``), the frames and encoder
-records of an image reward, the task it was trained on, and for a learned reward the
+records of an image reward (one on cached features reads ``embeddings/<encoder>`` columns;
+one that fine-tuned its encoder reads the frames, ``observation.images.<camera>``, and its
+network records the encoder), the task it was trained on, and for a learned reward the
 network (``NetworkSpec``). An artifact's ``reward.json`` is ``RewardSpec.to_json()``;
 ``from_json`` reads it back (an artifact without ``window`` is Markovian, k = 1).
 No torch here: the true and prior rewards use this module without loading a network.
@@ -21,15 +23,16 @@ from rrm_data.errors import RrmError
 
 # Keys of the ``model`` config that describe the reward; all others go to the network.
 REWARD_KEYS = ("network", "inputs", "prior", "prior_weight", "negate_prior", "prior_as_input",
-               "normalize", "window", "stride")
-# Reward keys a ``model`` section may leave out: a Markovian model has no window (k = 1).
-OPTIONAL_KEYS = ("window", "stride")
+               "normalize", "window", "stride", "finetune_blocks")
+# Reward keys a ``model`` section may leave out: a Markovian model has no window (k = 1), a
+# model on cached frame features fine-tunes no encoder (finetune_blocks = 0).
+OPTIONAL_KEYS = ("window", "stride", "finetune_blocks")
 # The known numeric keys of a ``model`` section (train-reward's and train-online's).
 # Sizes are capped so that even checking a model's shape (train-reward) cannot overflow.
 _WIDTH, _DEPTH = Range(1, 2**20, integer=True), Range(1, 1024, integer=True)
 MODEL_RANGES = {"prior_weight": FINITE, "hidden": _WIDTH, "trunk": _WIDTH, "layers": _DEPTH,
                 "members": _DEPTH, "dim": _WIDTH, "heads": _DEPTH, "window": _DEPTH,
-                "stride": _DEPTH}
+                "stride": _DEPTH, "finetune_blocks": Range(0, 1024, integer=True)}
 # How a window is padded before an episode's first step: that first step, repeated.
 PAD_FIRST = "first"
 PADS = (PAD_FIRST,)
@@ -100,7 +103,11 @@ class Normalization:
 class NetworkSpec:
     """A learned reward network: kind and parameters, inputs (column, width) in
     concatenation order, prior, input normalization (None: none), and the window of steps
-    it reads (k = 1 for the Markovian networks; a sequence network reads k steps)."""
+    it reads (k = 1 for the Markovian networks; a sequence network reads k steps).
+
+    ``encoder`` (``vision.finetune.tuning_record``) is set when the network holds an image
+    encoder it fine-tuned: its camera-frame inputs then enter as frames, their width the
+    encoder's features per frame, and its weights are part of the network's."""
 
     network: str
     params: Mapping[str, Any]
@@ -108,6 +115,7 @@ class NetworkSpec:
     prior: PriorSpec
     normalization: Normalization | None = None
     window: Window = Window()
+    encoder: Mapping[str, Any] | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -124,7 +132,8 @@ class NetworkSpec:
                           "negate": self.prior.negate, "as_input": self.prior.as_input},
                 "normalization": None if norm is None else {"mean": list(norm.mean),
                                                             "std": list(norm.std)},
-                "window": self.window.to_json()}
+                "window": self.window.to_json(),
+                **({} if self.encoder is None else {"encoder": dict(self.encoder)})}
 
     @classmethod
     def from_json(cls, spec: Mapping[str, Any]) -> NetworkSpec:
@@ -135,7 +144,8 @@ class NetworkSpec:
                              bool(prior["negate"]), bool(prior["as_input"])),
                    None if not norm else Normalization(tuple(map(float, norm["mean"])),
                                                        tuple(map(float, norm["std"]))),
-                   Window(**spec["window"]) if spec.get("window") else Window())
+                   Window(**spec["window"]) if spec.get("window") else Window(),
+                   dict(spec["encoder"]) if spec.get("encoder") else None)
 
 
 @dataclass(frozen=True)
@@ -156,7 +166,8 @@ class RewardSpec:
     columns: tuple[str, ...]
     window: Window = Window()
     frames: Frames | None = None
-    # Encoder records by ``embeddings/<encoder>`` column, as the dataset's info holds them.
+    # Encoder records by ``embeddings/<encoder>`` column, as the dataset's info holds them
+    # (a fine-tuned encoder's record is its network's: ``network.encoder``).
     encoders: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     task: str | None = None
     network: NetworkSpec | None = None
@@ -224,9 +235,11 @@ class RewardSpec:
 
 
 def reward_spec(model: Mapping[str, Any], widths: Mapping[str, int],
-                stats: Normalization | None) -> NetworkSpec:
+                stats: Normalization | None,
+                encoder: Mapping[str, Any] | None = None) -> NetworkSpec:
     """The network spec of a ``model`` config (shared by train-reward and train-online);
-    ``window`` (k, default 1) and ``stride`` (default 1) give the steps it reads."""
+    ``window`` (k, default 1) and ``stride`` (default 1) give the steps it reads, ``encoder``
+    the record of the image encoder it fine-tunes (None: none)."""
     return NetworkSpec.from_json({
         "network": str(model["network"]),
         "params": {k: v for k, v in model.items() if k not in REWARD_KEYS},
@@ -235,9 +248,16 @@ def reward_spec(model: Mapping[str, Any], widths: Mapping[str, int],
                   "negate": bool(model["negate_prior"]),
                   "as_input": bool(model["prior_as_input"])},
         "window": model_window(model).to_json(),
+        "encoder": encoder,
     }).with_normalization(stats)
 
 
 def model_window(model: Mapping[str, Any]) -> Window:
     """The window of a ``model`` config: ``window`` steps (default 1) ``stride`` apart."""
     return Window(int(model.get("window", 1)), int(model.get("stride", 1)))
+
+
+def finetune_blocks(model: Mapping[str, Any]) -> int:
+    """How many of its image encoder's last blocks a ``model`` config trains (0: none, the
+    model reads cached frozen features)."""
+    return int(model.get("finetune_blocks", 0))

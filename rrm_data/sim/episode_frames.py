@@ -14,9 +14,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rrm_data.dataset import format as fmt
+from rrm_data.dataset.columns import decode_column
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.sim.envs import make_env, reset_to_rand_vec, sawyer_env
-from rrm_data.sim.rendering import FrameRenderer, FrameSpec, decode_column, physics_states
+from rrm_data.sim.rendering import FrameRenderer, FrameSpec, physics_states
 
 
 class EpisodeFrames:

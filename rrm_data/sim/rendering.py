@@ -152,16 +152,6 @@ def encode_png(frame: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
-def decode_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """An image column as one uint8 array (N, H, W, 3)."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return np.stack([decode_png(b) for b in column.field("bytes").to_pylist()])
-
-
 def image_array(pngs: Sequence[bytes]) -> pa.StructArray:
     return pa.StructArray.from_arrays(
         [pa.array(pngs, pa.binary()), pa.nulls(len(pngs), pa.string())], fields=list(IMAGE_TYPE))

@@ -5,15 +5,18 @@ whole batch is gathered by index arithmetic with no Python loop per pair. A rewa
 reads a window of k steps (``model.window``, ``model.stride``) gets each segment with the
 span − 1 steps before it, (B, 2, T + span − 1, features), the rows chosen by
 ``reward.window.segment_runs`` (the one window builder: padded with the episode's first
-step), and scores its T windows from that run (``RewardNetwork.segment_rewards``). The
-data module keeps no global state and uses an ordinary shuffled DataLoader, so
-Lightning's distributed sampler splits it across DDP ranks deterministically.
+step), and scores its T windows from that run (``RewardNetwork.segment_rewards``). A model
+that fine-tunes its image encoder reads camera frames: they stay uint8, and a batch holds
+its distinct frames once (U, H, W, 3) with ``frame_index`` (B, 2, L) saying where each
+goes, so the encoder runs once per distinct step. The data module keeps no global state
+and uses an ordinary shuffled DataLoader, so Lightning's distributed sampler splits it
+across DDP ranks deterministically.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import segment_first_steps, step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
@@ -33,7 +37,9 @@ from rrm_data.reward.window import ONE_STEP, episode_first, segment_runs
 from rrm_data.streams import Stream, stream
 from rrm_data.training.fit import PairOrder, input_normalization
 
-Batch = dict[str, Any]  # {"inputs": {column: (B, 2, T, width)}, "label": (B,)}
+# {"inputs": {column: (B, 2, T, width)}, "label": (B,)}; with frames, {"inputs": {camera
+# column: (U, H, W, 3)}, "frame_index": (B, 2, T)} too
+Batch = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -102,11 +108,12 @@ def labelled_pairs(dataset: DatasetDir, split: str, teacher: str,
 
 class PairBatches(Dataset):
     """Map-style dataset of pairs whose ``__getitems__`` gathers a whole batch at once:
-    each segment's T steps, after the span − 1 steps its first window reads."""
+    each segment's T steps, after the span − 1 steps its first window reads (frames: the
+    batch's distinct ones and ``frame_index``)."""
 
     def __init__(self, steps: dict[str, Tensor], pairs: LabelledPairs, length: int,
-                 window: Window = ONE_STEP) -> None:
-        self.steps = steps
+                 window: Window = ONE_STEP, frames: dict[str, Tensor] | None = None) -> None:
+        self.steps, self.frames = steps, frames or {}
         self.last = pairs.first + (length - 1)
         self.start = pairs.start
         self.label = torch.from_numpy(pairs.label.astype(np.float32))
@@ -120,12 +127,20 @@ class PairBatches(Dataset):
         rows = segment_runs(self.last[idx].ravel(), self.start[idx].ravel(), self.length,
                             self.window)
         rows_t = torch.from_numpy(rows.reshape(len(idx), 2, -1))  # (B, 2, L)
-        return {"inputs": {name: column[rows_t] for name, column in self.steps.items()},
-                "label": self.label[torch.from_numpy(idx)]}
+        inputs = {name: column[rows_t] for name, column in self.steps.items()}
+        batch: Batch = {"inputs": inputs, "label": self.label[torch.from_numpy(idx)]}
+        if self.frames:
+            distinct, at = np.unique(rows, return_inverse=True)
+            distinct_t = torch.from_numpy(distinct)
+            inputs.update({name: f[distinct_t] for name, f in self.frames.items()})
+            batch["frame_index"] = torch.from_numpy(at.reshape(rows_t.shape))
+        return batch
 
     def __getitem__(self, index: int) -> Batch:
         batch = self.__getitems__([index])
-        return {"inputs": {k: v[0] for k, v in batch["inputs"].items()}, "label": batch["label"][0]}
+        item = {"inputs": {k: v if k in self.frames else v[0]
+                           for k, v in batch["inputs"].items()}, "label": batch["label"][0]}
+        return item | ({"frame_index": batch["frame_index"][0]} if self.frames else {})
 
 
 def already_batched(batch: Batch) -> Batch:
@@ -167,6 +182,7 @@ class PreferenceDataModule(pl.LightningDataModule):
         self.seed, self.window = seed, window
         self.batch_size, self.num_workers = batch_size, num_workers
         self.steps: dict[str, Tensor] = {}
+        self.frames: dict[str, Tensor] = {}  # camera columns, uint8 (N, H, W, 3)
         self.train_pairs: LabelledPairs | None = None
         self.val_pairs: LabelledPairs | None = None
         self.segment_length = 0
@@ -179,8 +195,10 @@ class PreferenceDataModule(pl.LightningDataModule):
             return
         dataset = self.dataset
         columns = step_columns(dataset, self.columns)
+        self.frames = {name: torch.from_numpy(v) for name, v in columns.items()
+                       if fmt.is_image_column(name)}
         self.steps = {name: torch.tensor(v.reshape(len(v), -1), dtype=torch.float32)
-                      for name, v in columns.items()}
+                      for name, v in columns.items() if name not in self.frames}
         first, self.segment_length = segment_windows(dataset)
         pool = labelled_pairs(dataset, "train", self.teacher, first)
         if self.val_split == "test":
@@ -220,14 +238,24 @@ class PreferenceDataModule(pl.LightningDataModule):
 
     @property
     def column_widths(self) -> dict[str, int]:
+        """Widths of the columns read as numbers (frames' width is their encoder's)."""
         return {name: int(t.shape[1]) for name, t in self.steps.items()}
 
-    def input_stats(self, inputs: Sequence[str]) -> Normalization:
-        """Mean and std of the concatenated ``inputs`` over the training segments' steps."""
+    def input_stats(self, inputs: Sequence[str],
+                    encode: Callable[[np.ndarray], np.ndarray] | None = None) -> Normalization:
+        """Mean and std of the concatenated ``inputs`` over the training segments' steps;
+        frames count as their features by ``encode`` (the encoder training starts from)."""
         assert self.train_pairs is not None, "call setup() first"
         firsts = np.unique(self.train_pairs.first)
         rows = torch.from_numpy((firsts[:, None] + np.arange(self.segment_length)).ravel())
-        return input_normalization({name: self.steps[name][rows] for name in inputs}, inputs)
+
+        def values(name: str) -> Tensor:
+            if name not in self.frames:
+                return self.steps[name][rows]
+            assert encode is not None, f"{name} holds frames: pass their encoder"
+            return torch.from_numpy(encode(self.frames[name][rows].numpy()))
+
+        return input_normalization({name: values(name) for name in inputs}, inputs)
 
     def _loader(self, pairs: LabelledPairs | None, shuffle: bool) -> DataLoader:
         assert pairs is not None, "call setup() first"
@@ -237,7 +265,8 @@ class PreferenceDataModule(pl.LightningDataModule):
             assert self.order is not None, "set order (the RewardLearner's) first"
             order = PairOrder(len(pairs), self.order)
         # torch types collate_fn as taking a list of items; with __getitems__ it gets the batch
-        return DataLoader(PairBatches(self.steps, pairs, self.segment_length, self.window),
+        return DataLoader(PairBatches(self.steps, pairs, self.segment_length, self.window,
+                                      self.frames),
                           batch_size=self.batch_size, sampler=order,
                           collate_fn=already_batched,  # type: ignore[arg-type]
                           num_workers=self.num_workers,

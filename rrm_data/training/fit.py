@@ -4,7 +4,7 @@ Both fit a ``RewardNetwork`` by the same parts, so they cannot drift apart:
 
 - ``seeded_start``: the network initialized from a seed, and the generator of the pairs'
   order, which continues the same random stream (``seeded_network``: the network alone);
-- ``reward_optimizer``: Adam over its parameters;
+- ``reward_optimizer``: Adam over its trained parameters;
 - ``PairOrder``: the order pairs are visited in, one permutation per epoch from that
   generator (the data module's sampler; batches are its slices);
 - ``preference_step``: the Bradley-Terry loss of one batch (the LightningModule's
@@ -59,7 +59,9 @@ def seeded_network(spec: NetworkSpec, seed: int, device: str | torch.device = "c
 
 def reward_optimizer(reward: RewardNetwork, lr: float,
                      weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    return torch.optim.Adam(reward.parameters(), lr=lr, weight_decay=weight_decay)
+    """Adam over the parameters that train (not a fine-tuned encoder's frozen part)."""
+    trained = [p for p in reward.parameters() if p.requires_grad]
+    return torch.optim.Adam(trained, lr=lr, weight_decay=weight_decay)
 
 
 class PairOrder(Sampler[int]):

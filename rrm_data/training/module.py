@@ -25,6 +25,8 @@ class RewardLearner(pl.LightningModule):
 
     ``seed`` initializes the network; ``order`` goes on from there to give the pairs' order
     (the data module's ``order``), as in the online learner (``training.fit.seeded_start``).
+    A network with an image encoder to fine-tune gets batches of distinct frames
+    (``frame_index``): it encodes each once, then scores the pairs.
     """
 
     def __init__(self, spec: dict[str, Any], lr: float = 3e-4, weight_decay: float = 0.0,
@@ -37,7 +39,8 @@ class RewardLearner(pl.LightningModule):
 
     def _step(self, batch: dict[str, Any], stage: str, agreement: BinaryAccuracy) -> Tensor:
         label = batch["label"]
-        loss, logits = preference_step(self.reward, batch["inputs"], label,
+        inputs = self.reward.encoded(batch["inputs"], batch.get("frame_index"))
+        loss, logits = preference_step(self.reward, inputs, label,
                                        self.hparams["label_smoothing"])
         agreement.update(*decided_agreement(logits, label))
         size = len(label)

@@ -158,6 +158,9 @@ def quiet_lightning() -> None:
     """Keep Lightning's start-up banners (accelerators, tips) and its own deprecations out."""
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+    # a fine-tuned image encoder's frozen part is in eval mode on purpose (vision.finetune)
+    warnings.filterwarnings("ignore",
+                            message=".*module\\(s\\) in eval mode at the start of training")
 
 
 def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
@@ -170,10 +173,13 @@ def build_trainer(cfg: DictConfig, out: Path) -> pl.Trainer:
         raise RrmError(f"invalid trainer option: {exc}") from None
 
 
-def make_datamodule(cfg: DictConfig, dataset: DatasetDir) -> PreferenceDataModule:
-    """The data module of a train-reward config (``data`` section) on an opened dataset."""
+def make_datamodule(cfg: DictConfig, dataset: DatasetDir,
+                    inputs: list[str] | None = None) -> PreferenceDataModule:
+    """The data module of a train-reward config (``data`` section) on an opened dataset;
+    ``inputs`` replaces the model's (a fine-tuned encoder's frames for its features)."""
     data = config_dict(cfg.data)
     data.pop("source")
-    columns = columns_read(list(cfg.model.inputs), str(cfg.model.prior))
+    columns = columns_read(list(cfg.model.inputs) if inputs is None else inputs,
+                           str(cfg.model.prior))
     return PreferenceDataModule(dataset, columns=columns, seed=cfg.seed,
                                 window=model_window(cfg.model), **data)

@@ -3,11 +3,14 @@
 The table ``embeddings/<encoder>`` holds one row per step: its ``index`` and ``features``
 (float32, the cameras' features side by side). ``meta/info.json`` records the encoder
 name, weights SHA-256, preprocessing and cameras, so training reads these features
-instead of running the encoder every epoch, and a stale table is recomputed.
+instead of running the encoder every epoch, and a stale table is recomputed. A model that
+fine-tunes the encoder (``model.finetune_blocks``) reads the frames the table's features
+come from instead (``finetune_inputs``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,14 +18,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rrm_data.dataset import format as fmt
-from rrm_data.dataset.columns import EMBEDDINGS_PREFIX, is_embedding_column
+from rrm_data.dataset.columns import EMBEDDINGS_PREFIX, decode_column, is_embedding_column
 from rrm_data.dataset.info import DatasetInfo
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.dataset.writer import new_version, write_dataset
 from rrm_data.errors import RrmError
 from rrm_data.progress import console, progress
-from rrm_data.sim.rendering import decode_column, frame_settings, image_cameras
-from rrm_data.vision.encoders import DEFAULT_ENCODER, FrozenEncoder, load_encoder
+from rrm_data.sim.rendering import frame_settings, image_cameras
+from rrm_data.vision.encoders import (
+    DEFAULT_ENCODER,
+    FrozenEncoder,
+    encoder_from_description,
+    load_encoder,
+)
+from rrm_data.vision.finetune import check_finetune, tuning_record
 
 
 def embedding_table(encoder: str) -> str:
@@ -115,6 +124,61 @@ def embedding_records(dataset: DatasetDir, inputs: list[str]) -> dict[str, dict[
     """What the dataset records about each embeddings table a reward model reads."""
     return {column: dataset.info.embeddings[column]
             for column in filter(is_embedding_column, inputs)}
+
+
+@dataclass(frozen=True)
+class FinetuneInputs:
+    """What a model that fine-tunes its encoder reads instead of an ``embeddings/<encoder>``
+    table: the frames of the cameras whose features the table holds (or would hold), and
+    the encoder that made them, where fine-tuning starts."""
+
+    encoder: FrozenEncoder
+    cameras: list[str]
+    inputs: list[str]  # the model's inputs, the features column replaced by frame columns
+    frames: dict[str, Any]  # how the frames look (``frame_settings``)
+    blocks: int
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The network's ``encoder`` record."""
+        return tuning_record(self.encoder, self.cameras, self.blocks)
+
+    @property
+    def widths(self) -> dict[str, int]:
+        """Each frame column enters the network as the encoder's features."""
+        return {fmt.image_column(c): self.encoder.dim for c in self.cameras}
+
+    @property
+    def image(self) -> dict[str, Any]:
+        """What the reward artifact records to score frames: how they look."""
+        return {"frames": self.frames}
+
+
+def finetune_inputs(dataset: DatasetDir, inputs: list[str], blocks: int) -> FinetuneInputs:
+    """The frames and starting encoder of a model that fine-tunes the last ``blocks`` blocks
+    of the encoder whose features it reads (``vision.finetune.check_finetune``): the cameras
+    and encoder its ``embeddings/<encoder>`` table records, or, without the table, all the
+    dataset's cameras and ``load_encoder``'s defaults (what ``embed`` would use)."""
+    name = check_finetune(inputs, blocks)
+    column = embedding_table(name)
+    record = dataset.info.embeddings.get(column)
+    if record is None:
+        cameras = dataset_cameras(dataset, None)  # refuses a dataset without frames
+        encoder = load_encoder(name)
+    else:
+        cameras = list(record["cameras"])
+        have = image_cameras(dataset.info.features["steps"])
+        missing = [c for c in cameras if c not in have]
+        if missing:
+            raise RrmError(f"{dataset.root} has no frames of camera {', '.join(missing)}, "
+                           f"which its {column} features come from; model.finetune_blocks "
+                           f"reads the frames: rrm-data render data={dataset.root} "
+                           f"camera={missing[0]}")
+        encoder = encoder_from_description(record)
+    frame_inputs = [fmt.image_column(c) for c in cameras]
+    expanded = [f for c in inputs for f in (frame_inputs if c == column else [c])]
+    return FinetuneInputs(encoder, cameras, expanded, frame_settings(dataset.info, cameras),
+                          blocks)
 
 
 def image_spec(records: dict[str, dict[str, Any]]) -> dict[str, Any]:

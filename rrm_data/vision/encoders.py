@@ -10,7 +10,7 @@ so features and the frames scored later go through the very same encoder.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -148,6 +148,13 @@ class Preprocessing:
     def describe(self) -> dict[str, Any]:
         return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
 
+    @classmethod
+    def from_description(cls, description: Mapping[str, Any]) -> Preprocessing:
+        """The preprocessing a record's ``describe()`` wrote."""
+        size = description.get("size")
+        return cls(tuple(map(float, description["mean"])), tuple(map(float, description["std"])),
+                   str(description["interpolation"]), None if size is None else int(size))
+
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         if not isinstance(frames, torch.Tensor):
             frames = torch.from_numpy(np.require(frames, np.uint8, ["C", "W"]))
@@ -156,8 +163,8 @@ class Preprocessing:
             mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
             x = F.interpolate(x, size=(self.size, self.size), mode=mode, antialias=True,
                               align_corners=False)
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std
 
 
@@ -217,6 +224,20 @@ def encoder_from_description(description: dict[str, Any]) -> FrozenEncoder:
     return encoder
 
 
+def camera_frames(frames: Mapping[str, Any] | Any, cameras: Sequence[str]) -> Mapping[str, Any]:
+    """Frames by camera, given as {camera: uint8 (N, H, W, 3)} or, for one camera, one array;
+    every camera of ``cameras`` must be there."""
+    if not isinstance(frames, Mapping):
+        if len(cameras) != 1:
+            raise RrmError(f"this reward reads the cameras {', '.join(cameras)}; pass "
+                           "frames as {camera: uint8 array (N, H, W, 3)}")
+        frames = {cameras[0]: frames}
+    missing = [c for c in cameras if c not in frames]
+    if missing:
+        raise RrmError(f"frames of camera {', '.join(missing)} are missing")
+    return frames
+
+
 class FrameFeatures:
     """The cached-feature columns an image reward reads, computed from raw camera frames.
 
@@ -234,14 +255,7 @@ class FrameFeatures:
 
     def __call__(self, frames: Mapping[str, Any] | np.ndarray) -> dict[str, np.ndarray]:
         """{column: float32 (N, D)} from {camera: uint8 (N, H, W, 3)} (or one array, one camera)."""
-        if not isinstance(frames, Mapping):
-            if len(self.cameras) != 1:
-                raise RrmError(f"this reward reads the cameras {', '.join(self.cameras)}; pass "
-                               "frames as {camera: uint8 array (N, H, W, 3)}")
-            frames = {self.cameras[0]: frames}
-        missing = [c for c in self.cameras if c not in frames]
-        if missing:
-            raise RrmError(f"frames of camera {', '.join(missing)} are missing")
+        frames = camera_frames(frames, self.cameras)
         out = {}
         for column, record in self.records.items():
             if column not in self._encoders:

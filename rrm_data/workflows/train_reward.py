@@ -2,10 +2,12 @@
 
 `recipe=` picks a YAML file from `recipes/` (or a path to one) that sets the defaults;
 `model=mlp` (an option of recipes/model/) swaps in another model block; every key stays
-overridable (`model.hidden=128`, `trainer.max_epochs=5`, `data.num_labels=500`). The run
-directory `out` gets the resolved `config.yaml`, Lightning checkpoints
-(`checkpoints/last.ckpt`, used by `resume=true`), `metrics.csv` and the reward artifact
-`reward/` that `rrm_data.load_reward` reads.
+overridable (`model.hidden=128`, `trainer.max_epochs=5`, `data.num_labels=500`).
+`model.finetune_blocks=N` on an image recipe trains the image encoder's last N blocks with
+the reward, reading the camera frames instead of cached features (a GPU job at real sizes:
+`trainer.accelerator=gpu`). The run directory `out` gets the resolved `config.yaml`,
+Lightning checkpoints (`checkpoints/last.ckpt`, used by `resume=true`), `metrics.csv` and the
+reward artifact `reward/` that `rrm_data.load_reward` reads.
 """
 
 from __future__ import annotations
@@ -37,16 +39,24 @@ from rrm_data.progress import console
 from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.reward.networks import build_network
-from rrm_data.reward.spec import MODEL_RANGES, OPTIONAL_KEYS, RewardSpec, prior_name
+from rrm_data.reward.spec import (
+    MODEL_RANGES,
+    OPTIONAL_KEYS,
+    RewardSpec,
+    finetune_blocks,
+    prior_name,
+)
 from rrm_data.training import trainer as trainer_parts
 from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
 from rrm_data.training.trainer import TRAINER_RANGES
 from rrm_data.vision.embeddings import (
     embedding_records,
     ensure_embeddings,
+    finetune_inputs,
     image_spec,
     missing_embeddings,
 )
+from rrm_data.vision.finetune import check_finetune
 
 MAX_PARAMETERS = 10**9  # per input width 1; a larger reward model cannot be meant
 
@@ -85,7 +95,9 @@ class Config:
     model: dict[str, Any] = field(default_factory=dict, metadata=doc(
         "reward model: network, inputs, prior, prior_weight, negate_prior, prior_as_input, "
         "normalize, window and stride (the k steps a sequence network reads: t − (k−1)·stride … "
-        "t), and the network's own sizes (from the recipe)", keys=MODEL_RANGES))
+        "t), finetune_blocks (image recipes: train the encoder's last N blocks on the frames; "
+        "0, the default, reads cached frozen features), and the network's own sizes (from the "
+        "recipe)", keys=MODEL_RANGES))
     optim: OptimConfig = field(default_factory=OptimConfig, metadata=doc("optimizer and loss"))
     trainer: dict[str, Any] = field(default_factory=lambda: {
         "max_epochs": 20, "accelerator": "auto", "devices": 1, "deterministic": True,
@@ -121,6 +133,8 @@ def check_model(model: DictConfig) -> None:
     if missing:
         raise RrmError(f"model config lacks {', '.join(missing)} (set them in the recipe)")
     prior_name(str(model.prior))
+    if finetune_blocks(model):
+        check_finetune(list(model.inputs), finetune_blocks(model))
     spec = reward_spec(model, {name: 1 for name in model.inputs}, None)
     with torch.device("meta"):  # shapes only: a huge model.hidden allocates nothing here
         net = build_network(spec.network, len(spec.inputs), spec.params, spec.window.length)
@@ -141,17 +155,25 @@ def run(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig, out: Path) -> None:
     """Fit the recipe's reward model into the run directory ``out`` and export it."""
-    ckpt = trainer_parts.resume_checkpoint(out, cfg)
     dataset = open_dataset(cfg.data.source, check="skip-frames")
-    for encoder in missing_embeddings(dataset, list(cfg.model.inputs)):
+    blocks = finetune_blocks(cfg.model)  # > 0: frames in place of features, checked first
+    tuning = finetune_inputs(dataset, list(cfg.model.inputs), blocks) if blocks else None
+    ckpt = trainer_parts.resume_checkpoint(out, cfg)
+    model = cfg.model if tuning is None else {**cfg.model, "inputs": tuning.inputs}
+    for encoder in missing_embeddings(dataset, list(model["inputs"])):
         dataset = ensure_embeddings(dataset, encoder)  # written once, read every epoch
-    encoders = embedding_records(dataset, list(cfg.model.inputs))
-    datamodule = trainer_parts.make_datamodule(cfg, dataset)
+    encoders = embedding_records(dataset, list(model["inputs"]))
+    datamodule = trainer_parts.make_datamodule(cfg, dataset, list(model["inputs"]))
     datamodule.setup("fit")
-    stats = datamodule.input_stats(cfg.model.inputs) if cfg.model.normalize else None
-    network = reward_spec(cfg.model, datamodule.column_widths, stats)
+    encode = None if tuning is None else tuning.encoder  # frames count as its features
+    stats = datamodule.input_stats(model["inputs"], encode) if cfg.model.normalize else None
+    widths = {**datamodule.column_widths, **(tuning.widths if tuning else {})}
+    network = reward_spec(model, widths, stats, None if tuning is None else tuning.record)
     learner = RewardLearner(network.to_json(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                             label_smoothing=cfg.optim.label_smoothing, seed=cfg.seed)
+    if tuning is not None:
+        assert learner.reward.encoder is not None  # the spec's encoder record built it
+        learner.reward.encoder.start_from(tuning.encoder)  # the pretrained weights
     datamodule.order = learner.order  # the seed's stream goes on from initialization
     trainer = trainer_parts.build_trainer(cfg, out)
     if trainer.is_global_zero:
@@ -179,8 +201,8 @@ def train(cfg: DictConfig, out: Path) -> None:
                     "tasks": list(dataset.info.tasks),
                     "teacher": cfg.data.teacher, "num_labels": len(datamodule.train_pairs),
                     "seed": cfg.seed, "epochs": trainer.current_epoch}
-        spec = RewardSpec.learned(out.name, network, training=training,
-                                  image=image_spec(encoders) if encoders else None)
+        image = tuning.image if tuning else image_spec(encoders) if encoders else None
+        spec = RewardSpec.learned(out.name, network, training=training, image=image)
         export_reward(learner.reward.cpu(), spec, out / ARTIFACT_DIR)
         metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()
                    if k.endswith("agreement") or k.endswith("loss_epoch")}

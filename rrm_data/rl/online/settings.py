@@ -26,7 +26,7 @@ from rrm_data.errors import RrmError
 from rrm_data.labels.acquisition import STRATEGY_HELP, check_strategy
 from rrm_data.labels.teachers import Teacher, make_teacher
 from rrm_data.reward.networks import build_network
-from rrm_data.reward.spec import MODEL_RANGES, reward_spec
+from rrm_data.reward.spec import MODEL_RANGES, finetune_blocks, reward_spec
 from rrm_data.rl.sac import SacSettings, check_sac
 from rrm_data.rl.wrapper import episode_length
 
@@ -118,6 +118,9 @@ def check_settings(s: OnlineSettings) -> None:
     if unknown:
         raise RrmError(f"train-online learns from state and action; model.inputs has "
                        f"{', '.join(sorted(unknown))}")
+    if finetune_blocks(s.model):
+        raise RrmError("train-online learns from state and action: it fine-tunes no image "
+                       "encoder (model.finetune_blocks is train-reward's)")
     make_teacher_for(s)
     check_sac(s.sac)
     spec = reward_spec(s.model, STATE_INPUTS, None)
