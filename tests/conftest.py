@@ -20,16 +20,12 @@ def pytest_configure(config: pytest.Config) -> None:
     """One XLA compilation cache for the session's processes (the tests and the commands
     they start): SAC (sbx) compiles the same JAX functions in each test, and each is then
     compiled once per session. Fresh every session, so the compiler itself is tested too;
-    its size limit turns on JAX's file lock, so concurrent runs never read half an entry.
-    XLA's expensive optimisation passes are off: the tests' networks are tiny and their runs
-    a few hundred steps, so compiling dominates (a 40-step SAC process: 11.0-11.6 s of user
-    CPU with them, 8.2-8.6 s without, 3 runs each)."""
+    its size limit turns on JAX's file lock, so concurrent runs never read half an entry."""
     cache = tempfile.mkdtemp(prefix="rrm-data-xla-")
     os.environ.update(JAX_COMPILATION_CACHE_DIR=cache,
                       JAX_COMPILATION_CACHE_MAX_SIZE=str(2**30),
                       JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-                      JAX_DISABLE_MOST_OPTIMIZATIONS="1")
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
