@@ -17,10 +17,13 @@ configure_process()  # as the rrm-data program does, before any test imports MuJ
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One XLA compilation cache for the session's processes (the tests and the commands
-    they start): SAC (sbx) compiles the same JAX functions in each test, and each is then
-    compiled once per session. Fresh every session, so the compiler itself is tested too;
-    its size limit turns on JAX's file lock, so concurrent runs never read half an entry."""
+    """One XLA compilation cache for the session's processes (the tests, pytest-xdist's
+    workers and the commands they start): SAC (sbx) compiles the same JAX functions in each
+    test, and each is then compiled once per session. Fresh every session, so the compiler
+    itself is tested too; its size limit turns on JAX's file lock, so concurrent runs never
+    read half an entry. The xdist controller makes it; its workers inherit it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     cache = tempfile.mkdtemp(prefix="rrm-data-xla-")
     os.environ.update(JAX_COMPILATION_CACHE_DIR=cache,
                       JAX_COMPILATION_CACHE_MAX_SIZE=str(2**30),
