@@ -263,7 +263,7 @@ def test_rank_correlation_is_spearman_by_its_definition() -> None:
     success = rng.choice([0.0, 0.3, 0.6, 1.0], 12)
     epic = rng.uniform(0, 1, 12)
     rows = [{"success": s, "agreement": None if i == 3 else s + rng.normal(0, 0.3),
-             "epic": e, "value_order": 0.5}
+             "epic": e, "starc": None, "value_order": 0.5}
             for i, (s, e) in enumerate(zip(success, epic, strict=True))]
     out = rank_correlations(rows, reps=300, seed=0)
     for measure, keep in (("epic", np.arange(12) >= 0), ("agreement", np.arange(12) != 3)):
@@ -274,6 +274,7 @@ def test_rank_correlation_is_spearman_by_its_definition() -> None:
         low, high = out[measure]["ci"]
         assert low <= by_hand <= high
     assert out["value_order"]["spearman"] is None  # a constant measure has no ranking
+    assert out["starc"]["spearman"] is None and out["starc"]["runs"] == 0
 
 
 def test_a_runs_reward_is_read_from_its_last_command() -> None:
@@ -312,8 +313,10 @@ def test_report_measures_each_runs_reward_on_held_out_pairs(
         true, zero = rows[("true", seed)], rows[("zero", seed)]
         assert true["agreement"] == 1.0 and true["agreement_pairs"] == decided
         assert true["epic"] == pytest.approx(0.0, abs=1e-9)
+        assert true["starc"] == pytest.approx(0.0, abs=1e-9)
         assert zero["agreement"] == 0.0 and zero["agreement_pairs"] == decided
         assert zero["epic"] is None  # a constant reward has no Pearson distance
+        assert zero["starc"] is None  # nor a norm to divide by
         success = float(list(csv.DictReader(
             (out / "reach-v3" / "true" / f"seed{seed}" / "0-train-sac" / "eval.csv").open()
         ))[-1]["success_rate"])

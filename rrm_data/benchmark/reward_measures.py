@@ -25,7 +25,7 @@ from rrm_data.evaluation.scoring import load_split, score_rewards
 from rrm_data.reward.resolve import check_reward_tasks, resolve_reward
 
 # Each measure, read from an evaluate report's view, and which way is better.
-MEASURES = {"agreement": "higher", "epic": "lower", "value_order": "higher"}
+MEASURES = {"agreement": "higher", "epic": "lower", "starc": "lower", "value_order": "higher"}
 SPLIT, TEACHER = "test", "oracle"
 
 
@@ -34,6 +34,7 @@ def _view_measures(view: Mapping[str, Any]) -> dict[str, float | None]:
     return {"agreement": view["agreement"]["value"],
             "agreement_pairs": view["agreement"]["n"],
             "epic": epic.get("distance"),
+            "starc": (view.get("starc") or {}).get("distance"),
             "value_order": (view.get("value_order") or {}).get("mean")}
 
 
@@ -120,10 +121,10 @@ def markdown(measures: Mapping[str, Any]) -> list[str]:
             rho += f" [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]"
         lines.append(f"| {name} | {c['better']} | {rho} | {c['runs']} |")
     lines += ["", "| task | condition | seed | final success | agreement (pairs) | EPIC | "
-              "value-order |", "|---|---|---|---|---|---|---|"]
+              "STARC | value-order |", "|---|---|---|---|---|---|---|---|"]
     for r in measures["rows"]:
         cells = [_num(r["agreement"]) + f" ({r['agreement_pairs']})", _num(r["epic"]),
-                 _num(r["value_order"])]
+                 _num(r["starc"]), _num(r["value_order"])]
         lines.append(f"| {r['task']} | {r['condition']} | {r['seed']} | {r['success']:.2f} | "
                      + " | ".join(cells) + " |")
     return lines

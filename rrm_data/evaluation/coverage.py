@@ -1,4 +1,5 @@
-"""EPIC and value-order on a split: D drawn from its transitions, rewards as functions of rows.
+"""EPIC, STARC and value-order on a split: D drawn from its transitions, rewards as functions
+of rows.
 
 States and actions are ids of the split's step rows (the steps of the episodes its pairs
 come from). What is drawn, with one seeded generator:
@@ -30,7 +31,13 @@ import numpy as np
 
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import is_embedding_column, step_columns
-from rrm_data.evaluation.distances import Coverage, canonicalize, pearson_distance, value_order
+from rrm_data.evaluation.distances import (
+    Coverage,
+    canonicalize,
+    cosine_distance,
+    pearson_distance,
+    value_order,
+)
 from rrm_data.evaluation.scoring import Scored, SplitData, window_rows
 from rrm_data.reward.base import PARTS, RewardFunction, TrueReward
 from rrm_data.reward.window import dataset_windows
@@ -46,6 +53,12 @@ EPIC_RULE = ("EPIC distance to the true reward (Gleave et al. 2021): each reward
              "and uniformly from the split's steps (states, actions), so rewards are also scored "
              "on (s, a, s') no episode holds; the true reward of those is simulated from s''s "
              "physics state")
+STARC_RULE = ("STARC distance to the true reward (Skalse et al. 2024) on EPIC's canonical "
+              "rewards and samples: each divided by its L2 norm over the transitions, then half "
+              "the L2 distance of the two, √((1 − cos)/2); 0 = the same up to shaping and "
+              "positive scale, 1 = its negation. Unlike EPIC it keeps the canonical rewards' "
+              "mean, so a shaping term leaves the constant γ(mean Φ(S) − mean Φ(S')) of the "
+              "coverage sample")
 VALUE_ORDER_RULE = ("value-order ρ: Spearman correlation of a successful episode's cumulative "
                     "predicted reward with the step index, averaged over those episodes (as GVL "
                     "and Robometer); a reward that is never negative scores 1")
@@ -140,12 +153,14 @@ def draw(data: SplitData, rows: np.ndarray, transitions: int, coverage: int, see
 def split_distances(data: SplitData, scored: list[Scored], rewards: list[RewardFunction],
                     transitions: int, coverage: int, gamma: float, seed: int
                     ) -> dict[str, dict[str, Any]]:
-    """``{view: {"epic": ..., "value_order": ...}}`` for every view of every scored reward
+    """``{view: {"epic": ..., "starc": ..., "value_order": ...}}`` for every view of every
+    scored reward
     (``rewards``: the resolved ``scored[i].ref``, each loaded once)."""
     rows = window_rows(data.episodes["index_from"], data.episodes["length"])
     has_physics = all(c in data.dataset.info.features["steps"] for c in fmt.SIM_COLUMNS)
     notes = [why_not(r, has_physics) for r in rewards]
     epic: dict[str, float | None] = {}
+    starc: dict[str, float | None] = {}
     if any(note is None for note in notes):
         columns = step_columns(data.dataset, list(READABLE), rows=rows)
         s, s_next, cov = draw(data, rows, transitions, coverage, seed)
@@ -164,6 +179,8 @@ def split_distances(data: SplitData, scored: list[Scored], rewards: list[RewardF
                 canonical = canonicalize(step_reward, s, s, s_next, cov, gamma)
             epic = {part: pearson_distance(canonical[PARTS.index(part)], reference)
                     for part in views.values()}
+            starc = {part: cosine_distance(canonical[PARTS.index(part)], reference)
+                     for part in views.values()}
         for view, part in views.items():
             per_step = [getattr(scored_reward.steps.window(int(f), int(n)), part)
                         for f, n in zip(successes["index_from"], successes["length"],
@@ -173,6 +190,7 @@ def split_distances(data: SplitData, scored: list[Scored], rewards: list[RewardF
                          "transitions": int(len(s)) if note is None else 0,
                          "coverage": coverage if note is None else 0,
                          "discount": gamma, "seed": seed, "note": note},
+                "starc": {"distance": starc.get(part) if note is None else None, "note": note},
                 "value_order": value_order(per_step),
             }
     return out

@@ -1,4 +1,4 @@
-"""Reward distances that need no policy: EPIC (Gleave et al. 2021) and value-order correlation.
+"""Reward distances that need no policy: EPIC (Gleave et al. 2021), STARC and value-order.
 
 EPIC ("Quantifying Differences in Reward Functions") compares two rewards R(s, a, s′) after
 removing what changes no optimal policy under any dynamics: potential shaping γΦ(s′) − Φ(s)
@@ -19,6 +19,13 @@ given support points: samples with equal weights (EPIC's sample-based estimator:
 (A_j, S′_j) pairs, and over S_i for the last term) or a distribution's whole support with its
 probabilities (then the expectations are exact). Both rewards are canonicalised with the same
 points, so shaping and scale cancel exactly, not only in expectation.
+
+STARC (Skalse et al. 2024, "STARC: A General Framework For Quantifying Differences Between
+Reward Functions") normalises a canonical reward by a norm and compares with a metric; here
+with EPIC's canonicalisation, the weighted L2 norm and the L2 metric:
+½‖C(R₁)/‖C(R₁)‖ − C(R₂)/‖C(R₂)‖‖ = √((1 − cos)/2), the cosine in place of EPIC's Pearson ρ
+(the canonical rewards' mean over D is kept, not removed). Also in [0, 1], 0 for equivalent
+rewards and 1 for a reward and its negation.
 
 Value-order correlation (as GVL and Robometer use for robot reward models): the Spearman
 correlation of an episode's cumulative predicted reward with time.
@@ -107,12 +114,34 @@ def pearson_distance(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = 
     return float(np.sqrt((1.0 - rho) / 2.0))
 
 
+def cosine_distance(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
+                    ) -> float | None:
+    """√((1 − cos)/2) of the (weighted) cosine of x and y, half the L2 distance of x/‖x‖ and
+    y/‖y‖; None when either is zero."""
+    w = _normalised(weights, len(x), "transition")
+    nx, ny = w @ (x * x), w @ (y * y)
+    scale = max(float(np.max(np.abs(x))), float(np.max(np.abs(y))), 1e-300) ** 2
+    if nx <= 1e-24 * scale or ny <= 1e-24 * scale:
+        return None
+    cos = float(np.clip((w @ (x * y)) / np.sqrt(nx * ny), -1.0, 1.0))
+    return float(np.sqrt((1.0 - cos) / 2.0))
+
+
 def epic_distance(first: TransitionReward, second: TransitionReward, s: np.ndarray,
                   a: np.ndarray, s_next: np.ndarray, coverage: Coverage, gamma: float,
                   weights: np.ndarray | None = None) -> float | None:
     """EPIC distance of two rewards over transitions (s, a, s′) (weighted, default equal)."""
     return pearson_distance(canonicalize(first, s, a, s_next, coverage, gamma),
                             canonicalize(second, s, a, s_next, coverage, gamma), weights)
+
+
+def starc_distance(first: TransitionReward, second: TransitionReward, s: np.ndarray,
+                   a: np.ndarray, s_next: np.ndarray, coverage: Coverage, gamma: float,
+                   weights: np.ndarray | None = None) -> float | None:
+    """STARC distance (EPIC's canonicalisation, L2 norm and metric) of two rewards over
+    transitions (s, a, s′) (weighted, default equal)."""
+    return cosine_distance(canonicalize(first, s, a, s_next, coverage, gamma),
+                           canonicalize(second, s, a, s_next, coverage, gamma), weights)
 
 
 def value_order(episodes: Sequence[np.ndarray]) -> dict[str, float | int | None]:

@@ -13,7 +13,7 @@ import pandas as pd
 from rich.table import Table
 
 from rrm_data.evaluation import metrics
-from rrm_data.evaluation.coverage import EPIC_RULE, VALUE_ORDER_RULE
+from rrm_data.evaluation.coverage import EPIC_RULE, STARC_RULE, VALUE_ORDER_RULE
 from rrm_data.evaluation.ranking import SUCCESS_RULE
 from rrm_data.evaluation.scoring import TIE, Scored, SplitData, pair_frame
 
@@ -78,8 +78,8 @@ def view_metrics(data: SplitData, segment: np.ndarray, episode: np.ndarray) -> d
 def build_report(data: SplitData, scored: list[Scored],
                  distances: dict[str, dict[str, Any]] | None = None,
                  successful: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The whole report as a JSON-ready dict; ``distances`` adds each view's EPIC distance
-    and value-order correlation (``coverage.split_distances``), ``successful`` its ranking
+    """The whole report as a JSON-ready dict; ``distances`` adds each view's EPIC and STARC
+    distances and value-order correlation (``coverage.split_distances``), ``successful`` its ranking
     among successful episodes per teacher (``ranking.success_ranking``)."""
     views = {}
     for s in scored:
@@ -98,7 +98,7 @@ def build_report(data: SplitData, scored: list[Scored],
                    "successes": int(data.episodes["success"].sum())},
         "rules": {"ties": TIE_RULE, "buckets": BUCKET_RULE, "interval": CI_RULE,
                   "ece_bins": ECE_BINS, "p_a": "sigmoid(predicted return A - predicted return B)",
-                  "epic": EPIC_RULE, "value_order": VALUE_ORDER_RULE,
+                  "epic": EPIC_RULE, "starc": STARC_RULE, "value_order": VALUE_ORDER_RULE,
                   "successful": SUCCESS_RULE},
         "views": views,
     }
@@ -114,11 +114,13 @@ def _agreement(a: dict[str, Any]) -> str:
     return f"{a['value']:.3f} [{a['low']:.3f}, {a['high']:.3f}] n={a['n']}"
 
 
-def _epic(v: dict[str, Any]) -> str:
-    epic = v.get("epic")
-    if epic is None:
-        return "–"
-    return "– (see note)" if epic["note"] else _num(epic["distance"])
+def _distance(measure: str) -> Any:
+    def cell(v: dict[str, Any]) -> str:
+        d = v.get(measure)
+        if d is None:
+            return "–"
+        return "– (see note)" if d["note"] else _num(d["distance"])
+    return cell
 
 
 def _epic_count(v: dict[str, Any]) -> str:
@@ -141,7 +143,8 @@ SUMMARY_ROWS: list[tuple[str, Any]] = [
     ("  95% CI (bootstrap, episodes)", lambda v: _interval(v["agreement"]["bootstrap"])),
     ("  non-tie pairs", lambda v: str(v["agreement"]["n"])),
     ("  episodes they come from", lambda v: str(v["agreement"]["bootstrap"]["episodes"])),
-    ("EPIC distance to true (0 same, 1 opposite)", _epic),
+    ("EPIC distance to true (0 same, 1 opposite)", _distance("epic")),
+    ("STARC distance to true (0 same, 1 opposite)", _distance("starc")),
     ("  transitions / coverage samples", _epic_count),
     ("value-order ρ (successful episodes)", _value_order),
     ("  episodes it is defined on", lambda v: (str(v["value_order"]["episodes"])
@@ -221,9 +224,9 @@ def to_markdown(report: dict[str, Any], figures: list[str]) -> str:
         "",
         "## Rules",
         "",
-        *(f"- {report['rules'][k]}." for k in ("ties", "buckets", "epic", "value_order",
-                                                "successful")),
-        *(f"- EPIC of {view}: not computed: {v['epic']['note']}."
+        *(f"- {report['rules'][k]}." for k in ("ties", "buckets", "epic", "starc",
+                                                "value_order", "successful")),
+        *(f"- EPIC and STARC of {view}: not computed: {v['epic']['note']}."
           for view, v in report["views"].items() if v.get("epic", {}).get("note")),
         f"- Intervals: {report['rules']['interval']}; P(A ≻ B) = {report['rules']['p_a']}.",
         "",

@@ -3,8 +3,8 @@
 Agreement with the teacher (strict accuracy on non-tie pairs, 95% Wilson interval; ties
 reported apart), per task and per policy bucket; log-loss, Brier and ECE of
 P(A ≻ B) = σ(R̂a − R̂b); Pearson and Spearman of predicted vs true segment and episode
-returns; AUROC of predicted episode return for success; EPIC distance to the true reward and
-value-order correlation (``evaluation.coverage``); and, per teacher of the split, agreement
+returns; AUROC of predicted episode return for success; EPIC and STARC distances to the true
+reward and value-order correlation (``evaluation.coverage``); and, per teacher of the split, agreement
 on pairs of two successful episodes' segments and Spearman/Kendall correlation with the
 teacher's own quantity over those segments (``evaluation.ranking``). A residual model also
 gets its prior part evaluated alone, side by side. Writes report.json, report.md and PNG figures
@@ -43,10 +43,11 @@ class Config(RewardDataConfig):
     teacher: str = field(default="oracle", metadata={"help": "whose labels to compare with"})
     episodes: int = field(default=3, metadata=doc("episodes in the reward-over-time plot", COUNT))
     epic_transitions: int = field(default=2000, metadata=doc(
-        "EPIC: at most this many of the split's transitions are compared", COUNT))
+        "EPIC and STARC: at most this many of the split's transitions are compared", COUNT))
     epic_coverage: int = field(default=256, metadata=doc(
-        "EPIC: states, actions and next states drawn for the coverage expectations", COUNT))
-    discount: float = field(default=0.99, metadata=doc("EPIC's γ (as SAC's)", DISCOUNT))
+        "EPIC and STARC: states, actions and next states drawn for the coverage expectations",
+        COUNT))
+    discount: float = field(default=0.99, metadata=doc("EPIC's and STARC's γ (as SAC's)", DISCOUNT))
     seed: int = field(default=0, metadata={"help": "seed of EPIC's samples"})
     out: str | None = field(default=None, metadata={"help": "report directory "
                                                             "(default <run>/eval-<data>-"
