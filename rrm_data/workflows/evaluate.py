@@ -4,8 +4,8 @@ Agreement with the teacher (strict accuracy on non-tie pairs, 95% Wilson interva
 reported apart), per task and per policy bucket; log-loss, Brier and ECE of
 P(A ≻ B) = σ(R̂a − R̂b); Pearson and Spearman of predicted vs true segment and episode
 returns; AUROC of predicted episode return for success; EPIC and STARC distances to the true
-reward and value-order correlation (``evaluation.coverage``); and, per teacher of the split, agreement
-on pairs of two successful episodes' segments and Spearman/Kendall correlation with the
+reward and value-order correlation (``evaluation.coverage``); and, per teacher of the split,
+agreement on pairs of two successful episodes' segments and Spearman/Kendall correlation with the
 teacher's own quantity over those segments (``evaluation.ranking``). A residual model also
 gets its prior part evaluated alone, side by side. Writes report.json, report.md and PNG figures
 into `out` (default `<run>/eval-<data>-<split>-<teacher>`, or `reports/...` for true /
