@@ -125,6 +125,7 @@ def test_validate_finds_a_self_pair_in_queries(data: Path) -> None:
     (["strategy=random"], "unknown strategy 'random'"),
     (["strategy=uniform", "n=20", "pool=10"], "n=20 is larger than pool=10"),
     (["strategy=uniform", "n=5", "pool=100000"], "pool=100000 is larger than the"),
+    (["strategy=uniform", "n=100000"], "n=100000 asks for more than the"),
     (["strategy=disagreement", "n=5"], "needs reward="),
 ])
 def test_bad_input_exits_2_with_one_line(data: Path, extra: list[str], message: str,

@@ -71,6 +71,9 @@ def write_queries(cfg: DictConfig, ref: str | None, dataset: DatasetDir, out: Pa
 
     segments = q.train_segments(dataset)
     i, j = q.unlabelled_pairs(segments, q.labelled_keys(dataset))
+    if cfg.n > len(i):
+        raise RrmError(f"n={cfg.n} asks for more than the {len(i)} unlabelled pairs of train "
+                       f"segments from two different episodes in {dataset.root}")
     pool = cfg.pool if cfg.pool is not None else min(10 * cfg.n, len(i))
     a, b = q.candidate_pairs(i, j, pool, np.random.default_rng(cfg.seed))
     returns = None if reward is None else q.member_returns(reward, dataset, segments)
