@@ -23,6 +23,7 @@ from rrm_data.recipes import load_recipe
 from rrm_data.reward.artifact import export_reward, load_reward
 from rrm_data.reward.base import RewardFunction, RewardOutput, single
 from rrm_data.reward.networks import RewardNetwork
+from rrm_data.reward.pessimism import PessimisticReward
 from rrm_data.reward.resolve import resolve_reward
 from rrm_data.reward.spec import Frames, RewardSpec, reward_spec
 from rrm_data.rl.relabel import relabel, relabel_replay_buffer
@@ -127,6 +128,22 @@ def test_vec_wrapper_scores_all_envs_in_one_batch(learned_reward: Path) -> None:
                                    rtol=1e-5)
         assert all("true_reward" in i for i in infos)
         assert dones.all() == (step == 3)
+        obs = next_obs
+
+
+def test_pessimism_rewards_mean_minus_kappa_std_of_the_members(learned_reward: Path) -> None:
+    reward = load_reward(learned_reward)
+    venv = make_vec_env(TASK, PessimisticReward(reward, 1.5), n_envs=2, seed=0, episode_steps=4)
+    obs = venv.reset()
+    actions = np.random.default_rng(1).uniform(-1, 1, (2, 4)).astype(np.float32)
+    for _ in range(3):
+        next_obs, rewards, _, _ = venv.step(actions)
+        members = np.asarray(reward(obs.astype(np.float32), actions).members, np.float64)
+        assert members.shape[0] == 2
+        mean = members.sum(0) / 2
+        spread = np.sqrt(((members - mean) ** 2).sum(0) / 2)  # population std, by hand
+        assert (spread > 1e-6).all()  # the members disagree: the penalty bites
+        np.testing.assert_allclose(rewards, mean - 1.5 * spread, rtol=1e-5, atol=1e-6)
         obs = next_obs
 
 
@@ -247,6 +264,8 @@ def _mismatched_artifact(path: Path) -> Path:
     (["sac.ent_coef=lots"], "sac.ent_coef must be"),
     (["sac.gradient_steps=2", "sac.target_update_interval=2"],
      "sbx updates the targets after every gradient step"),
+    (["reward_pessimism=0.5"], "needs a learned reward with an ensemble; reward true has 1"),
+    (["reward_pessimism=-1"], "reward_pessimism must"),
 ])
 def test_train_sac_bad_input(args: list[str], message: str, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,19 +1,21 @@
 """Train a SAC policy on a learned reward, the true reward or a prior, and evaluate it.
 
 `reward=` is a reward run directory or artifact, `true` (the task's own reward) or
-`prior:<name>`. `recipe=` picks the SAC settings (default `sac_metaworld`, PEBBLE's;
-`sac_cpu` smaller), `sac=cpu` (an option of recipes/sac/) the SAC settings alone;
-every key stays overridable (`sac.batch_size=64`, `sac.n_envs=4`). The run directory
-`out` appears when training is done and holds `config.yaml`, `progress.csv` (the
-training log), `eval.csv` (success rate and true return of deterministic evaluation
-episodes every `eval_every` steps), `checkpoints/`, `summary.json` and `policy.zip`,
-which `rrm-data collect policy=[sac:RUN_DIR,...]` rolls out. SAC runs on sbx (JAX).
-While it trains, the run lives in a work folder `.<out>.sac` next to `out`; an interrupted
-run (even kill -9) resumes from its last checkpoint (`checkpoint_every`) when the same
-command is run again (`threads` may differ). `record_out=PATH` records every finished
-training episode with physics state and writes them, segmented, paired and labelled by
-`record.teachers`, as an rrm-data/1 dataset at PATH ("medium-replay"); each episode's
-policy names the training step range it started in (`sac-train:<from>-<to>`).
+`prior:<name>`; `reward_pessimism=κ` pays mean − κ·std over a learned reward's ensemble
+members instead of their mean (ensemble pessimism). `recipe=` picks the SAC settings
+(default `sac_metaworld`, PEBBLE's; `sac_cpu` smaller), `sac=cpu` (an option of
+recipes/sac/) the SAC settings alone; every key stays overridable (`sac.batch_size=64`,
+`sac.n_envs=4`). The run directory `out` appears when training is done and holds
+`config.yaml`, `progress.csv` (the training log), `eval.csv` (success rate and true return
+of deterministic evaluation episodes every `eval_every` steps), `checkpoints/`,
+`summary.json` and `policy.zip`, which `rrm-data collect policy=[sac:RUN_DIR,...]` rolls
+out. SAC runs on sbx (JAX). While it trains, the run lives in a work folder `.<out>.sac`
+next to `out`; an interrupted run (even kill -9) resumes from its last checkpoint
+(`checkpoint_every`) when the same command is run again (`threads` may differ).
+`record_out=PATH` records every finished training episode with physics state and writes
+them, segmented, paired and labelled by `record.teachers`, as an rrm-data/1 dataset at PATH
+("medium-replay"); each episode's policy names the training step range it started in
+(`sac-train:<from>-<to>`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from rrm_data.io import Kind, atomic_directory, check_out, output_lock, remove_o
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.reward.base import RewardFunction
+from rrm_data.reward.pessimism import PessimisticReward
 from rrm_data.reward.resolve import check_reward_tasks, resolve_reward, reward_ref
 from rrm_data.rl.online.outputs import prepare_workdir
 from rrm_data.rl.replay import ReplayRecorder, ReplaySettings, check_replay
@@ -68,6 +71,9 @@ class Config:
     task: str = field(default="button-press-v3", metadata=doc("Meta-World v3 task name"))
     reward: str = field(default="true", metadata=doc("reward run dir or artifact, true, or "
                                                        "prior:<name>"))
+    reward_pessimism: float = field(default=0.0, metadata=doc(
+        "κ: reward SAC with mean − κ·std over the learned reward's ensemble (0: the mean)",
+        NON_NEGATIVE))
     steps: int = field(default=100_000, metadata=doc("environment steps of training", COUNT))
     seed: int = field(default=0, metadata=doc(
         "seed of environments, networks and sampling", SEED32))
@@ -130,6 +136,8 @@ def run(cfg: DictConfig) -> None:
         check_out(record_out, Kind.DATASET, cfg.overwrite, option="record_out",
                   inputs={"reward": cfg.reward, "out": cfg.out})
     reward = resolve_reward(cfg.reward)
+    if cfg.reward_pessimism > 0:
+        reward = PessimisticReward(reward, cfg.reward_pessimism)
     settings = SacSettings(**config_dict(cfg.sac))
     with output_lock(out):
         workdir = prepare_workdir(out, cfg, NOT_IDENTITY, cfg.overwrite, suffix="sac")
