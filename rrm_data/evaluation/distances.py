@@ -101,17 +101,28 @@ def canonicalize(reward: TransitionReward, s: np.ndarray, a: np.ndarray, s_next:
     return raw + gamma * means[..., n:2 * n] - means[..., :n] - gamma * base[..., None]
 
 
+def _half_chord(x: np.ndarray, y: np.ndarray, w: np.ndarray, magnitude: float
+                ) -> float | None:
+    """√((1 − cos)/2) of the w-weighted cosine of x and y, half the distance of the two unit
+    vectors; None when either is zero next to ``magnitude`` (the inputs' largest value)."""
+    nx, ny = w @ (x * x), w @ (y * y)
+    floor = 1e-24 * max(magnitude, 1e-300) ** 2
+    if nx <= floor or ny <= floor:
+        return None
+    cos = float(np.clip((w @ (x * y)) / np.sqrt(nx * ny), -1.0, 1.0))
+    return float(np.sqrt((1.0 - cos) / 2.0))
+
+
+def _magnitude(x: np.ndarray, y: np.ndarray) -> float:
+    return max(float(np.max(np.abs(x))), float(np.max(np.abs(y))))
+
+
 def pearson_distance(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
                      ) -> float | None:
-    """√((1 − ρ)/2) of the (weighted) Pearson ρ of x and y; None when either is constant."""
+    """√((1 − ρ)/2) of the (weighted) Pearson ρ of x and y (the cosine of the centred
+    values); None when either is constant."""
     w = _normalised(weights, len(x), "transition")
-    dx, dy = x - w @ x, y - w @ y
-    vx, vy = w @ (dx * dx), w @ (dy * dy)
-    scale = max(float(np.max(np.abs(x))), float(np.max(np.abs(y))), 1e-300) ** 2
-    if vx <= 1e-24 * scale or vy <= 1e-24 * scale:
-        return None
-    rho = float(np.clip((w @ (dx * dy)) / np.sqrt(vx * vy), -1.0, 1.0))
-    return float(np.sqrt((1.0 - rho) / 2.0))
+    return _half_chord(x - w @ x, y - w @ y, w, _magnitude(x, y))
 
 
 def cosine_distance(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
@@ -119,12 +130,7 @@ def cosine_distance(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = N
     """√((1 − cos)/2) of the (weighted) cosine of x and y, half the L2 distance of x/‖x‖ and
     y/‖y‖; None when either is zero."""
     w = _normalised(weights, len(x), "transition")
-    nx, ny = w @ (x * x), w @ (y * y)
-    scale = max(float(np.max(np.abs(x))), float(np.max(np.abs(y))), 1e-300) ** 2
-    if nx <= 1e-24 * scale or ny <= 1e-24 * scale:
-        return None
-    cos = float(np.clip((w @ (x * y)) / np.sqrt(nx * ny), -1.0, 1.0))
-    return float(np.sqrt((1.0 - cos) / 2.0))
+    return _half_chord(x, y, w, _magnitude(x, y))
 
 
 def epic_distance(first: TransitionReward, second: TransitionReward, s: np.ndarray,
