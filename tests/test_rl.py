@@ -34,7 +34,10 @@ from rrm_data.rl.sac import (
     make_sac,
     make_vec_env,
     reset_critic,
+    restore_reward_scale,
+    reward_scale_state,
     sac_device,
+    scale_rewards,
 )
 from rrm_data.rl.wrapper import RewardWrapper, task_env
 from rrm_data.sim.envs import get_physics_state
@@ -217,6 +220,47 @@ def test_train_sac_on_learned_reward(sac_run: Path, learned_reward: Path) -> Non
     assert any(r.get("rollout/true_return") for r in progress)  # 50-step episodes ended
     assert any(r.get("rollout/learned_return") for r in progress)  # r̂'s return beside it
     assert not list(sac_run.parent.glob(".run.*"))  # the temporary folder is gone
+
+
+def test_scaled_rewards_divide_by_the_std_of_the_discounted_return() -> None:
+    """r̂ / √(Var[G] + 1e-8), G_t = γ·G_{t−1} + r_t restarted at each episode, by hand; the
+    statistics survive a checkpoint's JSON and scale the next reward the same way."""
+    gamma, steps = 0.9, 30
+    env = scale_rewards(make_vec_env(TASK, resolve_reward("true"), 1, seed=0,
+                                     episode_steps=12), gamma)
+    env.reset()
+    actions = np.random.default_rng(2).uniform(-1, 1, (steps, 1, 4)).astype(np.float32)
+    returns, g = [], 0.0
+    for t in range(steps):
+        _, scaled, dones, _ = env.step(actions[t])
+        raw = float(env.get_original_reward()[0])
+        g = gamma * g + raw
+        returns.append(g)
+        if t >= 5:  # the running statistics' prior (count 1e-4) has faded
+            assert scaled[0] == pytest.approx(raw / np.sqrt(np.var(returns) + 1e-8), rel=1e-3)
+        if dones[0]:
+            g = 0.0
+    assert len(set(np.round(returns, 6))) > 10  # episodes ended and restarted the return
+    saved = json.loads(json.dumps(reward_scale_state(env)))
+    again = scale_rewards(make_vec_env(TASK, resolve_reward("true"), 1, seed=0,
+                                       episode_steps=12), gamma)
+    restore_reward_scale(again, saved)
+    probe = np.array([1.7])
+    assert again.normalize_reward(probe) == pytest.approx(env.normalize_reward(probe), rel=1e-12)
+    assert reward_scale_state(make_vec_env(TASK, resolve_reward("true"), 1, seed=0)) == {}
+
+
+def test_train_sac_with_scaled_rewards_logs_the_unscaled_return(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["train-sac", *overrides(task=TASK, reward="true", steps=200, seed=1, out=out,
+                                         reward_normalize=True, **QUICK_SAC)]) == 0
+    rows = [r for r in csv.DictReader((out / "progress.csv").open())
+            if r.get("rollout/true_return")]
+    assert rows  # reward=true: the logged r̂ return is the true one, not the scaled one
+    for r in rows:
+        assert float(r["rollout/learned_return"]) == pytest.approx(
+            float(r["rollout/true_return"]), rel=1e-5)
+    assert OmegaConf.load(out / "config.yaml").reward_normalize is True
 
 
 @pytest.mark.slow

@@ -30,7 +30,8 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from rrm_data.config import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, doc
 from rrm_data.dataset.observation import HAND
@@ -108,6 +109,35 @@ def make_vec_env(task: str, reward: RewardFunction, n_envs: int, seed: int,
     venv = DummyVecEnv([partial(make, i) for i in range(n_envs)])
     venv.seed(seed)
     return VecRewardWrapper(venv, reward)
+
+
+def scale_rewards(env: VecEnv, gamma: float) -> VecNormalize:
+    """``env`` with SAC trained on r̂ divided by the running std of its discounted return
+    (SB3's ``VecNormalize`` with ``norm_reward``: no mean removed, clipped at ±10). The
+    replay buffer keeps the raw r̂ and each sampled batch is scaled with the statistics of
+    the moment, so the scale follows the policy's own returns."""
+    return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=gamma)
+
+
+def reward_scale_state(env: VecEnv) -> dict[str, Any]:
+    """The running statistics of ``scale_rewards`` (empty for an unscaled env), for a
+    checkpoint's state.json."""
+    if not isinstance(env, VecNormalize):
+        return {}
+    rms = env.ret_rms
+    return {"reward_scale": {"mean": float(rms.mean), "var": float(rms.var),
+                             "count": float(rms.count)}}
+
+
+def restore_reward_scale(env: VecEnv, state: Mapping[str, Any]) -> None:
+    """Put back the statistics ``reward_scale_state`` saved (the returns of the episodes cut
+    by the interruption start again at 0, as the environments do)."""
+    if isinstance(env, VecNormalize):
+        saved = state["reward_scale"]
+        rms = RunningMeanStd(shape=())
+        rms.mean, rms.var = np.asarray(saved["mean"]), np.asarray(saved["var"])
+        rms.count = float(saved["count"])
+        env.ret_rms = rms
 
 
 def check_reward_fits(reward: RewardFunction, env: VecEnv, task: str) -> None:
@@ -312,7 +342,9 @@ class TrainingStats(BaseCallback):
         assert self._true_return is not None and self._learned_return is not None  # started
         assert self._success is not None
         self._true_return += [info[TRUE_REWARD] for info in infos]
-        self._learned_return += np.asarray(self.locals["rewards"], dtype=np.float64)
+        scaled = self.model.get_vec_normalize_env()  # r̂ as the reward gave it, unscaled
+        rewards = self.locals["rewards"] if scaled is None else scaled.get_original_reward()
+        self._learned_return += np.asarray(rewards, dtype=np.float64)
         self._success |= [bool(info.get("success", False)) for info in infos]
         for i in np.flatnonzero(dones):
             self.logger.record_mean("rollout/true_return", float(self._true_return[i]))

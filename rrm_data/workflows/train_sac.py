@@ -2,12 +2,13 @@
 
 `reward=` is a reward run directory or artifact, `true` (the task's own reward) or
 `prior:<name>`; `reward_pessimism=κ` pays mean − κ·std over a learned reward's ensemble
-members instead of their mean (ensemble pessimism). `recipe=` picks the SAC settings
-(default `sac_metaworld`, PEBBLE's; `sac_cpu` smaller), `sac=cpu` (an option of
-recipes/sac/) the SAC settings alone; every key stays overridable (`sac.batch_size=64`,
-`sac.n_envs=4`). The run directory `out` appears when training is done and holds
-`config.yaml`, `progress.csv` (the training log), `eval.csv` (success rate and true return
-of deterministic evaluation episodes every `eval_every` steps), `checkpoints/`,
+members instead of their mean (ensemble pessimism); `reward_normalize=true` trains on r̂
+divided by the running std of its discounted return (SB3's VecNormalize). `recipe=` picks
+the SAC settings (default `sac_metaworld`, PEBBLE's; `sac_cpu` smaller), `sac=cpu` (an
+option of recipes/sac/) the SAC settings alone; every key stays overridable
+(`sac.batch_size=64`, `sac.n_envs=4`). The run directory `out` appears when training is done
+and holds `config.yaml`, `progress.csv` (the training log), `eval.csv` (success rate and
+true return of deterministic evaluation episodes every `eval_every` steps), `checkpoints/`,
 `summary.json` and `policy.zip`, which `rrm-data collect policy=[sac:RUN_DIR,...]` rolls
 out. SAC runs on sbx (JAX). While it trains, the run lives in a work folder `.<out>.sac`
 next to `out`; an interrupted run (even kill -9) resumes from its last checkpoint
@@ -59,7 +60,10 @@ from rrm_data.rl.sac import (
     load_sac_run,
     make_sac,
     make_vec_env,
+    restore_reward_scale,
+    reward_scale_state,
     sac_device,
+    scale_rewards,
     train,
 )
 from rrm_data.sim.envs import check_task
@@ -74,6 +78,8 @@ class Config:
     reward_pessimism: float = field(default=0.0, metadata=doc(
         "κ: reward SAC with mean − κ·std over the learned reward's ensemble (0: the mean)",
         NON_NEGATIVE))
+    reward_normalize: bool = field(default=False, metadata=doc(
+        "train on r̂ divided by the running std of its discounted return (SB3's VecNormalize)"))
     steps: int = field(default=100_000, metadata=doc("environment steps of training", COUNT))
     seed: int = field(default=0, metadata=doc(
         "seed of environments, networks and sampling", SEED32))
@@ -147,6 +153,8 @@ def run(cfg: DictConfig) -> None:
                            wrap=None if recorder is None else recorder.wrap)
         try:
             check_reward_fits(reward, env, cfg.task)
+            if cfg.reward_normalize:  # after the check, whose step is no training step
+                env = scale_rewards(env, settings.gamma)
             torch.set_num_threads(cfg.threads)
             final = _train(cfg, out, workdir, env, settings, reward, recorder)
         except BaseException:
@@ -172,6 +180,7 @@ def _train(cfg: DictConfig, out: Path, workdir: Path, env: VecEnv, settings: Sac
             remove_owned(workdir / stale)
     else:
         state, model = load_sac_run(checkpoint, env)
+        restore_reward_scale(env, state)
         state["resumed_from"].append(state.pop("timesteps"))
         console.print(f"resuming {out} from step {model.num_timesteps}")
     done = int(model.num_timesteps)
@@ -183,7 +192,8 @@ def _train(cfg: DictConfig, out: Path, workdir: Path, env: VecEnv, settings: Sac
         first=(done // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every > 0 else None)
 
     def run_state() -> dict[str, Any]:
-        return {**state, **(recorder.state() if recorder is not None else {})}
+        return {**state, **(recorder.state() if recorder is not None else {}),
+                **reward_scale_state(env)}
 
     started = time.perf_counter()
     with progress("train-sac", total=cfg.steps, unit="steps", extra_unit="episodes") as bar:
