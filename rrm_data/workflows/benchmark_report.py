@@ -38,7 +38,7 @@ class Config:
     seed: int = field(default=0, metadata=doc("seed of the bootstrap", SEED32))
     heldout: Any = field(default=None, metadata=doc(
         "held-out dataset(s), one per task: each run's reward is evaluated on its test "
-        "split's oracle pairs (agreement, EPIC, value-order) beside the run's success",
+        "split's oracle pairs (agreement, EPIC, STARC, value-order) beside the run's success",
         strings=True))
     overwrite: bool = field(default=False, metadata=doc(
         "replace an earlier benchmark report at out"))
