@@ -53,6 +53,10 @@ def write_suite(path: Path, suite: dict) -> Path:
     ({"conditions": {"x": "train-online recipe=rrm feedback=-5"}}, "feedback"),
     ({"pairs": [["true", "nope"]]}, "pairs: unknown condition 'nope'"),
     ({"bogus": 1}, "unknown key in the suite 'bogus'"),
+    ({"conditions": {"true": "train-sac reward=true record_out={folder}/r"}},
+     "has {folder}; a line may use {task}, {seed}, {run}"),
+    ({"defaults": {"train-sac": [*TINY_SAC, "record_out={run"]}},
+     "defaults: 'record_out={run': expected '}'"),
 ])
 def test_a_bad_suite_is_one_line_before_any_run(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, expected: str) -> None:
@@ -86,6 +90,22 @@ def test_a_pipeline_reads_what_its_previous_step_wrote(tmp_path: Path) -> None:
     assert f"data={tmp_path / '0-collect'}" in reward and "seed=0" in reward
     assert f"reward={tmp_path / '1-train-reward'}" in sac and "threads=1" in sac
     assert "task=reach-v3" in sac and "steps=300" in sac
+
+
+def test_a_step_reads_what_an_earlier_one_wrote_beside_its_output(tmp_path: Path) -> None:
+    """Medium-replay: train-sac records its episodes at {run}/replay, which the next steps
+    read; {run} is the run's own folder, so runs never share it."""
+    suite = parse_suite({**TINY_SUITE, "pairs": [], "conditions": {"replay": [
+        "train-sac reward=true record_out={run}/replay",
+        "train-reward recipe=state_mlp data={run}/replay",
+        "train-offline data={run}/replay"]}})
+    first, second = suite.runs()
+    sac, reward, offline = first.argvs(tmp_path / "a")
+    assert f"record_out={tmp_path / 'a' / 'replay'}" in sac
+    assert [a for a in reward if a.startswith("data=")] == [f"data={tmp_path / 'a' / 'replay'}"]
+    assert [a for a in offline if a.startswith("data=")] == [f"data={tmp_path / 'a' / 'replay'}"]
+    assert f"reward={tmp_path / 'a' / '1-train-reward'}" in offline
+    assert f"record_out={tmp_path / 'b' / 'replay'}" in second.argvs(tmp_path / "b")[0]
 
 
 def iqm_by_hand(scores: np.ndarray) -> float:

@@ -6,7 +6,9 @@ A condition is one command line (``train-sac reward=true``) or a pipeline of the
 run gets ``task=``, ``seed=``, ``out=`` and one thread; in a pipeline ``train-reward``
 reads the previous step's dataset (``data=``) and ``train-sac`` its reward (``reward=``),
 ``train-offline`` the last ``collect``'s dataset and the last ``train-reward``'s reward,
-unless the line says otherwise. ``{task}`` and ``{seed}`` in a line are filled per run.
+unless the line says otherwise. ``{task}``, ``{seed}`` and ``{run}`` (the run's folder) in
+a line are filled per run, so a step can read what an earlier one wrote beside its output
+(``train-sac record_out={run}/replay``, then ``train-offline data={run}/replay``).
 Per-task overrides (``tasks: {drawer-close-v3: {collect: [policy=[…]]}}``) and per-command
 defaults (``defaults: {train-sac: [steps=30000]}``) are added before the line's own.
 """
@@ -14,6 +16,7 @@ defaults (``defaults: {train-sac: [steps=30000]}``) are added before the line's 
 from __future__ import annotations
 
 import shlex
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,9 @@ INPUTS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "train-reward": (("data", None),), "train-sac": (("reward", None),),
     "train-offline": (("data", "collect"), ("reward", "train-reward"))}
 THREADED = ("train-sac", "train-online", "train-offline")  # commands with a threads= key
+# What a line's {…} is filled with per run: its task, its seed and its folder (for outputs
+# beside the steps', e.g. train-sac record_out={run}/replay read by data={run}/replay).
+PLACEHOLDERS = ("task", "seed", "run")
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ class Run:
             task_extra = dict(self.task_overrides).get(step.command, ())
             overrides = (*step.defaults, *task_extra, *step.overrides)
             given = {o.partition("=")[0] for o in overrides}
-            argv = [step.command, *(o.format(task=self.task, seed=self.seed)
+            argv = [step.command, *(o.format(task=self.task, seed=self.seed, run=folder)
                                     for o in overrides)]
             argv.append(f"seed={self.seed}")
             if step.command != "train-reward":
@@ -188,7 +194,23 @@ def _per_command(value: Any, where: str) -> dict[str, list[str]]:
     if not isinstance(value, dict):
         raise RrmError(f"{where}: a mapping of command → [key=value, …]")
     _known(value, COMMANDS, where, "command")
-    return {str(k): [str(o) for o in (v or [])] for k, v in value.items()}
+    out = {str(k): [str(o) for o in (v or [])] for k, v in value.items()}
+    for overrides in out.values():
+        for o in overrides:
+            _check_placeholders(o, where)
+    return out
+
+
+def _check_placeholders(word: str, where: str) -> None:
+    """Only ``{task}``, ``{seed}`` and ``{run}`` (the run's folder) are filled in a line."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(word) if f is not None]
+    except ValueError as exc:
+        raise RrmError(f"{where}: '{word}': {exc} (write {{{{ and }}}} for braces)") from None
+    for field_name in fields:
+        if field_name not in PLACEHOLDERS:
+            raise RrmError(f"{where}: '{word}' has {{{field_name}}}; a line may use "
+                           + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
 
 
 def _condition(name: str, value: Any, defaults: dict[str, list[str]]) -> Condition:
@@ -210,6 +232,7 @@ def _condition(name: str, value: Any, defaults: dict[str, list[str]]) -> Conditi
         for word in words[1:]:
             if "=" not in word or word.startswith("="):
                 raise RrmError(f"condition '{name}': '{word}' is not key=value")
+            _check_placeholders(word, f"condition '{name}'")
             if word.partition("=")[0] in ("out", "task", "seed"):
                 raise RrmError(f"condition '{name}': {word.partition('=')[0]}= is set per run")
         steps.append(Step(words[0], tuple(defaults.get(words[0], [])), tuple(words[1:])))
