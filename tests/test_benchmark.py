@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from rrm_data.benchmark.report import Result, build_report, trained_on
+from rrm_data.benchmark.report import Result, build_report, markdown, trained_on
 from rrm_data.benchmark.reward_measures import rank_correlations
 from rrm_data.benchmark.runner import DONE
 from rrm_data.benchmark.suite import parse_suite, shard
@@ -146,6 +146,12 @@ def test_report_iqm_is_the_interquartile_mean() -> None:
                                + 0.5 * (table["a"][:, t, None] == table["b"][None, :, t]))
                        for t in range(2)])
     assert p["p"] == pytest.approx(by_hand) and p["runs"] == [16, 16]
+    # scored by the mean of the last two evaluations (0 and the final one): half of it
+    averaged = build_report(results, [], reps=100, last=2)
+    for cond, scores in table.items():
+        assert averaged["conditions"][cond]["all_tasks"]["iqm"] == pytest.approx(
+            iqm_by_hand(scores / 2))
+    assert "mean success over its last 2 evaluations" in markdown(averaged, "x")
 
 
 def test_zero_and_random_reward_references(trained_reward: Path) -> None:

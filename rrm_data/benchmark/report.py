@@ -46,9 +46,9 @@ class Result:
     other: dict[str, float]
     reward: str | None = None  # what the policy was trained on (trained_on)
 
-    @property
-    def final(self) -> float:
-        return float(self.success[-1])
+    def score(self, last: int = 1) -> float:
+        """The run's score: its mean success over its last ``last`` evaluations."""
+        return float(np.mean(self.success[-last:]))
 
 
 def read_results(folders: Sequence[Path]) -> list[Result]:
@@ -124,7 +124,8 @@ def interval(table: np.ndarray, func: Callable[..., np.ndarray], reps: int,
 
 
 def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], reps: int,
-                 seed: int = 0) -> dict[str, Any]:
+                 seed: int = 0, last: int = 1) -> dict[str, Any]:
+    """Each run scored by its mean success over its ``last`` evaluations."""
     from rliable import metrics
 
     if not results:
@@ -135,18 +136,18 @@ def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], re
     def iqm(table: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(table)])
 
-    report: dict[str, Any] = {"tasks": tasks, "conditions": {}, "reps": reps,
+    report: dict[str, Any] = {"tasks": tasks, "conditions": {}, "reps": reps, "last": last,
                               "interval": "95% stratified bootstrap (percentile)"}
     finals: dict[str, np.ndarray] = {}
     for cond in conditions:
         entry: dict[str, Any] = {"per_task": {}}
         for task in tasks:
-            table = score_table(results, cond, [task], lambda r: r.final)
+            table = score_table(results, cond, [task], lambda r: r.score(last))
             if len(table):
                 point, ci = interval(table, iqm, reps, seed)
                 entry["per_task"][task] = {"iqm": float(point[0]), "ci": ci[:, 0].tolist(),
                                            "runs": len(table)}
-        table = score_table(results, cond, tasks, lambda r: r.final)
+        table = score_table(results, cond, tasks, lambda r: r.score(last))
         if len(table):
             finals[cond] = table
             point, ci = interval(table, iqm, reps, seed)
@@ -238,11 +239,17 @@ def _curve(results: Sequence[Result], cond: str, tasks: Sequence[str], reps: int
     return curve
 
 
+def score_rule(last: int) -> str:
+    """What a run's score is, in words."""
+    return ("final evaluation success" if last == 1 else
+            f"each run's mean success over its last {last} evaluations")
+
+
 def markdown(report: dict[str, Any], name: str) -> str:
     """The tables of the report; n is the number of runs behind each number."""
     tasks = report["tasks"]
     lines = [f"# Benchmark {name}", "",
-             f"IQM of final evaluation success, {report['interval']} intervals "
+             f"IQM of {score_rule(report.get('last', 1))}, {report['interval']} intervals "
              f"({report['reps']} resamples); n = runs.", "",
              "| condition | all tasks | " + " | ".join(tasks) + " |",
              "|---|---|" + "---|" * len(tasks)]

@@ -112,8 +112,8 @@ def reward_measures(runs: Sequence[Mapping[str, Any]], heldout: Mapping[str, Dat
 def markdown(measures: Mapping[str, Any]) -> list[str]:
     """The report.md section: each measure's ρ with success, then the runs' table."""
     lines = ["", f"Reward measures on held-out {measures['teacher']} pairs "
-             f"({measures['split']} split) against final success, Spearman ρ across runs "
-             "[95% bootstrap over runs]:", "",
+             f"({measures['split']} split) against each run's success score, Spearman ρ "
+             "across runs [95% bootstrap over runs]:", "",
              "| measure | better | ρ with success | runs |", "|---|---|---|---|"]
     for name, c in measures["rank_correlation_with_success"].items():
         rho = "–" if c["spearman"] is None else f"{c['spearman']:.2f}"

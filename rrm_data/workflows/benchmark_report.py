@@ -35,6 +35,8 @@ class Config:
     out: str | None = field(default=None, metadata=doc(
         "report folder (default <first runs folder>/report)"))
     reps: int = field(default=2000, metadata=doc("bootstrap resamples", COUNT))
+    last: int = field(default=1, metadata=doc(
+        "a run's score: its mean success over its last this many evaluations", COUNT))
     seed: int = field(default=0, metadata=doc("seed of the bootstrap", SEED32))
     heldout: Any = field(default=None, metadata=doc(
         "held-out dataset(s), one per task: each run's reward is evaluated on its test "
@@ -69,11 +71,13 @@ def run(cfg: DictConfig) -> None:
         order = [c.name for c in suite.conditions]
         results.sort(key=lambda r: order.index(r.condition) if r.condition in order
                      else len(order))
-    report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed)
+    report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed,
+                          cfg.last)
     if heldout:
         report["reward_measures"] = reward_measures(
-            [{"task": r.task, "condition": r.condition, "seed": r.seed, "success": r.final,
-              "reward": r.reward} for r in results], heldout, cfg.reps, cfg.seed)
+            [{"task": r.task, "condition": r.condition, "seed": r.seed,
+              "success": r.score(cfg.last), "reward": r.reward} for r in results],
+            heldout, cfg.reps, cfg.seed)
     name = suite.name if suite else folders[0].name
     text = markdown(report, name)
     if heldout:
