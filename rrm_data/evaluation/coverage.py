@@ -159,8 +159,7 @@ def split_distances(data: SplitData, scored: list[Scored], rewards: list[RewardF
     rows = window_rows(data.episodes["index_from"], data.episodes["length"])
     has_physics = all(c in data.dataset.info.features["steps"] for c in fmt.SIM_COLUMNS)
     notes = [why_not(r, has_physics) for r in rewards]
-    epic: dict[str, float | None] = {}
-    starc: dict[str, float | None] = {}
+    distances: dict[str, dict[str, float | None]] = {}  # part → {"epic": …, "starc": …}
     if any(note is None for note in notes):
         columns = step_columns(data.dataset, list(READABLE), rows=rows)
         s, s_next, cov = draw(data, rows, transitions, coverage, seed)
@@ -177,20 +176,22 @@ def split_distances(data: SplitData, scored: list[Scored], rewards: list[RewardF
                 step_reward = StepReward(reward, dataset_windows(data.dataset, reward.columns,
                                                                  reward.window, rows))
                 canonical = canonicalize(step_reward, s, s, s_next, cov, gamma)
-            epic = {part: pearson_distance(canonical[PARTS.index(part)], reference)
-                    for part in views.values()}
-            starc = {part: cosine_distance(canonical[PARTS.index(part)], reference)
-                     for part in views.values()}
+            distances = {part: {"epic": pearson_distance(canonical[PARTS.index(part)],
+                                                         reference),
+                                "starc": cosine_distance(canonical[PARTS.index(part)],
+                                                         reference)}
+                         for part in views.values()}
         for view, part in views.items():
             per_step = [getattr(scored_reward.steps.window(int(f), int(n)), part)
                         for f, n in zip(successes["index_from"], successes["length"],
                                         strict=True)]
             out[view] = {
-                "epic": {"distance": epic.get(part) if note is None else None,
+                "epic": {"distance": distances[part]["epic"] if note is None else None,
                          "transitions": int(len(s)) if note is None else 0,
                          "coverage": coverage if note is None else 0,
                          "discount": gamma, "seed": seed, "note": note},
-                "starc": {"distance": starc.get(part) if note is None else None, "note": note},
+                "starc": {"distance": distances[part]["starc"] if note is None else None,
+                          "note": note},
                 "value_order": value_order(per_step),
             }
     return out

@@ -324,6 +324,7 @@ class TrainingStats(BaseCallback):
         self._true_return: np.ndarray | None = None
         self._learned_return: np.ndarray | None = None
         self._success: np.ndarray | None = None
+        self._scaled: VecNormalize | None = None
         self.steady_from: tuple[int, float] | None = None  # (num_timesteps, perf_counter)
         self.started: tuple[int, float] | None = None
         self.learning_starts = 0
@@ -332,6 +333,7 @@ class TrainingStats(BaseCallback):
         n = self.training_env.num_envs
         self._true_return, self._success = np.zeros(n), np.zeros(n, bool)
         self._learned_return = np.zeros(n)
+        self._scaled = self.model.get_vec_normalize_env()  # then r̂ is logged unscaled
         self.started = (self.num_timesteps, time.perf_counter())
         if isinstance(self.model, OffPolicyAlgorithm):  # SAC: random steps, then learning
             self.learning_starts = self.model.learning_starts
@@ -342,8 +344,8 @@ class TrainingStats(BaseCallback):
         assert self._true_return is not None and self._learned_return is not None  # started
         assert self._success is not None
         self._true_return += [info[TRUE_REWARD] for info in infos]
-        scaled = self.model.get_vec_normalize_env()  # r̂ as the reward gave it, unscaled
-        rewards = self.locals["rewards"] if scaled is None else scaled.get_original_reward()
+        rewards = (self.locals["rewards"] if self._scaled is None
+                   else self._scaled.get_original_reward())
         self._learned_return += np.asarray(rewards, dtype=np.float64)
         self._success |= [bool(info.get("success", False)) for info in infos]
         for i in np.flatnonzero(dones):
