@@ -20,7 +20,7 @@ import yaml
 
 from rrm_data.benchmark.report import Result, build_report, markdown, trained_on
 from rrm_data.benchmark.reward_measures import rank_correlations
-from rrm_data.benchmark.runner import DONE
+from rrm_data.benchmark.runner import DONE, pending
 from rrm_data.benchmark.suite import parse_suite, shard
 from rrm_data.cli import main
 from rrm_data.reward.resolve import resolve_reward
@@ -54,9 +54,13 @@ def write_suite(path: Path, suite: dict) -> Path:
     ({"pairs": [["true", "nope"]]}, "pairs: unknown condition 'nope'"),
     ({"bogus": 1}, "unknown key in the suite 'bogus'"),
     ({"conditions": {"true": "train-sac reward=true record_out={folder}/r"}},
-     "has {folder}; a line may use {task}, {seed}, {run}"),
+     "has {folder}; a line may use {task}, {seed}, {run}, {shared}"),
     ({"defaults": {"train-sac": [*TINY_SAC, "record_out={run"]}},
      "defaults: 'record_out={run': expected '}'"),
+    ({"conditions": {"shared": "train-sac reward=true"}}, "'shared' names the suite's shared"),
+    ({"conditions": {"x": "train-sac reward=true record_out={shared}/r"}},
+     "uses {shared} but the suite has no shared: steps"),
+    ({"shared": "collect out=x"}, "shared: out= is set per run"),
 ])
 def test_a_bad_suite_is_one_line_before_any_run(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, expected: str) -> None:
@@ -86,9 +90,10 @@ def test_a_pipeline_reads_what_its_previous_step_wrote(tmp_path: Path) -> None:
                                                 "train-sac"]}})
     run = suite.runs()[0]
     collect, reward, sac = run.argvs(tmp_path)
+    folder = tmp_path / "reach-v3" / "off" / "seed0"
     assert collect.index("episodes=4") < collect.index("episodes=2")  # the line's own wins
-    assert f"data={tmp_path / '0-collect'}" in reward and "seed=0" in reward
-    assert f"reward={tmp_path / '1-train-reward'}" in sac and "threads=1" in sac
+    assert f"data={folder / '0-collect'}" in reward and "seed=0" in reward
+    assert f"reward={folder / '1-train-reward'}" in sac and "threads=1" in sac
     assert "task=reach-v3" in sac and "steps=300" in sac
 
 
@@ -100,12 +105,40 @@ def test_a_step_reads_what_an_earlier_one_wrote_beside_its_output(tmp_path: Path
         "train-reward recipe=state_mlp data={run}/replay",
         "train-offline data={run}/replay"]}})
     first, second = suite.runs()
-    sac, reward, offline = first.argvs(tmp_path / "a")
-    assert f"record_out={tmp_path / 'a' / 'replay'}" in sac
-    assert [a for a in reward if a.startswith("data=")] == [f"data={tmp_path / 'a' / 'replay'}"]
-    assert [a for a in offline if a.startswith("data=")] == [f"data={tmp_path / 'a' / 'replay'}"]
-    assert f"reward={tmp_path / 'a' / '1-train-reward'}" in offline
-    assert f"record_out={tmp_path / 'b' / 'replay'}" in second.argvs(tmp_path / "b")[0]
+    a, b = tmp_path / first.id, tmp_path / second.id
+    sac, reward, offline = first.argvs(tmp_path)
+    assert f"record_out={a / 'replay'}" in sac
+    assert [w for w in reward if w.startswith("data=")] == [f"data={a / 'replay'}"]
+    assert [w for w in offline if w.startswith("data=")] == [f"data={a / 'replay'}"]
+    assert f"reward={a / '1-train-reward'}" in offline
+    assert f"record_out={b / 'replay'}" in second.argvs(tmp_path)[0]
+
+
+def test_shared_steps_come_before_every_conditions_own(tmp_path: Path) -> None:
+    """A suite's shared steps run once per task and seed in <task>/shared/seed<seed>; each
+    condition's pipeline reads them as its own earlier steps, and {shared} names them."""
+    suite = parse_suite({**TINY_SUITE, "pairs": [], "seeds": 2,
+                         "shared": ["collect episodes=2 pairs=5"],
+                         "conditions": {
+                             "iql": "train-offline reward=true",
+                             "mlp": ["train-reward recipe=state_mlp", "train-offline"],
+                             "named": "train-offline data={shared}/0-collect reward=zero"}})
+    runs = {(r.condition.name, r.seed): r for r in suite.runs()}
+    assert len(runs) == 6 and len({r.prerequisite for r in runs.values()}) == 2
+    shared = tmp_path / "reach-v3" / "shared" / "seed1"
+    assert runs["iql", 1].prerequisite.argvs(tmp_path) == [[
+        "collect", "episodes=2", "pairs=5", "seed=1", "task=reach-v3",
+        f"out={shared / '0-collect'}"]]
+    (offline,) = runs["iql", 1].argvs(tmp_path)
+    assert f"data={shared / '0-collect'}" in offline
+    reward, offline = runs["mlp", 1].argvs(tmp_path)
+    assert f"data={shared / '0-collect'}" in reward
+    assert f"reward={tmp_path / 'reach-v3' / 'mlp' / 'seed1' / '0-train-reward'}" in offline
+    (named,) = runs["named", 1].argvs(tmp_path)
+    assert [w for w in named if w.startswith("data=")] == [f"data={shared / '0-collect'}"]
+    _, todo = pending(suite.runs(), tmp_path)  # workers make both seeds' shared steps first
+    assert sorted(r.id for r in todo) == sorted(r.id for r in runs.values())
+    assert [r.seed for r in todo[:2]] == [0, 1]
 
 
 def iqm_by_hand(scores: np.ndarray) -> float:
@@ -272,6 +305,38 @@ def test_a_failed_run_is_recorded_and_the_rest_go_on(tmp_path: Path,
     failed = json.loads((out / "reach-v3/bad/seed0/failed.json").read_text())
     assert failed["rc"] == 2 and "unknown reward" in "\n".join(failed["log_tail"])
     assert (out / "reach-v3/good/seed0" / DONE).is_file()
+
+
+@pytest.mark.slow
+def test_shared_steps_are_made_once_and_read_by_every_run(tmp_path: Path) -> None:
+    """Two workers start two runs that need the same shared collect at once: one makes it
+    under the lock, the other waits and reads it; a second benchmark makes nothing again,
+    and the report reads the runs, not the shared steps."""
+    suite = write_suite(tmp_path / "s.yaml", {
+        **TINY_SUITE, "seeds": [0], "pairs": [],
+        "shared": "collect episodes=4 max_steps=40 segment_length=10 pairs=10",
+        "defaults": {"train-offline": ["steps=20", "eval_every=20", "eval_episodes=1",
+                                       "episode_steps=20", "hidden=[16,16]", "batch_size=16",
+                                       "checkpoint_every=0"]},
+        "conditions": {"true": "train-offline reward=true",
+                       "zero": "train-offline reward=zero"}})
+    out = tmp_path / "runs"
+    assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
+    shared = out / "reach-v3" / "shared" / "seed0"
+    assert (shared / "log.txt").read_text().count("$ rrm-data collect") == 1
+    made = (shared / "shared.json").stat().st_mtime_ns
+    for condition in ("true", "zero"):
+        record = json.loads((out / "reach-v3" / condition / "seed0" / DONE).read_text())
+        assert record["shared"] == "reach-v3/shared/seed0"
+        assert "data={shared}/0-collect" in record["commands"][-1]
+        assert json.loads((out / "reach-v3" / condition / "seed0" / "0-train-offline" /
+                           "summary.json").read_text())
+    assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
+    assert (shared / "shared.json").stat().st_mtime_ns == made
+    report = tmp_path / "report"
+    assert main(["benchmark-report", f"runs={out}", "reps=50", f"out={report}"]) == 0
+    data = json.loads((report / "report.json").read_text())
+    assert sorted(data["conditions"]) == ["true", "zero"]
 
 
 def ranks(values: np.ndarray) -> np.ndarray:

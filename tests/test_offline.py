@@ -184,9 +184,21 @@ def test_offline_suite_wiring(tmp_path: Path) -> None:
     assert len(suite.tasks) >= 2 and len(suite.seeds) >= 5
     check_commands(suite, runs, tmp_path, command_config)
     by_name = {r.condition.name: r for r in runs if r.seed == 0 and r.task == suite.tasks[0]}
-    collect, reward, offline = by_name["iql-residual-500"].argvs(tmp_path)
-    assert f"data={tmp_path / '0-collect'}" in offline
-    assert f"reward={tmp_path / '1-train-reward'}" in offline and "threads=1" in offline
-    cpl = by_name["cpl-500"].argvs(tmp_path)[-1]
-    assert f"data={tmp_path / '0-collect'}" in cpl and not any(a.startswith("reward=")
-                                                               for a in cpl)
+    residual = by_name["iql-residual-500"]
+    collect, reward, offline = residual.argvs(tmp_path)
+    folder = tmp_path / residual.id
+    assert f"data={folder / '0-collect'}" in offline
+    assert f"reward={folder / '1-train-reward'}" in offline and "threads=1" in offline
+    cpl_run = by_name["cpl-500"]
+    cpl = cpl_run.argvs(tmp_path)[-1]
+    assert f"data={tmp_path / cpl_run.id / '0-collect'}" in cpl and not any(
+        a.startswith("reward=") for a in cpl)
+    replay = load_suite(ROOT / "benchmarks" / "suites" / "offline_replay.yaml")
+    check_commands(replay, replay.runs(), tmp_path, command_config)
+    run = next(r for r in replay.runs() if r.condition.name == "iql-residual-500")
+    shared = tmp_path / run.task / "shared" / f"seed{run.seed}"
+    assert run.prerequisite is not None
+    (sac,) = run.prerequisite.argvs(tmp_path)
+    assert sac[0] == "train-sac" and f"record_out={shared / 'replay'}" in sac
+    reward, offline = run.argvs(tmp_path)
+    assert f"data={shared / 'replay'}" in reward and f"data={shared / 'replay'}" in offline

@@ -74,15 +74,20 @@ def read_results(folders: Sequence[Path]) -> list[Result]:
             results[key] = Result(key[0], key[1], key[2], str(record["axis"]),
                                   np.array([int(r["timesteps"]) for r in rows]),
                                   np.array([float(r["success_rate"]) for r in rows]), labels,
-                                  other, trained_on(record["commands"], marker.parent))
+                                  other, trained_on(record["commands"], marker.parent,
+                                                    record.get("shared")))
     return list(results.values())
 
 
-def trained_on(commands: Sequence[Sequence[str]], folder: Path) -> str | None:
+def trained_on(commands: Sequence[Sequence[str]], folder: Path,
+               shared: str | None = None) -> str | None:
     """The reward reference of a run's last command (``run.json``'s ``commands``, ``{run}``
-    standing for its folder): train-online's final reward, or the ``reward=`` of train-sac and
-    train-offline (default ``true``); None for CPL, which trains without a reward."""
-    argv = [a.replace("{run}", str(folder)) for a in commands[-1]]
+    standing for its folder and ``{shared}`` for the shared steps', ``shared`` under the
+    grid): train-online's final reward, or the ``reward=`` of train-sac and train-offline
+    (default ``true``); None for CPL, which trains without a reward."""
+    grid = folder.parents[2]  # <grid>/<task>/<condition>/seed<seed>
+    argv = [a.replace("{run}", str(folder)).replace("{shared}", str(grid / (shared or "")))
+            for a in commands[-1]]
     options = dict(a.split("=", 1) for a in argv[1:] if "=" in a)
     if argv[0] == "train-online":
         return str(Path(options["out"]) / "reward")

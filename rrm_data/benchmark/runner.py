@@ -4,31 +4,39 @@ or Ray tasks.
 A run's folder ``<out>/<task>/<condition>/seed<seed>`` holds its steps' outputs, its
 ``log.txt`` and, last and atomically, ``run.json``: the marker that it finished. A folder
 without it is what a killed run left; it is removed and the run starts again. A failed run
-writes ``failed.json`` (its exit code and log tail) and the others go on.
+writes ``failed.json`` (its exit code and log tail) and the others go on. The suite's shared
+steps for a task and seed (``<task>/shared/seed<seed>``, marked by ``shared.json``) are made
+by the first run that needs them, under a file lock, so concurrent runs, Ray tasks and
+shards on one file system make them once and the others wait and read them.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rrm_data.benchmark.suite import Run
+from rrm_data.benchmark.suite import SHARED, Run
 from rrm_data.errors import RrmError
 from rrm_data.io import atomic_file, remove_owned, write_json
 from rrm_data.progress import console
 
 DONE = "run.json"
+SHARED_DONE = "shared.json"  # the shared steps' marker: made once, not a result to report
 FAILED = "failed.json"
 LOG = "log.txt"
 TAIL_LINES = 20
@@ -38,32 +46,66 @@ ONE_CORE = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREAD
             "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 
 
-def is_done(folder: Path) -> bool:
-    return (folder / DONE).is_file()
+def is_done(folder: Path, marker: str = DONE) -> bool:
+    return (folder / marker).is_file()
 
 
-def describe(run: Run, folder: Path) -> dict[str, Any]:
-    """What ``run.json`` records besides the outcome: enough for the report alone."""
+def marker(run: Run) -> str:
+    return SHARED_DONE if run.condition.name == SHARED else DONE
+
+
+def describe(run: Run, out: Path) -> dict[str, Any]:
+    """What the marker records besides the outcome: enough for the report alone. Folders in
+    the commands read ``{run}`` and ``{shared}``, so a grid can be moved."""
+    folder = out / run.id
+    shared = out / run.prerequisite.id if run.prerequisite else None
+
+    def generic(word: str) -> str:
+        word = word.replace(str(folder), "{run}")
+        return word.replace(str(shared), "{shared}") if shared else word
+
     return {"task": run.task, "condition": run.condition.name, "seed": run.seed,
-            "axis": run.condition.axis, "final": run.final(folder).name,
-            "commands": [[a.replace(str(folder), "{run}") for a in argv]
-                         for argv in run.argvs(folder)]}
+            "axis": run.condition.axis, "final": run.final(out).name,
+            "shared": run.prerequisite.id if run.prerequisite else None,
+            "commands": [[generic(a) for a in argv] for argv in run.argvs(out)]}
 
 
-def execute(argvs: list[list[str]], folder: str, record: dict[str, Any]) -> dict[str, Any]:
-    """Run one grid cell: remove what an unfinished earlier try left, run each command as
-    ``python -m rrm_data.cli`` on one core, its output appended to ``log.txt``; then write
-    ``run.json`` (finished) or ``failed.json``. A plain function of plain values, so a Ray
-    task runs it as it is."""
-    path = Path(folder)
+@dataclass(frozen=True)
+class Job:
+    """One run as plain values, what a worker thread or a Ray task executes."""
+
+    argvs: list[list[str]]
+    folder: str
+    record: dict[str, Any]
+    marker: str = DONE
+    before: Job | None = None  # the shared steps, made first if no run has made them
+
+
+def job(run: Run, out: Path) -> Job:
+    before = job(run.prerequisite, out) if run.prerequisite else None
+    return Job(run.argvs(out), str(out / run.id), describe(run, out), marker(run), before)
+
+
+def execute(work: Job) -> dict[str, Any]:
+    """Run one grid cell: make its shared steps if nobody has (under their lock), remove
+    what an unfinished earlier try left, run each command as ``python -m rrm_data.cli`` on
+    one core, its output appended to ``log.txt``; then write the marker (finished) or
+    ``failed.json``."""
+    path = Path(work.folder)
+    rc = 0
+    if work.before is not None:
+        with _lock(Path(work.before.folder)):
+            if not is_done(Path(work.before.folder), work.before.marker):
+                rc = execute(work.before)["rc"]
     if path.exists():
         remove_owned(path)
     path.mkdir(parents=True)
     started = time.perf_counter()
     env = {**os.environ, **ONE_CORE}
-    rc = 0
     with (path / LOG).open("a") as log:
-        for argv in argvs:
+        if rc != 0 and work.before is not None:
+            log.write(f"the shared steps failed (rc {rc}): {work.before.folder}/{LOG}\n")
+        for argv in work.argvs if rc == 0 else []:
             log.write(f"$ rrm-data {' '.join(argv)}\n")
             log.flush()
             rc = subprocess.call([sys.executable, "-m", "rrm_data.cli", *argv], stdout=log,
@@ -72,15 +114,27 @@ def execute(argvs: list[list[str]], folder: str, record: dict[str, Any]) -> dict
             if rc != 0:
                 break
     seconds = round(time.perf_counter() - started, 2)
-    outcome = {**record, "rc": rc, "seconds": seconds}
+    outcome = {**work.record, "rc": rc, "seconds": seconds}
     if rc != 0:
         lines = (path / LOG).read_text(errors="replace").splitlines()
         outcome["log_tail"] = lines[-TAIL_LINES:]
         write_json(path / FAILED, outcome)
         return outcome
-    with atomic_file(path / DONE) as tmp:
+    with atomic_file(path / work.marker) as tmp:
         write_json(tmp, outcome)
     return outcome
+
+
+@contextmanager
+def _lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock beside ``folder`` (``.<name>.lock``): one maker, the rest wait."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with (folder.parent / f".{folder.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _die_with_parent() -> None:
@@ -90,28 +144,46 @@ def _die_with_parent() -> None:
 
 
 def pending(runs: Iterable[Run], out: Path) -> tuple[list[Run], list[Run]]:
-    """(finished, to run): a run is finished when its ``run.json`` exists, and then it must
-    have been made by the same commands (a changed suite under the same out is refused)."""
+    """(finished, to run): a run is finished when its marker exists, and then it must have
+    been made by the same commands (a changed suite under the same out is refused); so must
+    the shared steps a run to do will read."""
     done, todo = [], []
     for run in runs:
-        folder = out / run.id
-        if is_done(folder):
-            recorded = json.loads((folder / DONE).read_text())["commands"]
-            if recorded != describe(run, folder)["commands"]:
-                raise RrmError(f"{folder} was made by other commands than the suite now says; "
-                               "remove it or use another out")
+        if _finished(run, out):
             done.append(run)
         else:
             todo.append(run)
-    return done, todo
+    for shared in {r.prerequisite for r in todo if r.prerequisite}:
+        _finished(shared, out)
+    return done, _interleaved(todo)
+
+
+def _interleaved(todo: list[Run]) -> list[Run]:
+    """The runs dealt round-robin over their shared steps, so the first runs make different
+    shared steps side by side instead of waiting on one."""
+    turn: Counter[Run | None] = Counter()
+    ranked = []
+    for run in todo:
+        ranked.append((turn[run.prerequisite], run))
+        turn[run.prerequisite] += 1
+    return [run for _, run in sorted(ranked, key=lambda pair: pair[0])]
+
+
+def _finished(run: Run, out: Path) -> bool:
+    folder = out / run.id
+    if not is_done(folder, marker(run)):
+        return False
+    recorded = json.loads((folder / marker(run)).read_text())["commands"]
+    if recorded != describe(run, out)["commands"]:
+        raise RrmError(f"{folder} was made by other commands than the suite now says; "
+                       "remove it or use another out")
+    return True
 
 
 def run_local(todo: list[Run], out: Path, workers: int, total: int, done: int) -> list[dict]:
     """``workers`` runs at a time, each a child process of one core."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return _watch([pool.submit(execute, r.argvs(out / r.id), str(out / r.id),
-                                   describe(r, out / r.id)) for r in todo],
-                      total, done, workers)
+        return _watch([pool.submit(execute, job(r, out)) for r in todo], total, done, workers)
 
 
 def run_ray(todo: list[Run], out: Path, workers: int, total: int, done: int,
@@ -129,8 +201,7 @@ def run_ray(todo: list[Run], out: Path, workers: int, total: int, done: int,
                  runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
     try:
         task = ray.remote(num_cpus=1)(execute)
-        refs = [task.remote(r.argvs(out / r.id), str(out / r.id), describe(r, out / r.id))
-                for r in todo]
+        refs = [task.remote(job(r, out)) for r in todo]
         futures: list[Future[dict[str, Any]]] = [ref.future() for ref in refs]
         slots = int(ray.cluster_resources().get("CPU", workers))
         return _watch(futures, total, done, slots)

@@ -9,6 +9,10 @@ reads the previous step's dataset (``data=``) and ``train-sac`` its reward (``re
 unless the line says otherwise. ``{task}``, ``{seed}`` and ``{run}`` (the run's folder) in
 a line are filled per run, so a step can read what an earlier one wrote beside its output
 (``train-sac record_out={run}/replay``, then ``train-offline data={run}/replay``).
+A suite's ``shared:`` steps (a dataset every condition trains on) run once per task and
+seed, in ``<task>/shared/seed<seed>``, and come before each condition's own steps: a
+condition's ``train-offline`` reads a shared ``collect`` as it would its own, and
+``{shared}`` names that folder (``data={shared}/replay``).
 Per-task overrides (``tasks: {drawer-close-v3: {collect: [policy=[…]]}}``) and per-command
 defaults (``defaults: {train-sac: [steps=30000]}``) are added before the line's own.
 """
@@ -31,7 +35,8 @@ from rrm_data.sim.envs import check_task
 # The commands a condition may run, and what each needs from the run and the step before.
 COMMANDS = ("collect", "train-reward", "train-sac", "train-online", "train-offline")
 FINAL = ("train-sac", "train-online", "train-offline")  # what a condition may end with
-SUITE_KEYS = ("name", "description", "tasks", "seeds", "defaults", "conditions", "pairs")
+SUITE_KEYS = ("name", "description", "tasks", "seeds", "defaults", "shared", "conditions",
+              "pairs")
 CONDITION_KEYS = ("run", "description", "axis")
 AXES = ("steps", "labels")  # what a condition's sample-efficiency curve is drawn against
 # The keys a command reads earlier steps' outputs through: (key, the last step of that
@@ -40,9 +45,11 @@ INPUTS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "train-reward": (("data", None),), "train-sac": (("reward", None),),
     "train-offline": (("data", "collect"), ("reward", "train-reward"))}
 THREADED = ("train-sac", "train-online", "train-offline")  # commands with a threads= key
-# What a line's {…} is filled with per run: its task, its seed and its folder (for outputs
-# beside the steps', e.g. train-sac record_out={run}/replay read by data={run}/replay).
-PLACEHOLDERS = ("task", "seed", "run")
+# What a line's {…} is filled with per run: its task, its seed, its folder (for outputs
+# beside the steps', e.g. train-sac record_out={run}/replay read by data={run}/replay) and
+# the folder of the suite's shared steps for this task and seed.
+PLACEHOLDERS = ("task", "seed", "run", "shared")
+SHARED = "shared"  # the shared steps' name in run ids and folders; no condition may take it
 
 
 @dataclass(frozen=True)
@@ -61,32 +68,47 @@ class Condition:
 
 @dataclass(frozen=True)
 class Run:
-    """One cell of the grid: its folder under ``out`` is ``<task>/<condition>/seed<seed>``."""
+    """One cell of the grid: its folder under the grid's ``out`` is
+    ``<task>/<condition>/seed<seed>``. With the suite's shared steps (``shared``), their run
+    for the same task and seed (``prerequisite``) must finish before this one starts."""
 
     task: str
     condition: Condition
     seed: int
     task_overrides: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (command, overrides)
+    shared: Condition | None = None
 
     @property
     def id(self) -> str:
         return f"{self.task}/{self.condition.name}/seed{self.seed}"
 
-    def argvs(self, folder: Path) -> list[list[str]]:
-        """The command lines of this run (``rrm-data`` arguments), outputs under ``folder``."""
-        return [argv for argv, _ in self.commands(folder)]
+    @property
+    def prerequisite(self) -> Run | None:
+        """The shared steps' run for this task and seed, if the suite has shared steps."""
+        if self.shared is None:
+            return None
+        return Run(self.task, self.shared, self.seed, self.task_overrides)
 
-    def commands(self, folder: Path) -> list[tuple[list[str], Path]]:
-        previous: Path | None = None
-        latest: dict[str, Path] = {}  # the last output of each command so far
+    def argvs(self, out: Path) -> list[list[str]]:
+        """The command lines of this run (``rrm-data`` arguments) in the grid ``out``."""
+        return [argv for argv, _ in self.commands(out)]
+
+    def commands(self, out: Path) -> list[tuple[list[str], Path]]:
+        """Each step's command line and output folder; the shared steps' outputs count as
+        earlier steps' (a condition's ``train-offline`` reads a shared ``collect``)."""
+        folder = out / self.id
+        before = self.prerequisite.commands(out) if self.prerequisite else []
+        shared = out / self.prerequisite.id if self.prerequisite else folder
+        previous: Path | None = before[-1][1] if before else None
+        latest: dict[str, Path] = {argv[0]: path for argv, path in before}
         lines = []
         for i, step in enumerate(self.condition.steps):
-            out = folder / f"{i}-{step.command}"
+            step_out = folder / f"{i}-{step.command}"
             task_extra = dict(self.task_overrides).get(step.command, ())
             overrides = (*step.defaults, *task_extra, *step.overrides)
             given = {o.partition("=")[0] for o in overrides}
-            argv = [step.command, *(o.format(task=self.task, seed=self.seed, run=folder)
-                                    for o in overrides)]
+            argv = [step.command, *(o.format(task=self.task, seed=self.seed, run=folder,
+                                             shared=shared) for o in overrides)]
             argv.append(f"seed={self.seed}")
             if step.command != "train-reward":
                 argv.append(f"task={self.task}")
@@ -96,14 +118,14 @@ class Run:
                 found = previous if source is None else latest.get(source)
                 if key not in given and found is not None:
                     argv.append(f"{key}={found}")
-            argv.append(f"out={out}")
-            lines.append((argv, out))
-            previous = latest[step.command] = out
+            argv.append(f"out={step_out}")
+            lines.append((argv, step_out))
+            previous = latest[step.command] = step_out
         return lines
 
-    def final(self, folder: Path) -> Path:
+    def final(self, out: Path) -> Path:
         """The folder of the last step, whose eval.csv and summary.json are the result."""
-        return self.commands(folder)[-1][1]
+        return self.commands(out)[-1][1]
 
 
 @dataclass(frozen=True)
@@ -115,10 +137,11 @@ class Suite:
     pairs: tuple[tuple[str, str], ...]
     task_overrides: Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]]
     text: str  # the YAML as read, copied next to the runs for the report
+    shared: Condition | None = None  # steps run once per task and seed, before conditions'
 
     def runs(self) -> list[Run]:
         """Every run, in a fixed order (task, condition, seed as declared)."""
-        return [Run(t, c, s, self.task_overrides.get(t, ())) for t in self.tasks
+        return [Run(t, c, s, self.task_overrides.get(t, ()), self.shared) for t in self.tasks
                 for c in self.conditions for s in self.seeds]
 
 
@@ -153,7 +176,15 @@ def parse_suite(data: Any, text: str = "", default_name: str = "suite") -> Suite
     conditions = data.get("conditions") or {}
     if not isinstance(conditions, dict) or not conditions:
         raise RrmError("the suite declares no conditions (conditions: {name: {run: …}})")
+    if SHARED in map(_name, conditions):
+        raise RrmError(f"'{SHARED}' names the suite's shared steps; call the condition "
+                       "otherwise")
+    shared = (_steps(SHARED, data["shared"], defaults) if data.get("shared") is not None
+              else None)
     parsed = tuple(_condition(_name(n), c, defaults) for n, c in conditions.items())
+    if shared is None and any("{shared}" in o for c in parsed for s in c.steps
+                              for o in (*s.defaults, *s.overrides)):
+        raise RrmError("a line uses {shared} but the suite has no shared: steps")
     names = [c.name for c in parsed]
     pairs = []
     for pair in data.get("pairs") or []:
@@ -165,7 +196,7 @@ def parse_suite(data: Any, text: str = "", default_name: str = "suite") -> Suite
                 raise RrmError(f"pairs: unknown condition '{name}'; known: {', '.join(names)}")
         pairs.append((x, y))
     return Suite(str(data.get("name") or default_name), tuple(str(t) for t in tasks), seeds,
-                 parsed, tuple(pairs), task_extra, text)
+                 parsed, tuple(pairs), task_extra, text, shared)
 
 
 def _name(value: Any) -> str:
@@ -202,7 +233,8 @@ def _per_command(value: Any, where: str) -> dict[str, list[str]]:
 
 
 def _check_placeholders(word: str, where: str) -> None:
-    """Only ``{task}``, ``{seed}`` and ``{run}`` (the run's folder) are filled in a line."""
+    """Only ``{task}``, ``{seed}``, ``{run}`` (the run's folder) and ``{shared}`` (the shared
+    steps' folder) are filled in a line."""
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(word) if f is not None]
     except ValueError as exc:
@@ -219,30 +251,35 @@ def _condition(name: str, value: Any, defaults: dict[str, list[str]]) -> Conditi
     if not isinstance(value, dict):
         raise RrmError(f"condition '{name}': a command line, a list of them, or {{run: …}}")
     _known(value, CONDITION_KEYS, f"condition '{name}'")
-    lines = value.get("run")
-    lines = [lines] if isinstance(lines, str) else lines
-    if not lines:
-        raise RrmError(f"condition '{name}' runs nothing (run: COMMAND key=value …)")
-    steps = []
-    for line in lines:
-        words = shlex.split(str(line))
-        if not words or words[0] not in COMMANDS:
-            raise RrmError(f"condition '{name}': '{line}' does not start with one of "
-                           f"{', '.join(COMMANDS)}")
-        for word in words[1:]:
-            if "=" not in word or word.startswith("="):
-                raise RrmError(f"condition '{name}': '{word}' is not key=value")
-            _check_placeholders(word, f"condition '{name}'")
-            if word.partition("=")[0] in ("out", "task", "seed"):
-                raise RrmError(f"condition '{name}': {word.partition('=')[0]}= is set per run")
-        steps.append(Step(words[0], tuple(defaults.get(words[0], [])), tuple(words[1:])))
+    steps = _steps(name, value.get("run"), defaults).steps
     if steps[-1].command not in FINAL:
         raise RrmError(f"condition '{name}' must end with {', '.join(FINAL)}")
     default_axis = "labels" if steps[-1].command == "train-online" else "steps"
     axis = str(value.get("axis", default_axis))
     if axis not in AXES:
         raise RrmError(f"condition '{name}': axis must be one of {', '.join(AXES)}")
-    return Condition(name, tuple(steps), axis)
+    return Condition(name, steps, axis)
+
+
+def _steps(name: str, lines: Any, defaults: dict[str, list[str]]) -> Condition:
+    """A pipeline of ``COMMAND key=value …`` lines (a condition's or the shared steps')."""
+    where = "shared" if name == SHARED else f"condition '{name}'"
+    lines = [lines] if isinstance(lines, str) else lines
+    if not lines or not isinstance(lines, list):
+        raise RrmError(f"{where} runs nothing (COMMAND key=value …, or a list of them)")
+    steps = []
+    for line in lines:
+        words = shlex.split(str(line))
+        if not words or words[0] not in COMMANDS:
+            raise RrmError(f"{where}: '{line}' does not start with one of {', '.join(COMMANDS)}")
+        for word in words[1:]:
+            if "=" not in word or word.startswith("="):
+                raise RrmError(f"{where}: '{word}' is not key=value")
+            _check_placeholders(word, where)
+            if word.partition("=")[0] in ("out", "task", "seed"):
+                raise RrmError(f"{where}: {word.partition('=')[0]}= is set per run")
+        steps.append(Step(words[0], tuple(defaults.get(words[0], [])), tuple(words[1:])))
+    return Condition(name, tuple(steps), "steps")
 
 
 def shard(runs: list[Run], index: int, count: int) -> list[Run]:
@@ -252,15 +289,17 @@ def shard(runs: list[Run], index: int, count: int) -> list[Run]:
     return [r for i, r in enumerate(ordered) if i % count == index]
 
 
-def check_commands(suite: Suite, runs: list[Run], folder: Path,
+def check_commands(suite: Suite, runs: list[Run], out: Path,
                    build: Callable[[str, list[str]], object]) -> None:
     """Build every command's config (its recipe, the overrides, range checks) with the CLI's
     own builder before anything runs: an unknown key or bad value is one line naming the
     run, not a failure an hour in."""
-    for run in runs:
-        for argv in run.argvs(folder / run.id):
+    prerequisites = {r.prerequisite for r in runs if r.prerequisite}
+    for run in [*sorted(prerequisites, key=lambda r: r.id), *runs]:
+        for argv in run.argvs(out):
             try:
                 build(argv[0], argv[1:])
             except RrmError as exc:
-                raise RrmError(f"condition '{run.condition.name}' on {run.task}: "
-                               f"{argv[0]}: {exc}") from None
+                where = ("the shared steps" if run.condition.name == SHARED
+                         else f"condition '{run.condition.name}'")
+                raise RrmError(f"{where} on {run.task}: {argv[0]}: {exc}") from None

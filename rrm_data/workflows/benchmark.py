@@ -2,7 +2,9 @@
 
 `suite=benchmarks/suites/smoke.yaml` names the grid (see benchmarks/suites/). Every run
 gets its own folder `out/<task>/<condition>/seed<seed>` with its outputs and `log.txt`;
-`run.json`, written last, marks it finished. The whole grid is checked first (every
+`run.json`, written last, marks it finished. A suite's `shared:` steps (a dataset every
+condition trains on) are made once per task and seed, in `out/<task>/shared/seed<seed>`,
+by the first run that needs them. The whole grid is checked first (every
 command's config built as the CLI would), then `workers=N` runs go at a time, one core
 each. Run the same command again after any interruption (even kill -9): finished runs are
 skipped, unfinished ones start again, a failed run (its exit code and log tail in
