@@ -339,6 +339,26 @@ def test_shared_steps_are_made_once_and_read_by_every_run(tmp_path: Path) -> Non
     assert sorted(data["conditions"]) == ["true", "zero"]
 
 
+@pytest.mark.slow
+def test_runs_whose_shared_steps_fail_are_recorded_failed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = write_suite(tmp_path / "s.yaml", {
+        **TINY_SUITE, "seeds": [0], "pairs": [],
+        "shared": f"train-sac reward={tmp_path / 'missing'}",
+        "conditions": {"a": "train-sac reward=true", "b": "train-sac reward=zero"}})
+    out = tmp_path / "runs"
+    assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 2
+    assert "2 runs failed" in capsys.readouterr().err
+    shared = out / "reach-v3" / "shared" / "seed0"
+    assert "unknown reward" in (shared / "log.txt").read_text()
+    assert not (shared / "shared.json").exists()
+    for condition in ("a", "b"):
+        failed = json.loads((out / "reach-v3" / condition / "seed0" / "failed.json").read_text())
+        assert failed["rc"] == 2
+        assert failed["log_tail"] == [f"the shared steps failed (rc 2): {shared}/log.txt"]
+    assert not list(out.glob(f"*/*/seed*/{DONE}"))
+
+
 def ranks(values: np.ndarray) -> np.ndarray:
     """Average ranks (1-based), ties sharing the mean of their positions."""
     order = np.argsort(values, kind="stable")
