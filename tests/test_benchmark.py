@@ -71,6 +71,21 @@ def test_a_bad_suite_is_one_line_before_any_run(
     assert not out.exists()
 
 
+def test_conditions_run_part_of_the_suite(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    suite = write_suite(tmp_path / "s.yaml", TINY_SUITE)
+    out = tmp_path / "runs"
+    assert main(["benchmark", f"suite={suite}", f"out={out}", "conditions=[true]",
+                 "dry_run=true"]) == 0
+    shown = capsys.readouterr()
+    listed = [w for w in (shown.out + shown.err).split() if w.startswith("reach-v3/")]
+    assert listed == ["reach-v3/true/seed0", "reach-v3/true/seed1"]
+    assert main(["benchmark", f"suite={suite}", f"out={tmp_path / 'other'}",
+                 "conditions=[true,ture]"]) == 2
+    assert "unknown condition 'ture'" in one_line_error(capsys, "benchmark")
+    assert not (tmp_path / "other").exists()
+
+
 def test_shards_partition_the_grid() -> None:
     suite = parse_suite({**TINY_SUITE, "tasks": ["reach-v3", "drawer-close-v3"], "seeds": 5})
     runs = suite.runs()

@@ -176,12 +176,12 @@ def parse_suite(data: Any, text: str = "", default_name: str = "suite") -> Suite
     conditions = data.get("conditions") or {}
     if not isinstance(conditions, dict) or not conditions:
         raise RrmError("the suite declares no conditions (conditions: {name: {run: …}})")
-    if SHARED in map(_name, conditions):
+    if SHARED in map(condition_name, conditions):
         raise RrmError(f"'{SHARED}' names the suite's shared steps; call the condition "
                        "otherwise")
     shared = (_steps(SHARED, data["shared"], defaults) if data.get("shared") is not None
               else None)
-    parsed = tuple(_condition(_name(n), c, defaults) for n, c in conditions.items())
+    parsed = tuple(_condition(condition_name(n), c, defaults) for n, c in conditions.items())
     if shared is None and any("{shared}" in o for c in parsed for s in c.steps
                               for o in (*s.defaults, *s.overrides)):
         raise RrmError("a line uses {shared} but the suite has no shared: steps")
@@ -190,7 +190,7 @@ def parse_suite(data: Any, text: str = "", default_name: str = "suite") -> Suite
     for pair in data.get("pairs") or []:
         if not (isinstance(pair, list) and len(pair) == 2):
             raise RrmError(f"pairs: each pair is [condition, condition], got {pair!r}")
-        x, y = _name(pair[0]), _name(pair[1])
+        x, y = condition_name(pair[0]), condition_name(pair[1])
         for name in (x, y):
             if name not in names:
                 raise RrmError(f"pairs: unknown condition '{name}'; known: {', '.join(names)}")
@@ -199,7 +199,7 @@ def parse_suite(data: Any, text: str = "", default_name: str = "suite") -> Suite
                  parsed, tuple(pairs), task_extra, text, shared)
 
 
-def _name(value: Any) -> str:
+def condition_name(value: Any) -> str:
     """A condition's name as typed: YAML reads a bare ``true`` as a boolean."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 

@@ -8,7 +8,8 @@ by the first run that needs them. The whole grid is checked first (every
 command's config built as the CLI would), then `workers=N` runs go at a time, one core
 each. Run the same command again after any interruption (even kill -9): finished runs are
 skipped, unfinished ones start again, a failed run (its exit code and log tail in
-`failed.json`) does not stop the others. `shard=i/N` runs a fixed, disjoint part of the
+`failed.json`) does not stop the others. `conditions=[true,prior]` runs only those
+conditions (the rest later, into the same out). `shard=i/N` runs a fixed, disjoint part of the
 grid (a Slurm array, several machines); `launcher=ray` submits the runs as Ray tasks of one
 CPU each (`address=` of a cluster, else a local Ray). `rrm-data benchmark-report
 runs=[OUT,...]` joins what they wrote.
@@ -18,17 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from rrm_data.benchmark.report import SUITE_COPY
 from rrm_data.benchmark.runner import pending, run_local, run_ray
-from rrm_data.benchmark.suite import check_commands, load_suite, shard
+from rrm_data.benchmark.suite import check_commands, condition_name, load_suite, shard
 from rrm_data.cli import command_config
 from rrm_data.config import COUNT, build_config, doc
 from rrm_data.errors import RrmError
 from rrm_data.io import Kind, atomic_file, check_out, mark_folder
 from rrm_data.progress import console
+from rrm_data.registry import unknown_name
 
 LAUNCHERS = ("local", "ray")
 
@@ -40,6 +43,9 @@ class Config:
         "folder of the runs (default runs/benchmark-<suite name>)"))
     workers: int = field(default=1, metadata=doc("runs at a time, one core each", COUNT))
     shard: str = field(default="0/1", metadata=doc("i/N: run only part i of N of the grid"))
+    conditions: Any = field(default=None, metadata=doc(
+        "[NAME,...]: run only these of the suite's conditions (e.g. the controls first); "
+        "default all"))
     launcher: str = field(default="local", metadata=doc("local (child processes) or ray"))
     address: str | None = field(default=None, metadata=doc(
         "Ray cluster address for launcher=ray (default: a local Ray instance)"))
@@ -60,6 +66,8 @@ def make_config(overrides: list[str]) -> DictConfig:
     if cfg.launcher not in LAUNCHERS:
         raise RrmError(f"launcher must be one of {', '.join(LAUNCHERS)}, got '{cfg.launcher}'")
     parse_shard(cfg.shard)
+    if isinstance(cfg.conditions, str):
+        cfg.conditions = [cfg.conditions]
     return cfg
 
 
@@ -67,6 +75,13 @@ def run(cfg: DictConfig) -> None:
     suite = load_suite(cfg.suite)
     out = Path(cfg.out or f"runs/benchmark-{suite.name}").absolute()
     runs = shard(suite.runs(), *parse_shard(cfg.shard))
+    if cfg.conditions is not None:
+        names = [c.name for c in suite.conditions]
+        chosen = [condition_name(c) for c in cfg.conditions]
+        for name in chosen:
+            if name not in names:
+                raise RrmError(unknown_name("condition", name, names))
+        runs = [r for r in runs if r.condition.name in chosen]
     check_out(out, Kind.BENCHMARK, overwrite=False, inputs={"suite": cfg.suite}, reuse=True)
     check_commands(suite, runs, out, command_config)
     done, todo = pending(runs, out)
