@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -448,3 +449,37 @@ def test_report_measures_each_runs_reward_on_held_out_pairs(
         ))[-1]["success_rate"])
         assert true["success"] == success
     assert "Reward measures on held-out oracle pairs" in (report / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_report_joins_earlier_reports_whose_runs_are_gone(
+        resumed_grid: tuple[Path, Path], make_dataset, tmp_path: Path) -> None:
+    """Half the grid reported with held-out measures, its run folders then deleted; the
+    other half's grid joined to that report in place gives the report of the whole grid."""
+    suite, out = resumed_grid
+    if not list(out.glob(f"*/*/seed*/{DONE}"))[3:]:
+        assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
+    heldout = make_dataset(task="reach-v3")
+    options = [f"heldout={heldout}", "reps=100"]
+    whole = tmp_path / "whole"
+    assert main(["benchmark-report", f"runs={out}", *options, f"out={whole}"]) == 0
+    first, second = tmp_path / "first", tmp_path / "second"
+    for grid, gone in ((first, "seed1"), (second, "seed0")):
+        shutil.copytree(out, grid, ignore=shutil.ignore_patterns("report*"))
+        for folder in grid.glob(f"*/*/{gone}"):
+            shutil.rmtree(folder)
+    joined = tmp_path / "joined"
+    assert main(["benchmark-report", f"runs={first}", *options, f"out={joined}"]) == 0
+    shutil.rmtree(first)  # the first half's rewards and eval.csv files are gone
+    records = (joined / "runs.jsonl").read_text().splitlines()
+    assert len(records) == 2 and all(json.loads(r)["measures"] for r in records)
+    again = ["benchmark-report", f"runs=[{joined},{second}]", *options, f"out={joined}"]
+    assert main(again) == 2  # replaced only when asked
+    assert main([*again, "overwrite=true"]) == 0
+    expected, found = (json.loads((folder / "report.json").read_text())
+                       for folder in (whole, joined))
+    assert found.pop("runs") != expected.pop("runs")
+    assert found == expected
+    assert len((joined / "runs.jsonl").read_text().splitlines()) == 4
+    assert (joined / "suite.yaml").read_text() == suite.read_text()
+    assert main(["benchmark-report", f"runs=[{joined},{joined}]", f"out={tmp_path / 'x'}"]) == 2

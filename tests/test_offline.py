@@ -173,9 +173,9 @@ def test_bad_input_one_line(case: str, small_dataset: Path, trained_reward: Path
 
 
 def test_offline_suite_wiring(tmp_path: Path) -> None:
-    """benchmarks/suites/offline.yaml checks whole, as `benchmark dry_run=true` does; in a
-    pipeline train-offline reads the last collect's dataset and the last train-reward's
-    reward, and CPL (no train-reward step) gets no reward."""
+    """benchmarks/suites/offline.yaml checks whole, as `benchmark dry_run=true` does; every
+    condition of a task and seed reads the one shared collect, train-offline the last
+    train-reward's reward, and CPL (no train-reward step) gets no reward."""
     from rrm_data.benchmark.suite import check_commands, load_suite
     from rrm_data.cli import command_config
 
@@ -185,14 +185,16 @@ def test_offline_suite_wiring(tmp_path: Path) -> None:
     check_commands(suite, runs, tmp_path, command_config)
     by_name = {r.condition.name: r for r in runs if r.seed == 0 and r.task == suite.tasks[0]}
     residual = by_name["iql-residual-500"]
-    collect, reward, offline = residual.argvs(tmp_path)
-    folder = tmp_path / residual.id
-    assert f"data={folder / '0-collect'}" in offline
-    assert f"reward={folder / '1-train-reward'}" in offline and "threads=1" in offline
-    cpl_run = by_name["cpl-500"]
-    cpl = cpl_run.argvs(tmp_path)[-1]
-    assert f"data={tmp_path / cpl_run.id / '0-collect'}" in cpl and not any(
-        a.startswith("reward=") for a in cpl)
+    assert residual.prerequisite is not None
+    (collect,) = residual.prerequisite.argvs(tmp_path)
+    dataset = tmp_path / residual.task / "shared" / "seed0" / "0-collect"
+    assert collect[0] == "collect" and f"out={dataset}" in collect
+    reward, offline = residual.argvs(tmp_path)
+    assert f"data={dataset}" in reward and f"data={dataset}" in offline
+    assert f"reward={tmp_path / residual.id / '0-train-reward'}" in offline
+    assert "threads=1" in offline
+    (cpl,) = by_name["cpl-500"].argvs(tmp_path)
+    assert f"data={dataset}" in cpl and not any(a.startswith("reward=") for a in cpl)
     replay = load_suite(ROOT / "benchmarks" / "suites" / "offline_replay.yaml")
     check_commands(replay, replay.runs(), tmp_path, command_config)
     run = next(r for r in replay.runs() if r.condition.name == "iql-residual-500")

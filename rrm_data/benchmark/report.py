@@ -26,6 +26,9 @@ from rrm_data.benchmark.runner import DONE
 from rrm_data.errors import RrmError
 
 SUITE_COPY = "suite.yaml"
+# A report's record of every run it joined, one JSON line each: a later report reads it as it
+# reads a grid, so results outlive the run folders (another session, machine or shard).
+RECORDS = "runs.jsonl"
 TAUS = np.linspace(0.0, 1.0, 21)
 # eval.csv columns reported beside success, IQM of the final evaluation like it
 OTHER_METRICS = {"true_return": "true return", "mean_squared_jerk": "hand mean squared jerk"}
@@ -45,38 +48,67 @@ class Result:
     labels: np.ndarray | None
     other: dict[str, float]
     reward: str | None = None  # what the policy was trained on (trained_on)
+    # the reward's held-out measures (reward_measures), kept in a report's records
+    measures: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.task, self.condition, self.seed
 
     def score(self, last: int = 1) -> float:
         """The run's score: its mean success over its last ``last`` evaluations."""
         return float(np.mean(self.success[-last:]))
 
+    def record(self) -> dict[str, Any]:
+        """This run as one line of a report's ``RECORDS``."""
+        return {"task": self.task, "condition": self.condition, "seed": self.seed,
+                "axis": self.axis, "timesteps": self.timesteps.tolist(),
+                "success": self.success.tolist(),
+                "labels": None if self.labels is None else self.labels.tolist(),
+                "other": self.other, "reward": self.reward, "measures": self.measures}
+
+    @classmethod
+    def from_record(cls, line: dict[str, Any]) -> Result:
+        labels = line["labels"]
+        return cls(line["task"], line["condition"], int(line["seed"]), line["axis"],
+                   np.array(line["timesteps"], dtype=int), np.array(line["success"], float),
+                   None if labels is None else np.array(labels, float), line["other"],
+                   line["reward"], line.get("measures"))
+
 
 def read_results(folders: Sequence[Path]) -> list[Result]:
-    """Every finished run under these benchmark outputs (shards, Ray tasks): its run.json
-    and the eval.csv of its last step. The same run found twice is refused."""
+    """Every finished run under these benchmark outputs (shards, Ray tasks) — its run.json
+    and the eval.csv of its last step — or in these earlier reports' records. The same run
+    found twice is refused."""
     results: dict[tuple[str, str, int], Result] = {}
     for folder in folders:
         if not folder.is_dir():
             raise RrmError(f"runs folder {folder} not found")
-        markers = sorted(folder.glob(f"*/*/seed*/{DONE}"))
-        for marker in markers:
-            record = json.loads(marker.read_text())
-            key = (record["task"], record["condition"], int(record["seed"]))
-            if key in results:
-                raise RrmError(f"run {'/'.join(map(str, key))} is found twice ({marker})")
-            with (marker.parent / record["final"] / "eval.csv").open() as f:
-                rows = list(csv.DictReader(f))
-            if not rows:
-                raise RrmError(f"{marker.parent}: eval.csv has no evaluation")
-            labels = (np.array([float(r["labels"]) for r in rows]) if "labels" in rows[0]
-                      else None)
-            other = {m: float(rows[-1][m]) for m in OTHER_METRICS if rows[-1].get(m)}
-            results[key] = Result(key[0], key[1], key[2], str(record["axis"]),
-                                  np.array([int(r["timesteps"]) for r in rows]),
-                                  np.array([float(r["success_rate"]) for r in rows]), labels,
-                                  other, trained_on(record["commands"], marker.parent,
-                                                    record.get("shared")))
+        records = folder / RECORDS
+        found = ([Result.from_record(json.loads(line))
+                  for line in records.read_text().splitlines() if line.strip()]
+                 if records.is_file() else
+                 [_read_run(marker) for marker in sorted(folder.glob(f"*/*/seed*/{DONE}"))])
+        for result in found:
+            if result.key in results:
+                raise RrmError(f"run {'/'.join(map(str, result.key))} is found twice "
+                               f"(again in {folder})")
+            results[result.key] = result
     return list(results.values())
+
+
+def _read_run(marker: Path) -> Result:
+    record = json.loads(marker.read_text())
+    with (marker.parent / record["final"] / "eval.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise RrmError(f"{marker.parent}: eval.csv has no evaluation")
+    labels = (np.array([float(r["labels"]) for r in rows]) if "labels" in rows[0] else None)
+    other = {m: float(rows[-1][m]) for m in OTHER_METRICS if rows[-1].get(m)}
+    return Result(record["task"], record["condition"], int(record["seed"]),
+                  str(record["axis"]), np.array([int(r["timesteps"]) for r in rows]),
+                  np.array([float(r["success_rate"]) for r in rows]), labels, other,
+                  trained_on(record["commands"], marker.parent, record.get("shared")))
 
 
 def trained_on(commands: Sequence[Sequence[str]], folder: Path,

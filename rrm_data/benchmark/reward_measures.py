@@ -96,17 +96,28 @@ def _spearman(pairs: np.ndarray) -> float | None:
 
 def reward_measures(runs: Sequence[Mapping[str, Any]], heldout: Mapping[str, DatasetDir],
                     reps: int, seed: int) -> dict[str, Any]:
-    """``runs``: dicts with task, condition, seed, success and reward (a reference or None);
+    """``runs``: dicts with task, condition, seed, success, reward (a reference or None) and
+    measures (None, or those an earlier report's records kept: the reward may be gone);
     ``heldout``: a dataset per task. Every run of a task with a dataset gets its reward's
     measures; then their rank correlations with success over all those runs."""
-    rows = []
+    measured: dict[tuple[str, str], dict[str, Any]] = {}
     for task, data in heldout.items():
-        mine = [r for r in runs if r["task"] == task and r["reward"] is not None]
-        refs = list(dict.fromkeys(r["reward"] for r in mine))
-        measured = evaluate_rewards(data, refs) if refs else {}
-        rows += [{**r, **measured[r["reward"]], "heldout": str(data.root)} for r in mine]
+        refs = list(dict.fromkeys(r["reward"] for r in runs if r["task"] == task
+                                  and r["reward"] is not None and not r.get("measures")))
+        for ref, found in (evaluate_rewards(data, refs) if refs else {}).items():
+            measured[task, ref] = {**found, "heldout": str(data.root)}
+    rows = []
+    for r in runs:
+        kept = r.get("measures") or measured.get((r["task"], r["reward"]))
+        if kept:
+            rows.append({**{k: v for k, v in r.items() if k != "measures"}, **kept})
     return {"split": SPLIT, "teacher": TEACHER, "rows": rows,
             "rank_correlation_with_success": rank_correlations(rows, reps, seed)}
+
+
+def row_measures(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The reward's own part of a ``reward_measures`` row, kept with its run's record."""
+    return {k: row[k] for k in (*MEASURES, "agreement_pairs", "heldout")}
 
 
 def markdown(measures: Mapping[str, Any]) -> list[str]:

@@ -5,22 +5,33 @@ and performance profiles, as report.json, report.md, curves.png and profiles.png
 With `heldout=[DATA,...]` (a dataset per task) each run's reward is also evaluated on its
 task's held-out oracle pairs, and each measure's rank correlation with success is reported.
 
-`runs=[DIR,...]` are benchmark outputs (shards, machines, Ray); their finished runs are
-joined, and every number says how many runs it comes from.
+`runs=[DIR,...]` are benchmark outputs (shards, machines, Ray) or earlier reports, whose
+runs.jsonl records every run they joined (with its reward measures) so that results outlive
+the run folders; the runs are joined, and every number says how many runs it comes from. A
+report given in runs= may also be `out` (with overwrite=true): it is read before it is
+replaced, so a grid run shard by shard, session by session, grows one report.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig
 
-from rrm_data.benchmark.report import SUITE_COPY, build_report, markdown, plot, read_results
+from rrm_data.benchmark.report import (
+    RECORDS,
+    SUITE_COPY,
+    build_report,
+    markdown,
+    plot,
+    read_results,
+)
 from rrm_data.benchmark.reward_measures import markdown as measures_markdown
-from rrm_data.benchmark.reward_measures import open_heldout, reward_measures
+from rrm_data.benchmark.reward_measures import open_heldout, reward_measures, row_measures
 from rrm_data.benchmark.suite import parse_suite
 from rrm_data.config import COUNT, SEED32, build_config, doc
 from rrm_data.errors import RrmError
@@ -31,7 +42,8 @@ from rrm_data.progress import console
 @dataclass
 class Config:
     runs: Any = field(default=None, metadata=doc(
-        "benchmark output folder(s) to join", strings=True, nonempty=True))
+        "benchmark output folder(s) or earlier benchmark reports to join", strings=True,
+        nonempty=True))
     out: str | None = field(default=None, metadata=doc(
         "report folder (default <first runs folder>/report)"))
     reps: int = field(default=2000, metadata=doc("bootstrap resamples", COUNT))
@@ -60,11 +72,13 @@ def make_config(overrides: list[str]) -> DictConfig:
 def run(cfg: DictConfig) -> None:
     folders = [Path(str(f)) for f in cfg.runs]
     out = Path(cfg.out or folders[0] / "report")
-    check_out(out, Kind.BENCHMARK_REPORT, cfg.overwrite, inputs={"runs": folders})
+    grids = [f for f in folders if not (f / RECORDS).is_file()]  # the report at out is read first
+    check_out(out, Kind.BENCHMARK_REPORT, cfg.overwrite, inputs={"runs": grids})
     texts = {(f / SUITE_COPY).read_text() for f in folders if (f / SUITE_COPY).is_file()}
     if len(texts) > 1:
         raise RrmError("the runs folders hold different suites; report them apart")
-    suite = parse_suite(yaml.safe_load(texts.pop()), "") if texts else None
+    text = texts.pop() if texts else None
+    suite = parse_suite(yaml.safe_load(text), text) if text else None
     heldout = open_heldout([str(p) for p in cfg.heldout or []])
     results = read_results(folders)
     if suite:  # conditions in the order the suite declares them
@@ -73,22 +87,28 @@ def run(cfg: DictConfig) -> None:
                      else len(order))
     report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed,
                           cfg.last)
-    if heldout:
+    if heldout or any(r.measures for r in results):
         report["reward_measures"] = reward_measures(
             [{"task": r.task, "condition": r.condition, "seed": r.seed,
-              "success": r.score(cfg.last), "reward": r.reward} for r in results],
-            heldout, cfg.reps, cfg.seed)
+              "success": r.score(cfg.last), "reward": r.reward, "measures": r.measures}
+             for r in results], heldout, cfg.reps, cfg.seed)
+        kept = {(row["task"], row["condition"], row["seed"]): row_measures(row)
+                for row in report["reward_measures"]["rows"]}
+        results = [replace(r, measures=kept.get(r.key)) for r in results]
     name = suite.name if suite else folders[0].name
     text = markdown(report, name)
-    if heldout:
+    if "reward_measures" in report:
         text += "\n".join(measures_markdown(report["reward_measures"])) + "\n"
     with atomic_directory(out, Kind.BENCHMARK_REPORT, cfg.overwrite) as tmp:
         write_json(tmp / "report.json", {"suite": name, "runs": [str(f) for f in folders],
                                          **report})
         (tmp / "report.md").write_text(text)
+        (tmp / RECORDS).write_text("".join(json.dumps(r.record()) + "\n" for r in results))
+        if suite:
+            (tmp / SUITE_COPY).write_text(suite.text)
         plot(report, tmp, name)
     console.print(text)
-    console.print(f"wrote {out}: report.json, report.md, curves.png, profiles.png")
+    console.print(f"wrote {out}: report.json, report.md, {RECORDS}, curves.png, profiles.png")
 
 
 __all__ = ["Config", "make_config", "run"]
