@@ -147,6 +147,19 @@ def test_help_shows_the_recipe_values(capsys):
     assert "'max_epochs': 5" in capsys.readouterr().out
 
 
+def test_help_read_by_head_ends_quietly() -> None:
+    """A reader that stops early (`rrm-data train-sac --help | head -1`) is no error to
+    print: no traceback on stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "rrm_data.cli", "train-sac", "--help"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"usage: rrm-data train-sac")
+    proc.stdout.close()  # as head does after its line
+    stderr = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr, stderr.decode()
+
+
 def test_without_a_test_split_the_message_does_not_blame_test_fraction(tmp_path, capsys):
     argv = overrides(**{**SMALL, "pairs": 1700, "test_fraction": 0, "out": tmp_path / "d"})
     assert main(["collect", *argv]) == 2
