@@ -482,4 +482,13 @@ def test_a_report_joins_earlier_reports_whose_runs_are_gone(
     assert found == expected
     assert len((joined / "runs.jsonl").read_text().splitlines()) == 4
     assert (joined / "suite.yaml").read_text() == suite.read_text()
-    assert main(["benchmark-report", f"runs=[{joined},{joined}]", f"out={tmp_path / 'x'}"]) == 2
+    again = tmp_path / "again"  # the second half found twice (its grid, the report) joins once
+    assert main(["benchmark-report", f"runs=[{joined},{second}]", *options, f"out={again}"]) == 0
+    found = json.loads((again / "report.json").read_text())
+    found.pop("runs")
+    assert found == expected
+    lines = [json.loads(r) for r in (joined / "runs.jsonl").read_text().splitlines()]
+    changed = next(r for r in lines if r["seed"] == 1)
+    changed["success"][-1] = 1.0 - changed["success"][-1]
+    (joined / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert main(["benchmark-report", f"runs=[{joined},{second}]", f"out={tmp_path / 'x'}"]) == 2

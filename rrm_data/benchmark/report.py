@@ -78,8 +78,8 @@ class Result:
 
 def read_results(folders: Sequence[Path]) -> list[Result]:
     """Every finished run under these benchmark outputs (shards, Ray tasks) — its run.json
-    and the eval.csv of its last step — or in these earlier reports' records. The same run
-    found twice is refused."""
+    and the eval.csv of its last step — or in these earlier reports' records. A run found
+    twice (a grid and a report of it) is joined once; with different evaluations, refused."""
     results: dict[tuple[str, str, int], Result] = {}
     for folder in folders:
         if not folder.is_dir():
@@ -90,11 +90,17 @@ def read_results(folders: Sequence[Path]) -> list[Result]:
                  if records.is_file() else
                  [_read_run(marker) for marker in sorted(folder.glob(f"*/*/seed*/{DONE}"))])
         for result in found:
-            if result.key in results:
-                raise RrmError(f"run {'/'.join(map(str, result.key))} is found twice "
-                               f"(again in {folder})")
-            results[result.key] = result
+            seen = results.get(result.key)
+            if seen is not None and _evaluations(seen) != _evaluations(result):
+                raise RrmError(f"run {'/'.join(map(str, result.key))} is found twice with "
+                               f"different evaluations (again in {folder})")
+            if seen is None or not seen.measures:  # a report's record keeps its measures
+                results[result.key] = result
     return list(results.values())
+
+
+def _evaluations(result: Result) -> dict[str, Any]:
+    return {k: v for k, v in result.record().items() if k not in ("measures", "reward")}
 
 
 def _read_run(marker: Path) -> Result:
