@@ -453,9 +453,11 @@ def test_report_measures_each_runs_reward_on_held_out_pairs(
 
 @pytest.mark.slow
 def test_a_report_joins_earlier_reports_whose_runs_are_gone(
-        resumed_grid: tuple[Path, Path], make_dataset, tmp_path: Path) -> None:
+        resumed_grid: tuple[Path, Path], make_dataset, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """Half the grid reported with held-out measures, its run folders then deleted; the
-    other half's grid joined to that report in place gives the report of the whole grid."""
+    other half's grid joined to that report in place gives the report of the whole grid, and
+    a grid given that report as reported= has nothing left to run."""
     suite, out = resumed_grid
     if not list(out.glob(f"*/*/seed*/{DONE}"))[3:]:
         assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
@@ -487,6 +489,13 @@ def test_a_report_joins_earlier_reports_whose_runs_are_gone(
     found = json.loads((again / "report.json").read_text())
     found.pop("runs")
     assert found == expected
+    # the runs a report records are not run again (another session's grid folder)
+    assert main(["benchmark", f"suite={suite}", f"out={tmp_path / 'fresh'}",
+                 f"reported={joined}", "dry_run=true"]) == 0
+    assert "beside 4 reported (0 finished, 0 to run)" in capsys.readouterr().err
+    other = write_suite(tmp_path / "tiny.yaml", {**TINY_SUITE, "seeds": 3})
+    assert main(["benchmark", f"suite={other}", f"reported={joined}", "dry_run=true"]) == 2
+    assert "reports another suite" in one_line_error(capsys, "benchmark")
     lines = [json.loads(r) for r in (joined / "runs.jsonl").read_text().splitlines()]
     changed = next(r for r in lines if r["seed"] == 1)
     changed["success"][-1] = 1.0 - changed["success"][-1]

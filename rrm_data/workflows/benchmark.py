@@ -12,7 +12,8 @@ skipped, unfinished ones start again, a failed run (its exit code and log tail i
 conditions (the rest later, into the same out). `shard=i/N` runs a fixed, disjoint part of the
 grid (a Slurm array, several machines); `launcher=ray` submits the runs as Ray tasks of one
 CPU each (`address=` of a cluster, else a local Ray). `rrm-data benchmark-report
-runs=[OUT,...]` joins what they wrote.
+runs=[OUT,...]` joins what they wrote. `reported=[REPORT,...]`: the runs an earlier report
+of this suite records (its runs.jsonl, from another session or machine) are not run again.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from rrm_data.benchmark.report import SUITE_COPY
+from rrm_data.benchmark.report import RECORDS, SUITE_COPY, read_results
 from rrm_data.benchmark.runner import pending, run_local, run_ray
-from rrm_data.benchmark.suite import check_commands, condition_name, load_suite, shard
+from rrm_data.benchmark.suite import Suite, check_commands, condition_name, load_suite, shard
 from rrm_data.cli import command_config
 from rrm_data.config import COUNT, build_config, doc
 from rrm_data.errors import RrmError
@@ -46,6 +47,9 @@ class Config:
     conditions: Any = field(default=None, metadata=doc(
         "[NAME,...]: run only these of the suite's conditions (e.g. the controls first); "
         "default all"))
+    reported: Any = field(default=None, metadata=doc(
+        "[REPORT,...]: earlier benchmark-report folders of this suite; the runs their "
+        "runs.jsonl records are not run again", strings=True))
     launcher: str = field(default="local", metadata=doc("local (child processes) or ray"))
     address: str | None = field(default=None, metadata=doc(
         "Ray cluster address for launcher=ray (default: a local Ray instance)"))
@@ -68,7 +72,21 @@ def make_config(overrides: list[str]) -> DictConfig:
     parse_shard(cfg.shard)
     if isinstance(cfg.conditions, str):
         cfg.conditions = [cfg.conditions]
+    if isinstance(cfg.reported, str):
+        cfg.reported = [cfg.reported]
     return cfg
+
+
+def reported_runs(folders: list[Path], suite: Suite) -> set[str]:
+    """The ids of the runs that these reports of ``suite`` record."""
+    for folder in folders:
+        if not (folder / RECORDS).is_file():
+            raise RrmError(f"reported={folder} is no benchmark report (no {RECORDS})")
+        copy = folder / SUITE_COPY
+        if not copy.is_file() or copy.read_text() != suite.text:
+            raise RrmError(f"reported={folder} reports another suite than {suite.name}'s "
+                           "file as it is now; run the grid without it")
+    return {f"{r.task}/{r.condition}/seed{r.seed}" for r in read_results(folders)}
 
 
 def run(cfg: DictConfig) -> None:
@@ -82,11 +100,14 @@ def run(cfg: DictConfig) -> None:
             if name not in names:
                 raise RrmError(unknown_name("condition", name, names))
         runs = [r for r in runs if r.condition.name in chosen]
+    reported = reported_runs([Path(str(f)) for f in cfg.reported or []], suite)
+    runs = [r for r in runs if r.id not in reported]
     check_out(out, Kind.BENCHMARK, overwrite=False, inputs={"suite": cfg.suite}, reuse=True)
     check_commands(suite, runs, out, command_config)
     done, todo = pending(runs, out)
     console.print(f"{suite.name}: {len(runs)} runs in shard {cfg.shard} "
-                  f"({len(done)} finished, {len(todo)} to run) under {out}")
+                  + (f"beside {len(reported)} reported " if reported else "")
+                  + f"({len(done)} finished, {len(todo)} to run) under {out}")
     if cfg.dry_run:
         for r in todo:
             console.print(f"  {r.id}")
