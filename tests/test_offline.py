@@ -78,6 +78,22 @@ def test_cpl_end_to_end(small_dataset: Path, tmp_path: Path) -> None:
     assert [int(r["timesteps"]) for r in _eval_rows(out)] == [100]
 
 
+def test_td3bc_end_to_end(small_dataset: Path, tmp_path: Path) -> None:
+    """TD3+BC trains on the same transitions and reward as IQL, its actor stepping every
+    second update, and saves a policy collect rolls out."""
+    out = tmp_path / "td3bc"
+    assert main(["train-offline", *overrides(**QUICK, algo="td3bc", data=small_dataset,
+                                             steps=101, eval_every=0, out=out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    stored = step_columns(open_dataset(small_dataset), [fmt.REWARD])[fmt.REWARD]
+    assert summary["algo"] == "td3bc" and summary["transitions"] == len(stored)
+    assert set(summary["losses"]) == {"loss_qvalue"}  # step 101: a Q-only step
+    assert [int(r["timesteps"]) for r in _eval_rows(out)] == [101]
+    action = make_policy(summary["task"], parse_policy(f"offline:{out}")).act(
+        np.zeros(39), np.random.default_rng(0))
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1)
+
+
 def test_cpl_loss_against_numpy() -> None:
     """Eq. (5) with bias λ, discount and BC mix, recomputed with numpy from its definition."""
     rng = np.random.default_rng(0)
@@ -105,11 +121,14 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "policy.pt", weights_only=True)["state_dict"]
 
 
-def test_resume_after_kill_9(small_dataset: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("algo", ["iql", "td3bc"])
+def test_resume_after_kill_9(algo: str, small_dataset: Path, tmp_path: Path) -> None:
     """Killed after its first checkpoint, the same command resumes there and ends with the
-    weights (and evaluations) of an uninterrupted run."""
-    values = {**QUICK, "data": small_dataset, "steps": 300, "checkpoint_every": 100,
-              "eval_every": 100}
+    weights (and evaluations) of an uninterrupted run (TD3+BC: its actor's delay phase
+    included; the checkpoints fall on odd steps)."""
+    every = 101 if algo == "td3bc" else 100
+    values = {**QUICK, "algo": algo, "data": small_dataset, "steps": 3 * every,
+              "checkpoint_every": every, "eval_every": every}
     whole = tmp_path / "whole"
     assert main(["train-offline", *overrides(**values, out=whole)]) == 0
 
@@ -130,7 +149,7 @@ def test_resume_after_kill_9(small_dataset: Path, tmp_path: Path) -> None:
     done = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["resumed_from"] and 100 <= summary["resumed_from"][0] < 300
+    assert summary["resumed_from"] and every <= summary["resumed_from"][0] < 3 * every
     resumed, uninterrupted = _weights(out), _weights(whole)
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
     assert _eval_rows(out) == _eval_rows(whole)

@@ -1,7 +1,8 @@
-"""Offline RL on a dataset's own steps: `algo=iql` (TorchRL's IQL loss) on any reward, or
-`algo=cpl` (Contrastive Preference Learning) straight from its preference labels.
+"""Offline RL on a dataset's own steps: `algo=iql` (TorchRL's IQL loss) or `algo=td3bc`
+(TorchRL's TD3+BC loss) on any reward, or `algo=cpl` (Contrastive Preference Learning)
+straight from its preference labels.
 
-`reward=` (IQL) is a reward run directory or artifact, `true`, `prior:<name>`, `zero` or
+`reward=` (IQL, TD3+BC) is a reward run directory or artifact, `true`, `prior:<name>`, `zero` or
 `random:<recipe or run>[@seed]`; every transition (an episode's last s′ by one simulator
 step) is scored with it, then min-max scaled to [0, 1] over the dataset (Preference
 Transformer's practice; `normalize=false` keeps the raw reward). CPL reads the `split=`
@@ -49,6 +50,7 @@ from rrm_data.rl.offline.data import TransitionTensors, normalize_rewards, segme
 from rrm_data.rl.offline.iql import IQL, IQLSettings
 from rrm_data.rl.offline.networks import GaussianActor
 from rrm_data.rl.offline.policy import OFFLINE_POLICY_FILE, save_policy
+from rrm_data.rl.offline.td3bc import TD3BC, TD3BCSettings
 from rrm_data.rl.offline.trainer import CHECKPOINT, Learner, Schedule, train
 from rrm_data.rl.online.outputs import prepare_workdir
 from rrm_data.rl.sac import resolve_device
@@ -61,10 +63,12 @@ NOT_IDENTITY = ("threads", "out", "overwrite")  # a checkpoint resumes whatever 
 @dataclass
 class Config:
     data: str = field(default="", metadata=doc("dataset directory or Hub id"))
-    algo: Literal["iql", "cpl"] = field(default="iql", metadata=doc(
-        "iql: IQL on reward=; cpl: CPL on the split's preference labels"))
+    algo: Literal["iql", "td3bc", "cpl"] = field(default="iql", metadata=doc(
+        "iql: IQL on reward=; td3bc: TD3+BC on reward=; cpl: CPL on the split's "
+        "preference labels"))
     reward: str = field(default="true", metadata=doc(
-        "IQL's reward: run dir or artifact, true, prior:<name>, zero, random:<recipe>[@seed]"))
+        "IQL's and TD3+BC's reward: run dir or artifact, true, prior:<name>, zero, "
+        "random:<recipe>[@seed]"))
     normalize: bool = field(default=True, metadata=doc(
         "min-max scale the reward to [0, 1] over the dataset (Preference Transformer's)"))
     split: str = field(default="train", metadata=doc("CPL: the preferences split"))
@@ -75,12 +79,14 @@ class Config:
         "Meta-World task evaluated (default: the dataset's one task)"))
     steps: int = field(default=100_000, metadata=doc("gradient steps", COUNT))
     batch_size: int = field(default=256, metadata=doc(
-        "transitions (IQL) or pairs (CPL) per gradient step", COUNT))
+        "transitions (IQL, TD3+BC) per gradient step; CPL's is cpl.batch_size", COUNT))
     learning_rate: float = field(default=3e-4, metadata=doc("Adam step size", POSITIVE))
     hidden: list[int] = field(default_factory=lambda: [256, 256], metadata=doc(
         "hidden sizes of every network", COUNT))
-    gamma: float = field(default=0.99, metadata=doc("IQL's discount", DISCOUNT))
+    gamma: float = field(default=0.99, metadata=doc("discount of IQL and TD3+BC", DISCOUNT))
     iql: IQLSettings = field(default_factory=IQLSettings, metadata=doc("IQL settings"))
+    td3bc: TD3BCSettings = field(default_factory=TD3BCSettings, metadata=doc(
+        "TD3+BC settings"))
     cpl: CPLSettings = field(default_factory=CPLSettings, metadata=doc("CPL settings"))
     eval_every: int = field(default=10_000, metadata=doc(
         "gradient steps between evaluations (0: only at the end)", NON_NEGATIVE))
@@ -110,7 +116,7 @@ def make_config(overrides: list[str]) -> DictConfig:
         raise RrmError("train-offline needs data=<dataset directory or Hub id>")
     if cfg.task is not None:
         check_task(cfg.task)
-        if cfg.algo == "iql":
+        if cfg.algo != "cpl":
             check_reward_tasks([cfg.reward], [cfg.task], cfg.allow_other_task)
     resolve_device(cfg.device)
     if cfg.out is None:
@@ -150,9 +156,12 @@ def _learner(cfg: DictConfig, dataset: DatasetDir, device: str
     rewards, scale = normalize_rewards(transitions.rewards) if cfg.normalize else (
         transitions.rewards, None)
     data = TransitionTensors.of(transitions, rewards, device)
-    iql = IQL(actor, data, list(cfg.hidden), IQLSettings(**config_dict(cfg.iql)), cfg.gamma,
-              cfg.learning_rate)
-    return iql, {"transitions": len(data), "reward": reward.name, "reward_scale": scale}
+    learner: Learner = (
+        TD3BC(actor, data, list(cfg.hidden), TD3BCSettings(**config_dict(cfg.td3bc)),
+              cfg.gamma, cfg.learning_rate) if cfg.algo == "td3bc" else
+        IQL(actor, data, list(cfg.hidden), IQLSettings(**config_dict(cfg.iql)), cfg.gamma,
+            cfg.learning_rate))
+    return learner, {"transitions": len(data), "reward": reward.name, "reward_scale": scale}
 
 
 def run(cfg: DictConfig) -> None:
@@ -164,13 +173,13 @@ def run(cfg: DictConfig) -> None:
                                                             "reward": cfg.reward})
     dataset = open_dataset(cfg.data)
     task = _task(dataset, cfg.task)
-    if cfg.algo == "iql":
+    if cfg.algo != "cpl":
         check_reward_tasks([cfg.reward], [task], cfg.allow_other_task)
     torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     learner, about = _learner(cfg, dataset, device)
-    schedule = Schedule(task, cfg.steps, cfg.batch_size if cfg.algo == "iql"
-                        else cfg.cpl.batch_size, cfg.seed, cfg.eval_every, cfg.eval_episodes,
+    schedule = Schedule(task, cfg.steps, cfg.cpl.batch_size if cfg.algo == "cpl"
+                        else cfg.batch_size, cfg.seed, cfg.eval_every, cfg.eval_episodes,
                         cfg.episode_steps, cfg.checkpoint_every)
     with output_lock(out):
         workdir = prepare_workdir(out, cfg, NOT_IDENTITY, cfg.overwrite, suffix="offline")

@@ -12,6 +12,7 @@ temperature and expectile. A constant reward (``zero``) stays all zeros.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,6 +59,16 @@ class TransitionTensors:
 
     def __len__(self) -> int:
         return len(self.reward)
+
+    def batch(self, rows: Tensor) -> Any:
+        """These rows as the TensorDict TorchRL's losses read."""
+        from tensordict import TensorDict
+
+        done = self.done[rows]
+        return TensorDict({"observation": self.observation[rows], "action": self.action[rows],
+                           "next": {"observation": self.next_observation[rows],
+                                    "reward": self.reward[rows], "done": done,
+                                    "terminated": done}}, batch_size=[len(rows)])
 
 
 @dataclass(frozen=True)

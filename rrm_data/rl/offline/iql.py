@@ -27,16 +27,6 @@ class IQLSettings:
     tau: float = field(default=0.005, metadata=doc("target Q update rate", DISCOUNT))
 
 
-def _batch(data: TransitionTensors, rows: torch.Tensor) -> Any:
-    from tensordict import TensorDict
-
-    done = data.done[rows]
-    return TensorDict({"observation": data.observation[rows], "action": data.action[rows],
-                       "next": {"observation": data.next_observation[rows],
-                                "reward": data.reward[rows], "done": done,
-                                "terminated": done}}, batch_size=[len(rows)])
-
-
 def iql_loss(actor: GaussianActor, obs_dim: int, action_dim: int, hidden: list[int],
              settings: IQLSettings, gamma: float) -> Any:
     """TorchRL's ``IQLLoss`` on these networks (two Q nets, one V net)."""
@@ -76,7 +66,7 @@ class IQL:
         return len(self.data)
 
     def update(self, rows: torch.Tensor) -> dict[str, float]:
-        losses = self.loss(_batch(self.data, rows))
+        losses = self.loss(self.data.batch(rows))
         total = losses["loss_actor"] + losses["loss_qvalue"] + losses["loss_value"]
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()

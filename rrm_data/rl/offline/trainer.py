@@ -2,8 +2,8 @@
 fixed Meta-World episodes as ``train-sac``, and a checkpoint that a restarted run resumes.
 
 A resumed run ends with the same weights as an uninterrupted one: the checkpoint holds every
-network (targets included), the optimizer and the batch generator's state, and nothing else
-draws random numbers (evaluation acts deterministically).
+network (targets included), the optimizer, the batch generator's state and torch's global
+generator's (TD3+BC's target noise draws from it; evaluation acts deterministically).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def save_checkpoint(workdir: Path, learner: Learner, generator: torch.Generator,
     with replaced_directory(workdir / CHECKPOINT) as tmp:
         torch.save({"modules": {k: m.state_dict() for k, m in learner.modules().items()},
                     "optimizer": learner.optimizer.state_dict(),
-                    "generator": generator.get_state(), "progress": vars(state)},
+                    "generator": generator.get_state(), "global_rng": torch.get_rng_state(),
+                    "progress": vars(state)},
                    tmp / "state.pt")
 
 
@@ -81,6 +82,7 @@ def load_checkpoint(workdir: Path, learner: Learner, generator: torch.Generator)
         module.load_state_dict(saved["modules"][name])
     learner.optimizer.load_state_dict(saved["optimizer"])
     generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["global_rng"])
     state = Progress(**saved["progress"])
     state.resumed_from.append(state.step)
     return state
