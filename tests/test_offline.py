@@ -23,9 +23,11 @@ from helpers import edit_info, one_line_error, overrides, retasked_reward
 from rrm_data.cli import main
 from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import step_columns
+from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.dataset.reader import open_dataset
 from rrm_data.rl.offline.data import normalize_rewards
 from rrm_data.rl.offline.losses import cpl_loss
+from rrm_data.rl.offline.networks import GaussianActor
 from rrm_data.rl.offline.policy import load_offline_policy
 from rrm_data.rl.sac import EVAL_SEED_OFFSET, evaluate
 from rrm_data.rl.wrapper import task_env
@@ -89,6 +91,11 @@ def test_td3bc_end_to_end(small_dataset: Path, tmp_path: Path) -> None:
     assert summary["algo"] == "td3bc" and summary["transitions"] == len(stored)
     assert set(summary["losses"]) == {"loss_qvalue"}  # step 101: a Q-only step
     assert [int(r["timesteps"]) for r in _eval_rows(out)] == [101]
+    torch.manual_seed(0)  # the actor train-offline seed=0 starts from: the saved one moved
+    start = GaussianActor(STATE_DIM, ACTION_DIM, QUICK["hidden"]).state_dict()
+    saved = _weights(out)
+    assert start.keys() == saved.keys()
+    assert not all(torch.equal(start[k], saved[k]) for k in start)
     action = make_policy(summary["task"], parse_policy(f"offline:{out}")).act(
         np.zeros(39), np.random.default_rng(0))
     assert action.shape == (4,) and np.all(np.abs(action) <= 1)
