@@ -52,7 +52,7 @@ SUMMARIES = {
     "export-trl": "chosen/rejected view for TRL trainers",
     "train-sac": "train SAC on a learned or given reward",
     "train-online": "online PbRL: SAC while a teacher labels (RRM, PEBBLE)",
-    "train-offline": "offline RL on a dataset: IQL on any reward, or CPL on its labels",
+    "train-offline": "offline RL on a dataset: IQL or TD3+BC on any reward, or CPL on its labels",
     "info": "print a short summary of a dataset",
     "validate": "check a dataset against the rrm-data/1 format",
     "query": "choose the next pairs to label (uniform, ensemble)",
