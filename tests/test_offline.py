@@ -25,7 +25,8 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.observation import ACTION_DIM, STATE_DIM
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.rl.offline.data import normalize_rewards
+from rrm_data.rl.offline.cpl import CPL, CPLSettings
+from rrm_data.rl.offline.data import SegmentPairs, normalize_rewards
 from rrm_data.rl.offline.losses import cpl_loss
 from rrm_data.rl.offline.networks import GaussianActor
 from rrm_data.rl.offline.policy import load_offline_policy
@@ -118,6 +119,54 @@ def test_cpl_loss_against_numpy() -> None:
     assert float(got["loss_cpl"]) == pytest.approx(cpl, rel=1e-9)
 
 
+def test_cpl_fits_bc_then_cpl_with_a_fresh_adam() -> None:
+    """CPL's schedule against plain torch: BC (log π = −‖tanh(loc) − a‖²) for the pretrain
+    share, then the CPL loss with a new Adam whose rate rises linearly; the actor's scale
+    rows never move (log π does not read them)."""
+    gen = torch.Generator().manual_seed(0)
+    pairs = SegmentPairs(rows=torch.randint(0, 40, (6, 2, 5), generator=gen),
+                         label=torch.tensor([1.0, 0.0, 0.5, 1.0, 0.0, 1.0]),
+                         observation=torch.randn(40, STATE_DIM, generator=gen),
+                         action=torch.rand(40, ACTION_DIM, generator=gen) * 2 - 1)
+    settings = CPLSettings(pretrain=0.5, warmup=0.25, alpha=0.5)
+    torch.manual_seed(0)
+    actor = GaussianActor(STATE_DIM, ACTION_DIM, [16])
+    reference = GaussianActor(STATE_DIM, ACTION_DIM, [16])
+    reference.load_state_dict(actor.state_dict())
+    start = {k: v.clone() for k, v in actor.state_dict().items()}
+    learner = CPL(actor, pairs, settings, learning_rate=1e-2, steps=8)
+    batches = [torch.randint(0, 6, (4,), generator=gen) for _ in range(8)]
+
+    def log_probs(rows: torch.Tensor) -> torch.Tensor:
+        steps = pairs.rows[rows]
+        mean = torch.tanh(reference.net(pairs.observation[steps])[..., :ACTION_DIM])
+        return -((mean - pairs.action[steps]) ** 2).sum(-1)
+
+    adam = torch.optim.Adam(reference.parameters(), lr=1e-2)
+    for k, rows in enumerate(batches):
+        if k == 4:
+            adam = torch.optim.Adam(reference.parameters(), lr=1e-2)
+        if k < 4:
+            loss = -log_probs(rows).mean()
+        else:
+            lp = log_probs(rows)
+            a, b = (0.5 * lp.sum(-1)).unbind(-1)
+            y = pairs.label[rows]
+            loss = (y * torch.nn.functional.softplus(-(a - 0.5 * b))
+                    + (1 - y) * torch.nn.functional.softplus(-(b - 0.5 * a))).mean()
+            for group in adam.param_groups:
+                group["lr"] = 1e-2 * min(1.0, (k - 3) / 2)
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+        learner.update(rows)
+        for name, value in reference.state_dict().items():
+            assert torch.allclose(actor.state_dict()[name], value, atol=1e-6), (k, name)
+    last = actor.state_dict()
+    assert torch.equal(last["net.2.weight"][ACTION_DIM:], start["net.2.weight"][ACTION_DIM:])
+    assert not torch.equal(last["net.2.weight"][:ACTION_DIM], start["net.2.weight"][:ACTION_DIM])
+
+
 def test_reward_scaling() -> None:
     scaled, scale = normalize_rewards(np.array([2.0, 4.0, 3.0]))
     assert scaled.tolist() == [0.0, 1.0, 0.5] and scale == {"min": 2.0, "max": 4.0}
@@ -128,11 +177,12 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "policy.pt", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize("algo", ["iql", "td3bc"])
+@pytest.mark.parametrize("algo", ["iql", "td3bc", "cpl"])
 def test_resume_after_kill_9(algo: str, small_dataset: Path, tmp_path: Path) -> None:
     """Killed after its first checkpoint, the same command resumes there and ends with the
     weights (and evaluations) of an uninterrupted run (TD3+BC: its actor's delay phase
-    included; the checkpoints fall on odd steps)."""
+    included, the checkpoints fall on odd steps; CPL: its switch from BC to CPL, at step
+    120, falls after the first checkpoint)."""
     every = 101 if algo == "td3bc" else 100
     values = {**QUICK, "algo": algo, "data": small_dataset, "steps": 3 * every,
               "checkpoint_every": every, "eval_every": every}

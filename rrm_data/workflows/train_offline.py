@@ -147,7 +147,7 @@ def _learner(cfg: DictConfig, dataset: DatasetDir, device: str
     if cfg.algo == "cpl":
         pairs = segment_pairs(dataset, cfg.split, cfg.teacher, device, cfg.num_labels)
         settings = CPLSettings(**config_dict(cfg.cpl))
-        return CPL(actor, pairs, settings, cfg.learning_rate), {
+        return CPL(actor, pairs, settings, cfg.learning_rate, cfg.steps), {
             "pairs": len(pairs), "segment_length": int(pairs.rows.shape[-1]),
             "split": cfg.split, "teacher": cfg.teacher}
     reward = resolve_reward(cfg.reward)

@@ -1,4 +1,5 @@
-"""The networks offline algorithms share: a tanh-Gaussian actor, Q and V multilayer perceptrons.
+"""The networks offline algorithms share: a tanh-Gaussian actor, Q and V multilayer perceptrons,
+and the update count a learner's schedule reads.
 
 Plain torch modules, so a saved actor loads without TorchRL (``collect policy=offline:RUN``);
 ``torchrl_actor`` wraps one for TorchRL's losses.
@@ -51,6 +52,17 @@ class QNetwork(nn.Module):
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         return self.net(torch.cat([obs, action], dim=-1))
+
+
+class UpdateCount(nn.Module):
+    """Gradient steps taken, a buffer so the checkpoint keeps where a learner's schedule
+    stands (TD3+BC's actor delay, CPL's BC pretraining)."""
+
+    count: Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
 
 def torchrl_actor(actor: GaussianActor) -> Any:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from rrm_data.config import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, doc
 from rrm_data.rl.offline.data import TransitionTensors
-from rrm_data.rl.offline.networks import GaussianActor, QNetwork
+from rrm_data.rl.offline.networks import GaussianActor, QNetwork, UpdateCount
 
 
 @dataclass
@@ -42,16 +42,6 @@ class DeterministicHead(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.actor.act(obs)
-
-
-class UpdateCount(nn.Module):
-    """Gradient steps taken, a buffer so the checkpoint keeps the actor's delay phase."""
-
-    count: Tensor
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
 
 class TD3BC:
