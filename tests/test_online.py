@@ -249,6 +249,36 @@ def test_any_teacher_plugs_into_the_loop(tmp_path: Path) -> None:
     assert online.state.labels.label == [1.0] * 20
 
 
+def test_pessimism_pays_mean_minus_kappa_std_in_envs_and_buffer(tmp_path: Path) -> None:
+    """reward_pessimism=κ: the relabelled replay buffer and the envs both hold
+    mean − κ·std of r̂'s two members, computed here by hand from the members' outputs."""
+    values = {**QUICK, "steps": 300, "feedback": 20, "eval_every": 0, "model.members": 2,
+              "reward_pessimism": 1.5}
+    cfg = make_config([*overrides(**values), f"out={tmp_path / 'run'}"])
+    online = OnlineRun(OnlineSettings.from_config(cfg), tmp_path / "work")
+    online.learn()
+    reward = online.learner.reward
+
+    def by_hand(obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        members = np.asarray(reward(obs.astype(np.float32), actions).members, np.float64)
+        mean = members.sum(0) / 2
+        spread = np.sqrt(((members - mean) ** 2).sum(0) / 2)  # population std
+        assert (spread > 1e-6).all()  # the members disagree: the penalty bites
+        return mean - 1.5 * spread
+
+    n = online.buffer.buffer_size if online.buffer.full else online.buffer.pos
+    assert n >= 200
+    stored = online.buffer.rewards[:n].reshape(-1)
+    np.testing.assert_allclose(stored, by_hand(online.buffer.observations[:n].reshape(n, -1),
+                                               online.buffer.actions[:n].reshape(n, -1)),
+                               rtol=1e-5, atol=1e-6)
+    obs = online.env.reset()
+    actions = np.random.default_rng(1).uniform(-1, 1, (len(obs), 4)).astype(np.float32)
+    _, paid, _, _ = online.env.step(actions)
+    np.testing.assert_allclose(paid, by_hand(obs, actions), rtol=1e-5, atol=1e-6)
+    online.env.close()
+
+
 def test_the_oracle_teacher_labels_known_returns() -> None:
     rewards_a = np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 1.0]])  # returns 3, 1, 2 against 2
     labels = make_teacher("oracle", None).label(PairRewards(rewards_a, np.ones((3, 2))),
@@ -305,6 +335,9 @@ def test_knn_state_entropy_matches_brute_force() -> None:
     (["recipe=nope"], "unknown recipe 'nope'"),
     (["sac.learning_starts=40"], "comes before the first episodes end (step 50 = 50 steps"),
     (["sac.ent_coef=lots"], "sac.ent_coef must be"),
+    (["reward_pessimism=1", "model.members=1", "strategy=uniform"],
+     "needs an ensemble to disagree"),
+    (["reward_pessimism=-1"], "reward_pessimism must"),
 ])
 def test_bad_input_gets_one_line(args: list[str], message: str, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardFunction, RewardOutput
+from rrm_data.reward.spec import RewardSpec
 
 
 def ensemble_size(reward: RewardFunction) -> int:
@@ -34,7 +35,11 @@ class PessimisticReward(RewardFunction):
                            f"reward {reward.name} has {members} member"
                            " (train it with model.members=3)")
         self.reward, self.kappa = reward, kappa
-        self.spec = reward.spec
+
+    @property
+    def spec(self) -> RewardSpec:  # type: ignore[override]
+        """The wrapped reward's, as it is now (train-online refits and reloads it)."""
+        return self.reward.spec
 
     def score(self, columns: Mapping[str, np.ndarray]) -> RewardOutput:
         out = self.reward.score(columns)

@@ -28,6 +28,8 @@ from rrm_data.dataset import format as fmt
 from rrm_data.io import remove_owned
 from rrm_data.labels.teachers import Teacher
 from rrm_data.progress import Bar
+from rrm_data.reward.base import RewardFunction
+from rrm_data.reward.pessimism import PessimisticReward
 from rrm_data.reward.spec import reward_spec
 from rrm_data.rl.online.checkpoint import LoopState, load_checkpoint, save_checkpoint
 from rrm_data.rl.online.entropy import StateEntropyReplayBuffer
@@ -69,9 +71,12 @@ class OnlineRun:
             reward_spec(s.model, STATE_INPUTS, None), lr=s.reward_lr,
             batch_size=s.reward_batch_size, max_epochs=s.reward_max_epochs,
             target_agreement=s.target_agreement, seed=s.seed, device=self.device)
+        # what SAC is paid: r̂ itself, or its ensemble's pessimistic bound
+        self.paid: RewardFunction = self.learner.reward if s.reward_pessimism == 0 else \
+            PessimisticReward(self.learner.reward, s.reward_pessimism)
         self.rng = stream(s.seed, Stream.QUERIES)
         self.teacher_rng = stream(s.seed, Stream.ONLINE_TEACHER)
-        self.env = make_vec_env(s.task, self.learner.reward, n_envs=s.sac.n_envs, seed=s.seed,
+        self.env = make_vec_env(s.task, self.paid, n_envs=s.sac.n_envs, seed=s.seed,
                                 episode_steps=s.episode_steps,
                                 wrap=lambda env: EpisodeLog(env, self.store))
         self.inputs: dict[str, torch.Tensor] = {}
@@ -152,7 +157,7 @@ class OnlineRun:
                                 labels[answered])
             fit = self.learner.fit({c: v for c, v in self.inputs.items() if c != "label"},
                                    self.inputs["label"])
-        relabel_replay_buffer(self.buffer, self.learner.reward)
+        relabel_replay_buffer(self.buffer, self.paid)
         if reset and s.reset_updates > 0:  # PEBBLE: fit the fresh critics before going on
             self.model.train(gradient_steps=s.reset_updates, batch_size=s.sac.batch_size)
         self.store.prune(self.state.labels.episodes())
@@ -196,7 +201,9 @@ class OnlineRun:
 
 
 class RoundCallback(BaseCallback):
-    """Calls the run's ``tick`` when its time comes, between two env steps."""
+    """Calls the run's ``tick`` when its time comes, at the end of a rollout: SB3 stores a
+    step's transition after the step's callbacks, so a round run there would relabel the
+    buffer without that transition, which would keep the r̂ of before the round."""
 
     def __init__(self, run: OnlineRun, evaluation: BaseCallback) -> None:
         super().__init__()
@@ -204,6 +211,8 @@ class RoundCallback(BaseCallback):
         self.state, self.evaluation = run.state, evaluation
 
     def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
         if self.num_timesteps >= self.state.next_tick:
             self.tick(self.evaluation)
-        return True

@@ -70,6 +70,9 @@ class OnlineSettings:
         "oracle test pairs of the feedback dataset, x labels", HELD_OUT))
     model: dict[str, Any] = field(default_factory=dict, metadata=doc(
         "reward model (as train-reward's model)", keys=MODEL_RANGES))
+    reward_pessimism: float = field(default=0.0, metadata=doc(
+        "κ: SAC is paid mean − κ·std of r̂'s ensemble members, in the envs and the "
+        "relabelled buffer (ensemble pessimism; 0: their mean)", NON_NEGATIVE))
     sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SAC settings (sbx)"))
     eval_every: int = field(default=10_000, metadata=doc(
         "env steps between evaluations", NON_NEGATIVE))
@@ -98,6 +101,10 @@ def check_settings(s: OnlineSettings) -> None:
     """Refuse settings the loop cannot run, each with one line."""
     check_strategy(s.strategy, "the reward model (model.members=1)", s.model.get("members"))
     check_fields(OnlineSettings, s)
+    members = int(s.model.get("members", 1))
+    if s.reward_pessimism > 0 and members < 2:
+        raise RrmError(f"reward_pessimism={s.reward_pessimism:g} needs an ensemble to disagree; "
+                       f"model.members={members} (use model.members=3)")
     if s.feedback < s.labels_per_round:
         raise RrmError(f"feedback={s.feedback} is smaller than one round "
                        f"(labels_per_round={s.labels_per_round})")
