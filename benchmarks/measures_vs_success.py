@@ -6,7 +6,7 @@ IQL on one footing), with 95% bootstrap intervals over runs, from the `reward_me
 not one function of the data (CPL: no reward) have no measures and are left out.
 
     python benchmarks/measures_vs_success.py benchmarks/results/quality/report.json \\
-        benchmarks/results/offline_drawer/report.json
+        benchmarks/results/offline/report.json benchmarks/results/offline_replay/report.json
 
 Writes benchmarks/results/measures_vs_success.json.
 """

@@ -493,6 +493,11 @@ def test_a_report_joins_earlier_reports_whose_runs_are_gone(
     assert main(["benchmark", f"suite={suite}", f"out={tmp_path / 'fresh'}",
                  f"reported={joined}", "dry_run=true"]) == 0
     assert "beside 4 reported (0 finished, 0 to run)" in capsys.readouterr().err
+    commented = tmp_path / "commented.yaml"  # a comment edited since: the same grid
+    commented.write_text("# runs the tiny grid\n" + suite.read_text())
+    assert main(["benchmark", f"suite={commented}", f"out={tmp_path / 'fresh'}",
+                 f"reported={joined}", "dry_run=true"]) == 0
+    assert "beside 4 reported (0 finished, 0 to run)" in capsys.readouterr().err
     other = write_suite(tmp_path / "tiny.yaml", {**TINY_SUITE, "seeds": 3})
     assert main(["benchmark", f"suite={other}", f"reported={joined}", "dry_run=true"]) == 2
     assert "reports another suite" in one_line_error(capsys, "benchmark")

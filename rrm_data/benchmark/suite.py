@@ -158,6 +158,15 @@ def load_suite(path: str | Path) -> Suite:
     return parse_suite(data, text, file.stem)
 
 
+def same_suite(text: str, other: str) -> bool:
+    """Whether two suite files declare the same grid: their YAML, comments and layout apart
+    (a comment edited between sessions keeps a grid's records its own)."""
+    try:
+        return bool(yaml.safe_load(text) == yaml.safe_load(other))
+    except yaml.YAMLError:
+        return False
+
+
 def parse_suite(data: Any, text: str = "", default_name: str = "suite") -> Suite:
     if not isinstance(data, dict):
         raise RrmError("a suite is a mapping with tasks, seeds and conditions")

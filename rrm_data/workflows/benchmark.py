@@ -26,7 +26,14 @@ from omegaconf import DictConfig
 
 from rrm_data.benchmark.report import RECORDS, SUITE_COPY, read_results
 from rrm_data.benchmark.runner import pending, run_local, run_ray
-from rrm_data.benchmark.suite import Suite, check_commands, condition_name, load_suite, shard
+from rrm_data.benchmark.suite import (
+    Suite,
+    check_commands,
+    condition_name,
+    load_suite,
+    same_suite,
+    shard,
+)
 from rrm_data.cli import command_config
 from rrm_data.config import COUNT, build_config, doc
 from rrm_data.errors import RrmError
@@ -83,7 +90,7 @@ def reported_runs(folders: list[Path], suite: Suite) -> set[str]:
         if not (folder / RECORDS).is_file():
             raise RrmError(f"reported={folder} is no benchmark report (no {RECORDS})")
         copy = folder / SUITE_COPY
-        if not copy.is_file() or copy.read_text() != suite.text:
+        if not copy.is_file() or not same_suite(copy.read_text(), suite.text):
             raise RrmError(f"reported={folder} reports another suite than {suite.name}'s "
                            "file as it is now; run the grid without it")
     return {f"{r.task}/{r.condition}/seed{r.seed}" for r in read_results(folders)}

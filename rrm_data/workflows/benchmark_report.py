@@ -32,7 +32,7 @@ from rrm_data.benchmark.report import (
 )
 from rrm_data.benchmark.reward_measures import markdown as measures_markdown
 from rrm_data.benchmark.reward_measures import open_heldout, reward_measures, row_measures
-from rrm_data.benchmark.suite import parse_suite
+from rrm_data.benchmark.suite import parse_suite, same_suite
 from rrm_data.config import COUNT, SEED32, build_config, doc
 from rrm_data.errors import RrmError
 from rrm_data.io import Kind, atomic_directory, check_out, write_json
@@ -74,10 +74,10 @@ def run(cfg: DictConfig) -> None:
     out = Path(cfg.out or folders[0] / "report")
     grids = [f for f in folders if not (f / RECORDS).is_file()]  # the report at out is read first
     check_out(out, Kind.BENCHMARK_REPORT, cfg.overwrite, inputs={"runs": grids})
-    texts = {(f / SUITE_COPY).read_text() for f in folders if (f / SUITE_COPY).is_file()}
-    if len(texts) > 1:
+    texts = [(f / SUITE_COPY).read_text() for f in folders if (f / SUITE_COPY).is_file()]
+    if any(not same_suite(t, texts[0]) for t in texts):
         raise RrmError("the runs folders hold different suites; report them apart")
-    text = texts.pop() if texts else None
+    text = texts[-1] if texts else None  # the grid's, which has the latest comments
     suite = parse_suite(yaml.safe_load(text), text) if text else None
     heldout = open_heldout([str(p) for p in cfg.heldout or []])
     results = read_results(folders)
