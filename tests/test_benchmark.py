@@ -22,7 +22,7 @@ import yaml
 from rrm_data.benchmark.report import Result, build_report, markdown, trained_on
 from rrm_data.benchmark.reward_measures import rank_correlations
 from rrm_data.benchmark.runner import DONE, pending
-from rrm_data.benchmark.suite import parse_suite, shard
+from rrm_data.benchmark.suite import load_suite, parse_suite, shard
 from rrm_data.cli import main
 from rrm_data.reward.resolve import resolve_reward
 from tests.helpers import one_line_error
@@ -506,3 +506,13 @@ def test_a_report_joins_earlier_reports_whose_runs_are_gone(
     changed["success"][-1] = 1.0 - changed["success"][-1]
     (joined / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert main(["benchmark-report", f"runs=[{joined},{second}]", f"out={tmp_path / 'x'}"]) == 2
+
+
+def test_curves_say_what_their_steps_count() -> None:
+    """train-offline's curves count gradient steps, SAC's env steps, a mix says both."""
+    suites = Path(__file__).resolve().parents[1] / "benchmarks" / "suites"
+    assert load_suite(suites / "offline.yaml").step_unit() == "gradient steps"
+    assert load_suite(suites / "main.yaml").step_unit() == "env steps"
+    mixed = parse_suite({"tasks": ["reach-v3"], "seeds": 1, "conditions": {
+        "sac": "train-sac reward=true", "iql": "train-offline reward=true data=x"}})
+    assert mixed.step_unit().startswith("steps (gradient steps for train-offline")

@@ -324,8 +324,9 @@ def _cell(entry: dict[str, Any] | None, form: str = ".2f") -> str:
     return f"{entry['iqm']:{form}} [{low:{form}}, {high:{form}}] (n={entry['runs']})"
 
 
-def plot(report: dict[str, Any], folder: Path, name: str) -> list[Path]:
-    """curves.png (IQM against env steps, and against labels for online conditions) and
+def plot(report: dict[str, Any], folder: Path, name: str, step_unit: str = "env steps"
+         ) -> list[Path]:
+    """curves.png (IQM against ``step_unit``, and against labels for online conditions) and
     profiles.png (performance profiles); the legend gives each condition's n."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -343,7 +344,7 @@ def plot(report: dict[str, Any], folder: Path, name: str) -> list[Path]:
         axes[0, 1].plot(v["labels"], v["iqm"], label=f"{c} (n={v['runs']})")
         axes[0, 1].fill_between(v["labels"], ci[0], ci[1], alpha=0.2)
         axes[0, 1].set_xlabel("labels used")
-    axes[0, 0].set_xlabel("env steps")
+    axes[0, 0].set_xlabel(step_unit)
     for ax in axes.flat:
         ax.set_ylabel("IQM success (95% CI)")
         ax.set_ylim(-0.03, 1.03)

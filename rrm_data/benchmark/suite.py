@@ -139,6 +139,14 @@ class Suite:
     text: str  # the YAML as read, copied next to the runs for the report
     shared: Condition | None = None  # steps run once per task and seed, before conditions'
 
+    def step_unit(self) -> str:
+        """What its curves' steps count: env steps, or train-offline's gradient steps."""
+        offline = [c.steps[-1].command == "train-offline" for c in self.conditions]
+        if all(offline):
+            return "gradient steps"
+        return "steps (gradient steps for train-offline, else env steps)" if any(offline) \
+            else "env steps"
+
     def runs(self) -> list[Run]:
         """Every run, in a fixed order (task, condition, seed as declared)."""
         return [Run(t, c, s, self.task_overrides.get(t, ()), self.shared) for t in self.tasks

@@ -106,7 +106,7 @@ def run(cfg: DictConfig) -> None:
         (tmp / RECORDS).write_text("".join(json.dumps(r.record()) + "\n" for r in results))
         if suite:
             (tmp / SUITE_COPY).write_text(suite.text)
-        plot(report, tmp, name)
+        plot(report, tmp, name, suite.step_unit() if suite else "env steps")
     console.print(text)
     console.print(f"wrote {out}: report.json, report.md, {RECORDS}, curves.png, profiles.png")
 
