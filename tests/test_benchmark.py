@@ -238,13 +238,20 @@ def resumed_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     runs it had started die with it (nothing is left in its process group)."""
     tmp = tmp_path_factory.mktemp("grid")
     suite, out = write_suite(tmp / "tiny.yaml", TINY_SUITE), tmp / "runs"
+    kill_benchmark_once(suite, out, f"*/*/seed*/{DONE}")
+    return suite, out
+
+
+def kill_benchmark_once(suite: Path, out: Path, pattern: str) -> None:
+    """``benchmark suite= out= workers=1`` killed (-9) once a file matches ``pattern`` under
+    ``out``; the runs it had started must die with it (nothing left in its process group)."""
     proc = subprocess.Popen([sys.executable, "-m", "rrm_data.cli", "benchmark", f"suite={suite}",
                              f"out={out}", "workers=1"], env=cli_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not list(out.glob(f"*/*/seed*/{DONE}")) and time.monotonic() < deadline:
+    while not list(out.glob(pattern)) and time.monotonic() < deadline:
         assert proc.poll() is None, "the benchmark ended before it was killed"
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 10
@@ -254,7 +261,6 @@ def resumed_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if orphans:
         os.killpg(proc.pid, signal.SIGKILL)
     assert not orphans, "a run outlived the killed benchmark"
-    return suite, out
 
 
 def group_alive(pgid: int) -> bool:
@@ -277,7 +283,7 @@ def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path]) -> None:
     assert [str(m.parent.relative_to(out)) for m in markers] == [
         "reach-v3/true/seed0", "reach-v3/true/seed1", "reach-v3/zero/seed0",
         "reach-v3/zero/seed1"]
-    for marker in markers:  # each run's log holds one try: the killed one was cleaned
+    for marker in finished:  # its log holds its one try
         assert (marker.parent / "log.txt").read_text().count("$ rrm-data") == 1
     report = out / "report"
     assert main(["benchmark-report", f"runs={out}", "reps=200", f"out={report}"]) == 0
@@ -291,6 +297,29 @@ def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path]) -> None:
     assert (report / "report.json").stat().st_mtime_ns == before
     assert main([*again, "overwrite=true"]) == 0
     assert json.loads((report / "report.json").read_text()) == data
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
+    """Killed (-9) inside a run's second step after its first checkpoint: the same command
+    skips the finished first step and the second resumes from that checkpoint."""
+    suite = write_suite(tmp_path / "s.yaml", {
+        **TINY_SUITE, "seeds": [0], "pairs": [],
+        "conditions": {"off": [
+            "collect episodes=4 max_steps=40 segment_length=10 pairs=10",
+            "train-offline reward=true steps=3000 eval_every=3000 eval_episodes=1 "
+            "episode_steps=20 hidden=[16,16] batch_size=16 checkpoint_every=100"]}})
+    out = tmp_path / "runs"
+    run = out / "reach-v3" / "off" / "seed0"
+    kill_benchmark_once(suite, out, "reach-v3/off/seed0/.1-train-offline*/**/state.pt")
+    collected = (run / "0-collect").stat().st_mtime_ns
+    assert not (run / DONE).exists() and not (run / "1-train-offline").exists()
+    assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=1"]) == 0
+    assert (run / "0-collect").stat().st_mtime_ns == collected
+    log = (run / "log.txt").read_text()
+    assert log.count("$ rrm-data collect") == 1 and log.count("$ rrm-data train-offline") == 2
+    summary = json.loads((run / "1-train-offline" / "summary.json").read_text())
+    assert summary["resumed_from"] and summary["resumed_from"][0] >= 100
 
 
 @pytest.mark.slow
@@ -321,6 +350,9 @@ def test_a_failed_run_is_recorded_and_the_rest_go_on(tmp_path: Path,
     failed = json.loads((out / "reach-v3/bad/seed0/failed.json").read_text())
     assert failed["rc"] == 2 and "unknown reward" in "\n".join(failed["log_tail"])
     assert (out / "reach-v3/good/seed0" / DONE).is_file()
+    assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 2
+    log = (out / "reach-v3/bad/seed0/log.txt").read_text()
+    assert log.count("$ rrm-data") == 1  # a failed run is retried from a clean folder
 
 
 @pytest.mark.slow

@@ -3,11 +3,14 @@ or Ray tasks.
 
 A run's folder ``<out>/<task>/<condition>/seed<seed>`` holds its steps' outputs, its
 ``log.txt`` and, last and atomically, ``run.json``: the marker that it finished. A folder
-without it is what a killed run left; it is removed and the run starts again. A failed run
-writes ``failed.json`` (its exit code and log tail) and the others go on. The suite's shared
-steps for a task and seed (``<task>/shared/seed<seed>``, marked by ``shared.json``) are made
-by the first run that needs them, under a file lock, so concurrent runs, Ray tasks and
-shards on one file system make them once and the others wait and read them.
+without it is what a killed run left: the run goes on there, skipping the steps whose output
+exists (each command writes its output in one atomic step) and running the interrupted one
+again, which resumes from its own checkpoint. A failed run writes ``failed.json`` (its exit
+code and log tail) and the others go on; the next try of a failed run starts afresh. The
+suite's shared steps for a task and seed (``<task>/shared/seed<seed>``, marked by
+``shared.json``) are made by the first run that needs them, under a file lock, so concurrent
+runs, Ray tasks and shards on one file system make them once and the others wait and read
+them.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Job:
     """One run as plain values, what a worker thread or a Ray task executes."""
 
     argvs: list[list[str]]
+    outputs: list[str]  # each command's output folder: it exists once the command finished
     folder: str
     record: dict[str, Any]
     marker: str = DONE
@@ -83,29 +87,32 @@ class Job:
 
 def job(run: Run, out: Path) -> Job:
     before = job(run.prerequisite, out) if run.prerequisite else None
-    return Job(run.argvs(out), str(out / run.id), describe(run, out), marker(run), before)
+    commands = run.commands(out)
+    return Job([argv for argv, _ in commands], [str(step) for _, step in commands],
+               str(out / run.id), describe(run, out), marker(run), before)
 
 
 def execute(work: Job) -> dict[str, Any]:
-    """Run one grid cell: make its shared steps if nobody has (under their lock), remove
-    what an unfinished earlier try left, run each command as ``python -m rrm_data.cli`` on
-    one core, its output appended to ``log.txt``; then write the marker (finished) or
-    ``failed.json``."""
+    """Run one grid cell: make its shared steps if nobody has (under their lock), then each
+    command whose output does not exist yet as ``python -m rrm_data.cli`` on one core, its
+    output appended to ``log.txt`` (an interrupted command resumes from its checkpoint; a
+    failed try is removed first); then write the marker (finished) or ``failed.json``."""
     path = Path(work.folder)
     rc = 0
     if work.before is not None:
         with _lock(Path(work.before.folder)):
             if not is_done(Path(work.before.folder), work.before.marker):
                 rc = execute(work.before)["rc"]
-    if path.exists():
+    if (path / FAILED).exists():
         remove_owned(path)
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     env = {**os.environ, **ONE_CORE}
     with (path / LOG).open("a") as log:
         if rc != 0 and work.before is not None:
             log.write(f"the shared steps failed (rc {rc}): {work.before.folder}/{LOG}\n")
-        for argv in work.argvs if rc == 0 else []:
+        steps = zip(work.argvs, work.outputs, strict=True)
+        for argv in [argv for argv, step in steps if not Path(step).exists()] if rc == 0 else []:
             log.write(f"$ rrm-data {' '.join(argv)}\n")
             log.flush()
             rc = subprocess.call([sys.executable, "-m", "rrm_data.cli", *argv], stdout=log,

@@ -7,8 +7,9 @@ condition trains on) are made once per task and seed, in `out/<task>/shared/seed
 by the first run that needs them. The whole grid is checked first (every
 command's config built as the CLI would), then `workers=N` runs go at a time, one core
 each. Run the same command again after any interruption (even kill -9): finished runs are
-skipped, unfinished ones start again, a failed run (its exit code and log tail in
-`failed.json`) does not stop the others. `conditions=[true,prior]` runs only those
+skipped, unfinished ones go on (finished steps skipped, the interrupted one resumed from
+its checkpoint), a failed run (its exit code and log tail in `failed.json`; retried from a
+clean folder) does not stop the others. `conditions=[true,prior]` runs only those
 conditions (the rest later, into the same out). `shard=i/N` runs a fixed, disjoint part of the
 grid (a Slurm array, several machines); `launcher=ray` submits the runs as Ray tasks of one
 CPU each (`address=` of a cluster, else a local Ray). `rrm-data benchmark-report
