@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from rrm_data.benchmark.report import Result, build_report, markdown, trained_on
+from rrm_data.benchmark.report import Result, build_report, markdown, plot, trained_on
 from rrm_data.benchmark.reward_measures import rank_correlations
 from rrm_data.benchmark.runner import DONE, pending
 from rrm_data.benchmark.suite import load_suite, parse_suite, shard
@@ -201,6 +201,43 @@ def test_report_iqm_is_the_interquartile_mean() -> None:
         assert averaged["conditions"][cond]["all_tasks"]["iqm"] == pytest.approx(
             iqm_by_hand(scores / 2))
     assert "mean success over its last 2 evaluations" in markdown(averaged, "x")
+
+
+def test_a_method_at_several_budgets_is_one_line_of_the_label_picture(tmp_path: Path) -> None:
+    suite = parse_suite({**TINY_SUITE, "pairs": [], "conditions": {
+        "true": "train-sac reward=true",
+        "rrm-200": "train-online recipe=rrm feedback=200 labels_per_round=20",
+        "rrm-500": "train-online recipe=rrm feedback=500 labels_per_round=50",
+        "pebble-1000": "train-online recipe=pebble feedback=1000 unsupervised_steps=40",
+        "mlp-500": ["train-reward recipe=state_mlp data.num_labels=500", "train-offline"],
+        "mlp-2000": ["train-reward recipe=state_mlp data.num_labels=2000", "train-offline"],
+        "cpl-500": "train-offline algo=cpl num_labels=500"}})
+    rrm = "train-online recipe=rrm"
+    mlp = "train-reward recipe=state_mlp → train-offline"
+    assert suite.label_budgets() == {
+        "rrm-200": (rrm, 200), "rrm-500": (rrm, 500),
+        "pebble-1000": ("train-online recipe=pebble unsupervised_steps=40", 1000),
+        "mlp-500": (mlp, 500), "mlp-2000": (mlp, 2000),
+        "cpl-500": ("train-offline algo=cpl", 500)}
+    rng = np.random.default_rng(5)
+    table = {c: rng.uniform(0, 1, (4, 1)) for c in suite.label_budgets()}
+    results = [Result("t1", cond, seed, "labels", np.array([100]),
+                      np.array([table[cond][seed, 0]]), None, {})
+               for cond in table for seed in range(4)]
+    report = build_report(results, [], reps=200, budgets=suite.label_budgets())
+    lines = report["label_efficiency"]
+    assert sorted(lines) == [rrm, mlp]  # pebble and CPL ran at one budget each
+    assert lines[mlp]["labels"] == [500, 2000]
+    assert lines[mlp]["conditions"] == ["mlp-500", "mlp-2000"]
+    for method, names in ((rrm, ["rrm-200", "rrm-500"]), (mlp, ["mlp-500", "mlp-2000"])):
+        for i, cond in enumerate(names):
+            assert lines[method]["iqm"][i] == pytest.approx(iqm_by_hand(table[cond]))
+            assert lines[method]["ci"][0][i] <= lines[method]["iqm"][i] <= lines[method]["ci"][1][i]
+            assert lines[method]["runs"][i] == 4
+    assert "| train-online recipe=rrm | 200 | rrm-200 |" in markdown(report, "x")
+    figures = plot(report, tmp_path, "x")
+    assert [f.name for f in figures] == ["curves.png", "profiles.png", "label_efficiency.png"]
+    assert all(f.stat().st_size for f in figures)
 
 
 def test_zero_and_random_reward_references(trained_reward: Path) -> None:

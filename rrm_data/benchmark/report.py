@@ -1,6 +1,7 @@
 """The grid's statistics with rliable (Agarwal et al., NeurIPS 2021): IQM of final success
 with 95% stratified-bootstrap intervals, probability of improvement, sample-efficiency
-curves and performance profiles. Every number carries the count of runs it comes from.
+curves, performance profiles and, for methods run at several label budgets, final success
+against the budget. Every number carries the count of runs it comes from.
 
 The aggregates are rliable's (``rliable.metrics``: ``aggregate_iqm``,
 ``probability_of_improvement``); the interval is rliable's stratified percentile bootstrap
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -167,8 +168,10 @@ def interval(table: np.ndarray, func: Callable[..., np.ndarray], reps: int,
 
 
 def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], reps: int,
-                 seed: int = 0, last: int = 1) -> dict[str, Any]:
-    """Each run scored by its mean success over its ``last`` evaluations."""
+                 seed: int = 0, last: int = 1,
+                 budgets: Mapping[str, tuple[str, int]] | None = None) -> dict[str, Any]:
+    """Each run scored by its mean success over its ``last`` evaluations; ``budgets`` maps
+    conditions to their (method, labels) (``Suite.label_budgets``)."""
     from rliable import metrics
 
     if not results:
@@ -214,7 +217,32 @@ def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], re
         point, ci = interval(table, run_score_profile, reps, seed)
         report["performance_profiles"][cond] = {"fraction": point.tolist(), "ci": ci.tolist(),
                                                 "runs": int(table.size)}
+    report["label_efficiency"] = label_efficiency(report["conditions"], budgets or {})
     return report
+
+
+def label_efficiency(conditions: Mapping[str, Any],
+                     budgets: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
+    """Per method reported at two or more distinct budgets: its conditions' final IQM
+    [95% CI] over all tasks against their labels, fewest first (the RRM paper's headline:
+    success against labels for RRM and PEBBLE)."""
+    points: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+    for cond, (method, labels) in budgets.items():
+        final = conditions.get(cond, {}).get("all_tasks")
+        if final:
+            points.setdefault(method, []).append((labels, cond, final))
+    lines = {}
+    for method, found in points.items():
+        found.sort(key=lambda point: point[0])
+        if len({labels for labels, _, _ in found}) < max(len(found), 2):
+            continue  # one budget, or two conditions at one budget: not a budget line
+        lines[method] = {"labels": [labels for labels, _, _ in found],
+                         "conditions": [cond for _, cond, _ in found],
+                         "iqm": [final["iqm"] for _, _, final in found],
+                         "ci": [[final["ci"][0] for _, _, final in found],
+                                [final["ci"][1] for _, _, final in found]],
+                         "runs": [final["runs"] for _, _, final in found]}
+    return lines
 
 
 def _other_metrics(results: Sequence[Result], cond: str, tasks: Sequence[str], reps: int,
@@ -314,6 +342,15 @@ def markdown(report: dict[str, Any], name: str) -> str:
         for p in report["probability_of_improvement"]:
             lines.append(f"| {p['x']} | {p['y']} | {p['p']:.2f} [{p['ci'][0]:.2f}, "
                          f"{p['ci'][1]:.2f}] | {p['runs'][0]}, {p['runs'][1]} |")
+    if report.get("label_efficiency"):
+        lines += ["", "Final success against the label budget (IQM over all tasks):", "",
+                  "| method | labels | condition | IQM [95% CI] (n) |", "|---|---|---|---|"]
+        for method, line in report["label_efficiency"].items():
+            for i, labels in enumerate(line["labels"]):
+                cell = {"iqm": line["iqm"][i], "runs": line["runs"][i],
+                        "ci": [line["ci"][0][i], line["ci"][1][i]]}
+                lines.append(f"| {method} | {labels} | {line['conditions'][i]} | "
+                             f"{_cell(cell)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -326,8 +363,9 @@ def _cell(entry: dict[str, Any] | None, form: str = ".2f") -> str:
 
 def plot(report: dict[str, Any], folder: Path, name: str, step_unit: str = "env steps"
          ) -> list[Path]:
-    """curves.png (IQM against ``step_unit``, and against labels for online conditions) and
-    profiles.png (performance profiles); the legend gives each condition's n."""
+    """curves.png (IQM against ``step_unit``, and against labels for online conditions),
+    profiles.png (performance profiles) and, with methods at several label budgets,
+    label_efficiency.png (final IQM against labels); the legends give the runs (n)."""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -371,4 +409,29 @@ def plot(report: dict[str, Any], folder: Path, name: str, step_unit: str = "env 
     paths.append(folder / "profiles.png")
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
+    if report.get("label_efficiency"):
+        paths.append(_plot_label_efficiency(report["label_efficiency"], folder, name))
     return paths
+
+
+def _plot_label_efficiency(lines: Mapping[str, Any], folder: Path, name: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method, line in lines.items():
+        runs = sorted(set(line["runs"]))
+        ax.plot(line["labels"], line["iqm"], marker="o",
+                label=f"{method} (n={'/'.join(map(str, runs))} per point)")
+        ax.fill_between(line["labels"], line["ci"][0], line["ci"][1], alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("label budget")
+    ax.set_ylabel("final IQM success (95% CI)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    ax.set_title(f"{name}: final success against labels", fontsize=10)
+    fig.tight_layout()
+    path = folder / "label_efficiency.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -50,6 +50,11 @@ THREADED = ("train-sac", "train-online", "train-offline")  # commands with a thr
 # the folder of the suite's shared steps for this task and seed.
 PLACEHOLDERS = ("task", "seed", "run", "shared")
 SHARED = "shared"  # the shared steps' name in run ids and folders; no condition may take it
+# The keys that set a condition's label budget (train-online's feedback, train-reward's
+# data.num_labels, CPL's num_labels): conditions whose lines differ only in them (and in
+# labels_per_round, which scales with the budget) are one method at several budgets.
+BUDGET_KEYS = ("feedback", "data.num_labels", "num_labels")
+PER_BUDGET_KEYS = ("labels_per_round",)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,22 @@ class Condition:
     name: str
     steps: tuple[Step, ...]
     axis: str  # "steps" or "labels"
+
+    def budget(self) -> tuple[str, int] | None:
+        """(method, labels): the label budget the condition's own lines set (``BUDGET_KEYS``)
+        and those lines without it, the method the budget is given to; None without one."""
+        labels = None
+        lines = []
+        for step in self.steps:
+            kept = []
+            for override in step.overrides:
+                key, _, value = override.partition("=")
+                if key in BUDGET_KEYS and value.isdigit():
+                    labels = int(value)
+                elif key not in PER_BUDGET_KEYS:
+                    kept.append(override)
+            lines.append(" ".join([step.command, *kept]))
+        return None if labels is None else (" → ".join(lines), labels)
 
 
 @dataclass(frozen=True)
@@ -146,6 +167,10 @@ class Suite:
             return "gradient steps"
         return "steps (gradient steps for train-offline, else env steps)" if any(offline) \
             else "env steps"
+
+    def label_budgets(self) -> dict[str, tuple[str, int]]:
+        """Each condition with a label budget: its (method, labels)."""
+        return {c.name: budget for c in self.conditions if (budget := c.budget())}
 
     def runs(self) -> list[Run]:
         """Every run, in a fixed order (task, condition, seed as declared)."""

@@ -1,7 +1,10 @@
 """Statistics of benchmark runs as rliable computes them: IQM of final success per condition
 and task with 95% stratified-bootstrap intervals, probability of improvement between the suite's
-`pairs`, sample-efficiency curves (against env steps, and labels for online conditions)
-and performance profiles, as report.json, report.md, curves.png and profiles.png in `out`.
+`pairs`, sample-efficiency curves (against env steps, and labels for online conditions),
+performance profiles and, where the suite runs one method at several label budgets
+(conditions that differ only in `feedback=`, `data.num_labels=` or `num_labels=`), final
+success against the budget, as report.json, report.md, curves.png, profiles.png and
+label_efficiency.png in `out`.
 With `heldout=[DATA,...]` (a dataset per task) each run's reward is also evaluated on its
 task's held-out oracle pairs, and each measure's rank correlation with success is reported.
 
@@ -86,7 +89,7 @@ def run(cfg: DictConfig) -> None:
         results.sort(key=lambda r: order.index(r.condition) if r.condition in order
                      else len(order))
     report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed,
-                          cfg.last)
+                          cfg.last, suite.label_budgets() if suite else None)
     if heldout or any(r.measures for r in results):
         report["reward_measures"] = reward_measures(
             [{"task": r.task, "condition": r.condition, "seed": r.seed,
@@ -106,9 +109,10 @@ def run(cfg: DictConfig) -> None:
         (tmp / RECORDS).write_text("".join(json.dumps(r.record()) + "\n" for r in results))
         if suite:
             (tmp / SUITE_COPY).write_text(suite.text)
-        plot(report, tmp, name, suite.step_unit() if suite else "env steps")
+        figures = plot(report, tmp, name, suite.step_unit() if suite else "env steps")
     console.print(text)
-    console.print(f"wrote {out}: report.json, report.md, {RECORDS}, curves.png, profiles.png")
+    console.print(f"wrote {out}: report.json, report.md, {RECORDS}, "
+                  + ", ".join(f.name for f in figures))
 
 
 __all__ = ["Config", "make_config", "run"]
