@@ -585,3 +585,12 @@ def test_curves_say_what_their_steps_count() -> None:
     mixed = parse_suite({"tasks": ["reach-v3"], "seeds": 1, "conditions": {
         "sac": "train-sac reward=true", "iql": "train-offline reward=true data=x"}})
     assert mixed.step_unit().startswith("steps (gradient steps for train-offline")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "benchmarks" / "suites").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_committed_suite_reads(path: Path) -> None:
+    """A committed suite parses (tasks, keys, placeholders, pairs) and names itself after its
+    file, so the report and README commands that use it work."""
+    suite = load_suite(path)
+    assert suite.name == path.stem and suite.runs()
