@@ -28,6 +28,7 @@ from rrm_data.rl.online.episodes import EpisodeArrays, EpisodeLog, EpisodeStore
 from rrm_data.rl.online.loop import OnlineRun
 from rrm_data.rl.online.queries import Queries, next_queries, pair_inputs, random_pairs
 from rrm_data.rl.online.settings import OnlineSettings
+from rrm_data.rl.sac import find_checkpoint
 from rrm_data.rl.wrapper import task_env
 from rrm_data.sim.policies import load_policy
 from rrm_data.workflows.train_online import make_config
@@ -277,6 +278,39 @@ def test_pessimism_pays_mean_minus_kappa_std_in_envs_and_buffer(tmp_path: Path) 
     _, paid, _, _ = online.env.step(actions)
     np.testing.assert_allclose(paid, by_hand(obs, actions), rtol=1e-5, atol=1e-6)
     online.env.close()
+
+
+def test_reward_normalize_scales_sampled_batches_and_is_checkpointed(tmp_path: Path) -> None:
+    """reward_normalize=true: the buffer holds the raw r̂ of the last relabelling; SAC's
+    batches are r̂ / sqrt(var + 1e-8) of the running discounted return, clipped at ±10
+    (SB3's VecNormalize, computed here by hand); a restarted run gets the statistics of the
+    checkpoint back."""
+    values = {**QUICK, "steps": 300, "feedback": 20, "eval_every": 0, "reward_normalize": True}
+    settings = OnlineSettings.from_config(
+        make_config([*overrides(**values), f"out={tmp_path / 'run'}"]))
+    online = OnlineRun(settings, tmp_path / "work")
+    online.learn()
+    scaler = online.model.get_vec_normalize_env()
+    assert scaler is online.env  # what SAC samples its batches through
+    reward = online.learner.reward
+    n = online.buffer.buffer_size if online.buffer.full else online.buffer.pos
+    raw = np.asarray(reward(online.buffer.observations[:n].reshape(n, -1),
+                            online.buffer.actions[:n].reshape(n, -1)).total, np.float64)
+    np.testing.assert_allclose(online.buffer.rewards[:n].reshape(-1), raw, rtol=1e-5, atol=1e-6)
+    batch = online.buffer.sample(64, env=scaler)
+    by_hand = np.clip(np.asarray(reward(batch.observations.numpy(), batch.actions.numpy()).total)
+                      / np.sqrt(scaler.ret_rms.var + 1e-8), -10, 10)
+    np.testing.assert_allclose(batch.rewards.numpy().reshape(-1), by_hand, rtol=1e-4, atol=1e-6)
+    assert abs(np.sqrt(scaler.ret_rms.var) - 1) > 0.05  # the scale is not the identity
+    checkpoint = find_checkpoint(tmp_path / "work")
+    assert checkpoint is not None
+    saved = json.loads((checkpoint / "state.json").read_text())["reward_scale"]["reward_scale"]
+    online.env.close()
+    again = OnlineRun(settings, tmp_path / "work")
+    assert again.state.resumed_from
+    assert float(again.env.ret_rms.var) == pytest.approx(saved["var"], rel=1e-12)
+    assert float(again.env.ret_rms.count) == saved["count"]
+    again.env.close()
 
 
 def test_the_oracle_teacher_labels_known_returns() -> None:

@@ -33,6 +33,7 @@ class LoopState:
     rng: dict[str, Any] = field(default_factory=dict)
     teacher_rng: dict[str, Any] = field(default_factory=dict)
     resumed_from: list[int] = field(default_factory=list)
+    reward_scale: dict[str, Any] = field(default_factory=dict)  # rl.sac.reward_scale_state
 
 
 def save_checkpoint(workdir: Path, *, model: SAC, learner: OnlineRewardLearner,

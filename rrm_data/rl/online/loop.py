@@ -23,6 +23,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv
 
 from rrm_data.dataset import format as fmt
 from rrm_data.io import remove_owned
@@ -52,6 +53,9 @@ from rrm_data.rl.sac import (
     make_vec_env,
     reset_critic,
     resolve_device,
+    restore_reward_scale,
+    reward_scale_state,
+    scale_rewards,
     train,
 )
 from rrm_data.streams import Stream, stream
@@ -76,9 +80,11 @@ class OnlineRun:
             PessimisticReward(self.learner.reward, s.reward_pessimism)
         self.rng = stream(s.seed, Stream.QUERIES)
         self.teacher_rng = stream(s.seed, Stream.ONLINE_TEACHER)
-        self.env = make_vec_env(s.task, self.paid, n_envs=s.sac.n_envs, seed=s.seed,
-                                episode_steps=s.episode_steps,
-                                wrap=lambda env: EpisodeLog(env, self.store))
+        self.env: VecEnv = make_vec_env(s.task, self.paid, n_envs=s.sac.n_envs, seed=s.seed,
+                                        episode_steps=s.episode_steps,
+                                        wrap=lambda env: EpisodeLog(env, self.store))
+        if s.reward_normalize:
+            self.env = scale_rewards(self.env, s.sac.gamma)
         self.inputs: dict[str, torch.Tensor] = {}
         checkpoint = find_checkpoint(self.workdir)
         if checkpoint is None:
@@ -182,11 +188,13 @@ class OnlineRun:
         self.state.next_episode = self.store.next_index
         self.state.rng = dict(self.rng.bit_generator.state)
         self.state.teacher_rng = dict(self.teacher_rng.bit_generator.state)
+        self.state.reward_scale = reward_scale_state(self.env)
         save_checkpoint(self.workdir, model=self.model, learner=self.learner, state=self.state)
 
     def _restore(self, checkpoint: Path) -> None:
         self.state, self.model = load_checkpoint(checkpoint, learner=self.learner,
                                                  env=self.env, device=self.device)
+        restore_reward_scale(self.env, self.state.reward_scale)
         self.rng.bit_generator.state = self.state.rng
         self.teacher_rng.bit_generator.state = self.state.teacher_rng
         self.store.restore(self.state.next_episode)

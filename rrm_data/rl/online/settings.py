@@ -73,6 +73,9 @@ class OnlineSettings:
     reward_pessimism: float = field(default=0.0, metadata=doc(
         "κ: SAC is paid mean − κ·std of r̂'s ensemble members, in the envs and the "
         "relabelled buffer (ensemble pessimism; 0: their mean)", NON_NEGATIVE))
+    reward_normalize: bool = field(default=False, metadata=doc(
+        "SAC trains on r̂ divided by the running std of its discounted return, as "
+        "train-sac's reward_normalize; the buffer keeps the raw r̂ that rounds relabel"))
     sac: SacSettings = field(default_factory=SacSettings, metadata=doc("SAC settings (sbx)"))
     eval_every: int = field(default=10_000, metadata=doc(
         "env steps between evaluations", NON_NEGATIVE))
