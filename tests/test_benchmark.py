@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from rrm_data.benchmark.cores import claimed_core
 from rrm_data.benchmark.report import Result, build_report, markdown, plot, trained_on
 from rrm_data.benchmark.reward_measures import rank_correlations
 from rrm_data.benchmark.runner import DONE, pending
@@ -279,16 +281,21 @@ def resumed_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return suite, out
 
 
-def kill_benchmark_once(suite: Path, out: Path, pattern: str) -> None:
+def kill_benchmark_once(suite: Path, out: Path, pattern: str) -> list[set[int]]:
     """``benchmark suite= out= workers=1`` killed (-9) once a file matches ``pattern`` under
-    ``out``; the runs it had started must die with it (nothing left in its process group)."""
+    ``out``; the runs it had started must die with it (nothing left in its process group).
+    Returns the cores each of its child processes could run on just before the kill."""
+    locks = out.parent / "tmp"  # its core locks apart from other tests' and real grids'
+    locks.mkdir(exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "rrm_data.cli", "benchmark", f"suite={suite}",
-                             f"out={out}", "workers=1"], env=cli_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             f"out={out}", "workers=1"], env={**cli_env(), "TMPDIR": str(locks)},
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not list(out.glob(pattern)) and time.monotonic() < deadline:
         assert proc.poll() is None, "the benchmark ended before it was killed"
         time.sleep(0.05)
+    children = [os.sched_getaffinity(pid) for pid in group_members(proc.pid) if pid != proc.pid]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 10
@@ -298,6 +305,20 @@ def kill_benchmark_once(suite: Path, out: Path, pattern: str) -> None:
     if orphans:
         os.killpg(proc.pid, signal.SIGKILL)
     assert not orphans, "a run outlived the killed benchmark"
+    return children
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` (field 5 of /proc/PID/stat)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def group_alive(pgid: int) -> bool:
@@ -348,7 +369,9 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
             "episode_steps=20 hidden=[16,16] batch_size=16 checkpoint_every=100"]}})
     out = tmp_path / "runs"
     run = out / "reach-v3" / "off" / "seed0"
-    kill_benchmark_once(suite, out, "reach-v3/off/seed0/.1-train-offline*/**/state.pt")
+    children = kill_benchmark_once(suite, out,
+                                   "reach-v3/off/seed0/.1-train-offline*/**/state.pt")
+    assert children and all(len(cores) == 1 for cores in children)  # each run on one core
     collected = (run / "0-collect").stat().st_mtime_ns
     assert not (run / DONE).exists() and not (run / "1-train-offline").exists()
     assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=1"]) == 0
@@ -357,6 +380,19 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
     assert log.count("$ rrm-data collect") == 1 and log.count("$ rrm-data train-offline") == 2
     summary = json.loads((run / "1-train-offline" / "summary.json").read_text())
     assert summary["resumed_from"] and summary["resumed_from"][0] >= 100
+
+
+@pytest.mark.slow
+def test_runs_claim_different_cores_and_run_unpinned_when_none_is_free(tmp_path: Path) -> None:
+    locks = tmp_path / "locks"  # apart from any real grid's
+    free = sorted(os.sched_getaffinity(0))
+    with ExitStack() as held:
+        claimed = [held.enter_context(claimed_core(locks)) for _ in free]
+        assert sorted(claimed) == free  # each core once
+        with claimed_core(locks) as extra:
+            assert extra is None
+    with claimed_core(locks) as again:  # released
+        assert again == free[0]
 
 
 @pytest.mark.slow

@@ -28,11 +28,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rrm_data.benchmark.cores import claimed_core
 from rrm_data.benchmark.suite import SHARED, Run
 from rrm_data.errors import RrmError
 from rrm_data.io import atomic_file, remove_owned, write_json
@@ -94,9 +96,10 @@ def job(run: Run, out: Path) -> Job:
 
 def execute(work: Job) -> dict[str, Any]:
     """Run one grid cell: make its shared steps if nobody has (under their lock), then each
-    command whose output does not exist yet as ``python -m rrm_data.cli`` on one core, its
-    output appended to ``log.txt`` (an interrupted command resumes from its checkpoint; a
-    failed try is removed first); then write the marker (finished) or ``failed.json``."""
+    command whose output does not exist yet as ``python -m rrm_data.cli`` pinned to a core
+    no other run holds (``cores``), its output appended to ``log.txt`` (an interrupted
+    command resumes from its checkpoint; a failed try is removed first); then write the
+    marker (finished) or ``failed.json``."""
     path = Path(work.folder)
     rc = 0
     if work.before is not None:
@@ -108,7 +111,7 @@ def execute(work: Job) -> dict[str, Any]:
     path.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     env = {**os.environ, **ONE_CORE}
-    with (path / LOG).open("a") as log:
+    with claimed_core() as core, (path / LOG).open("a") as log:
         if rc != 0 and work.before is not None:
             log.write(f"the shared steps failed (rc {rc}): {work.before.folder}/{LOG}\n")
         steps = zip(work.argvs, work.outputs, strict=True)
@@ -117,7 +120,7 @@ def execute(work: Job) -> dict[str, Any]:
             log.flush()
             rc = subprocess.call([sys.executable, "-m", "rrm_data.cli", *argv], stdout=log,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                 preexec_fn=_die_with_parent)
+                                 preexec_fn=partial(_child_setup, core))
             if rc != 0:
                 break
     seconds = round(time.perf_counter() - started, 2)
@@ -144,9 +147,12 @@ def _lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _die_with_parent() -> None:
-    """In the child: be killed when the benchmark (or Ray worker) dies, even by kill -9, so
-    no orphan keeps writing into a folder the next try cleans (Linux ``PR_SET_PDEATHSIG``)."""
+def _child_setup(core: int | None) -> None:
+    """In the child: run on ``core`` alone (``cores.claimed_core``), and be killed when the
+    benchmark (or Ray worker) dies, even by kill -9, so no orphan keeps writing into a
+    folder the next try goes on in (Linux ``PR_SET_PDEATHSIG``)."""
+    if core is not None:
+        os.sched_setaffinity(0, {core})
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
