@@ -86,7 +86,16 @@ def test_conditions_run_part_of_the_suite(tmp_path: Path,
     assert main(["benchmark", f"suite={suite}", f"out={tmp_path / 'other'}",
                  "conditions=[true,ture]"]) == 2
     assert "unknown condition 'ture'" in one_line_error(capsys, "benchmark")
+    assert main(["benchmark", f"suite={suite}", f"out={tmp_path / 'other'}",
+                 "tasks=[drawer-close-v3]"]) == 2
+    assert "unknown task of the suite 'drawer-close-v3'" in one_line_error(capsys, "benchmark")
     assert not (tmp_path / "other").exists()
+    two = write_suite(tmp_path / "two.yaml", {**TINY_SUITE, "tasks": ["reach-v3", "door-close-v3"]})
+    assert main(["benchmark", f"suite={two}", f"out={out}", "tasks=[door-close-v3]",
+                 "conditions=[zero]", "dry_run=true"]) == 0
+    shown = capsys.readouterr()
+    listed = [w for w in (shown.out + shown.err).split() if "/seed" in w]
+    assert listed == ["door-close-v3/zero/seed0", "door-close-v3/zero/seed1"]
 
 
 def test_shards_partition_the_grid() -> None:

@@ -4,17 +4,18 @@
 gets its own folder `out/<task>/<condition>/seed<seed>` with its outputs and `log.txt`;
 `run.json`, written last, marks it finished. A suite's `shared:` steps (a dataset every
 condition trains on) are made once per task and seed, in `out/<task>/shared/seed<seed>`,
-by the first run that needs them. The whole grid is checked first (every
-command's config built as the CLI would), then `workers=N` runs go at a time, one core
-each. Run the same command again after any interruption (even kill -9): finished runs are
-skipped, unfinished ones go on (finished steps skipped, the interrupted one resumed from
-its checkpoint), a failed run (its exit code and log tail in `failed.json`; retried from a
-clean folder) does not stop the others. `conditions=[true,prior]` runs only those
-conditions (the rest later, into the same out). `shard=i/N` runs a fixed, disjoint part of the
-grid (a Slurm array, several machines); `launcher=ray` submits the runs as Ray tasks of one
-CPU each (`address=` of a cluster, else a local Ray). `rrm-data benchmark-report
-runs=[OUT,...]` joins what they wrote. `reported=[REPORT,...]`: the runs an earlier report
-of this suite records (its runs.jsonl, from another session or machine) are not run again.
+by the first run that needs them. The whole grid is checked first (every command's config
+built as the CLI would), then `workers=N` runs go at a time, each pinned to a core no other
+run holds. Run the same command again after any interruption (even kill -9): finished
+runs are skipped, unfinished ones go on (finished steps skipped, the interrupted one
+resumed from its checkpoint), a failed run (its exit code and log tail in `failed.json`;
+retried from a clean folder) does not stop the others. `conditions=[true,prior]` runs only
+those conditions, `tasks=[...]` only those tasks (the rest later, into the same out).
+`shard=i/N` runs a fixed, disjoint part of the grid (a Slurm array, several machines);
+`launcher=ray` submits the runs as Ray tasks of one CPU each (`address=` of a cluster,
+else a local Ray). `rrm-data benchmark-report runs=[OUT,...]` joins what they wrote.
+`reported=[REPORT,...]`: the runs an earlier report of this suite records (its
+runs.jsonl, from another session or machine) are not run again.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class Config:
     conditions: Any = field(default=None, metadata=doc(
         "[NAME,...]: run only these of the suite's conditions (e.g. the controls first); "
         "default all"))
+    tasks: Any = field(default=None, metadata=doc(
+        "[TASK,...]: run only these of the suite's tasks (e.g. the most informative cells "
+        "first, with conditions=); default all"))
     reported: Any = field(default=None, metadata=doc(
         "[REPORT,...]: earlier benchmark-report folders of this suite; the runs their "
         "runs.jsonl records are not run again", strings=True))
@@ -80,6 +84,8 @@ def make_config(overrides: list[str]) -> DictConfig:
     parse_shard(cfg.shard)
     if isinstance(cfg.conditions, str):
         cfg.conditions = [cfg.conditions]
+    if isinstance(cfg.tasks, str):
+        cfg.tasks = [cfg.tasks]
     if isinstance(cfg.reported, str):
         cfg.reported = [cfg.reported]
     return cfg
@@ -108,6 +114,11 @@ def run(cfg: DictConfig) -> None:
             if name not in names:
                 raise RrmError(unknown_name("condition", name, names))
         runs = [r for r in runs if r.condition.name in chosen]
+    if cfg.tasks is not None:
+        for task in cfg.tasks:
+            if task not in suite.tasks:
+                raise RrmError(unknown_name("task of the suite", str(task), suite.tasks))
+        runs = [r for r in runs if r.task in cfg.tasks]
     reported = reported_runs([Path(str(f)) for f in cfg.reported or []], suite)
     runs = [r for r in runs if r.id not in reported]
     check_out(out, Kind.BENCHMARK, overwrite=False, inputs={"suite": cfg.suite}, reuse=True)
