@@ -117,7 +117,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.tasks is not None:
         for task in cfg.tasks:
             if task not in suite.tasks:
-                raise RrmError(unknown_name("task of the suite", str(task), suite.tasks))
+                raise RrmError(unknown_name("task of the suite", str(task), list(suite.tasks)))
         runs = [r for r in runs if r.task in cfg.tasks]
     reported = reported_runs([Path(str(f)) for f in cfg.reported or []], suite)
     runs = [r for r in runs if r.id not in reported]
