@@ -384,10 +384,7 @@ def plot(report: dict[str, Any], folder: Path, name: str, step_unit: str = "env 
         axes[0, 1].set_xlabel("labels used")
     axes[0, 0].set_xlabel(step_unit)
     for ax in axes.flat:
-        ax.set_ylabel("IQM success (95% CI)")
-        ax.set_ylim(-0.03, 1.03)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        _success_axis(ax, "IQM success (95% CI)")
     fig.suptitle(f"{name}: sample efficiency", fontsize=10)
     fig.tight_layout()
     paths = [folder / "curves.png"]
@@ -414,6 +411,14 @@ def plot(report: dict[str, Any], folder: Path, name: str, step_unit: str = "env 
     return paths
 
 
+def _success_axis(ax: Any, label: str) -> None:
+    """A success-rate y axis (0 to 1, a margin kept), grid and legend."""
+    ax.set_ylabel(label)
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+
+
 def _plot_label_efficiency(lines: Mapping[str, Any], folder: Path, name: str) -> Path:
     import matplotlib.pyplot as plt
 
@@ -425,10 +430,7 @@ def _plot_label_efficiency(lines: Mapping[str, Any], folder: Path, name: str) ->
         ax.fill_between(line["labels"], line["ci"][0], line["ci"][1], alpha=0.2)
     ax.set_xscale("log")
     ax.set_xlabel("label budget")
-    ax.set_ylabel("final IQM success (95% CI)")
-    ax.set_ylim(-0.03, 1.03)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    _success_axis(ax, "final IQM success (95% CI)")
     ax.set_title(f"{name}: final success against labels", fontsize=10)
     fig.tight_layout()
     path = folder / "label_efficiency.png"
