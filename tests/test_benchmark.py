@@ -374,8 +374,8 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
         **TINY_SUITE, "seeds": [0], "pairs": [],
         "conditions": {"off": [
             "collect episodes=4 max_steps=40 segment_length=10 pairs=10",
-            "train-offline reward=true steps=3000 eval_every=3000 eval_episodes=1 "
-            "episode_steps=20 hidden=[16,16] batch_size=16 checkpoint_every=100"]}})
+            "train-offline reward=true steps=1000 eval_every=1000 eval_episodes=1 "
+            "episode_steps=20 hidden=[16,16] batch_size=16 checkpoint_every=250"]}})
     out = tmp_path / "runs"
     run = out / "reach-v3" / "off" / "seed0"
     children = kill_benchmark_once(suite, out,
@@ -388,7 +388,7 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
     log = (run / "log.txt").read_text()
     assert log.count("$ rrm-data collect") == 1 and log.count("$ rrm-data train-offline") == 2
     summary = json.loads((run / "1-train-offline" / "summary.json").read_text())
-    assert summary["resumed_from"] and summary["resumed_from"][0] >= 100
+    assert summary["resumed_from"] and summary["resumed_from"][0] >= 250
 
 
 @pytest.mark.slow
