@@ -79,8 +79,8 @@ def describe(run: Run, out: Path) -> dict[str, Any]:
 class Job:
     """One run as plain values, what a worker thread or a Ray task executes."""
 
-    argvs: list[list[str]]
-    outputs: list[str]  # each command's output folder: it exists once the command finished
+    steps: list[tuple[list[str], str]]  # each command and its output folder, which exists
+    # once the command finished
     folder: str
     record: dict[str, Any]
     marker: str = DONE
@@ -89,8 +89,7 @@ class Job:
 
 def job(run: Run, out: Path) -> Job:
     before = job(run.prerequisite, out) if run.prerequisite else None
-    commands = run.commands(out)
-    return Job([argv for argv, _ in commands], [str(step) for _, step in commands],
+    return Job([(argv, str(step)) for argv, step in run.commands(out)],
                str(out / run.id), describe(run, out), marker(run), before)
 
 
@@ -114,8 +113,8 @@ def execute(work: Job) -> dict[str, Any]:
     with claimed_core() as core, (path / LOG).open("a") as log:
         if rc != 0 and work.before is not None:
             log.write(f"the shared steps failed (rc {rc}): {work.before.folder}/{LOG}\n")
-        steps = zip(work.argvs, work.outputs, strict=True)
-        for argv in [argv for argv, step in steps if not Path(step).exists()] if rc == 0 else []:
+        to_run = [argv for argv, step in work.steps if not Path(step).exists()] if rc == 0 else []
+        for argv in to_run:
             log.write(f"$ rrm-data {' '.join(argv)}\n")
             log.flush()
             rc = subprocess.call([sys.executable, "-m", "rrm_data.cli", *argv], stdout=log,
