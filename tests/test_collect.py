@@ -149,6 +149,24 @@ def test_expert_succeeds_and_random_does_not(make_dataset):
     assert set(episodes["policy_noise"]) == {0.0}
 
 
+def test_epsilon_replaces_that_share_of_the_experts_actions(make_dataset):
+    from metaworld.policies import ENV_POLICY_MAP
+
+    data = open_dataset(make_dataset(episodes=4, max_steps=100, pairs=10, policy=["epsilon:0.5"]))
+    episodes = data.table("episodes").to_pandas()
+    assert set(episodes["policy"]) == {"epsilon"}
+    assert set(episodes["policy_noise"]) == {0.5}
+    steps = data.table("steps", columns=[fmt.STATE, fmt.ACTION])
+    states = np.asarray(steps.column(fmt.STATE).to_pylist())
+    actions = np.asarray(steps.column(fmt.ACTION).to_pylist())
+    expert = ENV_POLICY_MAP["button-press-v3"]()
+    experts = np.stack([np.clip(expert.get_action(s), -1, 1) for s in states])
+    from_expert = np.isclose(actions, experts, atol=1e-3).all(axis=1).mean()
+    # 400 steps, each the expert's with probability 0.5: within 4 binomial sd (±0.1)
+    assert abs(from_expert - 0.5) < 0.1
+    assert (np.abs(actions) <= 1).all()
+
+
 def test_policy_and_noise_are_recorded_per_episode(small_dataset):
     episodes = open_dataset(small_dataset).table("episodes").to_pandas()
     mixture = [parse_policy(p) for p in DEFAULT_POLICIES]
@@ -167,6 +185,7 @@ def test_policy_and_noise_are_recorded_per_episode(small_dataset):
     (["teachers=[oracle,psychic]"], "unknown teacher 'psychic'"),
     (["policy=[expert:0,greedy]"], "unknown policy 'greedy'"),
     (["policy=[expert:lots]"], "noise must be a number"),
+    (["policy=[epsilon:1.5]"], "noise must lie in [0, 1]"),
     (["episodes"], "malformed override 'episodes'"),
     (["episodes=abc"], "invalid config value"),
     (["episods=10"], "did you mean: episodes"),

@@ -61,6 +61,7 @@ def test_policy_label() -> None:
     assert policy_label("expert", 0.0) == "expert:0"
     assert policy_label("expert", 0.5) == "expert:0.5"
     assert policy_label("random", 0.0) == "random"
+    assert policy_label("epsilon", 0.9) == "epsilon:0.9"
 
 
 def test_info_refuses_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,10 +1,12 @@
 """Policies that produce trajectories of graded quality, named by a spec string.
 
 ``expert:0.3`` is the task's scripted expert with Gaussian action noise σ = 0.3;
-``random`` samples uniform actions; ``sac:PATH`` is a policy saved by ``train-sac`` (its
-run directory or ``policy.zip``) and ``offline:PATH`` one saved by ``train-offline`` (its
-run directory or ``policy.pt``), both acting deterministically. Adding a policy kind is one
-decorated factory.
+``epsilon:0.9`` is the expert whose every action is replaced, with probability 0.9, by a
+uniform random one (where the expert's actions are large enough that no σ grades success,
+as on door-close-v3); ``random`` samples uniform actions; ``sac:PATH`` is a policy saved by
+``train-sac`` (its run directory or ``policy.zip``) and ``offline:PATH`` one saved by
+``train-offline`` (its run directory or ``policy.pt``), both acting deterministically.
+Adding a policy kind is one decorated factory.
 """
 
 from __future__ import annotations
@@ -38,14 +40,18 @@ class PolicySpec:
 
     @property
     def noise(self) -> float:
-        return float(self.arg) if self.kind == "expert" and self.arg else 0.0
+        """The kind's noise level (``NOISE_RANGES``), what an episode row stores."""
+        return float(self.arg) if self.kind in NOISE_RANGES and self.arg else 0.0
 
+
+# the kinds whose argument is a noise level, and its range: σ, or a probability
+NOISE_RANGES = {"expert": 10.0, "epsilon": 1.0}
 
 
 def policy_label(kind: str, noise: float) -> str:
     """How an episode's policy is named everywhere: the spec ``policy=`` takes (``expert:0.5``,
     ``random``), from the kind and noise its episode row stores."""
-    return f"{kind}:{noise:g}" if kind == "expert" else kind
+    return f"{kind}:{noise:g}" if kind in NOISE_RANGES else kind
 
 
 class ExpertPolicy:
@@ -65,6 +71,21 @@ class ExpertPolicy:
         if self._noise > 0:
             action = action + rng.normal(0.0, self._noise, size=action.shape)
         return action.clip(-1.0, 1.0)
+
+
+class EpsilonExpertPolicy:
+    """The scripted expert, each action replaced by a uniform one with probability ``epsilon``:
+    Meta-World's experts act far outside the action box (clipped), so Gaussian noise barely
+    changes what they do on some tasks, while a share of random steps grades them."""
+
+    def __init__(self, task: str, epsilon: float) -> None:
+        self._expert = ExpertPolicy(task, 0.0)
+        self._epsilon = epsilon
+
+    def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self._epsilon:
+            return rng.uniform(-1.0, 1.0, size=4)
+        return self._expert.act(obs, rng)
 
 
 class RandomPolicy:
@@ -109,6 +130,11 @@ def _expert(task: str, spec: PolicySpec) -> Policy:
     return ExpertPolicy(task, spec.noise)
 
 
+@POLICY_KINDS.register("epsilon")
+def _epsilon(task: str, spec: PolicySpec) -> Policy:
+    return EpsilonExpertPolicy(task, spec.noise)
+
+
 @POLICY_KINDS.register("random")
 def _random(task: str, spec: PolicySpec) -> Policy:
     return RandomPolicy()
@@ -141,13 +167,14 @@ def parse_policy(spec: str) -> PolicySpec:
     kind, _, arg = str(spec).partition(":")
     POLICY_KINDS.get(kind)
     parsed = PolicySpec(kind, arg or None)
-    if kind == "expert" and parsed.arg is not None:
+    if kind in NOISE_RANGES and parsed.arg is not None:
+        top = NOISE_RANGES[kind]
         try:
             noise = float(parsed.arg)
         except ValueError:
-            raise RrmError(f"policy '{spec}': noise must be a number, as in expert:0.1") from None
-        if not 0.0 <= noise <= 10.0:
-            raise RrmError(f"policy '{spec}': noise must lie in [0, 10]")
+            raise RrmError(f"policy '{spec}': noise must be a number, as in {kind}:0.1") from None
+        if not 0.0 <= noise <= top:
+            raise RrmError(f"policy '{spec}': noise must lie in [0, {top:g}]")
     if kind in ("sac", "offline"):
         if parsed.arg is None:
             raise RrmError(f"policy '{spec}': give the saved policy, as in {kind}:runs/x")

@@ -48,7 +48,9 @@ class Config:
     seed: int = field(default=0, metadata=doc("seed of everything random", NON_NEGATIVE))
     max_steps: int = field(default=500, metadata=doc("steps per episode at most", COUNT))
     policy: list[str] = field(default_factory=lambda: list(DEFAULT_POLICIES), metadata=doc(
-        "policy mixture, cycled over episodes", nonempty=True))
+        "policy mixture, cycled over episodes: expert:σ (Gaussian action noise σ ≤ 10), "
+        "epsilon:p (expert, each action random with probability p), random, sac:RUN, "
+        "offline:RUN", nonempty=True))
     segment_length: int = field(default=50, metadata=doc("steps per segment", COUNT))
     segments_per_episode: int = field(default=8, metadata=doc(
         "segments cut from each episode", COUNT))
