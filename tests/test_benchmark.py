@@ -339,7 +339,8 @@ def group_alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path]) -> None:
+def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     suite, out = resumed_grid
     finished = {m: (m.read_bytes(), m.stat().st_mtime_ns) for m in out.glob(f"*/*/seed*/{DONE}")}
     assert len(finished) == 1
@@ -364,6 +365,32 @@ def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path]) -> None:
     assert (report / "report.json").stat().st_mtime_ns == before
     assert main([*again, "overwrite=true"]) == 0
     assert json.loads((report / "report.json").read_text()) == data
+    # the same runs scored as they stood at 150 env steps, their first evaluation
+    assert main(["benchmark-report", f"runs={out}", "reps=100", "until=150",
+                 f"out={tmp_path / 'r'}"]) == 0
+    early = json.loads((tmp_path / "r" / "report.json").read_text())
+    for cond in ("true", "zero"):
+        at_150 = []
+        for seed in (0, 1):
+            with (out / f"reach-v3/{cond}/seed{seed}/0-train-sac/eval.csv").open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["timesteps"]) <= 150]
+            at_150.append(float(rows[-1]["success_rate"]))
+        entry = early["conditions"][cond]
+        # the interquartile mean of two runs trims nothing: their mean
+        assert entry["all_tasks"]["iqm"] == pytest.approx(np.mean(at_150))
+        assert entry["curve"]["timesteps"][-1] == 150
+        # the true return is the final evaluation's, not reported for an earlier one
+        assert "true_return" in data["conditions"][cond]["other"]
+        assert "true_return" not in entry["other"]
+    assert early["until"] == 150
+    assert "at or before 150 env steps" in (tmp_path / "r" / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["benchmark-report", f"runs={out}", "until=150", f"heldout={out}"]) == 2
+    assert "give one or the other" in one_line_error(capsys)
+    assert main(["benchmark-report", f"runs={out}", "until=100",
+                 f"out={tmp_path / 'early'}"]) == 2
+    assert "has no evaluation at or before 100 env steps" in one_line_error(capsys)
+    assert not (tmp_path / "early").exists()
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,18 @@ class Result:
     def score(self, last: int = 1) -> float:
         """The run's score: its mean success over its last ``last`` evaluations."""
         return float(np.mean(self.success[-last:]))
+
+    def until(self, steps: int) -> Result:
+        """This run as it stood at ``steps`` env steps: its evaluations up to there (a shorter
+        budget read off a longer run); the final evaluation's ``other`` measures only if that
+        evaluation is kept."""
+        kept = self.timesteps <= steps
+        if not kept.any():
+            raise RrmError(f"run {'/'.join(map(str, self.key))} has no evaluation at or before "
+                           f"{steps} env steps (its first is at {self.timesteps[0]})")
+        return replace(self, timesteps=self.timesteps[kept], success=self.success[kept],
+                       labels=None if self.labels is None else self.labels[kept],
+                       other=self.other if kept.all() else {})
 
     def record(self) -> dict[str, Any]:
         """This run as one line of a report's ``RECORDS``."""
@@ -169,9 +181,11 @@ def interval(table: np.ndarray, func: Callable[..., np.ndarray], reps: int,
 
 def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], reps: int,
                  seed: int = 0, last: int = 1,
-                 budgets: Mapping[str, tuple[str, int]] | None = None) -> dict[str, Any]:
+                 budgets: Mapping[str, tuple[str, int]] | None = None,
+                 until: int | None = None) -> dict[str, Any]:
     """Each run scored by its mean success over its ``last`` evaluations; ``budgets`` maps
-    conditions to their (method, labels) (``Suite.label_budgets``)."""
+    conditions to their (method, labels) (``Suite.label_budgets``); ``until``: the env steps
+    the results were cut at (``Result.until``), said in the report."""
     from rliable import metrics
 
     if not results:
@@ -183,6 +197,7 @@ def build_report(results: Sequence[Result], pairs: Sequence[tuple[str, str]], re
         return np.array([metrics.aggregate_iqm(table)])
 
     report: dict[str, Any] = {"tasks": tasks, "conditions": {}, "reps": reps, "last": last,
+                              "until": until,
                               "interval": "95% stratified bootstrap (percentile)"}
     finals: dict[str, np.ndarray] = {}
     for cond in conditions:
@@ -310,17 +325,19 @@ def _curve(results: Sequence[Result], cond: str, tasks: Sequence[str], reps: int
     return curve
 
 
-def score_rule(last: int) -> str:
+def score_rule(last: int, until: int | None = None) -> str:
     """What a run's score is, in words."""
-    return ("final evaluation success" if last == 1 else
+    rule = ("final evaluation success" if last == 1 else
             f"each run's mean success over its last {last} evaluations")
+    return rule if until is None else f"{rule} at or before {until:,} env steps"
 
 
 def markdown(report: dict[str, Any], name: str) -> str:
     """The tables of the report; n is the number of runs behind each number."""
     tasks = report["tasks"]
     lines = [f"# Benchmark {name}", "",
-             f"IQM of {score_rule(report.get('last', 1))}, {report['interval']} intervals "
+             f"IQM of {score_rule(report.get('last', 1), report.get('until'))}, "
+             f"{report['interval']} intervals "
              f"({report['reps']} resamples); n = runs.", "",
              "| condition | all tasks | " + " | ".join(tasks) + " |",
              "|---|---|" + "---|" * len(tasks)]

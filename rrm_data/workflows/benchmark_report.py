@@ -52,6 +52,10 @@ class Config:
     reps: int = field(default=2000, metadata=doc("bootstrap resamples", COUNT))
     last: int = field(default=1, metadata=doc(
         "a run's score: its mean success over its last this many evaluations", COUNT))
+    until: int | None = field(default=None, metadata=doc(
+        "score each run as it stood at this many env steps, from its evaluations up to there "
+        "(a shorter budget read off longer runs); held-out reward measures, which are of the "
+        "final reward, are then left out", COUNT))
     seed: int = field(default=0, metadata=doc("seed of the bootstrap", SEED32))
     heldout: Any = field(default=None, metadata=doc(
         "held-out dataset(s), one per task: each run's reward is evaluated on its test "
@@ -69,6 +73,9 @@ def make_config(overrides: list[str]) -> DictConfig:
         cfg.runs = [cfg.runs]
     if isinstance(cfg.heldout, str):
         cfg.heldout = [cfg.heldout]
+    if cfg.until is not None and cfg.heldout:
+        raise RrmError("heldout= measures each run's final reward; with until= the runs are "
+                       "scored earlier, so give one or the other")
     return cfg
 
 
@@ -88,9 +95,10 @@ def run(cfg: DictConfig) -> None:
         order = [c.name for c in suite.conditions]
         results.sort(key=lambda r: order.index(r.condition) if r.condition in order
                      else len(order))
-    report = build_report(results, suite.pairs if suite else (), cfg.reps, cfg.seed,
-                          cfg.last, suite.label_budgets() if suite else None)
-    if heldout or any(r.measures for r in results):
+    scored = results if cfg.until is None else [r.until(cfg.until) for r in results]
+    report = build_report(scored, suite.pairs if suite else (), cfg.reps, cfg.seed,
+                          cfg.last, suite.label_budgets() if suite else None, cfg.until)
+    if cfg.until is None and (heldout or any(r.measures for r in results)):
         report["reward_measures"] = reward_measures(
             [{"task": r.task, "condition": r.condition, "seed": r.seed,
               "success": r.score(cfg.last), "reward": r.reward, "measures": r.measures}
