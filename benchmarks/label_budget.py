@@ -28,7 +28,7 @@ from rrm_data.dataset.reader import DatasetDir, open_dataset
 from rrm_data.reward.artifact import load_reward
 from rrm_data.reward.base import PriorReward, RewardFunction
 from rrm_data.reward.window import dataset_windows
-from rrm_data.training.datamodule import labelled_pairs, segment_windows
+from rrm_data.training.pairs import labelled_pairs, segment_windows
 from rrm_data.workflows.train_reward import make_config, run
 
 matplotlib.use("Agg")

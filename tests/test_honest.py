@@ -14,7 +14,8 @@ from helpers import SMALL, one_line_error, overrides
 
 from rrm_data.cli import main
 from rrm_data.dataset.reader import open_dataset
-from rrm_data.training.datamodule import PreferenceDataModule, step_episodes
+from rrm_data.training.datamodule import PreferenceDataModule
+from rrm_data.training.pairs import step_episodes
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -31,7 +31,8 @@ from rrm_data.rl.online.episodes import EpisodeArrays
 from rrm_data.rl.online.queries import Queries, pair_inputs
 from rrm_data.rl.relabel import relabel
 from rrm_data.rl.wrapper import LiveWindows
-from rrm_data.training.datamodule import PairBatches, segment_windows
+from rrm_data.training.datamodule import PairBatches
+from rrm_data.training.pairs import segment_windows
 from rrm_data.training.trainer import make_datamodule
 from rrm_data.workflows.train_reward import make_config
 

@@ -23,7 +23,7 @@ from rrm_data.dataset.columns import step_columns
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.sim.transitions import Transitions
-from rrm_data.training.datamodule import labelled_pairs, segment_windows
+from rrm_data.training.pairs import labelled_pairs, segment_windows
 
 ACTION_EDGE = 1.0 - 1e-4  # actions kept inside (−1, 1): a tanh-Gaussian's log-density is finite
 
