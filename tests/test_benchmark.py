@@ -401,8 +401,8 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
         **TINY_SUITE, "seeds": [0], "pairs": [],
         "conditions": {"off": [
             "collect episodes=4 max_steps=40 segment_length=10 pairs=10",
-            "train-offline reward=true steps=1000 eval_every=1000 eval_episodes=1 "
-            "episode_steps=20 hidden=[16,16] batch_size=16 checkpoint_every=250"]}})
+            "train-offline reward=true steps=500 eval_every=500 eval_episodes=1 "
+            "episode_steps=20 hidden=[16,16] batch_size=16 checkpoint_every=125"]}})
     out = tmp_path / "runs"
     run = out / "reach-v3" / "off" / "seed0"
     children = kill_benchmark_once(suite, out,
@@ -415,7 +415,7 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
     log = (run / "log.txt").read_text()
     assert log.count("$ rrm-data collect") == 1 and log.count("$ rrm-data train-offline") == 2
     summary = json.loads((run / "1-train-offline" / "summary.json").read_text())
-    assert summary["resumed_from"] and summary["resumed_from"][0] >= 250
+    assert summary["resumed_from"] and summary["resumed_from"][0] >= 125
 
 
 @pytest.mark.slow
@@ -436,14 +436,16 @@ def test_ray_makes_the_same_run_folders(resumed_grid: tuple[Path, Path], tmp_pat
     suite, out = resumed_grid
     if not list(out.glob(f"*/*/seed*/{DONE}"))[3:]:
         assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
-    ray_out = tmp_path / "ray"
+    ray_out = tmp_path / "ray"  # one condition's two runs: two Ray tasks side by side
     assert main(["benchmark", f"suite={suite}", f"out={ray_out}", "launcher=ray",
-                 "workers=2"]) == 0
+                 "workers=2", "conditions=[zero]"]) == 0
 
     def relative(snap: dict[str, object], root: Path) -> str:
         return json.dumps(snap, sort_keys=True).replace(str(root), "OUT")
 
-    assert relative(snapshot(ray_out), ray_out) == relative(snapshot(out), out)
+    local = {run: files for run, files in snapshot(out).items() if "/zero/" in run}
+    assert len(local) == 2
+    assert relative(snapshot(ray_out), ray_out) == relative(local, out)
 
 
 @pytest.mark.slow
