@@ -1,0 +1,74 @@
+"""What a benchmark suite costs on this machine: each condition's measured core-seconds per
+run (the `seconds` of its finished runs' run.json: one pinned core each, wall time), runs per
+core-hour, and the whole suite's projected core-hours (tasks × seeds × each condition's
+median run, plus its shared steps). Runs that were interrupted and resumed are left out
+(their run.json times the last try only); conditions with no measured run are listed as such.
+
+    python benchmarks/grid_cost.py benchmarks/suites/main.yaml runs/benchmark-main
+
+Writes benchmarks/results/cost_<suite>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from common import save_result
+
+from rrm_data.benchmark.runner import DONE, LOG
+from rrm_data.benchmark.suite import load_suite
+
+
+def one_try(folder: Path, commands: int) -> bool:
+    """Whether the run's log holds exactly one try of each of its commands."""
+    return (folder / LOG).read_text(errors="replace").count("$ rrm-data ") == commands
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("suite", type=Path, help="suite YAML (benchmarks/suites/)")
+    parser.add_argument("grids", type=Path, nargs="+", help="rrm-data benchmark out folders")
+    args = parser.parse_args()
+    suite = load_suite(args.suite)
+    seconds: dict[str, list[float]] = {c.name: [] for c in suite.conditions}
+    shared: list[float] = []
+    resumed = 0
+    for grid in args.grids:
+        for marker in sorted(grid.glob(f"*/*/seed*/{DONE}")):
+            record = json.loads(marker.read_text())
+            if not one_try(marker.parent, len(record["commands"])):
+                resumed += 1
+                continue
+            if marker.parent.parent.name == "shared":
+                shared.append(record["seconds"])
+            elif record["condition"] in seconds:
+                seconds[record["condition"]].append(record["seconds"])
+    cells = len(suite.tasks) * len(suite.seeds)
+    conditions, total, unmeasured = {}, 0.0, []
+    for name, found in seconds.items():
+        if not found:
+            unmeasured.append(name)
+            continue
+        median = float(np.median(found))
+        total += median * cells
+        conditions[name] = {"runs_measured": len(found), "median_core_minutes":
+                            round(median / 60, 1), "range_core_minutes":
+                            [round(min(found) / 60, 1), round(max(found) / 60, 1)],
+                            "runs_per_core_hour": round(3600 / median, 2)}
+    if suite.shared is not None and shared:
+        total += float(np.median(shared)) * cells
+    result = {"what": __doc__.split("\n\n")[0], "suite": str(args.suite),
+              "grids": [str(g) for g in args.grids], "tasks": len(suite.tasks),
+              "seeds": len(suite.seeds), "runs_in_suite": cells * len(suite.conditions),
+              "conditions": conditions, "resumed_runs_left_out": resumed,
+              "unmeasured_conditions": unmeasured,
+              "projected_core_hours_of_measured_conditions": round(total / 3600, 1),
+              "projected_hours_on_2_cores": round(total / 3600 / 2, 1)}
+    save_result(f"cost_{suite.name}", result)
+
+
+if __name__ == "__main__":
+    main()
