@@ -37,7 +37,7 @@ demo: system-deps install
 	@echo "demo done: report in $(DEMO_RUN)/eval-demo-test-oracle/, gallery in $(DEMO_RUN)/gallery-demo-test/index.html"
 
 test: system-deps install lint
-	$(BIN)/pytest -n 2 --durations=15
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
 lint: install
 	$(BIN)/ruff check rrm_data tests benchmarks

@@ -280,10 +280,11 @@ def snapshot(out: Path) -> dict[str, object]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def resumed_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The tiny grid, its benchmark process killed (-9) after the first finished run; the
-    runs it had started die with it (nothing is left in its process group)."""
+    runs it had started die with it (nothing is left in its process group). Made once per
+    session (its tests share an xdist group, so one worker makes it)."""
     tmp = tmp_path_factory.mktemp("grid")
     suite, out = write_suite(tmp / "tiny.yaml", TINY_SUITE), tmp / "runs"
     kill_benchmark_once(suite, out, f"*/*/seed*/{DONE}")
@@ -339,6 +340,7 @@ def group_alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_grid")
 def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path], tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     suite, out = resumed_grid
@@ -432,6 +434,7 @@ def test_runs_claim_different_cores_and_run_unpinned_when_none_is_free(tmp_path:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_grid")
 def test_ray_makes_the_same_run_folders(resumed_grid: tuple[Path, Path], tmp_path: Path) -> None:
     suite, out = resumed_grid
     if not list(out.glob(f"*/*/seed*/{DONE}"))[3:]:
