@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -169,6 +169,16 @@ def merge_configs(*configs: DictConfig) -> DictConfig:
 def config_dict(cfg: DictConfig) -> dict[str, Any]:
     """A dict config (section) resolved into a plain dict with string keys."""
     return cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+
+
+def changed_keys(old: Any, new: Any, ignored: Collection[str] = (), prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain configs (``config_dict``), sorted;
+    a key missing on one side reads as None; top-level keys in ``ignored`` are not compared."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [prefix.rstrip(".")]
+    keys = sorted({str(k) for k in (*old, *new)} - set(ignored))
+    return [k for key in keys for k in changed_keys(old.get(key), new.get(key), (),
+                                                    f"{prefix}{key}.")]
 
 
 def _check_keys(base: DictConfig, extra: DictConfig, prefix: str) -> None:

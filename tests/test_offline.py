@@ -178,11 +178,13 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("algo", ["iql", "td3bc", "cpl"])
-def test_resume_after_kill_9(algo: str, small_dataset: Path, tmp_path: Path) -> None:
+def test_resume_after_kill_9(algo: str, small_dataset: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
     """Killed after its first checkpoint, the same command resumes there and ends with the
     weights (and evaluations) of an uninterrupted run (TD3+BC: its actor's delay phase
     included, the checkpoints fall on odd steps; CPL: its switch from BC to CPL, at step
-    120, falls after the first checkpoint)."""
+    120, falls after the first checkpoint); other settings are refused and keep the
+    checkpoint."""
     every = 101 if algo == "td3bc" else 100
     values = {**QUICK, "algo": algo, "data": small_dataset, "steps": 3 * every,
               "checkpoint_every": every, "eval_every": every}
@@ -203,6 +205,12 @@ def test_resume_after_kill_9(algo: str, small_dataset: Path, tmp_path: Path) -> 
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert state.exists() and not out.exists()
+    saved = state.read_bytes()
+    capsys.readouterr()
+    assert main(["train-offline", *overrides(**{**values, "seed": 1}, out=out)]) == 2
+    assert "holds a checkpoint of a run with other settings (seed)" in one_line_error(
+        capsys, "train-offline")
+    assert state.read_bytes() == saved
     done = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())

@@ -28,7 +28,7 @@ from rrm_data.rl.online.episodes import EpisodeArrays, EpisodeLog, EpisodeStore
 from rrm_data.rl.online.loop import OnlineRun
 from rrm_data.rl.online.queries import Queries, next_queries, pair_inputs, random_pairs
 from rrm_data.rl.online.settings import OnlineSettings
-from rrm_data.rl.sac import find_checkpoint
+from rrm_data.rl.workdir import find_checkpoint
 from rrm_data.rl.wrapper import task_env
 from rrm_data.sim.policies import load_policy
 from rrm_data.workflows.train_online import make_config

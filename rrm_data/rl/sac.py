@@ -36,10 +36,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from rrm_data.config import COUNT, DISCOUNT, NON_NEGATIVE, POSITIVE, doc
 from rrm_data.dataset.observation import HAND
 from rrm_data.errors import RrmError
-from rrm_data.io import clean_leftovers, remove_owned, replaced_directory, write_json
+from rrm_data.io import remove_owned, replaced_directory, write_json
 from rrm_data.labels.motion import MIN_JERK_STEPS, mean_squared_jerk
 from rrm_data.progress import Bar
 from rrm_data.reward.base import RewardFunction
+from rrm_data.rl.workdir import CHECKPOINT
 from rrm_data.rl.wrapper import TRUE_REWARD, VecRewardWrapper, task_env
 from rrm_data.triton_apart import load_triton_apart
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from sbx import SAC
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share seeds with training envs
-CHECKPOINT = "checkpoint"  # the resumable state, in a run's work folder
 LOGS = ("eval.csv", "progress.csv")  # appended to while training, kept with each checkpoint
 
 
@@ -460,11 +460,3 @@ class ResumePoint(BaseCallback):
             assert isinstance(self.model, OffPolicyAlgorithm)  # has a replay buffer
             save_sac_run(self.workdir, self.model, self.state())
         return True
-
-
-def find_checkpoint(workdir: Path) -> Path | None:
-    """The last complete checkpoint (it is replaced in one step), after removing what a
-    killed writer of the next one left."""
-    path = workdir / CHECKPOINT
-    clean_leftovers(path)
-    return path if (path / "state.json").exists() else None

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from rrm_data.config import COUNT, NON_NEGATIVE, config_dict, to_yaml
+from rrm_data.config import COUNT, NON_NEGATIVE, changed_keys, config_dict, to_yaml
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.io import MARKER, Kind, atomic_file, check_out, remove_owned, write_json
@@ -61,25 +61,12 @@ def resume_checkpoint(out: Path, cfg: DictConfig) -> Path | None:
         raise RrmError(f"{last}: corrupt checkpoint (no state_dict)")
     if not (out / "config.yaml").is_file():
         raise RrmError(f"out={out} has no config.yaml: it is not a train-reward run to resume")
-    changed = changed_keys(OmegaConf.load(out / "config.yaml"), cfg)
+    saved = cast(DictConfig, OmegaConf.load(out / "config.yaml"))
+    changed = changed_keys(config_dict(saved), config_dict(cfg), RESUMABLE_CHANGES)
     if changed:
         raise RrmError(f"out={out} was trained with other settings ({', '.join(changed)}); "
                        "resume only with the same recipe, data and teacher, or start a new run")
     return last
-
-
-def changed_keys(saved: Any, cfg: DictConfig) -> list[str]:
-    """Dotted keys whose values differ between a run's saved config and ``cfg``."""
-    def flat(node: Any, prefix: str = "") -> dict[str, Any]:
-        if isinstance(node, dict):
-            return {k: v for key, value in node.items()
-                    for k, v in flat(value, f"{prefix}{key}.").items()}
-        return {prefix.rstrip("."): node}
-
-    a = flat(OmegaConf.to_container(saved, resolve=True))
-    b = flat(OmegaConf.to_container(cfg, resolve=True))
-    return sorted(k for k in a.keys() | b.keys()
-                  if a.get(k) != b.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES)
 
 
 def start_run(out: Path, cfg: DictConfig) -> None:

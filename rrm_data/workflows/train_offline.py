@@ -51,9 +51,9 @@ from rrm_data.rl.offline.iql import IQL, IQLSettings
 from rrm_data.rl.offline.networks import GaussianActor
 from rrm_data.rl.offline.policy import OFFLINE_POLICY_FILE, save_policy
 from rrm_data.rl.offline.td3bc import TD3BC, TD3BCSettings
-from rrm_data.rl.offline.trainer import CHECKPOINT, Learner, Schedule, train
-from rrm_data.rl.online.outputs import prepare_workdir
+from rrm_data.rl.offline.trainer import Learner, Schedule, train
 from rrm_data.rl.sac import resolve_device
+from rrm_data.rl.workdir import find_checkpoint, prepare_workdir
 from rrm_data.sim.envs import check_task
 from rrm_data.sim.transitions import dataset_transitions, stored_physics
 
@@ -204,7 +204,7 @@ def run(cfg: DictConfig) -> None:
                     "train_seconds": round(state.train_seconds, 2),
                     "evaluation_seconds": round(state.eval_seconds, 2)})
         except BaseException:
-            if not (workdir / CHECKPOINT).exists():  # nothing to resume: leave nothing
+            if find_checkpoint(workdir) is None:  # nothing to resume: leave nothing
                 remove_owned(workdir)
             raise
         remove_owned(workdir)

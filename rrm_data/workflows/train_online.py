@@ -38,9 +38,9 @@ from rrm_data.io import Kind, atomic_directory, check_out, output_lock, remove_o
 from rrm_data.progress import console, progress
 from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.rl.online.loop import OnlineRun
-from rrm_data.rl.online.outputs import prepare_workdir, write_outputs
+from rrm_data.rl.online.outputs import write_outputs
 from rrm_data.rl.online.settings import OnlineSettings, check_settings
-from rrm_data.rl.sac import find_checkpoint
+from rrm_data.rl.workdir import find_checkpoint, prepare_workdir
 from rrm_data.sim.envs import check_task
 
 ON_INTERRUPT = "interrupted; run the same command again to resume from the last checkpoint"
@@ -80,7 +80,7 @@ def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     check_out(out, Kind.ONLINE_RUN, cfg.overwrite)
     with output_lock(out):
-        workdir = prepare_workdir(out, cfg, NOT_IDENTITY, cfg.overwrite)
+        workdir = prepare_workdir(out, cfg, NOT_IDENTITY, cfg.overwrite, suffix="online")
         try:
             final, labels = _train(cfg, out, workdir)
         except BaseException:

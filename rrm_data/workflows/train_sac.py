@@ -48,7 +48,6 @@ from rrm_data.recipes import load_recipe, split_groups
 from rrm_data.reward.base import RewardFunction
 from rrm_data.reward.pessimism import PessimisticReward
 from rrm_data.reward.resolve import check_reward_tasks, resolve_reward, reward_ref
-from rrm_data.rl.online.outputs import prepare_workdir
 from rrm_data.rl.replay import ReplayRecorder, ReplaySettings, check_replay
 from rrm_data.rl.sac import (
     LOGS,
@@ -56,7 +55,6 @@ from rrm_data.rl.sac import (
     SacSettings,
     check_reward_fits,
     check_sac,
-    find_checkpoint,
     load_sac_run,
     make_sac,
     make_vec_env,
@@ -66,6 +64,7 @@ from rrm_data.rl.sac import (
     scale_rewards,
     train,
 )
+from rrm_data.rl.workdir import find_checkpoint, prepare_workdir
 from rrm_data.sim.envs import check_task
 from rrm_data.sim.policies import POLICY_FILE
 

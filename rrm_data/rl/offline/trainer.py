@@ -20,7 +20,8 @@ from rrm_data.io import replaced_directory
 from rrm_data.progress import progress
 from rrm_data.rl.offline.networks import GaussianActor
 from rrm_data.rl.offline.policy import OfflinePolicy
-from rrm_data.rl.sac import CHECKPOINT, EVAL_SEED_OFFSET, evaluate
+from rrm_data.rl.sac import EVAL_SEED_OFFSET, evaluate
+from rrm_data.rl.workdir import CHECKPOINT
 from rrm_data.rl.wrapper import task_env
 
 

@@ -48,7 +48,6 @@ from rrm_data.rl.sac import (
     LOGS,
     EvaluationCallback,
     TrainingStats,
-    find_checkpoint,
     make_sac,
     make_vec_env,
     reset_critic,
@@ -58,6 +57,7 @@ from rrm_data.rl.sac import (
     scale_rewards,
     train,
 )
+from rrm_data.rl.workdir import find_checkpoint
 from rrm_data.streams import Stream, stream
 
 

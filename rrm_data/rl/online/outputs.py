@@ -1,57 +1,19 @@
-"""The run directory of ``train-online``: its resumable work folder and its final contents."""
+"""The final contents of a ``train-online`` run directory."""
 
 from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
-from rrm_data.config import config_dict, to_yaml
-from rrm_data.errors import RrmError
-from rrm_data.io import remove_owned, write_json
+from rrm_data.io import write_json
 from rrm_data.reward.artifact import ARTIFACT_DIR, export_reward
 from rrm_data.rl.online.feedback import write_feedback
 from rrm_data.rl.online.loop import OnlineRun
-from rrm_data.rl.sac import find_checkpoint
 from rrm_data.sim.policies import POLICY_FILE
-
-
-def prepare_workdir(out: Path, cfg: DictConfig, ignored: Collection[str],
-                    overwrite: bool, suffix: str = "online") -> Path:
-    """The resumable work folder ``.<out>.<suffix>`` next to ``out`` (train-sac's too). Its
-    checkpoint is resumed when the run's settings (all keys but ``ignored``) are the same;
-    with others it is refused, before anything changes, unless ``overwrite`` (then the run
-    starts again)."""
-    workdir = out.with_name(f".{out.name}.{suffix}")
-    marker = workdir / "config.yaml"
-    if marker.exists():
-        differ = changed_keys(config_dict(cast(DictConfig, OmegaConf.load(marker))),
-                              config_dict(cfg), ignored)
-        if differ and find_checkpoint(workdir) is not None and not overwrite:
-            raise RrmError(f"{workdir} holds a checkpoint of a run with other settings "
-                           f"({', '.join(differ)}); run it again with those, or pass "
-                           "overwrite=true to start this one from step 0")
-        if differ:
-            remove_owned(workdir)
-    elif workdir.exists():  # killed before it was marked: nothing to resume
-        remove_owned(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(to_yaml(cfg))
-    return workdir
-
-
-def changed_keys(old: Any, new: Any, ignored: Collection[str], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two configs (a missing key reads as None)."""
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return [] if old == new else [prefix.rstrip(".")]
-    keys = sorted({str(k) for k in (*old, *new)} - set(ignored))
-    return [k for key in keys for k in changed_keys(old.get(key), new.get(key), (),
-                                                    f"{prefix}{key}.")]
 
 
 def write_outputs(online: OnlineRun, tmp: Path, name: str, record: Mapping[str, Any],
