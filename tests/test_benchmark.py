@@ -565,6 +565,7 @@ def test_a_runs_reward_is_read_from_its_last_command() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_grid")
 def test_report_measures_each_runs_reward_on_held_out_pairs(
         resumed_grid: tuple[Path, Path], make_dataset, tmp_path: Path) -> None:
     suite, out = resumed_grid
@@ -598,6 +599,7 @@ def test_report_measures_each_runs_reward_on_held_out_pairs(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_grid")
 def test_a_report_joins_earlier_reports_whose_runs_are_gone(
         resumed_grid: tuple[Path, Path], make_dataset, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
