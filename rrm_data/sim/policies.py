@@ -79,13 +79,12 @@ class EpsilonExpertPolicy:
     changes what they do on some tasks, while a share of random steps grades them."""
 
     def __init__(self, task: str, epsilon: float) -> None:
-        self._expert = ExpertPolicy(task, 0.0)
+        self._expert, self._random = ExpertPolicy(task, 0.0), RandomPolicy()
         self._epsilon = epsilon
 
     def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() < self._epsilon:
-            return rng.uniform(-1.0, 1.0, size=4)
-        return self._expert.act(obs, rng)
+        chosen = self._random if rng.random() < self._epsilon else self._expert
+        return chosen.act(obs, rng)
 
 
 class RandomPolicy:
