@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from common import save_result
 
+from rrm_data.benchmark.reuse import REUSED
 from rrm_data.benchmark.runner import DONE, LOG
 from rrm_data.benchmark.suite import load_suite
 
@@ -39,6 +40,8 @@ def main() -> None:
     for grid in args.grids:
         for marker in sorted(grid.glob(f"*/*/seed*/{DONE}")):
             record = json.loads(marker.read_text())
+            if REUSED in record:  # made by another grid, which counts it
+                continue
             if not one_try(marker.parent, len(record["commands"])):
                 resumed += 1
                 continue

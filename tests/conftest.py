@@ -11,24 +11,21 @@ import pytest
 from helpers import SMALL, TINY_TRAIN, overrides
 
 from rrm_data.cli import main
-from rrm_data.process import configure_process
+from rrm_data.process import compilation_cache, configure_process
 
 configure_process()  # as the rrm-data program does, before any test imports MuJoCo
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One XLA compilation cache for the session's processes (the tests, pytest-xdist's
-    workers and the commands they start): SAC (sbx) compiles the same JAX functions in each
-    test, and each is then compiled once per session. Fresh every session, so the compiler
-    itself is tested too; its size limit turns on JAX's file lock, so concurrent runs never
-    read half an entry. The xdist controller makes it; its workers inherit it."""
+    """The program's XLA compilation cache (``process.compilation_cache``), in a folder of
+    the session's own: SAC (sbx) compiles the same JAX functions in each test, and each is
+    then compiled once per session by the tests, pytest-xdist's workers and the commands
+    they start. Fresh every session, so the compiler itself is tested too. The xdist
+    controller makes it; its workers inherit it."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     cache = tempfile.mkdtemp(prefix="rrm-data-xla-")
-    os.environ.update(JAX_COMPILATION_CACHE_DIR=cache,
-                      JAX_COMPILATION_CACHE_MAX_SIZE=str(2**30),
-                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    os.environ.update({**compilation_cache(), "JAX_COMPILATION_CACHE_DIR": cache})
     config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 

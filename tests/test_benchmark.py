@@ -452,6 +452,55 @@ def test_ray_makes_the_same_run_folders(resumed_grid: tuple[Path, Path], tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_grid")
+def test_a_suite_reuses_the_same_runs_of_another_grid(
+        resumed_grid: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A run of another grid with the same task, seed and settings (spelled otherwise, under
+    another name) is not run again but recorded, and reported under this suite's name; the
+    same name with other settings is run."""
+    suite, out = resumed_grid
+    if not list(out.glob(f"*/*/seed*/{DONE}"))[3:]:
+        assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
+    other = write_suite(tmp_path / "other.yaml", {
+        **TINY_SUITE, "name": "other", "seeds": [1], "pairs": [],
+        "defaults": {"train-sac": TINY_SAC[::-1]},
+        "conditions": {"true-reward": "train-sac eval_every=150 reward=true",
+                       "zero": "train-sac reward=zero sac.gamma=0.9"}})
+    grid = tmp_path / "other"
+    reuse = [f"suite={other}", f"out={grid}", f"reuse=[{out}]"]
+    capsys.readouterr()
+    assert main(["benchmark", *reuse, "dry_run=true"]) == 0
+    listing = capsys.readouterr().err
+    assert "(0 finished, 1 reused, 1 to run)" in listing
+    assert f"reach-v3/true-reward/seed1 reuses {out}/reach-v3/true/seed1" in listing
+    assert "  reach-v3/zero/seed1\n" in listing
+    assert not grid.exists()  # a dry run writes nothing
+    assert main(["benchmark", *reuse, "conditions=[true-reward]"]) == 0
+    folder = grid / "reach-v3/true-reward/seed1"
+    assert sorted(p.name for p in folder.iterdir()) == [DONE]  # nothing ran
+    source = json.loads((folder / DONE).read_text())["reused"]
+    assert not Path(source).is_absolute()  # the two grids move together
+    assert (folder / source).resolve() == (out / "reach-v3/true/seed1").resolve()
+    capsys.readouterr()
+    assert main(["benchmark", *reuse, "conditions=[true-reward]"]) == 0
+    assert "(1 finished, 0 reused, 0 to run)" in capsys.readouterr().err
+    assert main(["benchmark-report", f"runs={grid}", "reps=100", f"out={tmp_path / 'r'}"]) == 0
+    entry = json.loads((tmp_path / "r/report.json").read_text())["conditions"]["true-reward"]
+    with (out / "reach-v3/true/seed1/0-train-sac/eval.csv").open() as f:
+        final = list(csv.DictReader(f))[-1]
+    assert entry["all_tasks"]["runs"] == 1
+    assert entry["all_tasks"]["iqm"] == pytest.approx(float(final["success_rate"]))
+    assert entry["other"]["true_return"]["reach-v3"]["iqm"] == pytest.approx(
+        float(final["true_return"]))
+    capsys.readouterr()
+    for bad, message in ((grid, "is this grid's own out folder"),
+                         (tmp_path / "none", "is no benchmark grid")):
+        assert main(["benchmark", f"suite={other}", f"out={grid}", f"reuse=[{bad}]"]) == 2
+        assert message in one_line_error(capsys, "benchmark")
+
+
+@pytest.mark.slow
 def test_a_failed_run_is_recorded_and_the_rest_go_on(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     suite = write_suite(tmp_path / "s.yaml", {

@@ -23,6 +23,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from rrm_data.benchmark.reuse import origin
 from rrm_data.benchmark.runner import DONE
 from rrm_data.errors import RrmError
 
@@ -117,8 +118,14 @@ def _evaluations(result: Result) -> dict[str, Any]:
 
 
 def _read_run(marker: Path) -> Result:
+    """A finished run under this grid's condition name; its outputs are those of the run it
+    reuses, if it reuses one (``benchmark reuse=``)."""
     record = json.loads(marker.read_text())
-    with (marker.parent / record["final"] / "eval.csv").open() as f:
+    made = origin(marker)
+    if made != marker.parent:
+        record = {**json.loads((made / DONE).read_text()), **{
+            k: record[k] for k in ("task", "condition", "seed", "axis")}}
+    with (made / record["final"] / "eval.csv").open() as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise RrmError(f"{marker.parent}: eval.csv has no evaluation")
@@ -127,7 +134,7 @@ def _read_run(marker: Path) -> Result:
     return Result(record["task"], record["condition"], int(record["seed"]),
                   str(record["axis"]), np.array([int(r["timesteps"]) for r in rows]),
                   np.array([float(r["success_rate"]) for r in rows]), labels, other,
-                  trained_on(record["commands"], marker.parent, record.get("shared")))
+                  trained_on(record["commands"], made, record.get("shared")))
 
 
 def trained_on(commands: Sequence[Sequence[str]], folder: Path,

@@ -15,7 +15,10 @@ those conditions, `tasks=[...]` only those tasks (the rest later, into the same 
 `launcher=ray` submits the runs as Ray tasks of one CPU each (`address=` of a cluster,
 else a local Ray). `rrm-data benchmark-report runs=[OUT,...]` joins what they wrote.
 `reported=[REPORT,...]`: the runs an earlier report of this suite records (its
-runs.jsonl, from another session or machine) are not run again.
+runs.jsonl, from another session or machine) are not run again. `reuse=[GRID,...]`: a run
+another suite's grid has finished with the same task, seed and settings (every step's config
+as the CLI builds it, whatever its condition is called) is this suite's run too: not run
+again, recorded in this grid as a run.json that names the other run's folder.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rrm_data.benchmark.report import RECORDS, SUITE_COPY, read_results
+from rrm_data.benchmark.reuse import record_reused, reusable
 from rrm_data.benchmark.runner import pending, run_local, run_ray
 from rrm_data.benchmark.suite import (
     Suite,
@@ -62,6 +66,10 @@ class Config:
     reported: Any = field(default=None, metadata=doc(
         "[REPORT,...]: earlier benchmark-report folders of this suite; the runs their "
         "runs.jsonl records are not run again", strings=True))
+    reuse: Any = field(default=None, metadata=doc(
+        "[GRID,...]: other suites' benchmark out folders; their finished runs with the same "
+        "task, seed and settings as a run of this suite are not run again but reused",
+        strings=True))
     launcher: str = field(default="local", metadata=doc("local (child processes) or ray"))
     address: str | None = field(default=None, metadata=doc(
         "Ray cluster address for launcher=ray (default: a local Ray instance)"))
@@ -88,6 +96,8 @@ def make_config(overrides: list[str]) -> DictConfig:
         cfg.tasks = [cfg.tasks]
     if isinstance(cfg.reported, str):
         cfg.reported = [cfg.reported]
+    if isinstance(cfg.reuse, str):
+        cfg.reuse = [cfg.reuse]
     return cfg
 
 
@@ -101,6 +111,16 @@ def reported_runs(folders: list[Path], suite: Suite) -> set[str]:
             raise RrmError(f"reported={folder} reports another suite than {suite.name}'s "
                            "file as it is now; run the grid without it")
     return {f"{r.task}/{r.condition}/seed{r.seed}" for r in read_results(folders)}
+
+
+def reused_grids(folders: list[Path], out: Path) -> list[Path]:
+    """The ``reuse=`` folders, each checked to be another benchmark grid."""
+    for folder in folders:
+        if not (folder / SUITE_COPY).is_file():
+            raise RrmError(f"reuse={folder} is no benchmark grid (no {SUITE_COPY})")
+        if folder.absolute() == out:
+            raise RrmError(f"reuse={folder} is this grid's own out folder")
+    return [f.absolute() for f in folders]
 
 
 def run(cfg: DictConfig) -> None:
@@ -121,19 +141,30 @@ def run(cfg: DictConfig) -> None:
         runs = [r for r in runs if r.task in cfg.tasks]
     reported = reported_runs([Path(str(f)) for f in cfg.reported or []], suite)
     runs = [r for r in runs if r.id not in reported]
+    grids = reused_grids([Path(str(f)) for f in cfg.reuse or []], out)
     check_out(out, Kind.BENCHMARK, overwrite=False, inputs={"suite": cfg.suite}, reuse=True)
     check_commands(suite, runs, out, command_config)
     done, todo = pending(runs, out)
+    found = reusable(todo, out, grids, command_config) if grids else {}
+    todo = [r for r in todo if r.id not in found]
     console.print(f"{suite.name}: {len(runs)} runs in shard {cfg.shard} "
                   + (f"beside {len(reported)} reported " if reported else "")
-                  + f"({len(done)} finished, {len(todo)} to run) under {out}")
+                  + f"({len(done)} finished, "
+                  + (f"{len(found)} reused, " if grids else "")
+                  + f"{len(todo)} to run) under {out}")
     if cfg.dry_run:
+        for r in runs:
+            if r.id in found:
+                console.print(f"  {r.id} reuses {found[r.id]}")
         for r in todo:
             console.print(f"  {r.id}")
         return
     mark_folder(out, Kind.BENCHMARK)
     with atomic_file(out / SUITE_COPY) as tmp:
         tmp.write_text(suite.text)
+    for r in runs:
+        if r.id in found:
+            record_reused(r, out, found[r.id])
     if cfg.launcher == "ray":
         results = run_ray(todo, out, cfg.workers, len(runs), len(done), cfg.address)
     else:
