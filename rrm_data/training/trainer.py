@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from rrm_data.config import COUNT, NON_NEGATIVE, changed_keys, config_dict, to_yaml
+from rrm_data.config import changed_keys, config_dict, to_yaml
 from rrm_data.dataset.reader import DatasetDir
 from rrm_data.errors import RrmError
 from rrm_data.io import MARKER, Kind, atomic_file, check_out, remove_owned, write_json
@@ -34,10 +34,6 @@ METRICS = "metrics.csv"
 
 # Keys of a run's config that may change when it is resumed (how long and where it trains).
 RESUMABLE_CHANGES = ("trainer", "resume", "overwrite")
-# The known numeric pytorch_lightning.Trainer options of train-reward's ``trainer`` section.
-TRAINER_RANGES = {"max_epochs": COUNT, "min_epochs": NON_NEGATIVE, "log_every_n_steps": COUNT,
-                  "check_val_every_n_epoch": COUNT, "accumulate_grad_batches": COUNT,
-                  "gradient_clip_val": NON_NEGATIVE}
 
 
 def resume_checkpoint(out: Path, cfg: DictConfig) -> Path | None:

