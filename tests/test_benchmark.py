@@ -459,9 +459,11 @@ def test_a_suite_reuses_the_same_runs_of_another_grid(
     """A run of another grid with the same task, seed and settings (spelled otherwise, under
     another name) is not run again but recorded, and reported under this suite's name; the
     same name with other settings is run."""
-    suite, out = resumed_grid
-    if not list(out.glob(f"*/*/seed*/{DONE}"))[3:]:
-        assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
+    suite, tiny = resumed_grid
+    if not list(tiny.glob(f"*/*/seed*/{DONE}"))[3:]:
+        assert main(["benchmark", f"suite={suite}", f"out={tiny}", "workers=2"]) == 0
+    out = tmp_path / "tiny"  # a copy, whose run this test removes at the end
+    shutil.copytree(tiny, out)
     other = write_suite(tmp_path / "other.yaml", {
         **TINY_SUITE, "name": "other", "seeds": [1], "pairs": [],
         "defaults": {"train-sac": TINY_SAC[::-1]},
@@ -498,6 +500,11 @@ def test_a_suite_reuses_the_same_runs_of_another_grid(
                          (tmp_path / "none", "is no benchmark grid")):
         assert main(["benchmark", f"suite={other}", f"out={grid}", f"reuse=[{bad}]"]) == 2
         assert message in one_line_error(capsys, "benchmark")
+    shutil.rmtree(out / "reach-v3/true/seed1")  # the reused run is gone: said, not rerun
+    assert main(["benchmark", *reuse, "conditions=[true-reward]"]) == 2
+    assert f"remove {folder} to run it here" in one_line_error(capsys, "benchmark")
+    assert main(["benchmark-report", f"runs={grid}", f"out={tmp_path / 'r2'}"]) == 2
+    assert "which holds no finished run" in one_line_error(capsys, "benchmark-report")
 
 
 @pytest.mark.slow

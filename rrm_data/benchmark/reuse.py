@@ -37,7 +37,8 @@ def origin(marker: Path) -> Path:
         return marker.parent
     source = (marker.parent / record[REUSED]).resolve()
     if not (source / DONE).is_file():
-        raise RrmError(f"{marker.parent} reuses {source}, which holds no finished run")
+        raise RrmError(f"{marker.parent} reuses {source}, which holds no finished run; "
+                       f"remove {marker.parent} to run it here")
     return origin(source / DONE)
 
 

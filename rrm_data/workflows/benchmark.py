@@ -30,8 +30,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rrm_data.benchmark.report import RECORDS, SUITE_COPY, read_results
-from rrm_data.benchmark.reuse import record_reused, reusable
-from rrm_data.benchmark.runner import pending, run_local, run_ray
+from rrm_data.benchmark.reuse import origin, record_reused, reusable
+from rrm_data.benchmark.runner import DONE, pending, run_local, run_ray
 from rrm_data.benchmark.suite import (
     Suite,
     check_commands,
@@ -145,6 +145,8 @@ def run(cfg: DictConfig) -> None:
     check_out(out, Kind.BENCHMARK, overwrite=False, inputs={"suite": cfg.suite}, reuse=True)
     check_commands(suite, runs, out, command_config)
     done, todo = pending(runs, out)
+    for r in done:  # a reused run's outputs are still where its run.json says
+        origin(out / r.id / DONE)
     found = reusable(todo, out, grids, command_config) if grids else {}
     todo = [r for r in todo if r.id not in found]
     console.print(f"{suite.name}: {len(runs)} runs in shard {cfg.shard} "
