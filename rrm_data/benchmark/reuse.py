@@ -72,9 +72,12 @@ def reusable(todo: Sequence[Run], out: Path, grids: Sequence[Path],
     def outline(commands: Sequence[Sequence[str]]) -> list[str]:
         return [argv[0] for argv in commands]
 
+    def started(folder: Path) -> bool:  # an empty folder: a marking cut short
+        return folder.is_dir() and any(folder.iterdir())
+
     wanted = {}
     for run in todo:
-        if not (out / run.id).exists():
+        if not started(out / run.id):
             record = describe(run, out)
             shared = describe(run.prerequisite, out)["commands"] if run.prerequisite else []
             wanted[run.id] = (run.task, run.seed, record["commands"], shared)
@@ -104,7 +107,7 @@ def reusable(todo: Sequence[Run], out: Path, grids: Sequence[Path],
 def record_reused(run: Run, out: Path, source: Path) -> None:
     """Mark ``run`` finished in ``out`` as the run made in ``source``."""
     folder = out / run.id
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     with atomic_file(folder / DONE) as tmp:
         tmp.write_text(json.dumps({**describe(run, out), "rc": 0,
                                    REUSED: os.path.relpath(source, folder)}, indent=2) + "\n")
