@@ -1,14 +1,15 @@
 """Grid throughput with and without pinning each run to a core of its own
-(``rrm_data.benchmark.cores``): `rrm-data benchmark workers=N` on N SAC runs side by side.
+(``rrm_data.benchmark.cores``): `rrm-data benchmark workers=N` on N SAC runs side by side,
+and what N runs side by side make of the machine against one run by itself (`alone`).
 
-Both arms run the real command on the same tiny suite (`train-sac` on the true reward,
+The arms run the real command on the same tiny suite (`train-sac` on the true reward,
 `sac=cpu`, drawer-close-v3, N seeds) in fresh folders, alternating: `pinned` as a user runs
 it; `unpinned` with this script holding every core's lock, so the runner finds no free core
 and pins nothing (its children then see every core, as before the runner pinned). Each run's
 steady env steps/s comes from its `progress.csv` (wall time between the first row after
 `learning_starts` and the last). Needs the machine to itself: it measures contention.
 
-    python benchmarks/pinning.py [--workers 2] [--steps 5000] [--repeats 2]
+    python benchmarks/pinning.py [--workers 2] [--steps 5000] [--repeats 2] [--arms pinned,alone]
 """
 
 from __future__ import annotations
@@ -66,24 +67,36 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--arms", default="unpinned,pinned,alone",
+                        help="which of unpinned, pinned, alone (one run by itself) to run")
     args = parser.parse_args()
-    rates: dict[str, list[list[float]]] = {"pinned": [], "unpinned": []}
+    arms = args.arms.split(",")
+    rates: dict[str, list[list[float]]] = {arm: [] for arm in arms}
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            for arm in ("unpinned", "pinned"):
+            for arm in arms:
                 folder = Path(tmp) / f"{arm}{i}"
                 folder.mkdir()
-                rates[arm].append(grid(folder, args.workers, args.steps, arm == "pinned"))
+                workers = 1 if arm == "alone" else args.workers
+                rates[arm].append(grid(folder, workers, args.steps, arm != "unpinned"))
             load.append(os.getloadavg()[0])
     total = {arm: [float(np.sum(r)) for r in runs] for arm, runs in rates.items()}
-    save_result("pinning", {
+
+    def over(a: str, b: str) -> float | None:
+        if a not in total or b not in total:
+            return None
+        return round(float(np.median(total[a]) / np.median(total[b])), 3)
+
+    save_result(f"pinning_{'_'.join(arms)}" if args.arms != parser.get_default("arms")
+                else "pinning", {
         "what": f"{args.workers} train-sac runs (sac=cpu, drawer-close-v3, {args.steps} env "
-                "steps) side by side under rrm-data benchmark: steady env steps/s of each run",
+                "steps) side by side under rrm-data benchmark, and one by itself (alone): "
+                "steady env steps/s of each run",
         "cores": len(os.sched_getaffinity(0)), "workers": args.workers,
         "steps_per_second": rates, "total_steps_per_second": total,
-        "pinned_over_unpinned": round(float(np.median(total["pinned"])
-                                            / np.median(total["unpinned"])), 3),
+        "pinned_over_unpinned": over("pinned", "unpinned"),
+        "pinned_side_by_side_over_alone": over("pinned", "alone"),
         "load_average_1min": load})
 
 
