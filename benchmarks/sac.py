@@ -35,13 +35,14 @@ import torch
 from common import Clock, alternate, clock, ratio, save_result, since
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from rrm_data.benchmark.runner import ONE_CORE
 from rrm_data.cli import main
 from rrm_data.config import config_dict
 from rrm_data.recipes import load_recipe
 from rrm_data.rl.sac import SacSettings, entropy_coefficient, make_sac, sac_device
 from rrm_data.rl.wrapper import task_env
 
-SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+SINGLE_THREAD_XLA = ONE_CORE["XLA_FLAGS"]  # as the grid runs each run
 
 
 def train_sac(task: str, recipe: str, steps: int, learning_starts: int, out: Path) -> Clock:

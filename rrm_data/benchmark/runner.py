@@ -46,9 +46,10 @@ FAILED = "failed.json"
 LOG = "log.txt"
 TAIL_LINES = 20
 PR_SET_PDEATHSIG = 1
-# One core per run: BLAS, OpenMP and XLA (sbx's JAX) each default to every core.
+# One core per run: BLAS, OpenMP and XLA (sbx's JAX) each default to every core. (XLA
+# ignores a token without "--", such as the often copied "intra_op_parallelism_threads=1".)
 ONE_CORE = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-            "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+            "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
 
 
 def is_done(folder: Path, marker: str = DONE) -> bool:
