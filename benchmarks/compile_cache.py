@@ -1,12 +1,12 @@
-"""What JAX's persistent compilation cache (``rrm_data.process.compilation_cache``) saves a
-run: the same short `rrm-data train-sac` (sac_cpu, true reward, door-close-v3, 200 SAC
-updates after learning_starts, no evaluation) started as a grid starts it (its own process,
-one core's thread settings), with the cache off, with a fresh empty cache (cold: it
-compiles and writes), and with that cache filled (warm: what every later run of a grid or
-a user gets). Each repeat makes a fresh cache and runs cold, warm, off in turn, so the arms
-share the machine's load. Times are the command's CPU seconds (its own and its children's)
-and wall seconds; what the cache saves a run is the same at any step budget, since
-compilation happens once per process.
+"""What JAX's persistent compilation cache (a grid's ``.jax-cache``,
+``rrm_data.benchmark.runner.compilation_cache``) saves a run: the same short `rrm-data
+train-sac` (sac_cpu, true reward, door-close-v3, 200 SAC updates after learning_starts, its
+final evaluation only) started as a grid starts it (its own process, one core's thread
+settings), with the cache off, with a fresh empty cache (cold: it compiles and writes), and
+with that cache filled (warm: what every later run of the grid gets). Each repeat makes a
+fresh cache and runs cold, warm, off in turn, so the arms share the machine's load. Times
+are the command's CPU seconds (its own and its children's) and wall seconds; what the cache
+saves a run is the same at any step budget, since compilation happens once per process.
 
     python benchmarks/compile_cache.py [--repeats 3] [--steps 1200]
 """
@@ -26,14 +26,16 @@ from pathlib import Path
 import numpy as np
 from common import save_result
 
-from rrm_data.benchmark.runner import ONE_CORE
+from rrm_data.benchmark.runner import ONE_CORE, compilation_cache
 
 ARMS = ("cold", "warm", "off")
 
 
-def run_once(steps: int, out: Path, cache: str) -> tuple[float, float]:
-    """(CPU, wall) seconds of one train-sac process with JAX_COMPILATION_CACHE_DIR=cache."""
-    env = {**os.environ, **ONE_CORE, "JAX_COMPILATION_CACHE_DIR": cache}
+def run_once(steps: int, out: Path, cache: Path | None) -> tuple[float, float]:
+    """(CPU, wall) seconds of one train-sac process with its compilation cache in ``cache``
+    (None: off)."""
+    cached = compilation_cache(cache) if cache else {"JAX_COMPILATION_CACHE_DIR": ""}
+    env = {**os.environ, **ONE_CORE, **cached}
     command = [sys.executable, "-m", "rrm_data.cli", "train-sac", "recipe=sac_cpu",
                "task=door-close-v3", "reward=true", f"steps={steps}", "eval_every=0",
                "threads=1", "seed=0", f"out={out}"]
@@ -61,7 +63,7 @@ def main() -> None:
             cache.mkdir()
             for arm in ARMS:
                 out = Path(tmp) / f"{arm}{repeat}"
-                c, w = run_once(args.steps, out, "" if arm == "off" else str(cache))
+                c, w = run_once(args.steps, out, None if arm == "off" else cache)
                 cpu[arm].append(c)
                 wall[arm].append(w)
                 shutil.rmtree(out)

@@ -11,21 +11,23 @@ import pytest
 from helpers import SMALL, TINY_TRAIN, overrides
 
 from rrm_data.cli import main
-from rrm_data.process import compilation_cache, configure_process
+from rrm_data.process import configure_process
 
 configure_process()  # as the rrm-data program does, before any test imports MuJoCo
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The program's XLA compilation cache (``process.compilation_cache``), in a folder of
-    the session's own: SAC (sbx) compiles the same JAX functions in each test, and each is
-    then compiled once per session by the tests, pytest-xdist's workers and the commands
-    they start. Fresh every session, so the compiler itself is tested too. The xdist
-    controller makes it; its workers inherit it."""
+    """A grid's XLA compilation cache (``runner.compilation_cache``) for the session: SAC
+    (sbx) compiles the same JAX functions in each test, and each is then compiled once per
+    session by the tests, pytest-xdist's workers and the commands they start. Fresh every
+    session, so the compiler itself is tested too. The xdist controller makes it; its
+    workers inherit it."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
+    from rrm_data.benchmark.runner import compilation_cache  # after configure_process: MuJoCo
+
     cache = tempfile.mkdtemp(prefix="rrm-data-xla-")
-    os.environ.update({**compilation_cache(), "JAX_COMPILATION_CACHE_DIR": cache})
+    os.environ.update(compilation_cache(Path(cache)))
     config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 

@@ -23,7 +23,7 @@ import yaml
 from rrm_data.benchmark.cores import claimed_core
 from rrm_data.benchmark.report import Result, build_report, markdown, plot, trained_on
 from rrm_data.benchmark.reward_measures import rank_correlations
-from rrm_data.benchmark.runner import DONE, pending
+from rrm_data.benchmark.runner import COMPILE_CACHE, DONE, pending
 from rrm_data.benchmark.suite import load_suite, parse_suite, shard
 from rrm_data.cli import main
 from rrm_data.reward.resolve import resolve_reward
@@ -294,11 +294,13 @@ def resumed_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def kill_benchmark_once(suite: Path, out: Path, pattern: str) -> list[set[int]]:
     """``benchmark suite= out= workers=1`` killed (-9) once a file matches ``pattern`` under
     ``out``; the runs it had started must die with it (nothing left in its process group).
-    Returns the cores each of its child processes could run on just before the kill."""
+    Returns the cores each of its child processes could run on just before the kill. Its
+    runs keep their compiled functions in the grid's own cache, as a user's grid does."""
     locks = out.parent / "tmp"  # its core locks apart from other tests' and real grids'
     locks.mkdir(exist_ok=True)
+    env = {k: v for k, v in cli_env().items() if k != "JAX_COMPILATION_CACHE_DIR"}
     proc = subprocess.Popen([sys.executable, "-m", "rrm_data.cli", "benchmark", f"suite={suite}",
-                             f"out={out}", "workers=1"], env={**cli_env(), "TMPDIR": str(locks)},
+                             f"out={out}", "workers=1"], env={**env, "TMPDIR": str(locks)},
                             start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
@@ -346,6 +348,8 @@ def test_the_grid_resumes_after_kill_9(resumed_grid: tuple[Path, Path], tmp_path
     suite, out = resumed_grid
     finished = {m: (m.read_bytes(), m.stat().st_mtime_ns) for m in out.glob(f"*/*/seed*/{DONE}")}
     assert len(finished) == 1
+    # the finished run's SAC update, compiled once for the grid in its own cache
+    assert list((out / COMPILE_CACHE).glob("jit__train-*-cache"))
     assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 0
     for marker, (data, mtime) in finished.items():  # the finished run was not run again
         assert (marker.read_bytes(), marker.stat().st_mtime_ns) == (data, mtime)

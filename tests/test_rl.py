@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -372,33 +369,3 @@ def test_reset_critic_gives_fresh_critics_and_keeps_the_actor() -> None:
     assert int(policy.qf_state.step) == 2
     env.close()
 
-
-def test_the_program_keeps_jax_compilations_in_its_cache(tmp_path: Path) -> None:
-    """The program's set-up points JAX's persistent compilation cache at the user's cache
-    folder, where a compiled function then lands; a variable already set wins, and an empty
-    one turns the cache off."""
-    code = """
-import os
-from rrm_data.process import configure_process
-configure_process()
-import jax, jax.numpy as jnp
-jax.jit(lambda x: jnp.tanh(x) * 2.0)(jnp.ones(3)).block_until_ready()
-print(os.environ["JAX_COMPILATION_CACHE_DIR"])
-"""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    base["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
-    default = tmp_path / "xdg" / "rrm-data" / "jax"
-
-    def entries(folder: Path) -> list[str]:
-        return sorted(p.name for p in folder.glob("*-cache")) if folder.is_dir() else []
-
-    for given, expected in ((None, default), ("", None), (str(tmp_path / "mine"),
-                                                          tmp_path / "mine")):
-        env = base if given is None else {**base, "JAX_COMPILATION_CACHE_DIR": given}
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                env=env)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert result.stdout.strip() == ("" if expected is None else str(expected))
-        if expected is not None:
-            assert any(name.startswith("jit_") for name in entries(expected)), entries(expected)
-    assert len(entries(default)) == len(entries(tmp_path / "mine"))  # the same functions

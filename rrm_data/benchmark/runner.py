@@ -50,6 +50,19 @@ PR_SET_PDEATHSIG = 1
 # ignores a token without "--", such as the often copied "intra_op_parallelism_threads=1".)
 ONE_CORE = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
             "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}
+COMPILE_CACHE = ".jax-cache"  # in the grid's folder: the runs' compiled JAX functions
+
+
+def compilation_cache(folder: Path) -> dict[str, str]:
+    """The environment of JAX's persistent compilation cache in ``folder``: every SAC run
+    (sbx) compiles the same functions, 13 CPU-seconds a process on this machine, once per
+    grid with the cache (``benchmarks/compile_cache.py``). Every compiled function is kept,
+    up to 1 GiB (a SAC run's are about 0.5 MB); that limit turns on JAX's file lock, so
+    concurrent runs never read half an entry."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(folder),
+            "JAX_COMPILATION_CACHE_MAX_SIZE": str(2**30),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def is_done(folder: Path, marker: str = DONE) -> bool:
@@ -84,6 +97,7 @@ class Job:
     # once the command finished
     folder: str
     record: dict[str, Any]
+    cache: str  # the grid's compilation cache (``COMPILE_CACHE``)
     marker: str = DONE
     before: Job | None = None  # the shared steps, made first if no run has made them
 
@@ -91,7 +105,8 @@ class Job:
 def job(run: Run, out: Path) -> Job:
     before = job(run.prerequisite, out) if run.prerequisite else None
     return Job([(argv, str(step)) for argv, step in run.commands(out)],
-               str(out / run.id), describe(run, out), marker(run), before)
+               str(out / run.id), describe(run, out), str(out / COMPILE_CACHE), marker(run),
+               before)
 
 
 def execute(work: Job) -> dict[str, Any]:
@@ -110,7 +125,7 @@ def execute(work: Job) -> dict[str, Any]:
         remove_owned(path)
     path.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    env = {**os.environ, **ONE_CORE}
+    env = {**compilation_cache(Path(work.cache)), **os.environ, **ONE_CORE}  # a set cache wins
     with claimed_core() as core, (path / LOG).open("a") as log:
         if rc != 0 and work.before is not None:
             log.write(f"the shared steps failed (rc {rc}): {work.before.folder}/{LOG}\n")
