@@ -5,6 +5,7 @@ against its definition."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from rrm_data.benchmark.reward_measures import rank_correlations
 from rrm_data.benchmark.runner import COMPILE_CACHE, DONE, pending
 from rrm_data.benchmark.suite import load_suite, parse_suite, shard
 from rrm_data.cli import main
+from rrm_data.io import Kind, mark_folder
 from rrm_data.reward.resolve import resolve_reward
 from tests.helpers import one_line_error
 
@@ -509,6 +511,26 @@ def test_a_suite_reuses_the_same_runs_of_another_grid(
     assert f"remove {folder} to run it here" in one_line_error(capsys, "benchmark")
     assert main(["benchmark-report", f"runs={grid}", f"out={tmp_path / 'r2'}"]) == 2
     assert "which holds no finished run" in one_line_error(capsys, "benchmark-report")
+
+
+@pytest.mark.slow
+def test_a_run_another_benchmark_process_runs_is_left_to_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two benchmark processes on one grid (shards, two terminals): a run whose lock beside
+    its folder another process holds is neither run nor marked failed here."""
+    suite = write_suite(tmp_path / "s.yaml", {**TINY_SUITE, "seeds": [0], "pairs": []})
+    out = tmp_path / "runs"
+    folder = out / "reach-v3" / "true" / "seed0"
+    folder.parent.mkdir(parents=True)
+    mark_folder(out, Kind.BENCHMARK)  # the grid the other process made
+    with (folder.parent / ".seed0.lock").open("a") as held:  # the other process's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        capsys.readouterr()
+        assert main(["benchmark", f"suite={suite}", f"out={out}", "conditions=[true]"]) == 0
+    err = capsys.readouterr().err
+    assert "left to the benchmark process running it: reach-v3/true/seed0" in err
+    assert "0 runs finished, 1 running in another process, 0 failed" in err
+    assert not folder.exists() or not any(folder.iterdir())  # nothing written there
 
 
 @pytest.mark.slow

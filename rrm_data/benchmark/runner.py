@@ -42,6 +42,7 @@ from rrm_data.progress import console
 
 DONE = "run.json"
 SHARED_DONE = "shared.json"  # the shared steps' marker: made once, not a result to report
+BUSY = "busy"  # an outcome's key: another benchmark process is running the run
 FAILED = "failed.json"
 LOG = "log.txt"
 TAIL_LINES = 20
@@ -110,17 +111,27 @@ def job(run: Run, out: Path) -> Job:
 
 
 def execute(work: Job) -> dict[str, Any]:
-    """Run one grid cell: make its shared steps if nobody has (under their lock), then each
-    command whose output does not exist yet as ``python -m rrm_data.cli`` pinned to a core
-    no other run holds (``cores``), its output appended to ``log.txt`` (an interrupted
-    command resumes from its checkpoint; a failed try is removed first); then write the
-    marker (finished) or ``failed.json``."""
+    """Run one grid cell (``_execute``), unless another benchmark process (another shard,
+    another terminal) is running it: its lock beside the run's folder is held, and the run
+    is left to that process (``BUSY`` in the outcome), whose files stay untouched."""
+    with _lock(Path(work.folder), wait=False) as free:
+        if not free:
+            return {**work.record, "rc": 0, BUSY: True}
+        return _execute(work)
+
+
+def _execute(work: Job) -> dict[str, Any]:
+    """Make the run's shared steps if nobody has (under their lock), then each command whose
+    output does not exist yet as ``python -m rrm_data.cli`` pinned to a core no other run
+    holds (``cores``), its output appended to ``log.txt`` (an interrupted command resumes
+    from its checkpoint; a failed try is removed first); then write the marker (finished)
+    or ``failed.json``."""
     path = Path(work.folder)
     rc = 0
     if work.before is not None:
         with _lock(Path(work.before.folder)):
             if not is_done(Path(work.before.folder), work.before.marker):
-                rc = execute(work.before)["rc"]
+                rc = _execute(work.before)["rc"]
     if (path / FAILED).exists():
         remove_owned(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -151,13 +162,18 @@ def execute(work: Job) -> dict[str, Any]:
 
 
 @contextmanager
-def _lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock beside ``folder`` (``.<name>.lock``): one maker, the rest wait."""
+def _lock(folder: Path, wait: bool = True) -> Iterator[bool]:
+    """An exclusive lock beside ``folder`` (``.<name>.lock``): one maker, the rest wait, or
+    with ``wait=False`` get False at once when another process holds it."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     with (folder.parent / f".{folder.name}.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -256,6 +272,10 @@ def _watch(futures: list[Future[dict[str, Any]]], total: int, done: int,
                 results.append(outcome)
                 failed += outcome["rc"] != 0
                 view.advance(bar)
+                if outcome.get(BUSY):
+                    console.print(f"left to the benchmark process running it: "
+                                  f"{outcome['task']}/{outcome['condition']}/"
+                                  f"seed{outcome['seed']}")
                 if outcome["rc"] != 0:
                     console.print(f"failed: {outcome['task']}/{outcome['condition']}/"
                                   f"seed{outcome['seed']} (rc {outcome['rc']}), log.txt there")

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from rrm_data.benchmark.report import RECORDS, SUITE_COPY, read_results
 from rrm_data.benchmark.reuse import origin, record_reused, reusable
-from rrm_data.benchmark.runner import DONE, pending, run_local, run_ray
+from rrm_data.benchmark.runner import BUSY, DONE, pending, run_local, run_ray
 from rrm_data.benchmark.suite import (
     Suite,
     check_commands,
@@ -172,8 +172,10 @@ def run(cfg: DictConfig) -> None:
     else:
         results = run_local(todo, out, cfg.workers, len(runs), len(done))
     failed = [r for r in results if r["rc"] != 0]
-    console.print(f"{len(results) - len(failed)} runs finished, {len(failed)} failed; "
-                  f"report: rrm-data benchmark-report runs={out}")
+    busy = [r for r in results if r.get(BUSY)]
+    console.print(f"{len(results) - len(failed) - len(busy)} runs finished, "
+                  + (f"{len(busy)} running in another process, " if busy else "")
+                  + f"{len(failed)} failed; report: rrm-data benchmark-report runs={out}")
     if failed:
         raise RrmError(f"{len(failed)} runs failed (failed.json and log.txt in their folders); "
                        "run the same command again to retry them")
