@@ -368,4 +368,3 @@ def test_reset_critic_gives_fresh_critics_and_keeps_the_actor() -> None:
     model.train(gradient_steps=2, batch_size=16)
     assert int(policy.qf_state.step) == 2
     env.close()
-
