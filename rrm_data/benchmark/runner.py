@@ -10,7 +10,8 @@ code and log tail) and the others go on; the next try of a failed run starts afr
 suite's shared steps for a task and seed (``<task>/shared/seed<seed>``, marked by
 ``shared.json``) are made by the first run that needs them, under a file lock, so concurrent
 runs, Ray tasks and shards on one file system make them once and the others wait and read
-them.
+them; a run itself is locked while it runs, and another process skips it. The runs of a grid
+share JAX's compilation cache in ``<out>/.jax-cache``.
 """
 
 from __future__ import annotations
