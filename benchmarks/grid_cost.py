@@ -1,8 +1,10 @@
 """What a benchmark suite costs on this machine: each condition's measured core-seconds per
-run (the `seconds` of its finished runs' run.json: one pinned core each, wall time), runs per
-core-hour, and the whole suite's projected core-hours (tasks × seeds × each condition's
-median run, plus its shared steps). Runs that were interrupted and resumed are left out
-(their run.json times the last try only); conditions with no measured run are listed as such.
+run (the `cpu_seconds` of its finished runs' run.json: the CPU time of its commands, one
+pinned core each, which a paused grid or a shared core does not inflate as it does wall
+time), runs per core-hour, and the whole suite's projected core-hours (tasks × seeds × each
+condition's median run, plus its shared steps). Runs that were interrupted and resumed are
+left out (their run.json times the last try only), and so are runs recorded before run.json
+held `cpu_seconds`; conditions with no measured run are listed as such.
 
     python benchmarks/grid_cost.py benchmarks/suites/main.yaml runs/benchmark-main
 
@@ -19,8 +21,8 @@ import numpy as np
 from common import save_result
 
 from rrm_data.benchmark.reuse import REUSED
-from rrm_data.benchmark.runner import DONE, LOG
-from rrm_data.benchmark.suite import load_suite
+from rrm_data.benchmark.runner import DONE, LOG, SHARED_DONE
+from rrm_data.benchmark.suite import SHARED, load_suite
 
 
 def one_try(folder: Path, commands: int) -> bool:
@@ -36,19 +38,23 @@ def main() -> None:
     suite = load_suite(args.suite)
     seconds: dict[str, list[float]] = {c.name: [] for c in suite.conditions}
     shared: list[float] = []
-    resumed = 0
+    resumed = untimed = 0
     for grid in args.grids:
-        for marker in sorted(grid.glob(f"*/*/seed*/{DONE}")):
+        markers = [*grid.glob(f"*/*/seed*/{DONE}"), *grid.glob(f"*/{SHARED}/seed*/{SHARED_DONE}")]
+        for marker in sorted(markers):
             record = json.loads(marker.read_text())
             if REUSED in record:  # made by another grid, which counts it
                 continue
             if not one_try(marker.parent, len(record["commands"])):
                 resumed += 1
                 continue
-            if marker.parent.parent.name == "shared":
-                shared.append(record["seconds"])
+            if "cpu_seconds" not in record:
+                untimed += 1
+                continue
+            if marker.name == SHARED_DONE:
+                shared.append(record["cpu_seconds"])
             elif record["condition"] in seconds:
-                seconds[record["condition"]].append(record["seconds"])
+                seconds[record["condition"]].append(record["cpu_seconds"])
     cells = len(suite.tasks) * len(suite.seeds)
     conditions, total, unmeasured = {}, 0.0, []
     for name, found in seconds.items():
@@ -67,6 +73,7 @@ def main() -> None:
               "grids": [str(g) for g in args.grids], "tasks": len(suite.tasks),
               "seeds": len(suite.seeds), "runs_in_suite": cells * len(suite.conditions),
               "conditions": conditions, "resumed_runs_left_out": resumed,
+              "runs_without_cpu_time_left_out": untimed,
               "unmeasured_conditions": unmeasured,
               "projected_core_hours_of_measured_conditions": round(total / 3600, 1),
               "projected_hours_on_2_cores": round(total / 3600 / 2, 1)}

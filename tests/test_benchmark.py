@@ -275,7 +275,8 @@ def snapshot(out: Path) -> dict[str, object]:
     found: dict[str, object] = {}
     for marker in sorted(out.glob(f"*/*/seed*/{DONE}")):
         folder = marker.parent
-        record = {k: v for k, v in json.loads(marker.read_text()).items() if k != "seconds"}
+        record = {k: v for k, v in json.loads(marker.read_text()).items()
+                  if k not in ("seconds", "cpu_seconds")}
         files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                        if p.is_file() and "checkpoints" not in p.parts)
         found[str(folder.relative_to(out))] = (record, files)
@@ -531,6 +532,32 @@ def test_a_run_another_benchmark_process_runs_is_left_to_it(
     assert "left to the benchmark process running it: reach-v3/true/seed0" in err
     assert "0 runs finished, 1 running in another process, 0 failed" in err
     assert not folder.exists() or not any(folder.iterdir())  # nothing written there
+
+
+@pytest.mark.slow
+def test_a_runs_cost_is_its_cpu_time_not_the_time_its_grid_was_paused(tmp_path: Path) -> None:
+    """A grid stopped (SIGSTOP, as a shared machine's user pauses it) for 4 s while its run
+    works: the run's wall seconds count the pause, its cpu_seconds do not."""
+    suite = write_suite(tmp_path / "s.yaml", {**TINY_SUITE, "seeds": [0], "pairs": [],
+                                              "conditions": {"zero": "train-sac reward=zero"}})
+    out = tmp_path / "runs"
+    locks = tmp_path / "tmp"  # its core locks apart from other tests' and real grids'
+    locks.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "rrm_data.cli", "benchmark", f"suite={suite}",
+                             f"out={out}", "workers=1"], env={**cli_env(), "TMPDIR": str(locks)},
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = out / "reach-v3" / "zero" / "seed0" / "log.txt"
+    deadline = time.monotonic() + 120
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGSTOP)
+    time.sleep(4)
+    os.killpg(proc.pid, signal.SIGCONT)
+    assert proc.wait(timeout=300) == 0
+    record = json.loads((log.parent / DONE).read_text())
+    assert record["cpu_seconds"] > 1  # at least the command's start-up (imports)
+    assert record["seconds"] - record["cpu_seconds"] >= 4
 
 
 @pytest.mark.slow

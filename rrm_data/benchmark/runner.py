@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -137,6 +137,7 @@ def _execute(work: Job) -> dict[str, Any]:
         remove_owned(path)
     path.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    cpu = 0.0
     env = {**compilation_cache(Path(work.cache)), **os.environ, **ONE_CORE}  # a set cache wins
     with claimed_core() as core, (path / LOG).open("a") as log:
         if rc != 0 and work.before is not None:
@@ -145,13 +146,12 @@ def _execute(work: Job) -> dict[str, Any]:
         for argv in to_run:
             log.write(f"$ rrm-data {' '.join(argv)}\n")
             log.flush()
-            rc = subprocess.call([sys.executable, "-m", "rrm_data.cli", *argv], stdout=log,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                 preexec_fn=partial(_child_setup, core))
+            rc, used = _call([sys.executable, "-m", "rrm_data.cli", *argv], log, env, core)
+            cpu += used
             if rc != 0:
                 break
-    seconds = round(time.perf_counter() - started, 2)
-    outcome = {**work.record, "rc": rc, "seconds": seconds}
+    outcome = {**work.record, "rc": rc, "seconds": round(time.perf_counter() - started, 2),
+               "cpu_seconds": round(cpu, 2)}
     if rc != 0:
         lines = (path / LOG).read_text(errors="replace").splitlines()
         outcome["log_tail"] = lines[-TAIL_LINES:]
@@ -177,6 +177,25 @@ def _lock(folder: Path, wait: bool = True) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _call(argv: list[str], log: IO[str], env: dict[str, str],
+          core: int | None) -> tuple[int, float]:
+    """Run one command; its exit code and the CPU seconds it (and the children it waited
+    for) used, from the kernel's accounting of that one child (``os.wait4``). Wall time
+    counts a paused grid (SIGSTOP) and a shared core; this counts neither, so it is what a
+    run costs."""
+    child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env,
+                             preexec_fn=partial(_child_setup, core))
+    try:
+        _, status, usage = os.wait4(child.pid, 0)
+    except BaseException:  # interrupted here: the command must not outlive the benchmark
+        child.kill()
+        child.wait()
+        raise
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, usage.ru_utime + usage.ru_stime
 
 
 def _child_setup(core: int | None) -> None:
