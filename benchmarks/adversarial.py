@@ -46,7 +46,7 @@ from rrm_data.dataset.validate import validate_dataset
 SUITE = Path(__file__).parent / "suites" / "smoke.yaml"
 TINY_TRAIN = ["model.hidden=16", "model.layers=2", "model.members=2", "trainer.max_epochs=2",
               "trainer.enable_progress_bar=false"]
-COLLECT = ["episodes=6", "max_steps=50", "segment_length=10", "segments_per_episode=4",
+COLLECT = ["episodes=6", "episode_steps=50", "segment_length=10", "segments_per_episode=4",
            "pairs=20"]
 SAC = ["task=reach-v3", "steps=200", "eval_every=100", "eval_episodes=1", "episode_steps=50",
        "sac.learning_starts=50", "sac.batch_size=32", "sac.net_arch=[32,32]"]
@@ -96,7 +96,7 @@ def fixtures(root: Path) -> dict[str, Path]:
     shutil.copytree(f["data"], f["queried"])
     cli("query", f"data={f['queried']}", "strategy=uniform", "n=5")
     for i in range(2):
-        cli("collect", "episodes=2", "max_steps=20", "segment_length=10",
+        cli("collect", "episodes=2", "episode_steps=20", "segment_length=10",
             "segments_per_episode=2", "pairs=0", f"shard={i}/2", f"out={f[f's{i}']}")
     cli("train-reward", "recipe=state_residual", f"data={f['data']}", f"out={f['run']}",
         *TINY_TRAIN)
@@ -238,7 +238,7 @@ def other_cases(f: dict[str, Path], outs: Path) -> list[Case]:
             ("annotate", [f"data={q}", "annotators=[ana]", "host=::1", "port=-.inf"]),
             ("embed", [f"data={d}", "camera=5"]),
             ("collect", [*COLLECT, "test_fraction=nan"]),
-            ("collect", [*COLLECT, "episodes=0"]), ("collect", [*COLLECT, "max_steps=-1"]),
+            ("collect", [*COLLECT, "episodes=0"]), ("collect", [*COLLECT, "episode_steps=-1"]),
             ("collect", [*COLLECT, "policy=[]"]),
             ("train-reward", [f"data={d}", "optim.lr=-1"]),
             ("train-reward", [f"data={d}", "trainer.max_epochs=0"]),

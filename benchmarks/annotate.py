@@ -47,7 +47,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 def make_data(root: Path) -> Path:
     data = root / "data"
-    assert main(["collect", f"out={data}", "episodes=12", "max_steps=150",
+    assert main(["collect", f"out={data}", "episodes=12", "episode_steps=150",
                  f"segment_length={SEGMENT}", "segments_per_episode=3", "pairs=60",
                  "policy=[expert:0,expert:0.5,random]"]) == 0
     assert main(["query", f"data={data}", "strategy=uniform", "n=40"]) == 0

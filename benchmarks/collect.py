@@ -10,7 +10,7 @@ best of ``REPEATS`` alternated runs. ``collect_vs_bare_median_paired`` is the me
 ratios of runs taken back to back: a check on the best-of figure when the machine's speed
 drifts (this VM's does, by ±10-20%).
 
-    .venv/bin/python benchmarks/collect.py [episodes] [max_steps]
+    .venv/bin/python benchmarks/collect.py [episodes] [episode_steps]
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ TASK = "button-press-v3"
 REPEATS = 5
 
 
-def bare_loop(env: gym.Env, episodes: int, max_steps: int) -> int:
+def bare_loop(env: gym.Env, episodes: int, episode_steps: int) -> int:
     """The scripted expert stepping the env in the episodes collect plays, recording nothing."""
     expert = ENV_POLICY_MAP[TASK]()
     steps = 0
     for plan in plan_episodes([TASK], [parse_policy("expert:0")], episodes, seed=0):
         variation = int(np.random.default_rng(plan.seed).integers(num_variations(env)))
         obs, _ = reset_to_variation(env, variation, seed=plan.seed)
-        for _ in range(max_steps):
+        for _ in range(episode_steps):
             obs, _, terminated, truncated, _ = env.step(expert.get_action(obs).astype(np.float32))
             steps += 1
             if terminated or truncated:
@@ -50,33 +50,33 @@ def bare_loop(env: gym.Env, episodes: int, max_steps: int) -> int:
     return steps
 
 
-def collect(episodes: int, max_steps: int, workers: int, root: Path) -> int:
+def collect(episodes: int, episode_steps: int, workers: int, root: Path) -> int:
     """The collect command, run in this process into a fresh folder; returns its steps."""
     out = Path(tempfile.mkdtemp(dir=root)) / "data"
     args = [f"task={TASK}", "policy=[expert:0]", f"episodes={episodes}",
-            f"max_steps={max_steps}", "segment_length=50", "pairs=200",
+            f"episode_steps={episode_steps}", "segment_length=50", "pairs=200",
             f"workers={workers}", f"out={out}"]
     assert main(["collect", *args]) == 0
     return json.loads((out / "meta" / "info.json").read_text())["counts"]["steps"]
 
 
-def measure(episodes: int, max_steps: int) -> dict:
+def measure(episodes: int, episode_steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         collect(4, 60, 1, root)  # warm up imports and collect's cached env
         env = make_env(TASK, 0)
         bare, one, two = [], [], []
         for _ in range(REPEATS):
-            bare.append(timed(bare_loop, env, episodes, max_steps))
-            one.append(timed(collect, episodes, max_steps, 1, root))
-            two.append(timed(collect, episodes, max_steps, 2, root))
+            bare.append(timed(bare_loop, env, episodes, episode_steps))
+            one.append(timed(collect, episodes, episode_steps, 1, root))
+            two.append(timed(collect, episodes, episode_steps, 2, root))
     counts = {runs[0][2] for runs in (bare, one, two)}
     assert len(counts) == 1, counts
     steps = counts.pop()
     bare_cpu, one_cpu = min(r[0] for r in bare), min(r[0] for r in one)
     bare_s, one_s, two_s = (min(r[1] for r in runs) for runs in (bare, one, two))
     return {
-        "task": TASK, "policy": "expert:0", "episodes": episodes, "max_steps": max_steps,
+        "task": TASK, "policy": "expert:0", "episodes": episodes, "episode_steps": episode_steps,
         "steps": steps, "repeats": REPEATS, "cpus": os.cpu_count(),
         "bare_steps_per_cpu_s": round(steps / bare_cpu, 1),
         "collect_steps_per_cpu_s": round(steps / one_cpu, 1),
@@ -92,6 +92,6 @@ def measure(episodes: int, max_steps: int) -> dict:
 
 if __name__ == "__main__":
     episodes = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    max_steps = int(sys.argv[2]) if len(sys.argv) > 2 else 500
-    result = measure(episodes, max_steps)
+    episode_steps = int(sys.argv[2]) if len(sys.argv) > 2 else 500
+    result = measure(episodes, episode_steps)
     save_result("collect", result)

@@ -8,7 +8,7 @@ dataset version. ``image_frozen_vs_state_residual_epoch``: seconds per training 
 ``recipe=image_frozen`` (cached features) over ``recipe=state_residual`` on the same pairs
 (target <= 2). Torch runs on one thread; each figure is the best of ``REPEATS`` runs.
 
-    .venv/bin/python benchmarks/embed.py [episodes] [max_steps] [image_size]
+    .venv/bin/python benchmarks/embed.py [episodes] [episode_steps] [image_size]
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ REPEATS = 3
 EPOCHS = 3
 
 
-def collect(out: Path, episodes: int, max_steps: int, size: int) -> None:
-    assert main(["collect", f"task={TASK}", f"episodes={episodes}", f"max_steps={max_steps}",
+def collect(out: Path, episodes: int, episode_steps: int, size: int) -> None:
+    assert main(["collect", f"task={TASK}", f"episodes={episodes}",
+                 f"episode_steps={episode_steps}",
                  "segment_length=25", "segments_per_episode=3", "pairs=600", "camera=corner",
                  f"image_size={size}", "teachers=[oracle]", f"out={out}"]) == 0
 
@@ -100,12 +101,12 @@ def epoch_seconds(data: Path, recipe: str, root: Path) -> tuple[float, int]:
     return min(timer.seconds), len(datamodule.train_pairs)
 
 
-def measure(episodes: int, max_steps: int, size: int) -> dict:
+def measure(episodes: int, episode_steps: int, size: int) -> dict:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = root / "data"
-        collect(data, episodes, max_steps, size)
+        collect(data, episodes, episode_steps, size)
         frames = open_dataset(data).info.counts.steps
         loop = max(embed_loop_rate(data) for _ in range(REPEATS))
         bare = max(bare_forward_rate(size, frames) for _ in range(REPEATS))
@@ -125,6 +126,6 @@ def measure(episodes: int, max_steps: int, size: int) -> dict:
 
 if __name__ == "__main__":
     defaults = ["8", "80", "84"]
-    episodes, max_steps, size = (int(a) for a in sys.argv[1:] + defaults[len(sys.argv[1:]):])
-    result = measure(episodes, max_steps, size)
+    episodes, episode_steps, size = (int(a) for a in sys.argv[1:] + defaults[len(sys.argv[1:]):])
+    result = measure(episodes, episode_steps, size)
     save_result("embed", result)

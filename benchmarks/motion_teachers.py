@@ -65,13 +65,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer episodes and pairs")
     args = parser.parse_args()
     episodes, pairs = (20, 500) if args.quick else (60, 2000)
-    result: dict = {"policy": POLICIES, "episodes": episodes, "max_steps": 200,
+    result: dict = {"policy": POLICIES, "episodes": episodes, "episode_steps": 200,
                     "segment_length": 50, "pairs": pairs, "tasks": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for task in TASKS:
             out = Path(tmp) / task
             assert cli(["collect", f"task={task}", f"policy={POLICIES}", f"episodes={episodes}",
-                        "max_steps=200", "segment_length=50", "segments_per_episode=8",
+                        "episode_steps=200", "segment_length=50", "segments_per_episode=8",
                         f"pairs={pairs}", "teachers=[oracle,smooth,efficient,safe,quality]",
                         f"out={out}"]) == 0
             result["tasks"][task] = disagreement(out)

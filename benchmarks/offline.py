@@ -88,7 +88,7 @@ def main_benchmark(task: str, episodes: int, steps: int, repeats: int, core: int
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "data", Path(tmp) / "run"
-        assert main(["collect", f"task={task}", f"episodes={episodes}", "max_steps=100",
+        assert main(["collect", f"task={task}", f"episodes={episodes}", "episode_steps=100",
                      "pairs=20",
                      f"out={data}"]) == 0
         transitions = dataset_transitions(open_dataset(data))

@@ -9,7 +9,7 @@ camera vs. state-only collect). Rates use this process's CPU time (OSMesa's rend
 included), which other jobs on a shared machine disturb less than wall-clock time; each
 figure is the best of ``REPEATS`` alternated runs.
 
-    .venv/bin/python benchmarks/render.py [episodes] [max_steps] [image_size]
+    .venv/bin/python benchmarks/render.py [episodes] [episode_steps] [image_size]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ CAMERA = "corner"
 REPEATS = 2
 
 
-def bare_render_loop(env: gym.Env, episodes: int, max_steps: int) -> int:
+def bare_render_loop(env: gym.Env, episodes: int, episode_steps: int) -> int:
     """Step the expert through collect's episodes and render every pre-step state."""
     spec = parse_policy("expert:0")
     expert = make_policy(TASK, spec)
@@ -45,7 +45,7 @@ def bare_render_loop(env: gym.Env, episodes: int, max_steps: int) -> int:
         # gymnasium's viewer renders into whichever GL context is current; collect's renderer
         # leaves its own current, so make the viewer's current, as in a process of its own.
         env.unwrapped.mujoco_renderer._get_viewer("rgb_array").make_context_current()
-        for _ in range(max_steps):
+        for _ in range(episode_steps):
             env.render()
             frames += 1
             obs, _, terminated, truncated, _ = env.step(expert.act(obs, rng).astype(np.float32))
@@ -54,10 +54,10 @@ def bare_render_loop(env: gym.Env, episodes: int, max_steps: int) -> int:
     return frames
 
 
-def collect(episodes: int, max_steps: int, size: int, camera: bool, root: Path) -> int:
+def collect(episodes: int, episode_steps: int, size: int, camera: bool, root: Path) -> int:
     out = Path(tempfile.mkdtemp(dir=root)) / "data"
     args = [f"task={TASK}", "policy=[expert:0]", f"episodes={episodes}",
-            f"max_steps={max_steps}", "segment_length=20", "pairs=50", f"out={out}"]
+            f"episode_steps={episode_steps}", "segment_length=20", "pairs=50", f"out={out}"]
     if camera:
         args += [f"camera={CAMERA}", f"image_size={size}", "render_quality=fast"]
     assert main(["collect", *args]) == 0
@@ -68,21 +68,21 @@ def best_rate(runs: list[tuple[float, float, int]], index: int) -> float:
     return max(r[2] / r[index] for r in runs)
 
 
-def measure(episodes: int, max_steps: int, size: int) -> dict:
+def measure(episodes: int, episode_steps: int, size: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         collect(4, 20, size, True, root)  # warm up imports, GL context and collect's env cache
         env = make_env(TASK, 0, render=RenderSpec(CAMERA, size))
         bare, fast, state = [], [], []
         for _ in range(REPEATS):
-            bare.append(timed(bare_render_loop, env, episodes, max_steps))
-            fast.append(timed(collect, episodes, max_steps, size, True, root))
-            state.append(timed(collect, episodes, max_steps, size, False, root))
+            bare.append(timed(bare_render_loop, env, episodes, episode_steps))
+            fast.append(timed(collect, episodes, episode_steps, size, True, root))
+            state.append(timed(collect, episodes, episode_steps, size, False, root))
     counts = {runs[0][2] for runs in (bare, fast, state)}
     assert len(counts) == 1, counts
     result = {
         "task": TASK, "camera": CAMERA, "image_size": size, "episodes": episodes,
-        "max_steps": max_steps, "frames": counts.pop(), "repeats": REPEATS,
+        "episode_steps": episode_steps, "frames": counts.pop(), "repeats": REPEATS,
         "bare_render_default_frames_per_s_cpu": best_rate(bare, 0),
         "collect_fast_frames_per_s_cpu": best_rate(fast, 0),
         "collect_state_only_steps_per_s_cpu": best_rate(state, 0),
@@ -99,7 +99,7 @@ def measure(episodes: int, max_steps: int, size: int) -> dict:
 
 
 if __name__ == "__main__":
-    episodes, max_steps, size = (int(a) for a in (sys.argv[1:] + ["4", "50", "84"][len(
+    episodes, episode_steps, size = (int(a) for a in (sys.argv[1:] + ["4", "50", "84"][len(
         sys.argv[1:]):]))
-    result = measure(episodes, max_steps, size)
+    result = measure(episodes, episode_steps, size)
     save_result("render", result)

@@ -215,7 +215,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.work = args.work.with_name(args.work.name + "_smoke")
         args.extra = ["episode_steps=50", "sac.learning_starts=100", "sac.batch_size=64",
                       "sac.net_arch=[64,64]"]
-        args.collect_extra = ["max_steps=50", "segment_length=25", "segments_per_episode=4"]
+        args.collect_extra = ["episode_steps=50", "segment_length=25", "segments_per_episode=4"]
     return args
 
 

@@ -58,7 +58,7 @@ def main_benchmark(episodes: int, pairs: int) -> dict:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         data, run = Path(tmp) / "data", Path(tmp) / "run"
-        rrm_data("collect", f"episodes={episodes}", "max_steps=500", "segment_length=50",
+        rrm_data("collect", f"episodes={episodes}", "episode_steps=500", "segment_length=50",
                  "segments_per_episode=8", f"pairs={pairs}", "teachers=[oracle]", f"out={data}")
         rrm_data("train-reward", "recipe=state_residual", f"data={data}", f"out={run}",
                  "trainer.max_epochs=1", "trainer.limit_train_batches=3",

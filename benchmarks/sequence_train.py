@@ -35,7 +35,7 @@ def dataset(path: str | None, workdir: Path) -> str:
     if path:
         return path
     out = workdir / "data"
-    assert cli(["collect", "episodes=20", "max_steps=100", "segment_length=50",
+    assert cli(["collect", "episodes=20", "episode_steps=100", "segment_length=50",
                 "segments_per_episode=6", "pairs=300", "teachers=[oracle]", "camera=corner",
                 "image_size=64", f"out={out}"]) == 0
     assert cli(["embed", f"data={out}"]) == 0
@@ -92,7 +92,7 @@ def main() -> None:
         "what": "one training epoch per recipe on the same pairs, 1 CPU thread, best of "
                 f"{args.repeats} rounds that alternate the recipes; wall and CPU seconds "
                 "(the machine is shared: CPU seconds are the steadier)",
-        "data": args.data or "collect episodes=20 max_steps=100 segment_length=50 "
+        "data": args.data or "collect episodes=20 episode_steps=100 segment_length=50 "
                              "pairs=300 camera=corner image_size=64, then embed",
         "recipes": runs,
         "ratios": {f"{a}/{b}": round(runs[a]["epoch_s"] / runs[b]["epoch_s"], 2)

@@ -33,7 +33,7 @@ def dataset(path: str | None, workdir: Path) -> str:
     if path:
         return path
     out = workdir / "data"
-    assert cli(["collect", "episodes=20", "max_steps=200", "pairs=1000", "teachers=[oracle]",
+    assert cli(["collect", "episodes=20", "episode_steps=200", "pairs=1000", "teachers=[oracle]",
                 f"out={out}"]) == 0
     return str(out)
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 # A small real collection: 10 episodes of 60 steps (seconds to collect on 2 cores).
-SMALL = {"episodes": 10, "max_steps": 60, "segment_length": 20, "segments_per_episode": 6,
+SMALL = {"episodes": 10, "episode_steps": 60, "segment_length": 20, "segments_per_episode": 6,
          "pairs": 120}
 # A small real reward model: trains in a few seconds on SMALL.
 TINY_TRAIN = ["model.hidden=16", "model.layers=2", "model.members=2", "trainer.max_epochs=2",

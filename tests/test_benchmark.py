@@ -409,7 +409,7 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "s.yaml", {
         **TINY_SUITE, "seeds": [0], "pairs": [],
         "conditions": {"off": [
-            "collect episodes=4 max_steps=40 segment_length=10 pairs=10",
+            "collect episodes=4 episode_steps=40 segment_length=10 pairs=10",
             "train-offline reward=true steps=500 eval_every=500 eval_episodes=1 "
             "episode_steps=20 hidden=[16,16] batch_size=16 checkpoint_every=125"]}})
     out = tmp_path / "runs"
@@ -585,7 +585,7 @@ def test_shared_steps_are_made_once_and_read_by_every_run(tmp_path: Path) -> Non
     and the report reads the runs, not the shared steps."""
     suite = write_suite(tmp_path / "s.yaml", {
         **TINY_SUITE, "seeds": [0], "pairs": [],
-        "shared": "collect episodes=4 max_steps=40 segment_length=10 pairs=10",
+        "shared": "collect episodes=4 episode_steps=40 segment_length=10 pairs=10",
         "defaults": {"train-offline": ["steps=20", "eval_every=20", "eval_episodes=1",
                                        "episode_steps=20", "hidden=[16,16]", "batch_size=16",
                                        "checkpoint_every=0"]},

@@ -57,7 +57,7 @@ def test_two_workers_give_the_same_bytes_as_one(small_dataset, tmp_path):
 
 # --- interrupt and resume ------------------------------------------------------------------
 
-RESUME = {"episodes": 8, "max_steps": 150, "policy": ["expert:0.5", "random"]}
+RESUME = {"episodes": 8, "episode_steps": 150, "policy": ["expert:0.5", "random"]}
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_same_command_twice_is_a_no_op(small_dataset, capsys):
 
 def test_expert_succeeds_and_random_does_not(make_dataset):
     # The noise-free expert presses the button within about 60 steps.
-    data = open_dataset(make_dataset(episodes=20, max_steps=120, policy=["expert:0", "random"]))
+    data = open_dataset(make_dataset(episodes=20, episode_steps=120, policy=["expert:0", "random"]))
     episodes = data.table("episodes").to_pandas()
     by_policy = episodes.groupby("policy")
     success, mean_return = by_policy["success"].mean(), by_policy["return"].mean()
@@ -152,7 +152,8 @@ def test_expert_succeeds_and_random_does_not(make_dataset):
 def test_epsilon_replaces_that_share_of_the_experts_actions(make_dataset):
     from metaworld.policies import ENV_POLICY_MAP
 
-    data = open_dataset(make_dataset(episodes=4, max_steps=100, pairs=10, policy=["epsilon:0.5"]))
+    data = open_dataset(make_dataset(episodes=4, episode_steps=100, pairs=10,
+                                     policy=["epsilon:0.5"]))
     episodes = data.table("episodes").to_pandas()
     assert set(episodes["policy"]) == {"epsilon"}
     assert set(episodes["policy_noise"]) == {0.5}
@@ -192,7 +193,7 @@ def test_policy_and_noise_are_recorded_per_episode(small_dataset):
     (["size=84"], "did you mean: image_size"),
     (["shard=2/2"], "need 0 <= i < N"),
     (["episodes=3"], "too few to sample pairs from"),
-    (["segment_length=80", "max_steps=60"], "exceeds max_steps"),
+    (["segment_length=80", "episode_steps=60"], "exceeds episode_steps"),
 ])
 def test_bad_input_gets_one_clear_line(args, message, tmp_path, capsys):
     out = tmp_path / "data"
@@ -237,7 +238,7 @@ def test_the_work_folder_of_another_config_is_not_reused(tmp_path):
     assert run_collect(out, episodes=4, pairs=0, test_fraction=0) == 0
     assert not partial.exists()
     lengths = open_dataset(out).table("episodes").column("length").to_numpy()
-    assert np.all(lengths == SMALL["max_steps"])
+    assert np.all(lengths == SMALL["episode_steps"])
     assert os.listdir(tmp_path) == ["data"]
 
 
@@ -245,7 +246,7 @@ def test_pairs_the_segments_cannot_make_are_refused_before_any_rollout(tmp_path,
     """10 episodes of 1 segment, test_fraction 0.2: 2 test episodes make 1 test pair of
     different episodes. pairs=8 asks round(1.6) = 2 test pairs: refused up front (no work
     folder); pairs=7 asks round(1.4) = 1 and is collected."""
-    small = {"episodes": 10, "segments_per_episode": 1, "max_steps": 20, "segment_length": 10}
+    small = {"episodes": 10, "segments_per_episode": 1, "episode_steps": 20, "segment_length": 10}
     out = tmp_path / "data"
     assert run_collect(out, **small, pairs=8) == 2
     line = one_line_error(capsys, "collect")
@@ -256,10 +257,10 @@ def test_pairs_the_segments_cannot_make_are_refused_before_any_rollout(tmp_path,
 
 
 def test_segments_longer_than_meta_worlds_episodes_are_refused(tmp_path, capsys):
-    """Meta-World ends every episode at 500 steps, whatever max_steps asks."""
+    """Meta-World ends every episode at 500 steps, whatever episode_steps asks."""
     from rrm_data.sim.envs import EPISODE_LIMIT, make_env, sawyer_env
     assert sawyer_env(make_env("button-press-v3", 0)).max_path_length == EPISODE_LIMIT
-    assert run_collect(tmp_path / "d", episodes=2, pairs=0, test_fraction=0, max_steps=600,
+    assert run_collect(tmp_path / "d", episodes=2, pairs=0, test_fraction=0, episode_steps=600,
                        segment_length=550) == 2
     assert "segment_length=550 exceeds 500 steps" in one_line_error(capsys, "collect")
     assert os.listdir(tmp_path) == []

@@ -31,7 +31,7 @@ TEST = "preferences/test-00000-of-00001.parquet"
 TABLE_FILES = (STEPS, EPISODES, SEGMENTS, TRAIN, TEST)
 SEEDS = (0, 1, 2)
 # A tiny dataset with frames, for the families that damage images.
-FRAMES = {"episodes": 4, "max_steps": 20, "segment_length": 5, "segments_per_episode": 4,
+FRAMES = {"episodes": 4, "episode_steps": 20, "segment_length": 5, "segments_per_episode": 4,
           "pairs": 12, "image_size": 16, "camera": "corner"}
 TINY_TRAIN = ["recipe=state_residual", "model.hidden=16", "model.members=1",
               "trainer.max_steps=2", "trainer.enable_progress_bar=false"]

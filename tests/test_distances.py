@@ -245,7 +245,7 @@ def test_evaluate_reports_epic_starc_and_value_order(small_dataset: Path, traine
     views = evaluate_views(small_dataset, tmp_path / "a", "true", "prior:gripper_object",
                            str(trained_reward), "window3", extra=("split=train",))
     n = split_transitions(small_dataset, "train")
-    assert n < SMALL["episodes"] * SMALL["max_steps"]
+    assert n < SMALL["episodes"] * SMALL["episode_steps"]
     true, prior = views["true"]["epic"], views["prior:gripper_object"]["epic"]
     assert true["distance"] < 1e-9 and true["transitions"] == n and true["coverage"] == 256
     assert 0.05 < prior["distance"] <= 1.0

@@ -28,7 +28,7 @@ from rrm_data.reward.resolve import resolve_reward
 from rrm_data.rl.relabel import frame_cameras, relabel
 from rrm_data.vision.encoders import FrozenEncoder, create_pretrained, load_encoder
 
-IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 4,
+IMAGES = {"episodes": 6, "episode_steps": 30, "segment_length": 10, "segments_per_episode": 4,
           "pairs": 40, "image_size": 32}
 TABLE = "embeddings/tf_efficientnet_lite0"
 CAMERA = fmt.image_column("corner")

@@ -30,7 +30,7 @@ from rrm_data.vision.encoders import load_encoder
 from rrm_data.vision.finetune import tuned_encoder, tuned_parts, tuning_record
 
 # test_embed's collection (shared with it through the session's make_dataset cache).
-IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 4,
+IMAGES = {"episodes": 6, "episode_steps": 30, "segment_length": 10, "segments_per_episode": 4,
           "pairs": 40, "image_size": 32}
 CAMERA = fmt.image_column("corner")
 TABLE = "embeddings/tf_efficientnet_lite0"

@@ -85,7 +85,7 @@ def test_gallery_opens_offline_in_chromium_with_every_image(small_dataset: Path,
 @pytest.mark.slow
 def test_gallery_uses_stored_frames_when_the_dataset_has_them(make_dataset,
                                                               tmp_path: Path) -> None:
-    data = make_dataset(episodes=4, max_steps=30, segment_length=10, segments_per_episode=4,
+    data = make_dataset(episodes=4, episode_steps=30, segment_length=10, segments_per_episode=4,
                         pairs=16, test_fraction=0.5, camera="corner", image_size=32)
     out = tmp_path / "gallery"
     assert gallery(data, out, "reward=prior:object_goal", "split=train") == 0

@@ -24,7 +24,7 @@ from rrm_data.sim.envs import RenderSpec, get_physics_state, make_env, reset_to_
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec, physics_states
 
 # Small on purpose: 6 episodes × 30 steps of 32 × 32 frames.
-IMAGES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 4,
+IMAGES = {"episodes": 6, "episode_steps": 30, "segment_length": 10, "segments_per_episode": 4,
           "pairs": 40, "image_size": 32}
 CAMERA = fmt.image_column("corner")
 
@@ -164,7 +164,7 @@ def test_image_column_is_png_struct(rendered):
 @pytest.mark.slow
 def test_collect_with_frames_in_worker_processes_matches_one_process(make_dataset):
     """Workers fork before any GL context exists (a context made first would hang them)."""
-    tiny = {**IMAGES, "episodes": 4, "max_steps": 10, "segment_length": 5, "pairs": 8,
+    tiny = {**IMAGES, "episodes": 4, "episode_steps": 10, "segment_length": 5, "pairs": 8,
             "image_size": 16, "camera": "corner"}
     one, two = make_dataset(**tiny), make_dataset(**tiny, workers=2)
     assert steps_table(one).equals(steps_table(two))

@@ -31,7 +31,7 @@ from rrm_data.dataset.validate import validate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 # as test_embed's IMAGES, so a session running both collects this dataset once
-FRAMES = {"episodes": 6, "max_steps": 30, "segment_length": 10, "segments_per_episode": 4,
+FRAMES = {"episodes": 6, "episode_steps": 30, "segment_length": 10, "segments_per_episode": 4,
           "pairs": 40, "image_size": 32}
 BUSY = "is busy: another rrm-data process is writing it"
 

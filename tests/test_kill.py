@@ -20,7 +20,7 @@ from rrm_data.cli import main
 from rrm_data.dataset.validate import validate_dataset
 
 SEEDS = range(6)  # kill moments per command: 6 keeps the suite near its 10-minute budget
-TINY = {**SMALL, "episodes": 8, "max_steps": 40, "segments_per_episode": 4, "pairs": 40}
+TINY = {**SMALL, "episodes": 8, "episode_steps": 40, "segments_per_episode": 4, "pairs": 40}
 pytestmark = pytest.mark.slow
 
 
@@ -99,7 +99,7 @@ def test_collect_and_merge_survive_kill_9(tmp_path):
 
 
 def test_in_place_render_and_embed_survive_kill_9(make_dataset, tmp_path):
-    source = make_dataset(**{**TINY, "episodes": 4, "max_steps": 20, "segment_length": 10,
+    source = make_dataset(**{**TINY, "episodes": 4, "episode_steps": 20, "segment_length": 10,
                              "pairs": 12})
     reference = tmp_path / "reference"
     shutil.copytree(source, reference)

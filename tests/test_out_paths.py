@@ -42,7 +42,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     root = tmp_path_factory.mktemp("shards")
     made = [root / "s0", root / "s1"]
     for i, out in enumerate(made):
-        assert main(["collect", *overrides(episodes=2, max_steps=20, segment_length=10,
+        assert main(["collect", *overrides(episodes=2, episode_steps=20, segment_length=10,
                                            segments_per_episode=2, pairs=0, shard=f"{i}/2",
                                            out=out)]) == 0
     return made

@@ -37,7 +37,7 @@ REPO = "rrm-test/bp-prefs"
 
 # --- a dataset with every table, embeddings included ----------------------------------------
 
-IMAGES = {"episodes": 4, "max_steps": 20, "segment_length": 10, "segments_per_episode": 4,
+IMAGES = {"episodes": 4, "episode_steps": 20, "segment_length": 10, "segments_per_episode": 4,
           "pairs": 12, "camera": "corner", "image_size": 32}
 
 

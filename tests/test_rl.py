@@ -279,7 +279,7 @@ def test_train_sac_is_deterministic(tmp_path: Path) -> None:
 
 def test_collect_with_a_sac_policy(sac_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "data"
-    assert main(["collect", *overrides(task=TASK, episodes=4, max_steps=20, segment_length=10,
+    assert main(["collect", *overrides(task=TASK, episodes=4, episode_steps=20, segment_length=10,
                                        segments_per_episode=2, pairs=4,
                                        policy=[f"sac:{sac_run / 'policy.zip'}", "random"],
                                        out=out)]) == 0

@@ -20,9 +20,9 @@ from rrm_data.sim.true_reward import true_rewards
 
 TASKS = ["button-press-v3", "drawer-close-v3", "reach-v3"]
 # One episode per task per policy (expert, noisy expert), run to Meta-World's own 500-step limit.
-FULL = {"task": TASKS, "episodes": 6, "max_steps": 500, "pairs": 100}
+FULL = {"task": TASKS, "episodes": 6, "episode_steps": 500, "pairs": 100}
 # Episodes the collector stops at 60 steps, and the same episodes one step longer.
-SHORT = {"task": TASKS, "episodes": 6, "max_steps": 60, "pairs": 50}
+SHORT = {"task": TASKS, "episodes": 6, "episode_steps": 60, "pairs": 50}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_transitions_mark_time_limits_as_timeouts(full: Path) -> None:
 
 def test_last_next_observation_is_the_step_meta_world_takes(make_dataset) -> None:
     view = dataset_transitions(open_dataset(make_dataset(**SHORT)))
-    longer = open_dataset(make_dataset(**{**SHORT, "max_steps": 61}))
+    longer = open_dataset(make_dataset(**{**SHORT, "episode_steps": 61}))
     obs = step_columns(longer, [fmt.STATE])[fmt.STATE]
     frame = step_columns(longer, ["frame_index"])["frame_index"]
     # the collector stopped at 60 steps: a timeout too; the same episodes one step longer

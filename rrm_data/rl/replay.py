@@ -30,7 +30,7 @@ from rrm_data.errors import RrmError
 from rrm_data.labels.tables import LabelSpec, check_pair_budget
 from rrm_data.labels.teachers import check_segment_length, make_teacher
 from rrm_data.rl.online.episodes import EpisodeLog, EpisodeStore
-from rrm_data.rl.wrapper import episode_length
+from rrm_data.sim.envs import episode_length
 
 POLICY = "sac-train"
 REPLAY_DIR = "replay"  # the recorded episodes, in the run's work folder

@@ -27,7 +27,7 @@ from rrm_data.errors import RrmError
 from rrm_data.reward.base import RewardFunction
 from rrm_data.reward.spec import Window
 from rrm_data.rl.relabel import frame_cameras, live_step_columns
-from rrm_data.sim.envs import EPISODE_LIMIT, get_physics_state, make_env, sawyer_env
+from rrm_data.sim.envs import get_physics_state, make_env, sawyer_env
 from rrm_data.sim.rendering import FrameRenderer, FrameSpec
 
 TRUE_REWARD = "true_reward"
@@ -123,12 +123,6 @@ def task_env(task: str, seed: int, episode_steps: int | None = None) -> gym.Env:
         env = gym.wrappers.TimeLimit(env, episode_steps)
     env.get_wrapper_attr("toggle_sample_tasks_on_reset")(True)
     return SeededReset(env)
-
-
-def episode_length(episode_steps: int | None) -> int:
-    """Steps of every episode of ``task_env(..., episode_steps)``: Meta-World v3 tasks never
-    end early, and end at its 500-step limit."""
-    return min(episode_steps or EPISODE_LIMIT, EPISODE_LIMIT)
 
 
 class RewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):

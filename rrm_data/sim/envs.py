@@ -36,8 +36,14 @@ def check_task(name: str) -> str:
                                 listed=f"the {len(task_names())} Meta-World v3 tasks"))
 
 
-# Meta-World v3 truncates every episode here (max_path_length), whatever max_steps asks.
+# Meta-World v3 truncates every episode here (max_path_length), whatever episode_steps asks.
 EPISODE_LIMIT = 500
+
+
+def episode_length(episode_steps: int | None) -> int:
+    """Steps of every episode cut at ``episode_steps`` (None: not cut): Meta-World v3 tasks
+    never end early, and end at its 500-step limit."""
+    return min(episode_steps or EPISODE_LIMIT, EPISODE_LIMIT)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 What ends an episode: Meta-World v3's ``step`` always returns ``terminated=False`` (success
 does not end an MT1 episode) and ``truncated=True`` at its 500-step limit; the collector
-and the online loop may stop earlier at their ``max_steps``. Either way an episode ends at
+and the online loop may stop earlier at their ``episode_steps``. Either way an episode ends at
 a time limit, so its last step (``next.done``) is a **timeout** and no step is
 **terminal**: a value function must bootstrap through it.
 

@@ -22,7 +22,7 @@ from rrm_data.io import Kind, check_place, output_lock, remove_owned
 from rrm_data.labels.tables import check_pair_budget
 from rrm_data.labels.teachers import check_segment_length, make_teacher
 from rrm_data.progress import console
-from rrm_data.sim.envs import EPISODE_LIMIT, check_task, make_env, sawyer_env
+from rrm_data.sim.envs import EPISODE_LIMIT, check_task, episode_length, make_env, sawyer_env
 from rrm_data.sim.policies import parse_policy
 from rrm_data.sim.rendering import (
     IMAGE_SIZE,
@@ -46,7 +46,8 @@ class Config:
         "Meta-World v3 task name, or a list of them", strings=True, nonempty=True))
     episodes: int = field(default=60, metadata=doc("episodes in the whole dataset", COUNT))
     seed: int = field(default=0, metadata=doc("seed of everything random", NON_NEGATIVE))
-    max_steps: int = field(default=500, metadata=doc("steps per episode at most", COUNT))
+    episode_steps: int | None = field(default=None, metadata=doc(
+        "cut episodes shorter than Meta-World's 500 steps", COUNT))
     policy: list[str] = field(default_factory=lambda: list(DEFAULT_POLICIES), metadata=doc(
         "policy mixture, cycled over episodes: expert:σ (Gaussian action noise σ ≤ 10), "
         "epsilon:p (expert, each action random with probability p), random, sac:RUN, "
@@ -101,8 +102,9 @@ def check_config(cfg: DictConfig) -> None:
     for name in cfg.teachers:
         make_teacher(name, cfg.teacher_params.get(name))
     check_segment_length(cfg.teachers, cfg.segment_length)
-    if cfg.segment_length > min(cfg.max_steps, EPISODE_LIMIT):
-        limit = (f"max_steps={cfg.max_steps}" if cfg.max_steps <= EPISODE_LIMIT else
+    if cfg.segment_length > episode_length(cfg.episode_steps):
+        limit = (f"episode_steps={cfg.episode_steps}"
+                 if cfg.episode_steps and cfg.episode_steps <= EPISODE_LIMIT else
                  f"{EPISODE_LIMIT} steps, where Meta-World ends every episode")
         raise RrmError(f"segment_length={cfg.segment_length} exceeds {limit}")
     spec = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
@@ -148,7 +150,8 @@ def run(cfg: DictConfig) -> None:
             raise RrmError(f"shard {cfg.shard} holds no episodes (episodes={cfg.episodes})")
         workdir = collector.prepare_workdir(out, {**collection, "shard": cfg.shard})
         frames = frame_spec(cfg.camera, cfg.image_size, cfg.render_quality)
-        collector.collect_episodes(plans, cfg.max_steps, cfg.seed, workdir, cfg.workers, frames)
+        collector.collect_episodes(plans, episode_length(cfg.episode_steps), cfg.seed, workdir,
+                                   cfg.workers, frames)
         collector.finish_dataset(out, collector.read_episodes(workdir, plans), collection,
                                  pairs=round(cfg.pairs * len(plans) / cfg.episodes),
                                  fps=collector.task_fps(plans[0].task, cfg.seed),

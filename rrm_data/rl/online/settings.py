@@ -28,7 +28,7 @@ from rrm_data.labels.teachers import Teacher, make_teacher
 from rrm_data.reward.networks import build_network
 from rrm_data.reward.spec import MODEL_RANGES, finetune_blocks, reward_spec
 from rrm_data.rl.sac import SacSettings, check_sac
-from rrm_data.rl.wrapper import episode_length
+from rrm_data.sim.envs import episode_length
 
 STATE_INPUTS = {fmt.STATE: STATE_DIM, fmt.ACTION: ACTION_DIM}
 
