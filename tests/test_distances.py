@@ -22,6 +22,7 @@ from rrm_data.evaluation.distances import (
     canonicalize,
     epic_distance,
     pearson_distance,
+    progress_order,
     starc_distance,
     value_order,
 )
@@ -204,6 +205,19 @@ def test_value_order_from_definition() -> None:
     assert value_order([hump])["mean"] == pytest.approx(expected)
 
 
+def test_progress_order_from_definition_and_unchanged_by_shift_and_scale() -> None:
+    hump = np.array([1.0, 3.0, 2.0, 2.0, 0.5])  # ranks 2, 5, 3.5, 3.5, 1
+    ranks, time = np.array([2.0, 5.0, 3.5, 3.5, 1.0]), np.arange(5.0)
+    got = progress_order([hump, np.zeros(4)])
+    assert got["mean"] == pytest.approx(np.corrcoef(ranks, time)[0, 1])
+    assert (got["episodes"], got["of"]) == (1, 2)  # a constant reward: undefined
+    rising = np.array([-3.0, -2.0, -1.5, -0.1])  # a negative reward that rises
+    for shifted in (rising + 10.0, 0.3 * rising - 5.0):
+        assert progress_order([shifted])["mean"] == progress_order([rising])["mean"] == 1.0
+    # the cumulative reward's order is decided by the shift: one sign, ±1
+    assert value_order([rising])["mean"] == -1.0 and value_order([rising + 10])["mean"] == 1.0
+
+
 class WindowedPrior(RewardFunction):
     """The mean of a stored state feature over the last 3 steps: a windowed reward."""
 
@@ -240,8 +254,8 @@ def split_transitions(data: Path, split: str) -> int:
     return int(sum(episodes[episodes.episode_index.isin(eps)].length - 1))
 
 
-def test_evaluate_reports_epic_starc_and_value_order(small_dataset: Path, trained_reward: Path,
-                                               tmp_path: Path) -> None:
+def test_evaluate_reports_epic_starc_value_and_progress_order(
+        small_dataset: Path, trained_reward: Path, tmp_path: Path) -> None:
     views = evaluate_views(small_dataset, tmp_path / "a", "true", "prior:gripper_object",
                            str(trained_reward), "window3", extra=("split=train",))
     n = split_transitions(small_dataset, "train")
@@ -259,6 +273,11 @@ def test_evaluate_reports_epic_starc_and_value_order(small_dataset: Path, traine
     assert views["true"]["value_order"]["mean"] == 1.0  # Meta-World's reward is never negative
     order = views["prior:gripper_object"]["value_order"]
     assert order["of"] == views["true"]["value_order"]["of"] > 0
+    for view in ("true", "prior:gripper_object"):
+        progress = views[view]["progress_order"]
+        assert progress["of"] == order["of"] and -1.0 <= progress["mean"] <= 1.0
+    # Meta-World's reward rises towards success over a successful episode
+    assert views["true"]["progress_order"]["mean"] > 0
 
 
 def test_true_reward_of_rows_is_the_stored_reward(small_dataset: Path) -> None:

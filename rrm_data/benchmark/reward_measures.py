@@ -1,10 +1,11 @@
 """Does a policy-free measure of a reward predict the policy it trains?
 
-For each finished run, the reward its policy was trained on (``report.trained_on``) is evaluated on
-the held-out test pairs of a dataset of its task exactly as ``rrm-data evaluate`` does it:
-agreement with the oracle teacher, EPIC distance to the true reward and value-order
-correlation. Next to the run's final success, each measure's Spearman rank correlation with
-success across runs says which one to trust (issues 20 and 21). A reward shared by several
+For each finished run, the reward its policy was trained on (``report.trained_on``) is
+evaluated on the held-out test pairs of a dataset of its task exactly as ``rrm-data evaluate``
+does it: agreement with the oracle teacher, EPIC and STARC distances to the true reward, and
+value-order and progress-order correlations. Next to the run's final success, each measure's
+Spearman rank correlation with success across runs says which one to trust (issues 20 and
+21). A reward shared by several
 runs (``true``, ``prior:…``, ``zero``) is evaluated once.
 """
 
@@ -25,7 +26,8 @@ from rrm_data.evaluation.scoring import load_split, score_rewards
 from rrm_data.reward.resolve import check_reward_tasks, resolve_reward
 
 # Each measure, read from an evaluate report's view, and which way is better.
-MEASURES = {"agreement": "higher", "epic": "lower", "starc": "lower", "value_order": "higher"}
+MEASURES = {"agreement": "higher", "epic": "lower", "starc": "lower", "value_order": "higher",
+            "progress_order": "higher"}
 SPLIT, TEACHER = "test", "oracle"
 
 
@@ -35,7 +37,8 @@ def _view_measures(view: Mapping[str, Any]) -> dict[str, float | None]:
             "agreement_pairs": view["agreement"]["n"],
             "epic": epic.get("distance"),
             "starc": (view.get("starc") or {}).get("distance"),
-            "value_order": (view.get("value_order") or {}).get("mean")}
+            "value_order": (view.get("value_order") or {}).get("mean"),
+            "progress_order": (view.get("progress_order") or {}).get("mean")}
 
 
 def open_heldout(paths: Sequence[str]) -> dict[str, DatasetDir]:
@@ -75,8 +78,8 @@ def rank_correlations(rows: Sequence[Mapping[str, Any]], reps: int, seed: int
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, Any]] = {}
     for measure in MEASURES:
-        pairs = np.array([(r[measure], r["success"]) for r in rows if r[measure] is not None],
-                         dtype=float).reshape(-1, 2)
+        pairs = np.array([(r[measure], r["success"]) for r in rows
+                          if r.get(measure) is not None], dtype=float).reshape(-1, 2)
         n = len(pairs)
         rho = _spearman(pairs)
         draws = [_spearman(pairs[rng.integers(0, n, n)]) for _ in range(reps)] if n else []
@@ -116,8 +119,9 @@ def reward_measures(runs: Sequence[Mapping[str, Any]], heldout: Mapping[str, Dat
 
 
 def row_measures(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The reward's own part of a ``reward_measures`` row, kept with its run's record."""
-    return {k: row[k] for k in (*MEASURES, "agreement_pairs", "heldout")}
+    """The reward's own part of a ``reward_measures`` row, kept with its run's record (a
+    measure added since an earlier report measured the run is None there)."""
+    return {k: row.get(k) for k in (*MEASURES, "agreement_pairs", "heldout")}
 
 
 def markdown(measures: Mapping[str, Any]) -> list[str]:
@@ -132,10 +136,10 @@ def markdown(measures: Mapping[str, Any]) -> list[str]:
             rho += f" [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]"
         lines.append(f"| {name} | {c['better']} | {rho} | {c['runs']} |")
     lines += ["", "| task | condition | seed | final success | agreement (pairs) | EPIC | "
-              "STARC | value-order |", "|---|---|---|---|---|---|---|---|"]
+              "STARC | value-order | progress-order |", "|---|---|---|---|---|---|---|---|---|"]
     for r in measures["rows"]:
         cells = [_num(r["agreement"]) + f" ({r['agreement_pairs']})", _num(r["epic"]),
-                 _num(r["starc"]), _num(r["value_order"])]
+                 _num(r["starc"]), _num(r["value_order"]), _num(r.get("progress_order"))]
         lines.append(f"| {r['task']} | {r['condition']} | {r['seed']} | {r['success']:.2f} | "
                      + " | ".join(cells) + " |")
     return lines

@@ -1,5 +1,5 @@
-"""EPIC, STARC and value-order on a split: D drawn from its transitions, rewards as functions
-of rows.
+"""EPIC, STARC, value-order and progress-order on a split: D drawn from its transitions,
+rewards as functions of rows.
 
 States and actions are ids of the split's step rows (the steps of the episodes its pairs
 come from). What is drawn, with one seeded generator:
@@ -36,6 +36,7 @@ from rrm_data.evaluation.distances import (
     canonicalize,
     cosine_distance,
     pearson_distance,
+    progress_order,
     value_order,
 )
 from rrm_data.evaluation.scoring import Scored, SplitData, window_rows
@@ -62,6 +63,11 @@ STARC_RULE = ("STARC distance to the true reward (Skalse et al. 2024) on EPIC's 
 VALUE_ORDER_RULE = ("value-order ρ: Spearman correlation of a successful episode's cumulative "
                     "predicted reward with the step index, averaged over those episodes (as GVL "
                     "and Robometer); a reward that is never negative scores 1")
+PROGRESS_ORDER_RULE = ("progress-order ρ: Spearman correlation of a successful episode's "
+                       "per-step predicted reward with the step index, averaged over those "
+                       "episodes (the reward read as progress, as GVL reads its per-frame "
+                       "values); unchanged by adding a constant to the reward, which decides "
+                       "value-order")
 READABLE = (fmt.STATE, fmt.ACTION)
 
 
@@ -153,9 +159,9 @@ def draw(data: SplitData, rows: np.ndarray, transitions: int, coverage: int, see
 def split_distances(data: SplitData, scored: list[Scored], rewards: list[RewardFunction],
                     transitions: int, coverage: int, gamma: float, seed: int
                     ) -> dict[str, dict[str, Any]]:
-    """``{view: {"epic": ..., "starc": ..., "value_order": ...}}`` for every view of every
-    scored reward
-    (``rewards``: the resolved ``scored[i].ref``, each loaded once)."""
+    """``{view: {"epic": ..., "starc": ..., "value_order": ..., "progress_order": ...}}`` for
+    every view of every scored reward (``rewards``: the resolved ``scored[i].ref``, each
+    loaded once)."""
     rows = window_rows(data.episodes["index_from"], data.episodes["length"])
     has_physics = all(c in data.dataset.info.features["steps"] for c in fmt.SIM_COLUMNS)
     notes = [why_not(r, has_physics) for r in rewards]
@@ -193,5 +199,6 @@ def split_distances(data: SplitData, scored: list[Scored], rewards: list[RewardF
                 "starc": {"distance": distances[part]["starc"] if note is None else None,
                           "note": note},
                 "value_order": value_order(per_step),
+                "progress_order": progress_order(per_step),
             }
     return out

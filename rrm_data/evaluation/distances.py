@@ -153,8 +153,19 @@ def starc_distance(first: TransitionReward, second: TransitionReward, s: np.ndar
 def value_order(episodes: Sequence[np.ndarray]) -> dict[str, float | int | None]:
     """Mean Spearman correlation of each episode's cumulative reward with the step index,
     over the episodes where it is defined (not constant); ``episodes`` counts those."""
-    values = [correlations(np.cumsum(r), np.arange(len(r), dtype=np.float64))["spearman"]
-              for r in episodes]
+    return _order_with_time([np.cumsum(r) for r in episodes])
+
+
+def progress_order(episodes: Sequence[np.ndarray]) -> dict[str, float | int | None]:
+    """``value_order`` of the per-step reward itself, read as progress (GVL's per-frame
+    values): unlike the cumulative reward's order, which a constant added to every step
+    decides (a reward of one sign scores ±1), it is unchanged by a shift and a positive
+    scale, the freedom a Bradley-Terry reward is learned up to."""
+    return _order_with_time(list(episodes))
+
+
+def _order_with_time(series: Sequence[np.ndarray]) -> dict[str, float | int | None]:
+    values = [correlations(s, np.arange(len(s), dtype=np.float64))["spearman"] for s in series]
     defined = [v for v in values if v is not None]
     return {"mean": float(np.mean(defined)) if defined else None, "episodes": len(defined),
             "of": len(values)}

@@ -13,7 +13,12 @@ import pandas as pd
 from rich.table import Table
 
 from rrm_data.evaluation import metrics
-from rrm_data.evaluation.coverage import EPIC_RULE, STARC_RULE, VALUE_ORDER_RULE
+from rrm_data.evaluation.coverage import (
+    EPIC_RULE,
+    PROGRESS_ORDER_RULE,
+    STARC_RULE,
+    VALUE_ORDER_RULE,
+)
 from rrm_data.evaluation.ranking import SUCCESS_RULE
 from rrm_data.evaluation.scoring import TIE, Scored, SplitData, pair_frame
 
@@ -99,6 +104,7 @@ def build_report(data: SplitData, scored: list[Scored],
         "rules": {"ties": TIE_RULE, "buckets": BUCKET_RULE, "interval": CI_RULE,
                   "ece_bins": ECE_BINS, "p_a": "sigmoid(predicted return A - predicted return B)",
                   "epic": EPIC_RULE, "starc": STARC_RULE, "value_order": VALUE_ORDER_RULE,
+                  "progress_order": PROGRESS_ORDER_RULE,
                   "successful": SUCCESS_RULE},
         "views": views,
     }
@@ -128,9 +134,11 @@ def _epic_count(v: dict[str, Any]) -> str:
     return "–" if epic is None or epic["note"] else f"{epic['transitions']} / {epic['coverage']}"
 
 
-def _value_order(v: dict[str, Any]) -> str:
-    order = v.get("value_order")
-    return "–" if order is None else _num(order["mean"])
+def _order(measure: str) -> Any:
+    def cell(v: dict[str, Any]) -> str:
+        order = v.get(measure)
+        return "–" if order is None else _num(order["mean"])
+    return cell
 
 
 def _interval(a: dict[str, Any]) -> str:
@@ -146,9 +154,12 @@ SUMMARY_ROWS: list[tuple[str, Any]] = [
     ("EPIC distance to true (0 same, 1 opposite)", _distance("epic")),
     ("STARC distance to true (0 same, 1 opposite)", _distance("starc")),
     ("  transitions / coverage samples", _epic_count),
-    ("value-order ρ (successful episodes)", _value_order),
+    ("value-order ρ (successful episodes)", _order("value_order")),
     ("  episodes it is defined on", lambda v: (str(v["value_order"]["episodes"])
                                                if "value_order" in v else "–")),
+    ("progress-order ρ (successful episodes)", _order("progress_order")),
+    ("  episodes it is defined on", lambda v: (str(v["progress_order"]["episodes"])
+                                               if "progress_order" in v else "–")),
     ("tie pairs", lambda v: str(v["ties"])),
     ("ties: mean |p_a − 0.5|", lambda v: _num(v["tie_mean_abs_p_minus_half"])),
     ("log-loss", lambda v: _num(v["log_loss"])),
@@ -225,7 +236,8 @@ def to_markdown(report: dict[str, Any], figures: list[str]) -> str:
         "## Rules",
         "",
         *(f"- {report['rules'][k]}." for k in ("ties", "buckets", "epic", "starc",
-                                                "value_order", "successful")),
+                                                "value_order", "progress_order",
+                                                "successful")),
         *(f"- EPIC and STARC of {view}: not computed: {v['epic']['note']}."
           for view, v in report["views"].items() if v.get("epic", {}).get("note")),
         f"- Intervals: {report['rules']['interval']}; P(A ≻ B) = {report['rules']['p_a']}.",
