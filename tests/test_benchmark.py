@@ -657,6 +657,8 @@ def test_rank_correlation_is_spearman_by_its_definition() -> None:
         assert low <= by_hand <= high
     assert out["value_order"]["spearman"] is None  # a constant measure has no ranking
     assert out["starc"]["spearman"] is None and out["starc"]["runs"] == 0
+    shuffled = [rows[i] for i in rng.permutation(len(rows))]  # the same runs, another order
+    assert rank_correlations(shuffled, reps=300, seed=0) == out
 
 
 def test_a_runs_reward_is_read_from_its_last_command() -> None:

@@ -74,12 +74,15 @@ def evaluate_rewards(dataset: DatasetDir, refs: Sequence[str], *, transitions: i
 def rank_correlations(rows: Sequence[Mapping[str, Any]], reps: int, seed: int
                       ) -> dict[str, dict[str, Any]]:
     """Spearman's ρ across runs between each measure and final success, with a 95% bootstrap
-    interval over runs and the number of runs with the measure defined."""
+    interval over runs and the number of runs with the measure defined. The (measure,
+    success) pairs are sorted before resampling, so the same runs in any order (a report
+    joined from an earlier one, or made afresh) give the same interval."""
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, Any]] = {}
     for measure in MEASURES:
         pairs = np.array([(r[measure], r["success"]) for r in rows
                           if r.get(measure) is not None], dtype=float).reshape(-1, 2)
+        pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
         n = len(pairs)
         rho = _spearman(pairs)
         draws = [_spearman(pairs[rng.integers(0, n, n)]) for _ in range(reps)] if n else []
