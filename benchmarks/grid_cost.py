@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from common import save_result
 
-from rrm_data.benchmark.reuse import REUSED
+from rrm_data.benchmark.reuse import REUSED, REUSED_RECORD
 from rrm_data.benchmark.runner import DONE, LOG, SHARED_DONE
 from rrm_data.benchmark.suite import SHARED, load_suite
 
@@ -43,7 +43,7 @@ def main() -> None:
         markers = [*grid.glob(f"*/*/seed*/{DONE}"), *grid.glob(f"*/{SHARED}/seed*/{SHARED_DONE}")]
         for marker in sorted(markers):
             record = json.loads(marker.read_text())
-            if REUSED in record:  # made by another grid, which counts it
+            if REUSED in record or REUSED_RECORD in record:  # made by another grid
                 continue
             if not one_try(marker.parent, len(record["commands"])):
                 resumed += 1

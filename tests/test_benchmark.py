@@ -515,6 +515,56 @@ def test_a_suite_reuses_the_same_runs_of_another_grid(
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_grid")
+def test_a_suite_reuses_the_runs_a_report_of_another_grid_records(
+        resumed_grid: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Another suite's grid reported, then its folders gone (another session): a run with
+    the same task, seed and settings is taken from the report's record, not run again, and
+    reported under this suite's name; a record the report no longer holds is said."""
+    suite, tiny = resumed_grid
+    if not list(tiny.glob(f"*/*/seed*/{DONE}"))[3:]:
+        assert main(["benchmark", f"suite={suite}", f"out={tiny}", "workers=2"]) == 0
+    with (tiny / "reach-v3/true/seed1/0-train-sac/eval.csv").open() as f:
+        final = list(csv.DictReader(f))[-1]
+    out, report = tmp_path / "tiny", tmp_path / "report"
+    shutil.copytree(tiny, out, ignore=shutil.ignore_patterns("report*"))
+    assert main(["benchmark-report", f"runs={out}", "reps=100", f"out={report}"]) == 0
+    shutil.rmtree(out)
+    other = write_suite(tmp_path / "other.yaml", {
+        **TINY_SUITE, "name": "other", "seeds": [1], "pairs": [],
+        "defaults": {"train-sac": TINY_SAC[::-1]},
+        "conditions": {"true-reward": "train-sac eval_every=150 reward=true",
+                       "zero": "train-sac reward=zero sac.gamma=0.9"}})
+    grid = tmp_path / "other"
+    reuse = [f"suite={other}", f"out={grid}", f"reuse=[{report}]"]
+    capsys.readouterr()
+    assert main(["benchmark", *reuse, "dry_run=true"]) == 0
+    listing = capsys.readouterr().err
+    assert "(0 finished, 1 reused, 1 to run)" in listing
+    assert (f"reach-v3/true-reward/seed1 reuses reach-v3/true/seed1 of the report {report}"
+            in listing)
+    assert main(["benchmark", *reuse, "conditions=[true-reward]"]) == 0
+    folder = grid / "reach-v3/true-reward/seed1"
+    assert sorted(p.name for p in folder.iterdir()) == [DONE]  # nothing ran
+    reference = json.loads((folder / DONE).read_text())["reused_record"]
+    assert reference["run"] == "reach-v3/true/seed1"
+    assert (folder / reference["report"]).resolve() == report.resolve()
+    assert main(["benchmark-report", f"runs={grid}", "reps=100", f"out={tmp_path / 'r'}"]) == 0
+    entry = json.loads((tmp_path / "r/report.json").read_text())["conditions"]["true-reward"]
+    assert entry["all_tasks"]["runs"] == 1
+    assert entry["all_tasks"]["iqm"] == pytest.approx(float(final["success_rate"]))
+    assert entry["other"]["true_return"]["reach-v3"]["iqm"] == pytest.approx(
+        float(final["true_return"]))
+    lines = (report / "runs.jsonl").read_text().splitlines()
+    (report / "runs.jsonl").write_text("".join(
+        line + "\n" for line in lines if '"condition": "true", "seed": 1,' not in line))
+    capsys.readouterr()
+    assert main(["benchmark", *reuse, "conditions=[true-reward]"]) == 2
+    assert "which does not record it; remove" in one_line_error(capsys, "benchmark")
+
+
+@pytest.mark.slow
 def test_a_run_another_benchmark_process_runs_is_left_to_it(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Two benchmark processes on one grid (shards, two terminals): a run whose lock beside

@@ -23,14 +23,10 @@ from typing import Any
 import matplotlib
 import numpy as np
 
-from rrm_data.benchmark.reuse import origin
-from rrm_data.benchmark.runner import DONE
+from rrm_data.benchmark.reuse import recorded, report_records, source
+from rrm_data.benchmark.runner import DONE, RECORDS
 from rrm_data.errors import RrmError
 
-SUITE_COPY = "suite.yaml"
-# A report's record of every run it joined, one JSON line each: a later report reads it as it
-# reads a grid, so results outlive the run folders (another session, machine or shard).
-RECORDS = "runs.jsonl"
 TAUS = np.linspace(0.0, 1.0, 21)
 # eval.csv columns reported beside success, IQM of the final evaluation like it
 OTHER_METRICS = {"true_return": "true return", "mean_squared_jerk": "hand mean squared jerk"}
@@ -99,8 +95,7 @@ def read_results(folders: Sequence[Path]) -> list[Result]:
         if not folder.is_dir():
             raise RrmError(f"runs folder {folder} not found")
         records = folder / RECORDS
-        found = ([Result.from_record(json.loads(line))
-                  for line in records.read_text().splitlines() if line.strip()]
+        found = ([Result.from_record(line) for line in report_records(folder)]
                  if records.is_file() else
                  [_read_run(marker) for marker in sorted(folder.glob(f"*/*/seed*/{DONE}"))])
         for result in found:
@@ -119,12 +114,15 @@ def _evaluations(result: Result) -> dict[str, Any]:
 
 def _read_run(marker: Path) -> Result:
     """A finished run under this grid's condition name; its outputs are those of the run it
-    reuses, if it reuses one (``benchmark reuse=``)."""
+    reuses, if it reuses one (``benchmark reuse=``), or an earlier report's record of it."""
     record = json.loads(marker.read_text())
-    made = origin(marker)
+    own = {k: record[k] for k in ("task", "condition", "seed", "axis")}
+    found = source(marker)
+    if found.run is not None:
+        return Result.from_record({**recorded(found), **own})
+    made = found.folder
     if made != marker.parent:
-        record = {**json.loads((made / DONE).read_text()), **{
-            k: record[k] for k in ("task", "condition", "seed", "axis")}}
+        record = {**json.loads((made / DONE).read_text()), **own}
     with (made / record["final"] / "eval.csv").open() as f:
         rows = list(csv.DictReader(f))
     if not rows:

@@ -42,6 +42,10 @@ from rrm_data.io import atomic_file, remove_owned, write_json
 from rrm_data.progress import console
 
 DONE = "run.json"
+SUITE_COPY = "suite.yaml"  # in a grid and in its report: the suite the runs were made from
+# A report's record of every run it joined, one JSON line each: a later report reads it as it
+# reads a grid, so results outlive the run folders (another session, machine or shard).
+RECORDS = "runs.jsonl"
 SHARED_DONE = "shared.json"  # the shared steps' marker: made once, not a result to report
 BUSY = "busy"  # an outcome's key: another benchmark process is running the run
 FAILED = "failed.json"

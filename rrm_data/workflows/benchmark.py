@@ -18,7 +18,10 @@ else a local Ray). `rrm-data benchmark-report runs=[OUT,...]` joins what they wr
 runs.jsonl, from another session or machine) are not run again. `reuse=[GRID,...]`: a run
 another suite's grid has finished with the same task, seed and settings (every step's config
 as the CLI builds it, whatever its condition is called) is this suite's run too: not run
-again, recorded in this grid as a run.json that names the other run's folder.
+again, recorded in this grid as a run.json that names the other run's folder. A GRID may
+also be a report of another suite (its folders gone: another session or machine), whose
+records and copy of the suite say what each run was; the run.json then names the report and
+the run it records.
 """
 
 from __future__ import annotations
@@ -29,9 +32,17 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from rrm_data.benchmark.report import RECORDS, SUITE_COPY, read_results
-from rrm_data.benchmark.reuse import origin, record_reused, reusable
-from rrm_data.benchmark.runner import BUSY, DONE, pending, run_local, run_ray
+from rrm_data.benchmark.report import read_results
+from rrm_data.benchmark.reuse import record_reused, reusable, source
+from rrm_data.benchmark.runner import (
+    BUSY,
+    DONE,
+    RECORDS,
+    SUITE_COPY,
+    pending,
+    run_local,
+    run_ray,
+)
 from rrm_data.benchmark.suite import (
     Suite,
     check_commands,
@@ -67,8 +78,9 @@ class Config:
         "[REPORT,...]: earlier benchmark-report folders of this suite; the runs their "
         "runs.jsonl records are not run again", strings=True))
     reuse: Any = field(default=None, metadata=doc(
-        "[GRID,...]: other suites' benchmark out folders; their finished runs with the same "
-        "task, seed and settings as a run of this suite are not run again but reused",
+        "[GRID,...]: other suites' benchmark out folders or reports; their finished runs "
+        "with the same task, seed and settings as a run of this suite are not run again but "
+        "reused",
         strings=True))
     launcher: str = field(default="local", metadata=doc("local (child processes) or ray"))
     address: str | None = field(default=None, metadata=doc(
@@ -114,10 +126,10 @@ def reported_runs(folders: list[Path], suite: Suite) -> set[str]:
 
 
 def reused_grids(folders: list[Path], out: Path) -> list[Path]:
-    """The ``reuse=`` folders, each checked to be another benchmark grid."""
+    """The ``reuse=`` folders, each checked to be another benchmark grid or its report."""
     for folder in folders:
         if not (folder / SUITE_COPY).is_file():
-            raise RrmError(f"reuse={folder} is no benchmark grid (no {SUITE_COPY})")
+            raise RrmError(f"reuse={folder} is no benchmark grid or report (no {SUITE_COPY})")
         if folder.absolute() == out:
             raise RrmError(f"reuse={folder} is this grid's own out folder")
     return [f.absolute() for f in folders]
@@ -145,8 +157,8 @@ def run(cfg: DictConfig) -> None:
     check_out(out, Kind.BENCHMARK, overwrite=False, inputs={"suite": cfg.suite}, reuse=True)
     check_commands(suite, runs, out, command_config)
     done, todo = pending(runs, out)
-    for r in done:  # a reused run's outputs are still where its run.json says
-        origin(out / r.id / DONE)
+    for r in done:  # a reused run's results are still where its run.json says
+        source(out / r.id / DONE)
     found = reusable(todo, out, grids, command_config) if grids else {}
     todo = [r for r in todo if r.id not in found]
     console.print(f"{suite.name}: {len(runs)} runs in shard {cfg.shard} "

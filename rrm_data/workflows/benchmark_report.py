@@ -25,16 +25,10 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig
 
-from rrm_data.benchmark.report import (
-    RECORDS,
-    SUITE_COPY,
-    build_report,
-    markdown,
-    plot,
-    read_results,
-)
+from rrm_data.benchmark.report import build_report, markdown, plot, read_results
 from rrm_data.benchmark.reward_measures import markdown as measures_markdown
 from rrm_data.benchmark.reward_measures import open_heldout, reward_measures, row_measures
+from rrm_data.benchmark.runner import RECORDS, SUITE_COPY
 from rrm_data.benchmark.suite import parse_suite, same_suite
 from rrm_data.config import COUNT, SEED32, build_config, doc
 from rrm_data.errors import RrmError
