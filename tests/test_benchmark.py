@@ -587,7 +587,9 @@ def test_a_run_another_benchmark_process_runs_is_left_to_it(
 @pytest.mark.slow
 def test_a_runs_cost_is_its_cpu_time_not_the_time_its_grid_was_paused(tmp_path: Path) -> None:
     """A grid stopped (SIGSTOP, as a shared machine's user pauses it) for 4 s while its run
-    works: the run's wall seconds count the pause, its cpu_seconds do not."""
+    works: the run's wall seconds count the pause, its cpu_seconds do not; its report's
+    record keeps them once the grid is gone, and a resumed run's (its last try's) are not
+    taken as its cost."""
     suite = write_suite(tmp_path / "s.yaml", {**TINY_SUITE, "seeds": [0], "pairs": [],
                                               "conditions": {"zero": "train-sac reward=zero"}})
     out = tmp_path / "runs"
@@ -608,6 +610,17 @@ def test_a_runs_cost_is_its_cpu_time_not_the_time_its_grid_was_paused(tmp_path: 
     record = json.loads((log.parent / DONE).read_text())
     assert record["cpu_seconds"] > 1  # at least the command's start-up (imports)
     assert record["seconds"] - record["cpu_seconds"] >= 4
+    report, again, resumed = tmp_path / "report", tmp_path / "again", tmp_path / "resumed"
+    assert main(["benchmark-report", f"runs={out}", "reps=10", f"out={report}"]) == 0
+    shutil.copytree(out, resumed)
+    shutil.rmtree(out)
+    assert main(["benchmark-report", f"runs={report}", "reps=10", f"out={again}"]) == 0
+    assert json.loads((again / "runs.jsonl").read_text())["cpu_seconds"] == record["cpu_seconds"]
+    second_try = resumed / "reach-v3" / "zero" / "seed0" / "log.txt"
+    with second_try.open("a") as f:  # what a second try of its command logs
+        f.write(second_try.read_text().splitlines()[0] + "\n")
+    assert main(["benchmark-report", f"runs={resumed}", "reps=10", f"out={resumed}/r"]) == 0
+    assert json.loads((resumed / "r" / "runs.jsonl").read_text())["cpu_seconds"] is None
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ import matplotlib
 import numpy as np
 
 from rrm_data.benchmark.reuse import recorded, report_records, source
-from rrm_data.benchmark.runner import DONE, RECORDS
+from rrm_data.benchmark.runner import DONE, RECORDS, one_try
 from rrm_data.errors import RrmError
 
 TAUS = np.linspace(0.0, 1.0, 21)
@@ -48,6 +48,9 @@ class Result:
     reward: str | None = None  # what the policy was trained on (trained_on)
     # the reward's held-out measures (reward_measures), kept in a report's records
     measures: dict[str, Any] | None = None
+    # CPU seconds of its commands (run.json), when it ran in one try: a resumed run's
+    # run.json times its last try only. Kept in the records, so a grid's cost outlives it.
+    cpu_seconds: float | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -75,7 +78,8 @@ class Result:
                 "axis": self.axis, "timesteps": self.timesteps.tolist(),
                 "success": self.success.tolist(),
                 "labels": None if self.labels is None else self.labels.tolist(),
-                "other": self.other, "reward": self.reward, "measures": self.measures}
+                "other": self.other, "reward": self.reward, "measures": self.measures,
+                "cpu_seconds": self.cpu_seconds}
 
     @classmethod
     def from_record(cls, line: dict[str, Any]) -> Result:
@@ -83,7 +87,7 @@ class Result:
         return cls(line["task"], line["condition"], int(line["seed"]), line["axis"],
                    np.array(line["timesteps"], dtype=int), np.array(line["success"], float),
                    None if labels is None else np.array(labels, float), line["other"],
-                   line["reward"], line.get("measures"))
+                   line["reward"], line.get("measures"), line.get("cpu_seconds"))
 
 
 def read_results(folders: Sequence[Path]) -> list[Result]:
@@ -103,13 +107,16 @@ def read_results(folders: Sequence[Path]) -> list[Result]:
             if seen is not None and _evaluations(seen) != _evaluations(result):
                 raise RrmError(f"run {'/'.join(map(str, result.key))} is found twice with "
                                f"different evaluations (again in {folder})")
-            if seen is None or not seen.measures:  # a report's record keeps its measures
-                results[result.key] = result
+            if seen is not None:  # a report's record keeps its measures, a grid its time
+                kept, other = (seen, result) if seen.measures else (result, seen)
+                result = replace(kept, cpu_seconds=kept.cpu_seconds or other.cpu_seconds)
+            results[result.key] = result
     return list(results.values())
 
 
 def _evaluations(result: Result) -> dict[str, Any]:
-    return {k: v for k, v in result.record().items() if k not in ("measures", "reward")}
+    return {k: v for k, v in result.record().items()
+            if k not in ("measures", "reward", "cpu_seconds")}
 
 
 def _read_run(marker: Path) -> Result:
@@ -132,7 +139,9 @@ def _read_run(marker: Path) -> Result:
     return Result(record["task"], record["condition"], int(record["seed"]),
                   str(record["axis"]), np.array([int(r["timesteps"]) for r in rows]),
                   np.array([float(r["success_rate"]) for r in rows]), labels, other,
-                  trained_on(record["commands"], made, record.get("shared")))
+                  trained_on(record["commands"], made, record.get("shared")),
+                  cpu_seconds=(record.get("cpu_seconds") if one_try(made, record["commands"])
+                               else None))
 
 
 def trained_on(commands: Sequence[Sequence[str]], folder: Path,

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,6 +73,12 @@ def compilation_cache(folder: Path) -> dict[str, str]:
 
 def is_done(folder: Path, marker: str = DONE) -> bool:
     return (folder / marker).is_file()
+
+
+def one_try(folder: Path, commands: Sequence[Sequence[str]]) -> bool:
+    """Whether a finished run's log holds one try of each command: its marker's
+    ``cpu_seconds`` then time the whole run (a resumed run's, its last try only)."""
+    return (folder / LOG).read_text(errors="replace").count("$ rrm-data ") == len(commands)
 
 
 def marker(run: Run) -> str:
