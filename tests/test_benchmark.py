@@ -458,6 +458,26 @@ def test_ray_makes_the_same_run_folders(resumed_grid: tuple[Path, Path], tmp_pat
     assert relative(snapshot(ray_out), ray_out) == relative(local, out)
 
 
+def reuse_dry_run(folder: Path, source: Path, capsys: pytest.CaptureFixture[str]
+                  ) -> tuple[Path, Path, list[str], str]:
+    """The tiny suite's seed 1 under another name, its grid in ``folder`` reusing ``source``:
+    its true reward's run is the tiny one's (the same settings spelled otherwise, under
+    another condition name), its zero's is not (another discount). The suite, the grid, its
+    benchmark options and its dry run's listing."""
+    other = write_suite(folder / "other.yaml", {
+        **TINY_SUITE, "name": "other", "seeds": [1], "pairs": [],
+        "defaults": {"train-sac": TINY_SAC[::-1]},
+        "conditions": {"true-reward": "train-sac eval_every=150 reward=true",
+                       "zero": "train-sac reward=zero sac.gamma=0.9"}})
+    grid = folder / "other"
+    reuse = [f"suite={other}", f"out={grid}", f"reuse=[{source}]"]
+    capsys.readouterr()
+    assert main(["benchmark", *reuse, "dry_run=true"]) == 0
+    listing = capsys.readouterr().err
+    assert "(0 finished, 1 reused, 1 to run)" in listing
+    return other, grid, reuse, listing
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("tiny_grid")
 def test_a_suite_reuses_the_same_runs_of_another_grid(
@@ -471,17 +491,7 @@ def test_a_suite_reuses_the_same_runs_of_another_grid(
         assert main(["benchmark", f"suite={suite}", f"out={tiny}", "workers=2"]) == 0
     out = tmp_path / "tiny"  # a copy, whose run this test removes at the end
     shutil.copytree(tiny, out)
-    other = write_suite(tmp_path / "other.yaml", {
-        **TINY_SUITE, "name": "other", "seeds": [1], "pairs": [],
-        "defaults": {"train-sac": TINY_SAC[::-1]},
-        "conditions": {"true-reward": "train-sac eval_every=150 reward=true",
-                       "zero": "train-sac reward=zero sac.gamma=0.9"}})
-    grid = tmp_path / "other"
-    reuse = [f"suite={other}", f"out={grid}", f"reuse=[{out}]"]
-    capsys.readouterr()
-    assert main(["benchmark", *reuse, "dry_run=true"]) == 0
-    listing = capsys.readouterr().err
-    assert "(0 finished, 1 reused, 1 to run)" in listing
+    other, grid, reuse, listing = reuse_dry_run(tmp_path, out, capsys)
     assert f"reach-v3/true-reward/seed1 reuses {out}/reach-v3/true/seed1" in listing
     assert "  reach-v3/zero/seed1\n" in listing
     assert not grid.exists()  # a dry run writes nothing
@@ -531,17 +541,7 @@ def test_a_suite_reuses_the_runs_a_report_of_another_grid_records(
     shutil.copytree(tiny, out, ignore=shutil.ignore_patterns("report*"))
     assert main(["benchmark-report", f"runs={out}", "reps=100", f"out={report}"]) == 0
     shutil.rmtree(out)
-    other = write_suite(tmp_path / "other.yaml", {
-        **TINY_SUITE, "name": "other", "seeds": [1], "pairs": [],
-        "defaults": {"train-sac": TINY_SAC[::-1]},
-        "conditions": {"true-reward": "train-sac eval_every=150 reward=true",
-                       "zero": "train-sac reward=zero sac.gamma=0.9"}})
-    grid = tmp_path / "other"
-    reuse = [f"suite={other}", f"out={grid}", f"reuse=[{report}]"]
-    capsys.readouterr()
-    assert main(["benchmark", *reuse, "dry_run=true"]) == 0
-    listing = capsys.readouterr().err
-    assert "(0 finished, 1 reused, 1 to run)" in listing
+    _, grid, reuse, listing = reuse_dry_run(tmp_path, report, capsys)
     assert (f"reach-v3/true-reward/seed1 reuses reach-v3/true/seed1 of the report {report}"
             in listing)
     assert main(["benchmark", *reuse, "conditions=[true-reward]"]) == 0
