@@ -24,7 +24,7 @@ import yaml
 from rrm_data.benchmark.cores import claimed_core
 from rrm_data.benchmark.report import Result, build_report, markdown, plot, trained_on
 from rrm_data.benchmark.reward_measures import rank_correlations
-from rrm_data.benchmark.runner import COMPILE_CACHE, DONE, pending
+from rrm_data.benchmark.runner import COMPILE_CACHE, DONE, Pace, pending, progress_state
 from rrm_data.benchmark.suite import load_suite, parse_suite, shard
 from rrm_data.cli import main
 from rrm_data.io import Kind, mark_folder
@@ -562,6 +562,30 @@ def test_a_suite_reuses_the_runs_a_report_of_another_grid_records(
     capsys.readouterr()
     assert main(["benchmark", *reuse, "conditions=[true-reward]"]) == 2
     assert "which does not record it; remove" in one_line_error(capsys, "benchmark")
+
+
+def test_time_left_counts_each_run_at_its_conditions_pace(tmp_path: Path) -> None:
+    """Conditions far apart in cost (a train-sac cell, a PEBBLE one): each run left counts
+    at its condition's median wall time, at every run's median before one of its own
+    finished, over the slots; the grid's earlier runs count, a reused run (no time) not."""
+    earlier = {"slow/seed0": 100.0, "slow/seed1": 300.0, "fast/seed0": 10.0}
+    for run, seconds in earlier.items():
+        folder = tmp_path / "reach-v3" / run
+        folder.mkdir(parents=True)
+        (folder / DONE).write_text(json.dumps({"condition": run.split("/")[0],
+                                               "seconds": seconds}))
+    reused = tmp_path / "reach-v3" / "fast" / "seed1"
+    reused.mkdir()
+    (reused / DONE).write_text(json.dumps({"condition": "fast", "reused": "../x"}))
+    pace = Pace.of_grid(tmp_path)
+    every = float(np.median(list(earlier.values())))  # 100: before "new" has a run of its own
+    assert pace.left(["slow", "slow", "fast", "new"], slots=2) == pytest.approx(
+        (200 + 200 + 10 + every) / 2)
+    pace.add("fast", 30.0)  # a run of this process finished
+    assert pace.left(["fast"], slots=1) == pytest.approx(20.0)
+    assert Pace({}).left(["slow"], slots=2) is None
+    assert progress_state(3, 1, 2, 255.0) == "running 2 · failed 1 · left ~00:04:15"
+    assert progress_state(1, 0, 2, None) == "running 1 · failed 0 · left ~?"
 
 
 @pytest.mark.slow

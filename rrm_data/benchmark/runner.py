@@ -25,12 +25,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from statistics import median
 from typing import IO, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -254,10 +255,39 @@ def _finished(run: Run, out: Path) -> bool:
     return True
 
 
+@dataclass
+class Pace:
+    """The wall seconds each condition's runs took, to tell the time left when conditions
+    differ tenfold (a train-sac cell, a PEBBLE one): each run left at the median of its
+    condition's (of every run's, before one of its own finished), over the slots."""
+
+    seconds: dict[str, list[float]]
+
+    @classmethod
+    def of_grid(cls, out: Path) -> Pace:
+        """The pace of the runs this grid finished before (a reused run took no time here)."""
+        pace = cls({})
+        for path in sorted(out.glob(f"*/*/seed*/{DONE}")):
+            record = json.loads(path.read_text())
+            if "seconds" in record:
+                pace.add(record["condition"], record["seconds"])
+        return pace
+
+    def add(self, condition: str, seconds: float) -> None:
+        self.seconds.setdefault(condition, []).append(seconds)
+
+    def left(self, conditions: Iterable[str], slots: int) -> float | None:
+        every = [s for found in self.seconds.values() for s in found]
+        if not every:
+            return None
+        return sum(median(self.seconds.get(c) or every) for c in conditions) / slots
+
+
 def run_local(todo: list[Run], out: Path, workers: int, total: int, done: int) -> list[dict]:
     """``workers`` runs at a time, each a child process of one core."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return _watch([pool.submit(execute, job(r, out)) for r in todo], total, done, workers)
+        futures = {pool.submit(execute, job(r, out)): r.condition.name for r in todo}
+        return _watch(futures, total, done, workers, Pace.of_grid(out))
 
 
 def run_ray(todo: list[Run], out: Path, workers: int, total: int, done: int,
@@ -275,23 +305,24 @@ def run_ray(todo: list[Run], out: Path, workers: int, total: int, done: int,
                  runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
     try:
         task = ray.remote(num_cpus=1)(execute)
-        refs = [task.remote(job(r, out)) for r in todo]
-        futures: list[Future[dict[str, Any]]] = [ref.future() for ref in refs]
+        refs = [task.remote(job(r, out)) for r in todo]  # held: a dropped ref frees its result
+        futures: dict[Future[dict[str, Any]], str] = {
+            ref.future(): r.condition.name for ref, r in zip(refs, todo, strict=True)}
         slots = int(ray.cluster_resources().get("CPU", workers))
-        return _watch(futures, total, done, slots)
+        return _watch(futures, total, done, slots, Pace.of_grid(out))
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _watch(futures: list[Future[dict[str, Any]]], total: int, done: int,
-           slots: int) -> list[dict]:
-    """The live view (runs done, running, failed, time left) until every future is in."""
+def _watch(futures: Mapping[Future[dict[str, Any]], str], total: int, done: int,
+           slots: int, pace: Pace) -> list[dict]:
+    """The live view (runs done, running, failed, time left) until every future (→ its run's
+    condition) is in."""
     results: list[dict] = []
     failed = 0
     columns = [TextColumn("benchmark"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[state]}"), TimeElapsedColumn()]
-    started = time.monotonic()
     with Progress(*columns, console=console, refresh_per_second=2) as view:
         bar = view.add_task("runs", total=total, completed=done, state="")
         remaining = set(futures)
@@ -301,6 +332,8 @@ def _watch(futures: list[Future[dict[str, Any]]], total: int, done: int,
                 outcome = future.result()
                 results.append(outcome)
                 failed += outcome["rc"] != 0
+                if outcome["rc"] == 0 and "seconds" in outcome:
+                    pace.add(futures[future], outcome["seconds"])
                 view.advance(bar)
                 if outcome.get(BUSY):
                     console.print(f"left to the benchmark process running it: "
@@ -309,17 +342,12 @@ def _watch(futures: list[Future[dict[str, Any]]], total: int, done: int,
                 if outcome["rc"] != 0:
                     console.print(f"failed: {outcome['task']}/{outcome['condition']}/"
                                   f"seed{outcome['seed']} (rc {outcome['rc']}), log.txt there")
-            view.update(bar, state=_state(len(results), len(remaining), failed, slots,
-                                          time.monotonic() - started))
+            view.update(bar, state=progress_state(len(remaining), failed, slots, pace.left(
+                [futures[f] for f in remaining], slots)))
     return results
 
 
-def _state(finished: int, left: int, failed: int, slots: int, elapsed: float) -> str:
-    """running, failed and the time left: the time per finished run so far (parallel runs
-    included) times the runs left."""
-    running = min(left, slots)
-    eta = "?"
-    if finished:
-        seconds = elapsed / finished * left
-        eta = time.strftime("%H:%M:%S", time.gmtime(seconds))
-    return f"running {running} · failed {failed} · left ~{eta}"
+def progress_state(left: int, failed: int, slots: int, seconds: float | None) -> str:
+    """running, failed and the time left (``Pace.left``; ? before any run's time is known)."""
+    eta = "?" if seconds is None else time.strftime("%H:%M:%S", time.gmtime(seconds))
+    return f"running {min(left, slots)} · failed {failed} · left ~{eta}"
