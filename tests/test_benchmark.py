@@ -414,8 +414,8 @@ def test_an_interrupted_run_goes_on_from_its_checkpoint(tmp_path: Path) -> None:
             "episode_steps=20 hidden=[16,16] batch_size=16 checkpoint_every=125"]}})
     out = tmp_path / "runs"
     run = out / "reach-v3" / "off" / "seed0"
-    children = kill_benchmark_once(suite, out,
-                                   "reach-v3/off/seed0/.1-train-offline*/**/state.pt")
+    children = kill_benchmark_once(  # the published checkpoint, not its temporary sibling
+        suite, out, "reach-v3/off/seed0/.1-train-offline*/**/checkpoint/state.pt")
     assert children and all(len(cores) == 1 for cores in children)  # each run on one core
     collected = (run / "0-collect").stat().st_mtime_ns
     assert not (run / DONE).exists() and not (run / "1-train-offline").exists()
