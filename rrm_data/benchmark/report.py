@@ -23,7 +23,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 
-from rrm_data.benchmark.reuse import recorded, report_records, source
+from rrm_data.benchmark.reuse import report_records, source
 from rrm_data.benchmark.runner import DONE, RECORDS, one_try
 from rrm_data.errors import RrmError
 
@@ -125,8 +125,8 @@ def _read_run(marker: Path) -> Result:
     record = json.loads(marker.read_text())
     own = {k: record[k] for k in ("task", "condition", "seed", "axis")}
     found = source(marker)
-    if found.run is not None:
-        return Result.from_record({**recorded(found), **own})
+    if found.record is not None:
+        return Result.from_record({**found.record, **own})
     made = found.folder
     if made != marker.parent:
         record = {**json.loads((made / DONE).read_text()), **own}

@@ -40,10 +40,11 @@ RunKey = tuple[str, int, str]
 @dataclass(frozen=True)
 class Source:
     """Where a finished run's results are: its folder, or (``run`` set, the run's id) the
-    earlier report that records it."""
+    earlier report that records it, with that record (read once, where it was found)."""
 
     folder: Path
     run: str | None = None
+    record: dict[str, Any] | None = None
 
     def __str__(self) -> str:
         return str(self.folder) if self.run is None else f"{self.run} of the report {self.folder}"
@@ -67,12 +68,13 @@ def source(marker: Path) -> Source:
     if REUSED_RECORD in record:
         reference = record[REUSED_RECORD]
         report = (marker.parent / reference["report"]).resolve()
-        if not (report / RECORDS).is_file() or reference["run"] not in {
-                run_id(r) for r in report_records(report)}:
+        kept = [r for r in report_records(report) if run_id(r) == reference["run"]] \
+            if (report / RECORDS).is_file() else []
+        if not kept:
             raise RrmError(f"{marker.parent} reuses run {reference['run']} of the report "
                            f"{report}, which does not record it; remove {marker.parent} to "
                            "run it here")
-        return Source(report, reference["run"])
+        return Source(report, reference["run"], kept[0])
     if REUSED not in record:
         return Source(marker.parent)
     folder = (marker.parent / record[REUSED]).resolve()
@@ -80,11 +82,6 @@ def source(marker: Path) -> Source:
         raise RrmError(f"{marker.parent} reuses {folder}, which holds no finished run; "
                        f"remove {marker.parent} to run it here")
     return source(folder / DONE)
-
-
-def recorded(found: Source) -> dict[str, Any]:
-    """The record of a run that ``found`` names in a report."""
-    return next(r for r in report_records(found.folder) if run_id(r) == found.run)
 
 
 def run_key(task: str, seed: int, commands: Sequence[Sequence[str]],
@@ -136,7 +133,7 @@ def _made_in_report(report: Path) -> Iterator[Made]:
             continue
         shared = describe(run.prerequisite, report)["commands"] if run.prerequisite else []
         yield Made(run.task, run.seed, describe(run, report)["commands"], shared,
-                   partial(Source, report, run.id))
+                   partial(Source, report, run.id, record))
 
 
 def reusable(todo: Sequence[Run], out: Path, sources: Sequence[Path],
