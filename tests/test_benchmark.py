@@ -8,6 +8,7 @@ import csv
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -656,7 +657,15 @@ def test_a_failed_run_is_recorded_and_the_rest_go_on(tmp_path: Path,
                        "bad": f"train-sac reward={tmp_path / 'missing'}"}})
     out = tmp_path / "runs"
     assert main(["benchmark", f"suite={suite}", f"out={out}", "workers=2"]) == 2
-    assert "1 runs failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 runs failed" in err
+    ended = [line.split(" · ")[0] for line in err.splitlines() if line.startswith("[")]
+    assert len(ended) == 2, err  # a line per run as it ends, for a log that has no bar
+    assert sorted(line[:5] for line in ended) == ["[1/2]", "[2/2]"]
+    done, failed_line = sorted(line[6:] for line in ended)
+    assert re.fullmatch(r"done: reach-v3/good/seed0 in 00:0\d:\d\d", done)
+    assert re.fullmatch(r"failed: reach-v3/bad/seed0 \(rc 2\) after 00:0\d:\d\d, "
+                        r"log\.txt there", failed_line)
     failed = json.loads((out / "reach-v3/bad/seed0/failed.json").read_text())
     assert failed["rc"] == 2 and "unknown reward" in "\n".join(failed["log_tail"])
     assert (out / "reach-v3/good/seed0" / DONE).is_file()

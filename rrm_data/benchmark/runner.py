@@ -318,14 +318,20 @@ def run_ray(todo: list[Run], out: Path, workers: int, total: int, done: int,
 def _watch(futures: Mapping[Future[dict[str, Any]], str], total: int, done: int,
            slots: int, pace: Pace) -> list[dict]:
     """The live view (runs done, running, failed, time left) until every future (→ its run's
-    condition) is in."""
+    condition) is in, and a line per run as it ends: the bar alone is only drawn at exit
+    where stderr is not a terminal, as in the log of a grid started with nohup."""
     results: list[dict] = []
     failed = 0
     columns = [TextColumn("benchmark"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[state]}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, refresh_per_second=2) as view:
-        bar = view.add_task("runs", total=total, completed=done, state="")
         remaining = set(futures)
+
+        def state() -> str:
+            return progress_state(len(remaining), failed, slots,
+                                  pace.left([futures[f] for f in remaining], slots))
+
+        bar = view.add_task("runs", total=total, completed=done, state=state())
         while remaining:
             finished, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -334,17 +340,22 @@ def _watch(futures: Mapping[Future[dict[str, Any]], str], total: int, done: int,
                 failed += outcome["rc"] != 0
                 if outcome["rc"] == 0 and "seconds" in outcome:
                     pace.add(futures[future], outcome["seconds"])
-                view.advance(bar)
-                if outcome.get(BUSY):
-                    console.print(f"left to the benchmark process running it: "
-                                  f"{outcome['task']}/{outcome['condition']}/"
-                                  f"seed{outcome['seed']}")
-                if outcome["rc"] != 0:
-                    console.print(f"failed: {outcome['task']}/{outcome['condition']}/"
-                                  f"seed{outcome['seed']} (rc {outcome['rc']}), log.txt there")
-            view.update(bar, state=progress_state(len(remaining), failed, slots, pace.left(
-                [futures[f] for f in remaining], slots)))
+                done += 1
+                now = state()
+                view.update(bar, advance=1, state=now)
+                console.print(f"[{done}/{total}] {run_ended(outcome)} · {now}")
     return results
+
+
+def run_ended(outcome: Mapping[str, Any]) -> str:
+    """How one run ended, for its line in the grid's log."""
+    name = f"{outcome['task']}/{outcome['condition']}/seed{outcome['seed']}"
+    if outcome.get(BUSY):
+        return f"left to the benchmark process running it: {name}"
+    took = time.strftime("%H:%M:%S", time.gmtime(outcome.get("seconds", 0.0)))
+    if outcome["rc"] != 0:
+        return f"failed: {name} (rc {outcome['rc']}) after {took}, log.txt there"
+    return f"done: {name} in {took}"
 
 
 def progress_state(left: int, failed: int, slots: int, seconds: float | None) -> str:
