@@ -9,7 +9,9 @@ built as the CLI would), then `workers=N` runs go at a time, each pinned to a co
 run holds. Run the same command again after any interruption (even kill -9): finished
 runs are skipped, unfinished ones go on (finished steps skipped, the interrupted one
 resumed from its checkpoint), a failed run (its exit code and log tail in `failed.json`;
-retried from a clean folder) does not stop the others. `conditions=[true,prior]` runs only
+retried from a clean folder) does not stop the others. A live view shows runs done,
+running, failed and the time left, and each run that ends gets a line (what a log of a
+grid started with nohup holds). `conditions=[true,prior]` runs only
 those conditions, `tasks=[...]` only those tasks (the rest later, into the same out).
 `shard=i/N` runs a fixed, disjoint part of the grid (a Slurm array, several machines);
 `launcher=ray` submits the runs as Ray tasks of one CPU each (`address=` of a cluster,
