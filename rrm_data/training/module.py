@@ -42,7 +42,9 @@ class RewardLearner(pl.LightningModule):
         inputs = self.reward.encoded(batch["inputs"], batch.get("frame_index"))
         loss, logits = preference_step(self.reward, inputs, label,
                                        self.hparams["label_smoothing"])
-        agreement.update(*decided_agreement(logits, label))
+        predicted, target = decided_agreement(logits, label)
+        if len(target):  # a batch of ties alone (an epoch's short last one can be) has none
+            agreement.update(predicted, target)
         size = len(label)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True,
                  prog_bar=True, batch_size=size, sync_dist=True)
