@@ -127,6 +127,34 @@ def test_a_pipeline_reads_what_its_previous_step_wrote(tmp_path: Path) -> None:
     assert "task=reach-v3" in sac and "steps=300" in sac
 
 
+@pytest.mark.slow
+def test_a_step_stopped_in_its_own_folder_is_made_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """train-reward trains in its run folder: stopped before its reward is exported, that
+    folder exists but holds no reward. The same command again must neither refuse the grid
+    (train-sac's check reading that folder as its reward) nor skip the step; it trains the
+    reward again and finishes the run."""
+    suite = write_suite(tmp_path / "s.yaml", {
+        **TINY_SUITE, "seeds": [0], "pairs": [],
+        "conditions": {"off": ["collect episodes=4 pairs=20 teachers=[oracle]",
+                               "train-reward recipe=state_mlp trainer.max_epochs=1 "
+                               "model.hidden=16 model.members=2",
+                               "train-sac"]}})
+    out = tmp_path / "runs"
+    collect, reward, _ = load_suite(suite).runs()[0].argvs(out)
+    assert main(collect) == 0 and main(reward) == 0  # the run's first steps, as it makes them
+    folder = out / "reach-v3" / "off" / "seed0"
+    shutil.rmtree(folder / "1-train-reward" / "reward")  # as if stopped before the export
+    mark_folder(out, Kind.BENCHMARK)
+    capsys.readouterr()
+    assert main(["benchmark", f"suite={suite}", f"out={out}"]) == 0, capsys.readouterr().err
+    log = (folder / "log.txt").read_text()
+    assert "$ rrm-data collect" not in log  # whole: not made again
+    assert log.count("$ rrm-data train-reward") == 1 and log.count("$ rrm-data train-sac") == 1
+    assert (folder / "1-train-reward" / "reward" / "reward.json").is_file()
+    assert (folder / DONE).is_file()
+
+
 def test_a_step_reads_what_an_earlier_one_wrote_beside_its_output(tmp_path: Path) -> None:
     """Medium-replay: train-sac records its episodes at {run}/replay, which the next steps
     read; {run} is the run's own folder, so runs never share it."""

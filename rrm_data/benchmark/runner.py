@@ -39,8 +39,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rrm_data.benchmark.cores import claimed_core
 from rrm_data.benchmark.suite import SHARED, Run
 from rrm_data.errors import RrmError
-from rrm_data.io import atomic_file, remove_owned, write_json
+from rrm_data.io import Kind, atomic_file, output_kind, remove_owned, write_json
 from rrm_data.progress import console
+from rrm_data.reward.spec import ARTIFACT_DIR, SPEC_FILE
 
 DONE = "run.json"
 SUITE_COPY = "suite.yaml"  # in a grid and in its report: the suite the runs were made from
@@ -134,10 +135,10 @@ def execute(work: Job) -> dict[str, Any]:
 
 def _execute(work: Job) -> dict[str, Any]:
     """Make the run's shared steps if nobody has (under their lock), then each command whose
-    output does not exist yet as ``python -m rrm_data.cli`` pinned to a core no other run
-    holds (``cores``), its output appended to ``log.txt`` (an interrupted command resumes
-    from its checkpoint; a failed try is removed first); then write the marker (finished)
-    or ``failed.json``."""
+    output is not whole yet (``step_finished``) as ``python -m rrm_data.cli`` pinned to a
+    core no other run holds (``cores``), its output appended to ``log.txt`` (an interrupted
+    command resumes from its checkpoint, one trained in place starts again; a failed try is
+    removed first); then write the marker (finished) or ``failed.json``."""
     path = Path(work.folder)
     rc = 0
     if work.before is not None:
@@ -153,8 +154,11 @@ def _execute(work: Job) -> dict[str, Any]:
     with claimed_core() as core, (path / LOG).open("a") as log:
         if rc != 0 and work.before is not None:
             log.write(f"the shared steps failed (rc {rc}): {work.before.folder}/{LOG}\n")
-        to_run = [argv for argv, step in work.steps if not Path(step).exists()] if rc == 0 else []
-        for argv in to_run:
+        to_run = [(argv, Path(step)) for argv, step in work.steps
+                  if not step_finished(Path(step))] if rc == 0 else []
+        for argv, step in to_run:
+            if step.exists():  # trained in place and stopped half-way: that step again
+                remove_owned(step)
             log.write(f"$ rrm-data {' '.join(argv)}\n")
             log.flush()
             rc, used = _call([sys.executable, "-m", "rrm_data.cli", *argv], log, env, core)
@@ -171,6 +175,15 @@ def _execute(work: Job) -> dict[str, Any]:
     with atomic_file(path / work.marker) as tmp:
         write_json(tmp, outcome)
     return outcome
+
+
+def step_finished(output: Path) -> bool:
+    """Whether a step's output is whole: every command publishes its ``out`` in one step,
+    except train-reward, which trains in its run folder and is whole once it has exported
+    its reward there."""
+    if output_kind(output) is Kind.REWARD_RUN:
+        return (output / ARTIFACT_DIR / SPEC_FILE).is_file()
+    return output.exists()
 
 
 @contextmanager

@@ -335,13 +335,18 @@ def check_commands(suite: Suite, runs: list[Run], out: Path,
                    build: Callable[[str, list[str]], object]) -> None:
     """Build every command's config (its recipe, the overrides, range checks) with the CLI's
     own builder before anything runs: an unknown key or bad value is one line naming the
-    run, not a failure an hour in."""
+    run, not a failure an hour in. Built as in a grid where nothing has run yet (``out``
+    read as a folder that does not exist): what a step reads from an earlier one is not
+    there before it is made, and a half-made one (a failed or interrupted try's) is made
+    again before it is read."""
+    unmade = out.parent / f".{out.name}.unmade"
     prerequisites = {r.prerequisite for r in runs if r.prerequisite}
     for run in [*sorted(prerequisites, key=lambda r: r.id), *runs]:
-        for argv in run.argvs(out):
+        for argv in run.argvs(unmade):
             try:
                 build(argv[0], argv[1:])
             except RrmError as exc:
                 where = ("the shared steps" if run.condition.name == SHARED
                          else f"condition '{run.condition.name}'")
-                raise RrmError(f"{where} on {run.task}: {argv[0]}: {exc}") from None
+                message = str(exc).replace(str(unmade), str(out))
+                raise RrmError(f"{where} on {run.task}: {argv[0]}: {message}") from None

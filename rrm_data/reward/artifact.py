@@ -24,11 +24,9 @@ from rrm_data.errors import RrmError, first_line
 from rrm_data.io import Kind, atomic_directory, write_json
 from rrm_data.reward.base import RewardFunction, RewardOutput
 from rrm_data.reward.networks import RewardNetwork
-from rrm_data.reward.spec import Normalization, RewardSpec
+from rrm_data.reward.spec import ARTIFACT_DIR, SPEC_FILE, Normalization, RewardSpec
 
 ARTIFACT_FORMAT = "rrm-reward/1"
-ARTIFACT_DIR = "reward"
-SPEC_FILE = "reward.json"
 WEIGHTS_FILE = "weights.safetensors"
 # Steps scored at once from numpy: small enough that the hidden activations stay in the CPU
 # cache (2048 steps score ~20% faster than one 9,000-step batch on a 2-core VM).
