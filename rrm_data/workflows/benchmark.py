@@ -12,7 +12,8 @@ resumed from its checkpoint, or made again if it trains in place: train-reward),
 failed run (its exit code and log tail in `failed.json`; retried from a clean folder)
 does not stop the others. A live view shows runs done, running, failed and the time
 left, and each run that ends gets a line (what a log of a grid started with nohup
-holds). `conditions=[true,prior]` runs only those conditions, `tasks=[...]` only those tasks (the rest later, into the same out).
+holds). `conditions=[true,prior]` runs only those conditions, `tasks=[...]` only those
+tasks (the rest later, into the same out).
 `shard=i/N` runs a fixed, disjoint part of the grid (a Slurm array, several machines);
 `launcher=ray` submits the runs as Ray tasks of one CPU each (`address=` of a cluster,
 else a local Ray). `rrm-data benchmark-report runs=[OUT,...]` joins what they wrote.
