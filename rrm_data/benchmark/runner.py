@@ -365,13 +365,18 @@ def run_ended(outcome: Mapping[str, Any]) -> str:
     name = f"{outcome['task']}/{outcome['condition']}/seed{outcome['seed']}"
     if outcome.get(BUSY):
         return f"left to the benchmark process running it: {name}"
-    took = time.strftime("%H:%M:%S", time.gmtime(outcome.get("seconds", 0.0)))
+    took = hours(outcome.get("seconds", 0.0))
     if outcome["rc"] != 0:
         return f"failed: {name} (rc {outcome['rc']}) after {took}, log.txt there"
     return f"done: {name} in {took}"
 
 
+def hours(seconds: float) -> str:
+    """Seconds as HH:MM:SS, as the log's lines show times."""
+    return time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+
 def progress_state(left: int, failed: int, slots: int, seconds: float | None) -> str:
     """running, failed and the time left (``Pace.left``; ? before any run's time is known)."""
-    eta = "?" if seconds is None else time.strftime("%H:%M:%S", time.gmtime(seconds))
+    eta = "?" if seconds is None else hours(seconds)
     return f"running {min(left, slots)} · failed {failed} · left ~{eta}"
