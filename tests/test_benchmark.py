@@ -25,7 +25,16 @@ import yaml
 from rrm_data.benchmark.cores import claimed_core
 from rrm_data.benchmark.report import Result, build_report, markdown, plot, trained_on
 from rrm_data.benchmark.reward_measures import rank_correlations
-from rrm_data.benchmark.runner import COMPILE_CACHE, DONE, Pace, pending, progress_state
+from rrm_data.benchmark.runner import (
+    COMPILE_CACHE,
+    DONE,
+    Pace,
+    execute,
+    job,
+    pending,
+    progress_state,
+    run_ended,
+)
 from rrm_data.benchmark.suite import load_suite, parse_suite, shard
 from rrm_data.cli import main
 from rrm_data.io import Kind, mark_folder
@@ -636,6 +645,26 @@ def test_a_run_another_benchmark_process_runs_is_left_to_it(
     assert "0 runs finished, 1 running in another process, 0 failed" in err
     assert not folder.exists() or not any(folder.iterdir())  # nothing written there
 
+
+
+def test_a_run_another_process_finished_since_the_listing_keeps_its_record(
+        tmp_path: Path) -> None:
+    """Two benchmark processes on one grid: one lists a run as to do, the other finishes it
+    before the first gets to it. The first leaves it, and the record the other wrote (its
+    cost, which grid_cost reads) is not replaced by one of a run that did nothing."""
+    suite = parse_suite({**TINY_SUITE, "seeds": [0], "pairs": []})
+    out = tmp_path / "runs"
+    [run] = [r for r in suite.runs() if r.condition.name == "true"]
+    work = job(run, out)
+    marker = Path(work.folder) / work.marker
+    marker.parent.mkdir(parents=True)
+    record = {**work.record, "rc": 0, "seconds": 400.0, "cpu_seconds": 395.0}
+    marker.write_text(json.dumps(record))  # the other process's, written after the listing
+    outcome = execute(work)
+    assert outcome["busy"] == "finished" and outcome["rc"] == 0
+    assert json.loads(marker.read_text()) == record
+    assert sorted(p.name for p in marker.parent.iterdir()) == [work.marker]  # nothing ran
+    assert run_ended(outcome) == "finished by another benchmark process: reach-v3/true/seed0"
 
 @pytest.mark.slow
 def test_a_runs_cost_is_its_cpu_time_not_the_time_its_grid_was_paused(tmp_path: Path) -> None:

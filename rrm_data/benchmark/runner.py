@@ -50,6 +50,7 @@ SUITE_COPY = "suite.yaml"  # in a grid and in its report: the suite the runs wer
 RECORDS = "runs.jsonl"
 SHARED_DONE = "shared.json"  # the shared steps' marker: made once, not a result to report
 BUSY = "busy"  # an outcome's key: another benchmark process is running the run
+# ("running") or finished it since this one listed its runs ("finished")
 FAILED = "failed.json"
 LOG = "log.txt"
 TAIL_LINES = 20
@@ -126,10 +127,13 @@ def job(run: Run, out: Path) -> Job:
 def execute(work: Job) -> dict[str, Any]:
     """Run one grid cell (``_execute``), unless another benchmark process (another shard,
     another terminal) is running it: its lock beside the run's folder is held, and the run
-    is left to that process (``BUSY`` in the outcome), whose files stay untouched."""
+    is left to that process (``BUSY`` in the outcome), whose files stay untouched; so is a run
+    another process finished after this one listed its runs (its record, cost included, kept)."""
     with _lock(Path(work.folder), wait=False) as free:
         if not free:
-            return {**work.record, "rc": 0, BUSY: True}
+            return {**work.record, "rc": 0, BUSY: "running"}
+        if is_done(Path(work.folder), work.marker):
+            return {**work.record, "rc": 0, BUSY: "finished"}
         return _execute(work)
 
 
@@ -363,8 +367,10 @@ def _watch(futures: Mapping[Future[dict[str, Any]], str], total: int, done: int,
 def run_ended(outcome: Mapping[str, Any]) -> str:
     """How one run ended, for its line in the grid's log."""
     name = f"{outcome['task']}/{outcome['condition']}/seed{outcome['seed']}"
-    if outcome.get(BUSY):
+    if outcome.get(BUSY) == "running":
         return f"left to the benchmark process running it: {name}"
+    if outcome.get(BUSY) == "finished":
+        return f"finished by another benchmark process: {name}"
     took = hours(outcome.get("seconds", 0.0))
     if outcome["rc"] != 0:
         return f"failed: {name} (rc {outcome['rc']}) after {took}, log.txt there"

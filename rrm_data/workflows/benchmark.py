@@ -187,9 +187,11 @@ def run(cfg: DictConfig) -> None:
     else:
         results = run_local(todo, out, cfg.workers, len(runs), len(done))
     failed = [r for r in results if r["rc"] != 0]
-    busy = [r for r in results if r.get(BUSY)]
-    console.print(f"{len(results) - len(failed) - len(busy)} runs finished, "
-                  + (f"{len(busy)} running in another process, " if busy else "")
+    running = sum(r.get(BUSY) == "running" for r in results)
+    elsewhere = sum(r.get(BUSY) == "finished" for r in results)
+    console.print(f"{len(results) - len(failed) - running - elsewhere} runs finished, "
+                  + (f"{running} running in another process, " if running else "")
+                  + (f"{elsewhere} finished by another process, " if elsewhere else "")
                   + f"{len(failed)} failed; report: rrm-data benchmark-report runs={out}")
     if failed:
         raise RrmError(f"{len(failed)} runs failed (failed.json and log.txt in their folders); "
