@@ -3,7 +3,10 @@ each measure (agreement on held-out oracle pairs, EPIC, STARC, value-order) and 
 final success, across the runs of several benchmark suites at once (online SAC and offline
 IQL on one footing), with 95% bootstrap intervals over runs, from the `reward_measures` that
 `rrm-data benchmark-report heldout=...` wrote into each report.json. Runs whose reward is
-not one function of the data (CPL: no reward) have no measures and are left out.
+not one function of the data (CPL: no reward) have no measures and are left out. The same
+correlations among the learned rewards alone (the controls, every registered reference reward
+such as true, prior, zero and random, left out) say whether a measure tells learned rewards
+apart, not only learned rewards from the controls at either end.
 
     python benchmarks/measures_vs_success.py benchmarks/results/quality/report.json \\
         benchmarks/results/offline/report.json benchmarks/results/offline_replay/report.json
@@ -20,6 +23,7 @@ from pathlib import Path
 from common import save_result
 
 from rrm_data.benchmark.reward_measures import MEASURES, rank_correlations
+from rrm_data.reward.resolve import is_task_agnostic
 
 
 def main() -> None:
@@ -39,6 +43,10 @@ def main() -> None:
               "runs_per_suite": suites, "runs": len(rows), "reps": args.reps,
               "better": MEASURES,
               "rank_correlation_with_success": rank_correlations(rows, args.reps, seed=0)}
+    learned = [r for r in rows if not is_task_agnostic(r["reward"])]
+    result["learned_rewards_alone"] = {
+        "runs": len(learned),
+        "rank_correlation_with_success": rank_correlations(learned, args.reps, seed=0)}
     save_result("measures_vs_success", result)
 
 
