@@ -646,7 +646,6 @@ def test_a_run_another_benchmark_process_runs_is_left_to_it(
     assert not folder.exists() or not any(folder.iterdir())  # nothing written there
 
 
-
 def test_a_run_another_process_finished_since_the_listing_keeps_its_record(
         tmp_path: Path) -> None:
     """Two benchmark processes on one grid: one lists a run as to do, the other finishes it
@@ -665,6 +664,7 @@ def test_a_run_another_process_finished_since_the_listing_keeps_its_record(
     assert json.loads(marker.read_text()) == record
     assert sorted(p.name for p in marker.parent.iterdir()) == [work.marker]  # nothing ran
     assert run_ended(outcome) == "finished by another benchmark process: reach-v3/true/seed0"
+
 
 @pytest.mark.slow
 def test_a_runs_cost_is_its_cpu_time_not_the_time_its_grid_was_paused(tmp_path: Path) -> None:

@@ -49,8 +49,8 @@ SUITE_COPY = "suite.yaml"  # in a grid and in its report: the suite the runs wer
 # reads a grid, so results outlive the run folders (another session, machine or shard).
 RECORDS = "runs.jsonl"
 SHARED_DONE = "shared.json"  # the shared steps' marker: made once, not a result to report
-BUSY = "busy"  # an outcome's key: another benchmark process is running the run
-# ("running") or finished it since this one listed its runs ("finished")
+BUSY = "busy"  # an outcome's key: another benchmark process is running the run (RUNNING)
+RUNNING, FINISHED = "running", "finished"  # or finished it since this one listed its runs
 FAILED = "failed.json"
 LOG = "log.txt"
 TAIL_LINES = 20
@@ -131,9 +131,9 @@ def execute(work: Job) -> dict[str, Any]:
     another process finished after this one listed its runs (its record, cost included, kept)."""
     with _lock(Path(work.folder), wait=False) as free:
         if not free:
-            return {**work.record, "rc": 0, BUSY: "running"}
+            return {**work.record, "rc": 0, BUSY: RUNNING}
         if is_done(Path(work.folder), work.marker):
-            return {**work.record, "rc": 0, BUSY: "finished"}
+            return {**work.record, "rc": 0, BUSY: FINISHED}
         return _execute(work)
 
 
@@ -367,9 +367,9 @@ def _watch(futures: Mapping[Future[dict[str, Any]], str], total: int, done: int,
 def run_ended(outcome: Mapping[str, Any]) -> str:
     """How one run ended, for its line in the grid's log."""
     name = f"{outcome['task']}/{outcome['condition']}/seed{outcome['seed']}"
-    if outcome.get(BUSY) == "running":
+    if outcome.get(BUSY) == RUNNING:
         return f"left to the benchmark process running it: {name}"
-    if outcome.get(BUSY) == "finished":
+    if outcome.get(BUSY) == FINISHED:
         return f"finished by another benchmark process: {name}"
     took = hours(outcome.get("seconds", 0.0))
     if outcome["rc"] != 0:

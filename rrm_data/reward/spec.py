@@ -21,10 +21,10 @@ from rrm_data.dataset import format as fmt
 from rrm_data.dataset.priors import PRIORS
 from rrm_data.errors import RrmError
 
-# Keys of the ``model`` config that describe the reward; all others go to the network.
 # Where a run keeps its exported reward, and the file of its spec (what says it is whole).
 ARTIFACT_DIR = "reward"
 SPEC_FILE = "reward.json"
+# Keys of the ``model`` config that describe the reward; all others go to the network.
 REWARD_KEYS = ("network", "inputs", "prior", "prior_weight", "negate_prior", "prior_as_input",
                "normalize", "window", "stride", "finetune_blocks")
 # Reward keys a ``model`` section may leave out: a Markovian model has no window (k = 1), a

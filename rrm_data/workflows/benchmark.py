@@ -40,7 +40,9 @@ from rrm_data.benchmark.reuse import record_reused, reusable, source
 from rrm_data.benchmark.runner import (
     BUSY,
     DONE,
+    FINISHED,
     RECORDS,
+    RUNNING,
     SUITE_COPY,
     pending,
     run_local,
@@ -187,8 +189,8 @@ def run(cfg: DictConfig) -> None:
     else:
         results = run_local(todo, out, cfg.workers, len(runs), len(done))
     failed = [r for r in results if r["rc"] != 0]
-    running = sum(r.get(BUSY) == "running" for r in results)
-    elsewhere = sum(r.get(BUSY) == "finished" for r in results)
+    running = sum(r.get(BUSY) == RUNNING for r in results)
+    elsewhere = sum(r.get(BUSY) == FINISHED for r in results)
     console.print(f"{len(results) - len(failed) - running - elsewhere} runs finished, "
                   + (f"{running} running in another process, " if running else "")
                   + (f"{elsewhere} finished by another process, " if elsewhere else "")
